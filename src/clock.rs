@@ -1,0 +1,42 @@
+//! Gateway time: microseconds since the Unix epoch (UTC), and RFC 3339 for the JSON status topics.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Now, in microseconds since the Unix epoch, UTC.
+pub fn now_micros() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// Now, as RFC 3339 text in UTC.
+pub fn now_rfc3339() -> String {
+    micros_to_rfc3339(now_micros())
+}
+
+/// Microseconds since the epoch as RFC 3339 text in UTC (the epoch itself if out of range).
+pub fn micros_to_rfc3339(micros: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// An offset date-time in microseconds since the epoch.
+pub fn to_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_through_micros() {
+        let text = "2009-07-15T07:07:07.25Z";
+        let t = OffsetDateTime::parse(text, &Rfc3339).unwrap();
+        let micros = to_micros(t);
+        assert_eq!(micros, 1_247_641_627_250_000);
+        assert_eq!(micros_to_rfc3339(micros), text);
+    }
+}

@@ -1,0 +1,200 @@
+//! The daemon's TOML configuration: read, checked in full at start (every problem reported with
+//! file, line, column and item), and turned into [`Config`].
+
+mod mqtt_url;
+pub mod raw;
+
+pub use mqtt_url::{MqttUrl, MqttUrlError};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::ids::is_valid_id;
+use crate::model::BodyFormat;
+use crate::profile::{Profile, ProfileRegistry};
+use raw::RawConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub gateway: GatewayConfig,
+    pub mqtt: MqttConfig,
+    pub devices: Vec<DeviceConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub site: String,
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub body_format: BodyFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub url: MqttUrl,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub client_id: String,
+    pub keep_alive: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub id: String,
+    pub profile: Arc<Profile>,
+    pub transport: DeviceTransport,
+}
+
+/// How a device is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceTransport {
+    Serial { path: PathBuf, baud: u32 },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                item: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks a configuration's text; `path` names it in diagnostics and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+        let src = SourceFile::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
+        let mut problems = Diagnostics::default();
+        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| problems.0.push(src.at(span, item, msg));
+
+        let g = &raw.gateway;
+        for (value, item) in [(&g.site, "gateway.site"), (&g.id, "gateway.id")] {
+            if !is_valid_id(value.get_ref()) {
+                at(value.span(), item, format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", value.get_ref()));
+            }
+        }
+        let body_format = match g.body_format.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+            None | Some(("cbor", _)) => BodyFormat::Cbor,
+            Some(("json", _)) => BodyFormat::Json,
+            Some((other, span)) => {
+                at(span, "gateway.body_format", format!("`{other}` is not one of cbor, json"));
+                BodyFormat::Cbor
+            }
+        };
+        if g.state_dir.get_ref().as_os_str().is_empty() {
+            at(g.state_dir.span(), "gateway.state_dir", "must not be empty".into());
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let state_dir = base.join(g.state_dir.get_ref());
+        let key_file = g.key_file.as_ref().map(|k| base.join(k)).unwrap_or_else(|| state_dir.join("gateway.key"));
+
+        let url = match MqttUrl::parse(raw.mqtt.url.get_ref()) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                at(raw.mqtt.url.span(), "mqtt.url", e.to_string());
+                None
+            }
+        };
+        let client_cert = match (&raw.mqtt.cert, &raw.mqtt.key) {
+            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (None, None) => None,
+            _ => {
+                at(raw.mqtt.url.span(), "mqtt.cert", "`cert` and `key` go together (TLS client authentication)".into());
+                None
+            }
+        };
+        if let Some(ka) = &raw.mqtt.keep_alive_secs {
+            if !(5..=65535).contains(ka.get_ref()) {
+                at(ka.span(), "mqtt.keep_alive_secs", "must be between 5 and 65535 seconds".into());
+            }
+        }
+
+        let registry = match ProfileRegistry::with_dir(g.profiles_dir.as_ref().map(|d| base.join(d.get_ref())).as_deref())
+        {
+            Ok(r) => r,
+            Err(d) => {
+                problems.0.extend(d.0);
+                ProfileRegistry::builtin().unwrap_or_default()
+            }
+        };
+        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| problems.0.push(src.at(span, item, msg));
+        let mut devices = Vec::new();
+        for (i, d) in raw.devices.iter().enumerate() {
+            let item = |k: &str| format!("device[{i}].{k}");
+            if !is_valid_id(d.id.get_ref()) {
+                at(d.id.span(), &item("id"), format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", d.id.get_ref()));
+            }
+            if raw.devices[..i].iter().any(|p| p.id.get_ref() == d.id.get_ref()) {
+                at(d.id.span(), &item("id"), format!("device id `{}` is used twice", d.id.get_ref()));
+            }
+            let profile = registry.get(d.profile.get_ref());
+            if profile.is_none() {
+                let known: Vec<&str> = registry.ids().collect();
+                at(
+                    d.profile.span(),
+                    &item("profile"),
+                    format!("no profile `{}` (known: {})", d.profile.get_ref(), known.join(", ")),
+                );
+            }
+            let transport = match &d.serial {
+                Some(s) => {
+                    let port = s.get_ref();
+                    if port.path.as_os_str().is_empty() {
+                        at(s.span(), &item("serial.path"), "must name the serial device".into());
+                    }
+                    if port.baud == Some(0) {
+                        at(s.span(), &item("serial.baud"), "must be a positive bit rate".into());
+                    }
+                    let baud = port.baud.or(profile.as_ref().map(|p| p.serial.baud)).unwrap_or(9600);
+                    Some(DeviceTransport::Serial { path: port.path.clone(), baud })
+                }
+                None => {
+                    at(d.id.span(), &item("serial"), "a device needs a transport: serial = { path = \"...\" }".into());
+                    None
+                }
+            };
+            if let (Some(profile), Some(transport)) = (profile, transport) {
+                devices.push(DeviceConfig { id: d.id.get_ref().clone(), profile, transport });
+            }
+        }
+
+        let Some(url) = url else { return Err(problems) };
+        let config = Config {
+            source: path.to_path_buf(),
+            gateway: GatewayConfig {
+                site: g.site.get_ref().clone(),
+                id: g.id.get_ref().clone(),
+                state_dir,
+                key_file,
+                body_format,
+            },
+            mqtt: MqttConfig {
+                client_id: raw
+                    .mqtt
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("spokegate-{}-{}", g.site.get_ref(), g.id.get_ref())),
+                url,
+                username: raw.mqtt.username.clone(),
+                password: raw.mqtt.password.clone(),
+                ca: raw.mqtt.ca.as_ref().map(|c| base.join(c)),
+                client_cert,
+                keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
+            },
+            devices,
+        };
+        problems.into_result(config)
+    }
+}

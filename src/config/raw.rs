@@ -1,0 +1,54 @@
+//! The configuration file as written by an operator (serde schema, unknown keys refused).
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub gateway: RawGateway,
+    pub mqtt: RawMqtt,
+    #[serde(default, rename = "device")]
+    pub devices: Vec<RawDevice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub site: Spanned<String>,
+    pub id: Spanned<String>,
+    pub state_dir: Spanned<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub profiles_dir: Option<Spanned<PathBuf>>,
+    /// "cbor" (default) or "json".
+    pub body_format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: Spanned<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub keep_alive_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    pub id: Spanned<String>,
+    pub profile: Spanned<String>,
+    pub serial: Option<Spanned<RawSerialPort>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSerialPort {
+    pub path: PathBuf,
+    pub baud: Option<u32>,
+}

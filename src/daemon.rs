@@ -1,0 +1,88 @@
+//! `spokegate run`: wires the pipeline for a configuration and runs it until shutdown.
+//!
+//! devices (one task each) -> [bounded channel] -> sealer (seq, body, COSE) -> [bounded channel] -> MQTT link
+
+use crate::config::Config;
+use crate::device::{DeviceCounters, DeviceTask};
+use crate::mqtt::{run_link, topics, LinkCounters};
+use crate::pipeline::Sealer;
+use crate::seq::SeqAllocator;
+use crate::shutdown::Shutdown;
+use crate::sign::GatewayKey;
+use crate::systemd;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Capacity of the channels between stages.
+const STAGE_CAPACITY: usize = 1024;
+
+/// Live counters of a running daemon.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub link: Arc<LinkCounters>,
+    pub devices: BTreeMap<String, Arc<DeviceCounters>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("state directory: {0}")]
+    Seq(#[from] crate::seq::SeqError),
+    #[error("MQTT: {0}")]
+    Mqtt(std::io::Error),
+}
+
+/// Runs the daemon until `shutdown`, then drains. `counters` is filled in as it starts.
+pub async fn run(config: Config, key: GatewayKey, shutdown: Shutdown, counters: &mut Counters) -> Result<(), DaemonError> {
+    let g = &config.gateway;
+    let seq = SeqAllocator::open(&g.state_dir)?;
+    let key = Arc::new(key);
+    let kid = key.public().kid_hex();
+    let (out_tx, out_rx) = mpsc::channel(STAGE_CAPACITY);
+    let (pub_tx, pub_rx) = mpsc::channel(STAGE_CAPACITY);
+
+    let link = tokio::spawn(run_link(
+        config.mqtt.clone(),
+        topics::status(&g.site, &g.id),
+        kid.clone(),
+        pub_rx,
+        counters.link.clone(),
+        shutdown.clone(),
+    ));
+    let sealer = Sealer { site: g.site.clone(), gw: g.id.clone(), key, format: g.body_format, seq };
+    let sealer = tokio::spawn(sealer.run(out_rx, pub_tx));
+
+    let mut devices = Vec::new();
+    for d in &config.devices {
+        let c = counters.devices.entry(d.id.clone()).or_default().clone();
+        devices.push(tokio::spawn(DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run()));
+    }
+    drop(out_tx);
+    tracing::info!(site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url, "spokegate running");
+    systemd::ready();
+    let watchdog = systemd::watchdog_interval().map(|every| {
+        tokio::spawn(async move {
+            loop {
+                systemd::watchdog_ping();
+                tokio::time::sleep(every / 2).await;
+            }
+        })
+    });
+
+    let mut wait = shutdown.clone();
+    wait.triggered().await;
+    systemd::stopping();
+    for d in devices {
+        let _ = d.await;
+    }
+    let _ = sealer.await;
+    let result = match link.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(DaemonError::Mqtt(e)),
+        Err(e) => Err(DaemonError::Mqtt(std::io::Error::other(e.to_string()))),
+    };
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    result
+}

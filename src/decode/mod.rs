@@ -1,0 +1,63 @@
+//! Frame -> readings. Decoders are pure functions of a frame and a profile: no IO, no tokio, so they
+//! are tested with byte vectors beside them and fuzzed with arbitrary bytes.
+
+pub mod hl7;
+mod hl7_ack;
+pub mod text;
+
+use crate::model::{Event, Observation, Severity};
+use crate::profile::DecoderSpec;
+
+/// What a frame said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decoded {
+    pub observations: Vec<Observation>,
+    /// The device's time for the whole message (each observation may carry its own).
+    pub tdev: Option<i64>,
+    /// Parts of the frame that could not be used; the rest was.
+    pub problems: Vec<Event>,
+    /// Bytes to send back to the device once the readings are accepted (an HL7 ACK).
+    pub reply: Option<Vec<u8>>,
+}
+
+/// A frame that gave nothing usable. The stream carries on with the next frame.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {text}")]
+pub struct DecodeError {
+    /// The `event` code (`hl7-unparseable`, `checksum-mismatch`, ...).
+    pub code: &'static str,
+    pub text: String,
+    /// Bytes to send back to the device now (an HL7 reject).
+    pub reply: Option<Vec<u8>>,
+}
+
+impl DecodeError {
+    pub fn new(code: &'static str, text: impl Into<String>) -> Self {
+        Self { code, text: text.into(), reply: None }
+    }
+
+    /// The event the hub sees.
+    pub fn to_event(&self) -> Event {
+        Event::new(self.code, Severity::Warn, self.text.clone()).with("stage", "decode")
+    }
+}
+
+/// A profile's decoder, ready to use.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    spec: DecoderSpec,
+}
+
+impl Decoder {
+    pub fn new(spec: DecoderSpec) -> Self {
+        Self { spec }
+    }
+
+    /// Decodes one frame. `now_micros` stamps generated replies (HL7 ACK MSH-7).
+    pub fn decode(&self, frame: &[u8], now_micros: i64) -> Result<Decoded, DecodeError> {
+        match &self.spec {
+            DecoderSpec::Hl7Oru(spec) => hl7::decode(spec, frame, now_micros),
+            DecoderSpec::Text(spec) => text::decode(spec, frame),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! One task per configured device: open its transport (reopening with capped backoff when it
+//! vanishes, as a USB unplug does), cut the bytes into frames, decode, and hand readings to the
+//! pipeline; acknowledge the device (HL7 ACK) only once the pipeline has accepted the readings.
+//! Bad input is counted, logged and reported as an `event`, and the stream carries on.
+
+mod limiter;
+
+pub use limiter::EventLimiter;
+
+use crate::config::DeviceConfig;
+use crate::decode::Decoder;
+use crate::framing::{framer_for, FrameError, Framer};
+use crate::model::{Event, Severity};
+use crate::mqtt::status::LinkState;
+use crate::pipeline::{capture_time, Outgoing, Payload, Source};
+use crate::shutdown::Shutdown;
+use crate::transport::{self, Backoff, Link};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+/// How long a device waits for the pipeline to accept a reading before it is not acknowledged.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-device counts, readable while the daemon runs.
+#[derive(Debug, Default)]
+pub struct DeviceCounters {
+    pub frames: AtomicU64,
+    pub readings: AtomicU64,
+    pub rejected_frames: AtomicU64,
+    pub dropped_bytes: AtomicU64,
+    pub events: AtomicU64,
+    pub connects: AtomicU64,
+}
+
+pub struct DeviceTask {
+    cfg: DeviceConfig,
+    source: Source,
+    out: mpsc::Sender<Outgoing>,
+    shutdown: Shutdown,
+    counters: Arc<DeviceCounters>,
+    limiter: EventLimiter,
+    decoder: Decoder,
+    last_state: Option<(LinkState, Option<String>)>,
+}
+
+impl DeviceTask {
+    pub fn new(cfg: DeviceConfig, out: mpsc::Sender<Outgoing>, shutdown: Shutdown, counters: Arc<DeviceCounters>) -> Self {
+        let source = Source { dev: cfg.id.as_str().into(), profile: cfg.profile.id.as_str().into() };
+        let decoder = Decoder::new(cfg.profile.decoder.clone());
+        Self { cfg, source, out, shutdown, counters, limiter: EventLimiter::new(5, 20), decoder, last_state: None }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self) {
+        let span = tracing::info_span!(
+            "device",
+            device_id = %self.cfg.id,
+            profile = %self.cfg.profile.id,
+            transport = transport::kind(&self.cfg.transport)
+        );
+        async move {
+            let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+            while !self.shutdown.is_triggered() {
+                self.state(LinkState::Connecting, None).await;
+                let wait = match transport::open(&self.cfg.transport, &self.cfg.profile.serial) {
+                    Ok(link) => {
+                        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("device link open");
+                        self.state(LinkState::Connected, None).await;
+                        backoff.reset();
+                        let why = self.session(link).await;
+                        if self.shutdown.is_triggered() {
+                            break;
+                        }
+                        tracing::warn!(reason = %why, "device link lost; reopening");
+                        self.state(LinkState::Disconnected, Some(why)).await;
+                        backoff.next_delay()
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot open the device");
+                        self.state(LinkState::Error, Some(e.to_string())).await;
+                        backoff.next_delay()
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.shutdown.triggered() => {}
+                }
+            }
+            self.state(LinkState::Disconnected, Some("gateway stopping".into())).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Reads until the link ends; returns why it ended.
+    async fn session(&mut self, mut link: Box<dyn Link>) -> String {
+        let mut framer = framer_for(self.cfg.profile.framing);
+        let mut buf = vec![0u8; 8192];
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let n = tokio::select! {
+                r = link.read(&mut buf) => r,
+                _ = shutdown.triggered() => return "gateway stopping".into(),
+                _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
+                    self.report_suppressed().await;
+                    continue;
+                }
+            };
+            let n = match n {
+                Ok(0) => {
+                    if let Some(e) = framer.finish() {
+                        self.frame_error(e).await;
+                    }
+                    return "end of stream".into();
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(fe) = framer.finish() {
+                        self.frame_error(fe).await;
+                    }
+                    return e.to_string();
+                }
+            };
+            framer.push(&buf[..n]);
+            if let Err(e) = self.drain_frames(framer.as_mut(), link.as_mut()).await {
+                return e.to_string();
+            }
+        }
+    }
+
+    async fn drain_frames(&mut self, framer: &mut dyn Framer, link: &mut dyn Link) -> std::io::Result<()> {
+        loop {
+            match framer.next_frame() {
+                Ok(Some(frame)) => self.frame(&frame, link).await?,
+                Ok(None) => return Ok(()),
+                Err(e) => self.frame_error(e).await,
+            }
+        }
+    }
+
+    async fn frame(&mut self, frame: &[u8], link: &mut dyn Link) -> std::io::Result<()> {
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        let t = capture_time();
+        match self.decoder.decode(frame, t) {
+            Ok(decoded) => {
+                for p in decoded.problems {
+                    self.event(p).await;
+                }
+                if decoded.observations.is_empty() {
+                    if let Some(reply) = decoded.reply {
+                        link.write_all(&reply).await?;
+                    }
+                    return Ok(());
+                }
+                let n = decoded.observations.len() as u64;
+                let (tx, rx) = decoded.reply.is_some().then(oneshot::channel).unzip();
+                let msg = Outgoing::Signed {
+                    from: self.source.clone(),
+                    payload: Payload::Obs(decoded.observations),
+                    t,
+                    tdev: decoded.tdev,
+                    accepted: tx,
+                };
+                if self.out.send(msg).await.is_err() {
+                    return Ok(());
+                }
+                self.counters.readings.fetch_add(n, Ordering::Relaxed);
+                if let (Some(rx), Some(reply)) = (rx, decoded.reply) {
+                    match tokio::time::timeout(ACCEPT_TIMEOUT, rx).await {
+                        Ok(Ok(())) => link.write_all(&reply).await?,
+                        _ => tracing::error!("reading not accepted by the pipeline; device not acknowledged"),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(code = e.code, reason = %e.text, "frame rejected");
+                self.event(e.to_event()).await;
+                if let Some(reply) = &e.reply {
+                    link.write_all(reply).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn frame_error(&mut self, e: FrameError) {
+        self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
+        self.counters.dropped_bytes.fetch_add(e.bytes() as u64, Ordering::Relaxed);
+        tracing::debug!(code = e.code(), reason = %e, "bytes dropped by the framer");
+        self.event(e.to_event()).await;
+    }
+
+    /// Sends an event, within the device's event rate.
+    async fn event(&mut self, mut event: Event) {
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        match self.limiter.admit(Instant::now()) {
+            Some(0) => {}
+            Some(suppressed) => event = event.with("suppressed_before", suppressed),
+            None => return,
+        }
+        tracing::warn!(code = %event.code, "device input rejected");
+        let _ = self
+            .out
+            .send(Outgoing::Signed { from: self.source.clone(), payload: Payload::Event(event), t: capture_time(), tdev: None, accepted: None })
+            .await;
+    }
+
+    async fn report_suppressed(&mut self) {
+        if let Some(n) = self.limiter.admit(Instant::now()) {
+            let event = Event::new("events-suppressed", Severity::Warn, format!("{n} further input problems were not reported one by one"))
+                .with("suppressed", n);
+            let _ = self
+                .out
+                .send(Outgoing::Signed { from: self.source.clone(), payload: Payload::Event(event), t: capture_time(), tdev: None, accepted: None })
+                .await;
+        }
+    }
+
+    /// Publishes the link state when it changes.
+    async fn state(&mut self, state: LinkState, detail: Option<String>) {
+        let now = Some((state, detail.clone()));
+        if self.last_state == now {
+            return;
+        }
+        self.last_state = now;
+        let _ = self.out.send(Outgoing::State { from: self.source.clone(), state, detail }).await;
+    }
+}

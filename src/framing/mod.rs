@@ -1,0 +1,96 @@
+//! Cutting a device's byte stream into frames. A framer never fails for good: junk, truncated and
+//! oversized frames are reported as a [`FrameError`] and the framer resynchronises on the next
+//! frame start. A partial frame is not an error (`Ok(None)`). Frame length is bounded by the profile.
+
+mod line;
+mod mllp;
+
+pub use line::LineFramer;
+pub use mllp::{mllp_wrap, MllpFramer, MLLP_END, MLLP_START};
+
+use crate::profile::FramingSpec;
+
+/// Why bytes were thrown away. The stream always carries on after it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("{bytes} bytes outside any frame")]
+    Garbage { bytes: usize },
+    #[error("frame cut short after {bytes} bytes (a new frame started)")]
+    Truncated { bytes: usize },
+    #[error("frame longer than the {limit}-byte limit ({bytes} bytes dropped)")]
+    Oversize { bytes: usize, limit: usize },
+}
+
+impl FrameError {
+    /// The `event` code the hub sees.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::Garbage { .. } => "frame-garbage",
+            FrameError::Truncated { .. } => "frame-truncated",
+            FrameError::Oversize { .. } => "frame-oversize",
+        }
+    }
+
+    /// The event the hub sees.
+    pub fn to_event(&self) -> crate::model::Event {
+        crate::model::Event::new(self.code(), crate::model::Severity::Warn, self.to_string())
+            .with("bytes", self.bytes())
+            .with("stage", "framing")
+    }
+
+    pub fn bytes(&self) -> usize {
+        match self {
+            FrameError::Garbage { bytes } | FrameError::Truncated { bytes } | FrameError::Oversize { bytes, .. } => {
+                *bytes
+            }
+        }
+    }
+}
+
+/// Turns bytes into frames. Feed bytes with [`Framer::push`], then take frames until `Ok(None)`.
+pub trait Framer: Send {
+    /// Appends bytes read from the device.
+    fn push(&mut self, bytes: &[u8]);
+    /// The next complete frame, an error for bytes that were dropped, or `Ok(None)` when more bytes
+    /// are needed.
+    fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError>;
+    /// At end of stream: whatever partial frame is left, reported as dropped.
+    fn finish(&mut self) -> Option<FrameError>;
+}
+
+/// The framer a profile names.
+pub fn framer_for(spec: FramingSpec) -> Box<dyn Framer> {
+    match spec {
+        FramingSpec::Mllp { max_len } => Box::new(MllpFramer::new(max_len)),
+        FramingSpec::Line { max_len } => Box::new(LineFramer::new(max_len)),
+    }
+}
+
+/// A byte buffer consumed from the front without moving the rest on every frame.
+#[derive(Debug, Default)]
+pub(crate) struct Buffer {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Buffer {
+    pub fn push(&mut self, more: &[u8]) {
+        if self.start > 0 && self.start >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(more);
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+    }
+}

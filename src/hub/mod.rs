@@ -1,0 +1,13 @@
+//! The hub side, as a library and as `spokegate watch`: verify every signature with the gateway's
+//! public key, check the body's ids against the topic, de-duplicate on (`gw`, `seq`), and show
+//! the readings. A tampered, unsigned or mismatched message is reported, never shown as valid.
+
+mod dedup;
+mod verify;
+mod view;
+mod watch;
+
+pub use dedup::Deduplicator;
+pub use verify::{check, HubMessage, KeyRing, Rejection};
+pub use view::{human_lines, json_line};
+pub use watch::{watch, WatchFormat, WatchOptions, WatchStats};

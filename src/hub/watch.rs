@@ -1,0 +1,103 @@
+//! `spokegate watch`: subscribe to a broker, check every message, print what is valid and report
+//! what is not.
+
+use super::dedup::Deduplicator;
+use super::verify::{check, HubMessage, KeyRing};
+use super::view::{human_lines, json_line};
+use crate::config::MqttUrl;
+use crate::shutdown::Shutdown;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub url: MqttUrl,
+    pub keys: KeyRing,
+    pub format: WatchFormat,
+    /// Topic filter, `spokegate/v1/#` by default.
+    pub filter: String,
+    pub client_id: String,
+}
+
+/// What a watch session saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WatchStats {
+    pub verified: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+/// Watches until shutdown, writing a line per reading to `out`.
+pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Write + Send)) -> std::io::Result<WatchStats> {
+    let mut mqtt = MqttOptions::new(&opts.client_id, &opts.url.host, opts.url.port);
+    mqtt.set_keep_alive(Duration::from_secs(30));
+    mqtt.set_max_packet_size(1 << 20, 1 << 20);
+    if opts.url.tls {
+        mqtt.set_transport(rumqttc::Transport::tls_with_default_config());
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    let mut dedup = Deduplicator::new(1 << 20);
+    let mut stats = WatchStats::default();
+    loop {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            _ = shutdown.triggered() => break,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                // Subscribe on every connect: the session is clean.
+                let _ = client.try_subscribe(opts.filter.clone(), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let line = match check(&p.topic, &p.payload, &opts.keys) {
+                    Ok(msg) => {
+                        let fresh = match &msg {
+                            HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
+                            _ => true,
+                        };
+                        if fresh {
+                            stats.verified += 1;
+                            match opts.format {
+                                WatchFormat::Human => human_lines(&msg).join("\n"),
+                                WatchFormat::Json => json_line(&p.topic, "verified", Some(&msg), None),
+                            }
+                        } else {
+                            stats.duplicates += 1;
+                            match opts.format {
+                                WatchFormat::Human => continue,
+                                WatchFormat::Json => json_line(&p.topic, "duplicate", Some(&msg), None),
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        stats.rejected += 1;
+                        match opts.format {
+                            WatchFormat::Human => format!("✘ REJECTED {}: {why}", p.topic),
+                            WatchFormat::Json => json_line(&p.topic, "rejected", None, Some(&why.to_string())),
+                        }
+                    }
+                };
+                if !line.is_empty() {
+                    writeln!(out, "{line}")?;
+                    out.flush()?;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "watch: broker connection lost; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.triggered() => break,
+                }
+            }
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,55 @@
+//! # spokegate
+//!
+//! The daemon on a telemedicine spoke PC that makes clinical peripherals part of a remote consult:
+//! it reads them over USB-serial, normalises every reading to one clinical model (IEEE 11073 MDC
+//! codes, LOINC, UCUM units, device and gateway time), signs each message (Ed25519, COSE_Sign1) and
+//! streams it to the hub over MQTT. The wire contract is `docs/contract.cddl` and
+//! `docs/asyncapi.yaml`.
+//!
+//! # Layout
+//!
+//! One pipeline, one module per stage:
+//!
+//! ```text
+//! transport (serial; sim PTYs)  ->  framing  ->  decode  ->  pipeline (seq, body, sign)  ->  mqtt
+//!   transport/                      framing/     decode/     pipeline.rs, sign/, seq.rs      mqtt/
+//!                                                                                          \->  hub/ (verify, dedup, view)
+//! ```
+//!
+//! - [`device`]: one task per configured device; opens the [`transport`], reopens with capped backoff,
+//!   runs [`framing`] and [`decode`], sends readings to the [`pipeline`] and acknowledges the device
+//!   (HL7 ACK) only after the pipeline accepted them. Bad input becomes counted, rate-limited `event`s.
+//! - [`framing`] cuts bytes into frames (MLLP, lines), bounded, resynchronising after junk.
+//! - [`decode`] holds pure decoders (HL7 ORU^R01, text lines) driven by a [`profile`].
+//! - [`pipeline`] assigns `seq` ([`seq`]), builds the [`model::Body`], seals it ([`sign`]).
+//! - [`mqtt`] publishes at QoS 1 with birth/will status and retained device state.
+//! - [`hub`] is the other end: verify, check ids, de-duplicate, print (`spokegate watch`).
+//! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
+//!   reporting every problem with file, line, column and item: [`diagnostic`]).
+//! - [`daemon`] wires the stages with bounded channels; [`shutdown`] is the one stop signal;
+//!   [`systemd`] speaks sd_notify. [`demo`] and [`sim`] run it all on one machine; [`capture`] decodes
+//!   offline for `spokegate profile test`.
+
+pub mod capture;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod decode;
+pub mod demo;
+pub mod device;
+pub mod diagnostic;
+pub mod exit;
+pub mod framing;
+pub mod hub;
+pub mod ids;
+pub mod model;
+pub mod mqtt;
+pub mod pipeline;
+pub mod profile;
+pub mod seq;
+pub mod shutdown;
+pub mod sign;
+pub mod sim;
+pub mod systemd;
+pub mod transport;

@@ -1,0 +1,338 @@
+//! Second stage of reading a profile: every named check, all problems reported at once.
+
+use super::raw::{RawDecoder, RawField, RawProfile, RawSerial};
+use super::{
+    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo, Parity,
+    Profile, SerialSettings, TextFormat, TextSpec,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::ids::is_valid_id;
+use crate::model::{Code, Unit};
+use std::collections::HashMap;
+use std::path::Path;
+use toml::Spanned;
+
+/// Largest frame or line a profile may allow (1 MiB).
+pub const MAX_FRAME_LIMIT: usize = 1 << 20;
+
+/// Reads and compiles one profile file.
+pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            item: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    compile(path, &text)
+}
+
+/// Parses and checks a profile's text. `path` names it in diagnostics.
+pub fn compile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
+    let src = SourceFile::new(path, text);
+    let raw: RawProfile = toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
+    let mut checker = Checker { src: &src, problems: Diagnostics::default() };
+    let profile = checker.profile(raw);
+    checker.problems.into_result(()).and(profile.ok_or_else(Diagnostics::default))
+}
+
+struct Checker<'a> {
+    src: &'a SourceFile<'a>,
+    problems: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn problem<T>(&mut self, at: &Spanned<T>, item: &str, message: impl Into<String>) {
+        self.problems.0.push(self.src.at(at.span(), item, message));
+    }
+
+    fn profile(&mut self, raw: RawProfile) -> Option<Profile> {
+        if !is_valid_id(raw.id.get_ref()) {
+            self.problem(&raw.id, "id", "must match [a-z0-9][a-z0-9-]{0,62}");
+        }
+        let serial = self.serial(&raw.serial);
+        let framing = self.framing(&raw);
+        let decoder = self.decoder(&raw);
+        Some(Profile {
+            id: raw.id.into_inner(),
+            description: raw.description,
+            source: self.src.path.to_path_buf(),
+            serial,
+            framing: framing?,
+            decoder: decoder?,
+        })
+    }
+
+    fn serial(&mut self, raw: &RawSerial) -> SerialSettings {
+        let mut s = SerialSettings::default();
+        if let Some(baud) = &raw.baud {
+            if *baud.get_ref() == 0 {
+                self.problem(baud, "serial.baud", "must be a positive bit rate, e.g. 9600");
+            }
+            s.baud = *baud.get_ref();
+        }
+        if let Some(bits) = &raw.data_bits {
+            if !(5..=8).contains(bits.get_ref()) {
+                self.problem(bits, "serial.data_bits", "must be 5, 6, 7 or 8");
+            }
+            s.data_bits = *bits.get_ref();
+        }
+        if let Some(stop) = &raw.stop_bits {
+            if !(1..=2).contains(stop.get_ref()) {
+                self.problem(stop, "serial.stop_bits", "must be 1 or 2");
+            }
+            s.stop_bits = *stop.get_ref();
+        }
+        if let Some(parity) = &raw.parity {
+            s.parity = match parity.get_ref().as_str() {
+                "none" => Parity::None,
+                "odd" => Parity::Odd,
+                "even" => Parity::Even,
+                other => {
+                    self.problem(parity, "serial.parity", format!("`{other}` is not one of none, odd, even"));
+                    Parity::None
+                }
+            };
+        }
+        if let Some(flow) = &raw.flow_control {
+            s.flow_control = match flow.get_ref().as_str() {
+                "none" => FlowControl::None,
+                "software" => FlowControl::Software,
+                "hardware" => FlowControl::Hardware,
+                other => {
+                    self.problem(flow, "serial.flow_control", format!("`{other}` is not one of none, software, hardware"));
+                    FlowControl::None
+                }
+            };
+        }
+        s
+    }
+
+    fn framing(&mut self, raw: &RawProfile) -> Option<FramingSpec> {
+        let max_len = match &raw.framing.max_len {
+            Some(m) if *m.get_ref() == 0 || *m.get_ref() > MAX_FRAME_LIMIT => {
+                self.problem(m, "framing.max_len", format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"));
+                None
+            }
+            Some(m) => Some(*m.get_ref()),
+            None => None,
+        };
+        match raw.framing.kind.get_ref().as_str() {
+            "mllp" => Some(FramingSpec::Mllp { max_len: max_len.unwrap_or(64 * 1024) }),
+            "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
+            other => {
+                self.problem(&raw.framing.kind, "framing.kind", format!("unknown framing `{other}` (known: mllp, line)"));
+                None
+            }
+        }
+    }
+
+    fn decoder(&mut self, raw: &RawProfile) -> Option<DecoderSpec> {
+        let d = &raw.decoder;
+        match d.kind.get_ref().as_str() {
+            "hl7-oru" => Some(DecoderSpec::Hl7Oru(self.hl7(raw))),
+            "text" => self.text(d, &raw.fields).map(DecoderSpec::Text),
+            other => {
+                self.problem(&d.kind, "decoder.kind", format!("unknown decoder `{other}` (known: hl7-oru, text)"));
+                None
+            }
+        }
+    }
+
+    fn hl7(&mut self, raw: &RawProfile) -> Hl7Spec {
+        let mut units = HashMap::new();
+        for (i, u) in raw.units.iter().enumerate() {
+            self.ucum(&u.ucum, &format!("unit[{i}].ucum"));
+            units.insert(u.mdc, u.ucum.get_ref().clone());
+        }
+        let mut metrics = HashMap::new();
+        for (i, m) in raw.metrics.iter().enumerate() {
+            if let Some(loinc) = &m.loinc {
+                self.loinc(loinc, &format!("metric[{i}].loinc"));
+            }
+            let info = MetricInfo { name: m.name.clone(), loinc: m.loinc.as_ref().map(|l| l.get_ref().clone()) };
+            if metrics.insert(*m.mdc.get_ref(), info).is_some() {
+                self.problem(&m.mdc, &format!("metric[{i}].mdc"), "this MDC code is listed twice");
+            }
+        }
+        if let Some(f) = raw.fields.first() {
+            self.problem(&f.source, "field[0]", "`field` tables belong to text decoders; hl7-oru uses `metric` and `unit`");
+        }
+        Hl7Spec { ack: raw.decoder.ack.unwrap_or(true), units, metrics }
+    }
+
+    fn single_char(&mut self, value: &Option<Spanned<String>>, item: &str) -> Option<char> {
+        let v = value.as_ref()?;
+        let mut chars = v.get_ref().chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => {
+                self.problem(v, item, "must be exactly one character");
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, d: &RawDecoder, fields: &[RawField]) -> Option<TextSpec> {
+        let delimiter = self.single_char(&d.delimiter, "decoder.delimiter");
+        let format = match d.format.as_ref().map(|f| f.get_ref().as_str()) {
+            Some("csv") => TextFormat::Csv { delimiter: delimiter.unwrap_or(',') },
+            Some("key-value") => {
+                TextFormat::KeyValue { delimiter, assign: self.single_char(&d.assign, "decoder.assign").unwrap_or('=') }
+            }
+            Some(other) => {
+                let at = d.format.as_ref()?;
+                self.problem(at, "decoder.format", format!("unknown text format `{other}` (known: csv, key-value)"));
+                return None;
+            }
+            None => {
+                self.problem(&d.kind, "decoder.format", "a text decoder needs `format = \"csv\"` or `\"key-value\"`");
+                return None;
+            }
+        };
+        let checksum = match &d.checksum {
+            Some(c) if c.get_ref() == "sum16-hex" => Some(LineChecksum::Sum16Hex),
+            Some(c) => {
+                self.problem(c, "decoder.checksum", format!("unknown checksum `{}` (known: sum16-hex)", c.get_ref()));
+                None
+            }
+            None => None,
+        };
+        let columns: Vec<String> = d.columns.iter().map(|c| c.get_ref().clone()).collect();
+        let is_csv = matches!(format, TextFormat::Csv { .. });
+        if is_csv && columns.is_empty() {
+            self.problem(&d.kind, "decoder.columns", "a csv decoder needs the list of its column names");
+        }
+        for (i, c) in d.columns.iter().enumerate() {
+            if d.columns[..i].iter().any(|p| p.get_ref() == c.get_ref()) {
+                self.problem(c, &format!("decoder.columns[{i}]"), format!("column `{}` is named twice", c.get_ref()));
+            }
+        }
+        let known = |name: &str| !is_csv || columns.iter().any(|c| c == name);
+        let device_time = d.device_time.as_ref().and_then(|t| {
+            for (i, f) in t.from.iter().enumerate() {
+                if !known(f.get_ref()) {
+                    self.problem(f, &format!("decoder.device_time.from[{i}]"), format!("no column `{}`", f.get_ref()));
+                }
+            }
+            let format = match time::format_description::parse_owned::<2>(t.format.get_ref()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.problem(&t.format, "decoder.device_time.format", format!("not a time format description: {e}"));
+                    None
+                }
+            };
+            let utc_offset = match &t.utc_offset {
+                Some(o) => {
+                    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+                    match time::UtcOffset::parse(o.get_ref(), &fmt) {
+                        Ok(off) => off,
+                        Err(_) => {
+                            self.problem(o, "decoder.device_time.utc_offset", "must look like +05:30 or -03:00");
+                            time::UtcOffset::UTC
+                        }
+                    }
+                }
+                None => time::UtcOffset::UTC,
+            };
+            Some(DeviceTimeSpec { from: t.from.iter().map(|f| f.get_ref().clone()).collect(), format: format?, utc_offset })
+        });
+        if fields.is_empty() {
+            self.problem(&d.kind, "field", "a text decoder needs at least one [[field]] mapping a value to a code");
+        }
+        let mut maps = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            let item = |k: &str| format!("field[{i}].{k}");
+            if !known(f.source.get_ref()) {
+                self.problem(&f.source, &item("source"), format!("no column `{}` in decoder.columns", f.source.get_ref()));
+            }
+            self.ucum(&f.ucum, &item("ucum"));
+            if let Some(l) = &f.loinc {
+                self.loinc(l, &item("loinc"));
+            }
+            if let Some(s) = &f.scale {
+                if !s.get_ref().is_finite() || *s.get_ref() == 0.0 {
+                    self.problem(s, &item("scale"), "must be a finite, non-zero number");
+                }
+            }
+            if let (Some(min), Some(max)) = (f.min, &f.max) {
+                if min > *max.get_ref() {
+                    self.problem(max, &item("max"), format!("is below min ({min})"));
+                }
+            }
+            maps.push(FieldMap {
+                source: f.source.get_ref().clone(),
+                code: Code { mdc: f.mdc, loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()), name: f.name.clone() },
+                unit: Unit { ucum: f.ucum.get_ref().clone(), mdc: f.unit_mdc },
+                scale: f.scale.as_ref().map(|s| *s.get_ref()).unwrap_or(1.0),
+                offset: f.offset.unwrap_or(0.0),
+                min: f.min,
+                max: f.max.as_ref().map(|m| *m.get_ref()),
+            });
+        }
+        Some(TextSpec {
+            format,
+            prefix: d.prefix.clone(),
+            checksum,
+            columns,
+            skip_column_counts: d.skip_column_counts.clone(),
+            device_time,
+            fields: maps,
+        })
+    }
+
+    /// A UCUM unit: printable ASCII, no spaces (the full UCUM grammar is the hub's business).
+    fn ucum(&mut self, value: &Spanned<String>, item: &str) {
+        let v = value.get_ref();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            self.problem(value, item, format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"));
+        }
+    }
+
+    /// A LOINC code: digits, a dash, and the mod-10 check digit.
+    fn loinc(&mut self, value: &Spanned<String>, item: &str) {
+        if !is_valid_loinc(value.get_ref()) {
+            self.problem(value, item, format!("`{}` is not a LOINC code (NNNN-C with a valid check digit)", value.get_ref()));
+        }
+    }
+}
+
+/// Checks the form and the Mod 10 check digit of a LOINC code (LOINC Users' Guide, appendix).
+pub fn is_valid_loinc(code: &str) -> bool {
+    let Some((num, check)) = code.split_once('-') else { return false };
+    if num.is_empty() || num.len() > 7 || check.len() != 1 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let digits: Vec<u32> = num.bytes().map(|b| u32::from(b - b'0')).collect();
+    // Double every other digit starting from the rightmost, sum the digits of the results.
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| if i % 2 == 0 { let x = d * 2; x / 10 + x % 10 } else { d })
+        .sum();
+    let expected = (10 - sum % 10) % 10;
+    check.parse::<u32>().map(|c| c == expected).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loinc_check_digits_of_published_codes_are_accepted() {
+        // Codes published by LOINC for blood pressure, heart rate, glucose.
+        for code in ["8480-6", "8462-4", "8478-0", "8867-4", "59408-5", "8310-5", "41653-7", "1554-5"] {
+            assert!(is_valid_loinc(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_loinc_code_with_a_wrong_check_digit_is_refused() {
+        for code in ["8480-5", "8480", "84a0-6", "-6", "8480-66"] {
+            assert!(!is_valid_loinc(code), "{code}");
+        }
+    }
+}

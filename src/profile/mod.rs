@@ -1,0 +1,142 @@
+//! Device profiles: declarative TOML files (in `device-profiles/`, plus the operator's own
+//! `profiles_dir`) that say how a device is reached, framed and decoded, and how its values map to
+//! MDC and LOINC codes and UCUM units. An operator adds a device by writing one, not Rust.
+//!
+//! A profile is read in two stages: [`raw`] is the serde schema (unknown keys refused), then
+//! [`compile`] runs every named check and reports all problems at once, each with file, line,
+//! column and the offending item.
+
+mod compile;
+pub mod raw;
+mod registry;
+
+pub use compile::{compile, load_file};
+pub use registry::{ProfileRegistry, BUILTIN};
+
+use crate::model::{Code, Unit};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A checked device profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub id: String,
+    pub description: String,
+    /// Where it was read from (`builtin:` for shipped profiles).
+    pub source: PathBuf,
+    pub serial: SerialSettings,
+    pub framing: FramingSpec,
+    pub decoder: DecoderSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Odd,
+    Even,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowControl {
+    None,
+    Software,
+    Hardware,
+}
+
+/// Line settings of a serial device (the device config may override the baud rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialSettings {
+    pub baud: u32,
+    pub data_bits: u8,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub flow_control: FlowControl,
+}
+
+impl Default for SerialSettings {
+    fn default() -> Self {
+        Self { baud: 9600, data_bits: 8, parity: Parity::None, stop_bits: 1, flow_control: FlowControl::None }
+    }
+}
+
+/// How the byte stream is cut into frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingSpec {
+    /// HL7 Minimal Lower Layer Protocol: `0x0B` message `0x1C 0x0D`.
+    Mllp { max_len: usize },
+    /// Text lines ended by CR, LF or CR LF.
+    Line { max_len: usize },
+}
+
+/// How a frame becomes readings.
+#[derive(Debug, Clone)]
+pub enum DecoderSpec {
+    Hl7Oru(Hl7Spec),
+    Text(TextSpec),
+}
+
+/// HL7 v2 ORU^R01 (IHE PCD-01) observations.
+#[derive(Debug, Clone)]
+pub struct Hl7Spec {
+    /// Reply to the device with an HL7 ACK.
+    pub ack: bool,
+    /// MDC unit code -> UCUM.
+    pub units: HashMap<u32, String>,
+    /// MDC metric code -> name and LOINC.
+    pub metrics: HashMap<u32, MetricInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricInfo {
+    pub name: Option<String>,
+    pub loinc: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// Delimited columns; double quotes around a column are removed, white space trimmed.
+    Csv { delimiter: char },
+    /// `KEY=VALUE` pairs separated by a delimiter (white space by default).
+    KeyValue { delimiter: Option<char>, assign: char },
+}
+
+/// A check on every line of a text device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineChecksum {
+    /// The last space-separated token is four hex digits: the 16-bit sum of every byte before that
+    /// space (LifeScan OneTouch serial protocol).
+    Sum16Hex,
+}
+
+/// Text lines: a prefix, an optional checksum, then columns or key-value pairs.
+#[derive(Debug, Clone)]
+pub struct TextSpec {
+    pub format: TextFormat,
+    pub prefix: Option<String>,
+    pub checksum: Option<LineChecksum>,
+    pub columns: Vec<String>,
+    /// Lines with this many columns are known non-reading lines (headers) and are passed over.
+    pub skip_column_counts: Vec<usize>,
+    pub device_time: Option<DeviceTimeSpec>,
+    pub fields: Vec<FieldMap>,
+}
+
+/// How a text device states the time of a reading.
+#[derive(Debug, Clone)]
+pub struct DeviceTimeSpec {
+    pub from: Vec<String>,
+    pub format: time::format_description::OwnedFormatItem,
+    pub utc_offset: time::UtcOffset,
+}
+
+/// One value of a text line mapped to a code and unit: `value = raw * scale + offset`.
+#[derive(Debug, Clone)]
+pub struct FieldMap {
+    pub source: String,
+    pub code: Code,
+    pub unit: Unit,
+    pub scale: f64,
+    pub offset: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}

@@ -1,0 +1,9 @@
+//! Simulated peripherals and an embedded broker, for `spokegate demo`, tests and benchmarks.
+//! A simulated device is the far end of a real pseudo-terminal: the daemon opens its path exactly as
+//! it opens a USB-serial adapter, so the demo exercises the real serial code.
+
+pub mod broker;
+mod pty;
+pub mod recordings;
+
+pub use pty::{PtyDevice, PtyPeer};

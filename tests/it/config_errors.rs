@@ -1,0 +1,93 @@
+//! Broken configurations and profiles are refused at start, each problem named with file, line,
+//! column and item.
+
+use spokegate::config::Config;
+use spokegate::profile::compile;
+use std::path::Path;
+
+const GOOD_GATEWAY: &str = "[gateway]\nsite = \"s1\"\nid = \"gw-1\"\nstate_dir = \"/tmp/x\"\n";
+const GOOD_MQTT: &str = "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n";
+
+/// (what is wrong, file text, expected line, expected item, a word the message must contain)
+fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static str)> {
+    vec![
+        ("site with capitals", format!("[gateway]\nsite = \"Upazila\"\nid = \"gw\"\nstate_dir = \"/x\"\n{GOOD_MQTT}"), 2, "gateway.site", "must match"),
+        ("unknown key", format!("{GOOD_GATEWAY}colour = \"red\"\n{GOOD_MQTT}"), 5, "colour", "unknown field"),
+        ("missing mqtt table", GOOD_GATEWAY.to_string(), 1, "(document)", "mqtt"),
+        ("bad url scheme", format!("{GOOD_GATEWAY}[mqtt]\nurl = \"http://hub\"\n"), 6, "mqtt.url", "not an MQTT URL"),
+        ("port out of range", format!("{GOOD_GATEWAY}[mqtt]\nurl = \"mqtt://hub:99999\"\n"), 6, "mqtt.url", "port"),
+        ("unknown profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"nope\"\nserial = {{ path = \"/dev/ttyUSB0\" }}\n"), 9, "device[0].profile", "no profile `nope`"),
+        ("duplicate device id", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/a\" }}\n[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/b\" }}\n"), 12, "device[1].id", "used twice"),
+        ("device without transport", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\n"), 8, "device[0].serial", "transport"),
+        ("wrong type", format!("{GOOD_GATEWAY}[mqtt]\nurl = 1883\n"), 6, "url", "string"),
+        ("bad body format", format!("[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nbody_format = \"xml\"\n{GOOD_MQTT}"), 5, "gateway.body_format", "cbor, json"),
+    ]
+}
+
+#[test]
+fn every_broken_config_is_refused_with_file_line_and_item() {
+    for (what, text, line, item, word) in broken_configs() {
+        let path = Path::new("/etc/spokegate/broken.toml");
+        let err = Config::parse(path, &text).expect_err(what);
+        let rendered = err.to_string();
+        let hit = err.0.iter().find(|d| d.item == item).unwrap_or_else(|| panic!("{what}: no diagnostic for `{item}` in:\n{rendered}"));
+        assert_eq!(hit.line, line, "{what}: {rendered}");
+        assert!(hit.column >= 1);
+        assert!(hit.message.contains(word), "{what}: `{word}` not in {rendered}");
+        assert!(rendered.starts_with(&format!("/etc/spokegate/broken.toml:{line}:")), "{what}: {rendered}");
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = format!(
+        "[gateway]\nsite = \"BAD\"\nid = \"also bad\"\nstate_dir = \"/x\"\n[mqtt]\nurl = \"ftp://x\"\n[[device]]\nid = \"m\"\nprofile = \"nope\"\n"
+    );
+    let err = Config::parse(Path::new("c.toml"), &text).unwrap_err();
+    let items: Vec<&str> = err.0.iter().map(|d| d.item.as_str()).collect();
+    for item in ["gateway.site", "gateway.id", "mqtt.url", "device[0].profile", "device[0].serial"] {
+        assert!(items.contains(&item), "{item} missing from {items:?}");
+    }
+}
+
+const PROFILE_HEAD: &str = "id = \"p1\"\n[framing]\nkind = \"line\"\n";
+
+fn broken_profiles() -> Vec<(&'static str, String, usize, &'static str)> {
+    vec![
+        ("unknown framing", "id = \"p1\"\n[framing]\nkind = \"slip\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 3, "framing.kind"),
+        ("unknown decoder", format!("{PROFILE_HEAD}[decoder]\nkind = \"magic\"\n"), 5, "decoder.kind"),
+        ("bad LOINC check digit", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nloinc = \"8867-5\"\nucum = \"/min\"\n"), 11, "field[0].loinc"),
+        ("unit with a space", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nucum = \"beats per min\"\n"), 11, "field[0].ucum"),
+        ("field not among the columns", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"a\", \"b\"]\n[[field]]\nsource = \"c\"\nmdc = 1\nucum = \"1\"\n"), 10, "field[0].source"),
+        ("bad time format", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"d\", \"v\"]\ndevice_time = {{ from = [\"d\"], format = \"[mnth]\" }}\n[[field]]\nsource = \"v\"\nmdc = 1\nucum = \"1\"\n"), 8, "decoder.device_time.format"),
+        ("zero baud", "id = \"p1\"\n[serial]\nbaud = 0\n[framing]\nkind = \"mllp\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 3, "serial.baud"),
+        ("invalid id", "id = \"P 1\"\n[framing]\nkind = \"mllp\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 1, "id"),
+        ("frame limit too big", "id = \"p\"\n[framing]\nkind = \"mllp\"\nmax_len = 99999999\n[decoder]\nkind = \"hl7-oru\"\n".into(), 4, "framing.max_len"),
+        ("unknown key", format!("{PROFILE_HEAD}[decoder]\nkind = \"hl7-oru\"\nspeed = 3\n"), 6, "speed"),
+    ]
+}
+
+#[test]
+fn every_broken_profile_is_refused_with_file_line_and_item() {
+    for (what, text, line, item) in broken_profiles() {
+        let err = compile(Path::new("device-profiles/p1.toml"), &text).expect_err(what);
+        let rendered = err.to_string();
+        let hit = err.0.iter().find(|d| d.item == item).unwrap_or_else(|| panic!("{what}: no `{item}` in:\n{rendered}"));
+        assert_eq!(hit.line, line, "{what}: {rendered}");
+        assert!(rendered.contains("device-profiles/p1.toml:"), "{what}: {rendered}");
+    }
+}
+
+#[test]
+fn a_broken_operator_profile_is_named_when_the_config_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("meter.toml"), "id = \"meter\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"text\"\nformat = \"yaml\"\n").unwrap();
+    let text = format!(
+        "[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nprofiles_dir = \"{}\"\n{GOOD_MQTT}",
+        dir.path().display()
+    );
+    let err = Config::parse(Path::new("c.toml"), &text).unwrap_err();
+    let d = err.0.iter().find(|d| d.item == "decoder.format").unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(d.file, dir.path().join("meter.toml"));
+    assert_eq!(d.line, 6);
+}

@@ -1,0 +1,237 @@
+//! Helpers shared by the integration tests: a real mosquitto, a subscriber, a gateway in-process.
+
+use spokegate::config::Config;
+use spokegate::daemon::{self, Counters};
+use spokegate::hub::{check, HubMessage, KeyRing};
+use spokegate::model::Body;
+use spokegate::shutdown::{self, ShutdownTrigger};
+use spokegate::sign::GatewayKey;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long any wait in a test may last before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A mosquitto broker on a free loopback port, killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let port = spokegate::sim::broker::free_port().unwrap();
+        Self::start_on(port)
+    }
+
+    pub fn start_on(port: u16) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Mosquitto { port, child, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto_binary() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "mosquitto".into()
+}
+
+/// Every message received on `spokegate/v1/#`.
+pub struct Subscriber {
+    rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    pub seen: Vec<(String, Vec<u8>)>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Connects and waits until the subscription is acknowledged.
+    pub async fn connect(port: u16, id: &str) -> Subscriber {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(o, 100);
+        client.subscribe("spokegate/v1/#", QoS::AtLeastOnce).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            let mut ready = Some(ready_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(PATIENCE, ready_rx).await.expect("SUBACK").unwrap();
+        Subscriber { rx, seen: Vec::new(), _task: task }
+    }
+
+    /// Receives until `done(seen)` holds; panics after [`PATIENCE`].
+    pub async fn until(&mut self, what: &str, done: impl Fn(&[(String, Vec<u8>)]) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !done(&self.seen) {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) => self.seen.push(m),
+                Ok(None) => panic!("subscriber ended while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; saw {} messages: {:?}", self.seen.len(), topics(&self.seen)),
+            }
+        }
+    }
+
+    /// Verified bodies seen so far (panics on any message that fails verification).
+    pub fn bodies(&self, keys: &KeyRing) -> Vec<Body> {
+        self.seen
+            .iter()
+            .filter_map(|(t, p)| match check(t, p, keys) {
+                Ok(HubMessage::Signed(b)) => Some(b),
+                Ok(_) => None,
+                Err(e) => panic!("{t}: {e}"),
+            })
+            .collect()
+    }
+}
+
+fn topics(seen: &[(String, Vec<u8>)]) -> Vec<&str> {
+    seen.iter().map(|(t, _)| t.as_str()).collect()
+}
+
+/// Verified bodies of a kind in `seen`.
+pub fn signed(seen: &[(String, Vec<u8>)], keys: &KeyRing) -> Vec<Body> {
+    seen.iter()
+        .filter_map(|(t, p)| match check(t, p, keys) {
+            Ok(HubMessage::Signed(b)) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A state directory with a fresh key.
+pub struct GatewayDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl GatewayDir {
+    pub fn new() -> GatewayDir {
+        let dir = tempfile::tempdir().unwrap();
+        GatewayKey::generate(&dir.path().join("gateway.key")).unwrap();
+        GatewayDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn key(&self) -> GatewayKey {
+        GatewayKey::load(&self.path().join("gateway.key")).unwrap()
+    }
+
+    pub fn keys(&self) -> KeyRing {
+        KeyRing::new([self.key().public().clone()])
+    }
+
+    /// Writes a configuration with one serial device per `(id, profile, path)`.
+    pub fn config(&self, broker_port: u16, devices: &[(&str, &str, &Path)], extra_gateway: &str) -> PathBuf {
+        let mut text = format!(
+            "[gateway]\nsite = \"test-site\"\nid = \"gw-test\"\nstate_dir = \"{}\"\n{extra_gateway}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{broker_port}\"\n",
+            self.path().display()
+        );
+        for (id, profile, path) in devices {
+            text.push_str(&format!(
+                "\n[[device]]\nid = \"{id}\"\nprofile = \"{profile}\"\nserial = {{ path = \"{}\" }}\n",
+                path.display()
+            ));
+        }
+        let path = self.path().join("spokegate.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// A daemon running in this process.
+pub struct RunningGateway {
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
+    pub counters: Counters,
+}
+
+impl RunningGateway {
+    pub fn start(config: &Path, key: GatewayKey) -> RunningGateway {
+        let config = Config::load(config).unwrap_or_else(|d| panic!("{d}"));
+        let mut counters = Counters::default();
+        for d in &config.devices {
+            counters.devices.insert(d.id.clone(), Default::default());
+        }
+        let (trigger, shutdown) = shutdown::channel();
+        let mut c = counters.clone();
+        let task = tokio::spawn(async move { daemon::run(config, key, shutdown, &mut c).await });
+        RunningGateway { trigger, task, counters }
+    }
+
+    /// Triggers shutdown and waits for the drain.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        tokio::time::timeout(PATIENCE, self.task).await.expect("daemon drains in time").unwrap().unwrap();
+    }
+}
+
+/// Reads HL7 ACK frames from a simulated device until `n` have arrived; returns their MSA-1 codes.
+pub async fn read_acks(peer: &mut spokegate::sim::PtyPeer, n: usize) -> Vec<String> {
+    let mut framer = spokegate::framing::MllpFramer::new(1 << 16);
+    let mut codes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    use spokegate::framing::Framer;
+    while codes.len() < n {
+        let got = tokio::time::timeout_at(deadline, peer.read(&mut buf)).await.expect("ACKs in time").unwrap();
+        framer.push(&buf[..got]);
+        while let Ok(Some(frame)) = framer.next_frame() {
+            let text = String::from_utf8_lossy(&frame).to_string();
+            let msa = text.split('\r').find(|s| s.starts_with("MSA|")).expect("ACK has MSA");
+            codes.push(msa.split('|').nth(1).unwrap_or("").to_string());
+        }
+    }
+    codes
+}

@@ -1,0 +1,11 @@
+//! Integration tests, one binary (ripgrep `tests/tests.rs` style), against real components: a
+//! mosquitto started per test on a free loopback port, pseudo-terminals as serial devices, the real
+//! daemon, and an independent Python COSE verifier.
+
+mod cli;
+mod config_errors;
+mod e2e;
+mod harness;
+mod python_hub;
+mod robustness;
+mod unplug;
