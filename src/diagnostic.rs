@@ -98,16 +98,37 @@ impl<'a> SourceFile<'a> {
         }
     }
 
-    /// A diagnostic for a TOML syntax or schema error (unknown key, wrong type, missing key).
+    /// A diagnostic for a TOML syntax or schema error (unknown key, wrong type, missing key). The
+    /// item is the dotted key at the error (`mqtt.url`), found from the span and the table header
+    /// above it.
     pub fn from_toml_error(&self, err: &toml::de::Error) -> Diagnostic {
         let span = err.span().unwrap_or(0..0);
+        let start = span.start.min(self.text.len());
+        let before = self.text.get(..start).unwrap_or("");
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let on_line = before.get(line_start..).unwrap_or("");
         let snippet = self.text.get(span.clone()).unwrap_or("").trim();
-        let item = snippet
-            .split(['=', '\n'])
-            .next()
-            .map(|s| s.trim().trim_matches(['[', ']']).to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "(document)".to_string());
+        // `key = <value at fault>` or `<key at fault> = ...`
+        let key = match on_line.trim_end().strip_suffix('=') {
+            Some(k) => k.trim().to_string(),
+            None => snippet.split(['=', '\n']).next().unwrap_or("").trim().to_string(),
+        };
+        let table = before
+            .get(..line_start)
+            .unwrap_or("")
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(['[', ']']).trim().to_string());
+        let item = if key.is_empty() || key.starts_with('[') {
+            if key.starts_with('[') { key.trim_matches(['[', ']']).to_string() } else { "(document)".to_string() }
+        } else {
+            match table {
+                Some(t) => format!("{t}.{key}"),
+                None => key,
+            }
+        };
         self.at(span, item, err.message().trim().to_string())
     }
 }

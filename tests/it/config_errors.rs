@@ -12,14 +12,14 @@ const GOOD_MQTT: &str = "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n";
 fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static str)> {
     vec![
         ("site with capitals", format!("[gateway]\nsite = \"Upazila\"\nid = \"gw\"\nstate_dir = \"/x\"\n{GOOD_MQTT}"), 2, "gateway.site", "must match"),
-        ("unknown key", format!("{GOOD_GATEWAY}colour = \"red\"\n{GOOD_MQTT}"), 5, "colour", "unknown field"),
+        ("unknown key", format!("{GOOD_GATEWAY}colour = \"red\"\n{GOOD_MQTT}"), 5, "gateway.colour", "unknown field"),
         ("missing mqtt table", GOOD_GATEWAY.to_string(), 1, "(document)", "mqtt"),
         ("bad url scheme", format!("{GOOD_GATEWAY}[mqtt]\nurl = \"http://hub\"\n"), 6, "mqtt.url", "not an MQTT URL"),
         ("port out of range", format!("{GOOD_GATEWAY}[mqtt]\nurl = \"mqtt://hub:99999\"\n"), 6, "mqtt.url", "port"),
         ("unknown profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"nope\"\nserial = {{ path = \"/dev/ttyUSB0\" }}\n"), 9, "device[0].profile", "no profile `nope`"),
         ("duplicate device id", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/a\" }}\n[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/b\" }}\n"), 12, "device[1].id", "used twice"),
         ("device without transport", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\n"), 8, "device[0].serial", "transport"),
-        ("wrong type", format!("{GOOD_GATEWAY}[mqtt]\nurl = 1883\n"), 6, "url", "string"),
+        ("wrong type", format!("{GOOD_GATEWAY}[mqtt]\nurl = 1883\n"), 6, "mqtt.url", "string"),
         ("bad body format", format!("[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nbody_format = \"xml\"\n{GOOD_MQTT}"), 5, "gateway.body_format", "cbor, json"),
     ]
 }
@@ -56,14 +56,14 @@ fn broken_profiles() -> Vec<(&'static str, String, usize, &'static str)> {
     vec![
         ("unknown framing", "id = \"p1\"\n[framing]\nkind = \"slip\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 3, "framing.kind"),
         ("unknown decoder", format!("{PROFILE_HEAD}[decoder]\nkind = \"magic\"\n"), 5, "decoder.kind"),
-        ("bad LOINC check digit", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nloinc = \"8867-5\"\nucum = \"/min\"\n"), 11, "field[0].loinc"),
-        ("unit with a space", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nucum = \"beats per min\"\n"), 11, "field[0].ucum"),
-        ("field not among the columns", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"a\", \"b\"]\n[[field]]\nsource = \"c\"\nmdc = 1\nucum = \"1\"\n"), 10, "field[0].source"),
+        ("bad LOINC check digit", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nloinc = \"8867-5\"\nucum = \"/min\"\n"), 10, "field[0].loinc"),
+        ("unit with a space", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"key-value\"\n[[field]]\nsource = \"HR\"\nmdc = 147842\nucum = \"beats per min\"\n"), 10, "field[0].ucum"),
+        ("field not among the columns", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"a\", \"b\"]\n[[field]]\nsource = \"c\"\nmdc = 1\nucum = \"1\"\n"), 9, "field[0].source"),
         ("bad time format", format!("{PROFILE_HEAD}[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"d\", \"v\"]\ndevice_time = {{ from = [\"d\"], format = \"[mnth]\" }}\n[[field]]\nsource = \"v\"\nmdc = 1\nucum = \"1\"\n"), 8, "decoder.device_time.format"),
         ("zero baud", "id = \"p1\"\n[serial]\nbaud = 0\n[framing]\nkind = \"mllp\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 3, "serial.baud"),
         ("invalid id", "id = \"P 1\"\n[framing]\nkind = \"mllp\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 1, "id"),
         ("frame limit too big", "id = \"p\"\n[framing]\nkind = \"mllp\"\nmax_len = 99999999\n[decoder]\nkind = \"hl7-oru\"\n".into(), 4, "framing.max_len"),
-        ("unknown key", format!("{PROFILE_HEAD}[decoder]\nkind = \"hl7-oru\"\nspeed = 3\n"), 6, "speed"),
+        ("unknown key", format!("{PROFILE_HEAD}[decoder]\nkind = \"hl7-oru\"\nspeed = 3\n"), 6, "decoder.speed"),
     ]
 }
 

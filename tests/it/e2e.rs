@@ -82,9 +82,10 @@ async fn hl7_readings_reach_the_hub_signed_with_every_value_code_and_unit_intact
     assert_eq!(acks, ["AA", "AA", "AA", "AA", "AA", "AE"]);
 
     let keys = gw.keys();
-    sub.until("every observation", |seen| {
-        signed(seen, &keys).iter().filter(|b| b.kind == BodyKind::Obs).flat_map(|b| b.obs.clone().unwrap()).count()
-            >= expected.len()
+    sub.until("every observation and the unmapped-code event", |seen| {
+        let bodies = signed(seen, &keys);
+        bodies.iter().filter(|b| b.kind == BodyKind::Obs).flat_map(|b| b.obs.clone().unwrap()).count() >= expected.len()
+            && bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "code-unmapped"))
     })
     .await;
     let bodies = sub.bodies(&keys);
