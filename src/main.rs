@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = spokegate::cli::Cli::parse();
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=warn,rumqttc=warn", cli.log)))
+        .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=off,rumqttc=warn", cli.log)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -87,7 +87,7 @@ impl Buffer {
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.bytes.len());
+        self.start = self.start.saturating_add(n).min(self.bytes.len());
         if self.start == self.bytes.len() {
             self.bytes.clear();
             self.start = 0;

@@ -44,6 +44,8 @@ pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Wr
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     let mut dedup = Deduplicator::new(1 << 20);
+    // Retained status and state are published again after every reconnect; show changes only.
+    let mut last_retained: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
     let mut stats = WatchStats::default();
     loop {
         let event = tokio::select! {
@@ -60,7 +62,7 @@ pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Wr
                     Ok(msg) => {
                         let fresh = match &msg {
                             HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
-                            _ => true,
+                            _ => last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref() != Some(&p.payload[..]),
                         };
                         if fresh {
                             stats.verified += 1;

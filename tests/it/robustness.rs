@@ -1,0 +1,143 @@
+//! A device can send anything. The daemon never panics, counts and reports bad input as events,
+//! resynchronises, and delivers the good readings that follow.
+
+use crate::e2e::fixture;
+use crate::harness::*;
+use proptest::prelude::*;
+use spokegate::decode::Decoder;
+use spokegate::framing::{framer_for, mllp_wrap};
+use spokegate::model::BodyKind;
+use spokegate::profile::ProfileRegistry;
+use spokegate::sim::PtyDevice;
+use std::sync::atomic::Ordering;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_good_frames_still_arrive() {
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
+    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let gateway = RunningGateway::start(&config, gw.key());
+    let good = mllp_wrap(&fixture("pcd01_oru_r01_nibp_acme"));
+
+    // Random bytes (no frame start among them), a frame cut in half, an unterminated frame over the
+    // 64 KiB limit, an HL7 message with broken segments, then a good message.
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let noise: Vec<u8> = (0..500).map(|_| rng.byte().max(0x0c)).collect();
+    dev.peer.send(&noise).await.unwrap();
+    dev.peer.send(&good[..good.len() / 2]).await.unwrap();
+    let mut huge = vec![0x0b];
+    huge.extend(std::iter::repeat_n(b'A', 70_000));
+    dev.peer.send(&huge).await.unwrap();
+    dev.peer.send(&mllp_wrap(b"MSH|^~\\&|X\rOBX|||||\x00\x01|\rZZZ")).await.unwrap();
+    dev.peer.send(&good).await.unwrap();
+
+    let keys = gw.keys();
+    // The broken message has no MSH-9, so it cannot even be typed.
+    let codes_wanted = ["frame-garbage", "frame-truncated", "frame-oversize", "hl7-unparseable"];
+    sub.until("the four kinds of bad input and the good message", |seen| {
+        let bodies = signed(seen, &keys);
+        let codes: Vec<String> = bodies.iter().filter_map(|b| b.event.as_ref().map(|e| e.code.clone())).collect();
+        codes_wanted.iter().all(|c| codes.iter().any(|x| x == c)) && bodies.iter().any(|b| b.kind == BodyKind::Obs)
+    })
+    .await;
+
+    // A flood: 2 MB of random bytes with frame starts in it, then one more good message.
+    let flood: Vec<u8> = (0..2_000_000).map(|_| rng.byte()).collect();
+    for chunk in flood.chunks(64 * 1024) {
+        dev.peer.send(chunk).await.unwrap();
+    }
+    dev.peer.send(b"\x1c\r").await.unwrap();
+    dev.peer.send(&good).await.unwrap();
+    sub.until("the good message after the flood", |seen| {
+        signed(seen, &keys).iter().filter(|b| b.kind == BodyKind::Obs).count() >= 2
+    })
+    .await;
+    let c = gateway.counters.devices["monitor-1"].clone();
+    let rejected = c.rejected_frames.load(Ordering::Relaxed);
+    assert!(rejected > 100, "the flood's bad frames are counted: {rejected}");
+    assert!(c.dropped_bytes.load(Ordering::Relaxed) > 1_000_000);
+    sub.until("a suppressed-events report", |seen| {
+        signed(seen, &keys).iter().any(|b| {
+            b.event.as_ref().is_some_and(|e| e.code == "events-suppressed" || e.data.as_ref().is_some_and(|d| d.contains_key("suppressed_before")))
+        })
+    })
+    .await;
+    let events = signed(&sub.seen, &keys).iter().filter(|b| b.kind == BodyKind::Event).count() as u64;
+    assert!(events < rejected, "events are rate-limited: {events} events for {rejected} bad frames");
+    gateway.stop().await;
+}
+
+/// Deterministic pseudo-random bytes (xorshift64), so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn byte(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 32) as u8
+    }
+}
+
+fn decoders() -> Vec<(spokegate::profile::FramingSpec, Decoder)> {
+    let reg = ProfileRegistry::builtin().unwrap();
+    reg.ids()
+        .map(|id| {
+            let p = reg.get(id).unwrap();
+            (p.framing, Decoder::new(p.decoder.clone()))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn framers_and_decoders_never_panic_on_arbitrary_bytes(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
+        for (framing, decoder) in decoders() {
+            let mut framer = framer_for(framing);
+            for chunk in &chunks {
+                framer.push(chunk);
+                loop {
+                    match framer.next_frame() {
+                        Ok(Some(frame)) => {
+                            let _ = decoder.decode(&frame, 0);
+                        }
+                        Ok(None) => break,
+                        Err(_) => {}
+                    }
+                }
+            }
+            let _ = framer.finish();
+        }
+    }
+
+    #[test]
+    fn hl7_decoder_never_panics_on_mangled_real_messages(cut in 0usize..600, flip in 0usize..600, byte in any::<u8>()) {
+        let (_, decoder) = decoders().into_iter().next().unwrap();
+        let mut m = fixture("continua_wan_oru_r01_glucose");
+        let cut = cut.min(m.len());
+        m.truncate(cut.max(1));
+        let i = flip % m.len();
+        m[i] = byte;
+        let _ = decoder.decode(&m, 0);
+    }
+
+    #[test]
+    fn a_frame_is_recovered_whatever_junk_precedes_it(junk in proptest::collection::vec(0x0c..=0xffu8, 0..200)) {
+        let mut framer = framer_for(spokegate::profile::FramingSpec::Mllp { max_len: 1024 });
+        framer.push(&junk);
+        framer.push(&mllp_wrap(b"MSH|ok"));
+        let mut frames = Vec::new();
+        loop {
+            match framer.next_frame() {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+        prop_assert_eq!(frames, vec![b"MSH|ok".to_vec()]);
+    }
+}
