@@ -1,1 +1,173 @@
-fn main() {}
+//! Pipeline benchmark (a bench binary that prints figures; run with `cargo bench --bench pipeline`).
+//!
+//! The real `spokegate` binary runs as its own process against a real mosquitto on a loopback port;
+//! a simulated text device (the `vitals-kv` profile, one reading per line) writes into a
+//! pseudo-terminal; a subscriber in this process counts the signed `obs` messages as the broker
+//! delivers them. Figures:
+//!
+//! 1. throughput: readings written as fast as the PTY takes them, until all arrive signed;
+//! 2. at 500 readings/s for 10 s: gateway CPU per reading (from /proc/PID/stat), latency from the
+//!    line written to the signed message received (p50/p95/p99/max);
+//! 3. the gateway's resident memory (VmRSS, VmHWM from /proc/PID/status).
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use spokegate::sim::PtyDevice;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const THROUGHPUT_READINGS: u64 = 100_000;
+const PACED_RATE: u64 = 500;
+const PACED_SECONDS: u64 = 10;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(run());
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (utime + stime) of a process in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = spokegate::sim::broker::free_port().unwrap();
+    std::fs::write(dir.path().join("m.conf"), format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n")).unwrap();
+    let _broker = Proc(
+        Command::new(if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" })
+            .arg("-c")
+            .arg(dir.path().join("m.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto"),
+    );
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Subscriber: counts obs messages and stamps their arrival.
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let mut o = MqttOptions::new("bench-hub", "127.0.0.1", port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(o, 100);
+    client.subscribe("spokegate/v1/+/+/dev/+/obs", QoS::AtLeastOnce).await.unwrap();
+    {
+        let (arrivals, count) = (arrivals.clone(), count.clone());
+        tokio::spawn(async move {
+            let _c = client;
+            loop {
+                if let Ok(Event::Incoming(Packet::Publish(_))) = eventloop.poll().await {
+                    arrivals.lock().unwrap().push(Instant::now());
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    let key = dir.path().join("gateway.key");
+    spokegate::sign::GatewayKey::generate(&key).unwrap();
+    let mut dev = PtyDevice::create(&dir.path().join("ttyBENCH")).unwrap();
+    let config = dir.path().join("spokegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nsite = \"bench\"\nid = \"gw-bench\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n[[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n",
+            dir.path().display(),
+            dev.path.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Proc(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap(), "--log", "warn"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = gateway.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it connect before the clock starts
+    let idle_rss = status_kib(pid, "VmRSS:");
+
+    // 1. Throughput.
+    let lines: Vec<u8> = (0..THROUGHPUT_READINGS).flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes()).collect();
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    for chunk in lines.chunks(16 * 1024) {
+        dev.peer.send(chunk).await.unwrap();
+    }
+    while count.load(Ordering::Relaxed) < THROUGHPUT_READINGS {
+        assert!(t0.elapsed() < Duration::from_secs(300), "throughput run stalled at {}", count.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let peak_rss = status_kib(pid, "VmHWM:");
+    println!("throughput: {THROUGHPUT_READINGS} signed readings PTY -> gateway -> mosquitto (QoS 1) -> subscriber in {elapsed:.2} s = {:.0} readings/s", THROUGHPUT_READINGS as f64 / elapsed);
+    println!("throughput: gateway CPU {cpu:.2} s = {:.1} us/reading ({:.0} % of one core)", cpu * 1e6 / THROUGHPUT_READINGS as f64, cpu * 100.0 / elapsed);
+
+    // 2. Paced at 500 readings/s.
+    arrivals.lock().unwrap().clear();
+    let base = count.load(Ordering::Relaxed);
+    let n = PACED_RATE * PACED_SECONDS;
+    let mut sent = Vec::with_capacity(n as usize);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    for i in 0..n {
+        tick.tick().await;
+        sent.push(Instant::now());
+        dev.peer.send(format!("SYS={}\n", 100 + i % 50).as_bytes()).await.unwrap();
+    }
+    while count.load(Ordering::Relaxed) < base + n {
+        assert!(t0.elapsed() < Duration::from_secs(120), "paced run stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let got = arrivals.lock().unwrap().clone();
+    let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
+    lat.sort_by(f64::total_cmp);
+    println!("paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core)", cpu * 1e6 / n as f64, cpu * 100.0 / wall);
+    println!(
+        "paced latency line written -> signed message received (ms): p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0)
+    );
+    println!("gateway memory: RSS idle {} KiB, now {} KiB, peak (VmHWM) {} KiB (peak during throughput {} KiB)", idle_rss, status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"), peak_rss);
+    println!("machine: {} cores; `cargo bench --bench pipeline`", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+}

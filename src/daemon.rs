@@ -33,7 +33,12 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until `shutdown`, then drains. `counters` is filled in as it starts.
-pub async fn run(config: Config, key: GatewayKey, shutdown: Shutdown, counters: &mut Counters) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    key: GatewayKey,
+    shutdown: Shutdown,
+    counters: &mut Counters,
+) -> Result<(), DaemonError> {
     let g = &config.gateway;
     let seq = SeqAllocator::open(&g.state_dir)?;
     let key = Arc::new(key);
@@ -49,13 +54,21 @@ pub async fn run(config: Config, key: GatewayKey, shutdown: Shutdown, counters: 
         counters.link.clone(),
         shutdown.clone(),
     ));
-    let sealer = Sealer { site: g.site.clone(), gw: g.id.clone(), key, format: g.body_format, seq };
+    let sealer = Sealer {
+        site: g.site.clone(),
+        gw: g.id.clone(),
+        key,
+        format: g.body_format,
+        seq,
+    };
     let sealer = tokio::spawn(sealer.run(out_rx, pub_tx));
 
     let mut devices = Vec::new();
     for d in &config.devices {
         let c = counters.devices.entry(d.id.clone()).or_default().clone();
-        devices.push(tokio::spawn(DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run()));
+        devices.push(tokio::spawn(
+            DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run(),
+        ));
     }
     drop(out_tx);
     tracing::info!(site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url, "spokegate running");

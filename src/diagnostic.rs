@@ -82,12 +82,21 @@ impl<'a> SourceFile<'a> {
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+        let column = before
+            .get(line_start..)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, column)
     }
 
     /// A diagnostic at a span.
-    pub fn at(&self, span: Range<usize>, item: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        &self,
+        span: Range<usize>,
+        item: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let (line, column) = self.line_col(span.start);
         Diagnostic {
             file: self.path.to_path_buf(),
@@ -111,7 +120,12 @@ impl<'a> SourceFile<'a> {
         // `key = <value at fault>` or `<key at fault> = ...`
         let key = match on_line.trim_end().strip_suffix('=') {
             Some(k) => k.trim().to_string(),
-            None => snippet.split(['=', '\n']).next().unwrap_or("").trim().to_string(),
+            None => snippet
+                .split(['=', '\n'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
         };
         let table = before
             .get(..line_start)
@@ -122,7 +136,11 @@ impl<'a> SourceFile<'a> {
             .find(|l| l.starts_with('['))
             .map(|l| l.trim_matches(['[', ']']).trim().to_string());
         let item = if key.is_empty() || key.starts_with('[') {
-            if key.starts_with('[') { key.trim_matches(['[', ']']).to_string() } else { "(document)".to_string() }
+            if key.starts_with('[') {
+                key.trim_matches(['[', ']']).to_string()
+            } else {
+                "(document)".to_string()
+            }
         } else {
             match table {
                 Some(t) => format!("{t}.{key}"),
@@ -151,6 +169,9 @@ mod tests {
     fn a_diagnostic_names_file_line_column_and_item() {
         let src = SourceFile::new(Path::new("/etc/spokegate/config.toml"), "x\ny = 3\n");
         let d = src.at(2..3, "gateway.y", "unknown key");
-        assert_eq!(d.to_string(), "/etc/spokegate/config.toml:2:1: `gateway.y`: unknown key");
+        assert_eq!(
+            d.to_string(),
+            "/etc/spokegate/config.toml:2:1: `gateway.y`: unknown key"
+        );
     }
 }

@@ -30,13 +30,31 @@ pub enum Payload {
 pub enum Outgoing {
     /// Something to sign and send. `accepted` is told once the message is safely handed on (with the
     /// durable queue: committed), so the device is acknowledged only then.
-    Signed { from: Source, payload: Payload, t: i64, tdev: Option<i64>, accepted: Option<oneshot::Sender<()>> },
+    Signed {
+        from: Source,
+        payload: Payload,
+        t: i64,
+        tdev: Option<i64>,
+        accepted: Option<oneshot::Sender<()>>,
+    },
     /// A device's link state (retained, unsigned).
-    State { from: Source, state: LinkState, detail: Option<String> },
+    State {
+        from: Source,
+        state: LinkState,
+        detail: Option<String>,
+    },
 }
 
 /// A contract body for a payload.
-pub fn make_body(site: &str, gw: &str, from: &Source, payload: Payload, seq: u64, t: i64, tdev: Option<i64>) -> Body {
+pub fn make_body(
+    site: &str,
+    gw: &str,
+    from: &Source,
+    payload: Payload,
+    seq: u64,
+    t: i64,
+    tdev: Option<i64>,
+) -> Body {
     let (kind, obs, event) = match payload {
         Payload::Obs(o) => (BodyKind::Obs, Some(o), None),
         Payload::Event(e) => (BodyKind::Event, None, Some(e)),
@@ -78,12 +96,32 @@ pub enum SealError {
 
 impl Sealer {
     /// The body for a payload, with the next `seq`.
-    pub fn body(&mut self, from: &Source, payload: Payload, t: i64, tdev: Option<i64>) -> Result<Body, SeqError> {
-        Ok(make_body(&self.site, &self.gw, from, payload, self.seq.next()?, t, tdev))
+    pub fn body(
+        &mut self,
+        from: &Source,
+        payload: Payload,
+        t: i64,
+        tdev: Option<i64>,
+    ) -> Result<Body, SeqError> {
+        Ok(make_body(
+            &self.site,
+            &self.gw,
+            from,
+            payload,
+            self.seq.allocate()?,
+            t,
+            tdev,
+        ))
     }
 
     /// Signs a payload into a publication.
-    pub fn seal(&mut self, from: &Source, payload: Payload, t: i64, tdev: Option<i64>) -> Result<Publication, SealError> {
+    pub fn seal(
+        &mut self,
+        from: &Source,
+        payload: Payload,
+        t: i64,
+        tdev: Option<i64>,
+    ) -> Result<Publication, SealError> {
         let body = self.body(from, payload, t, tdev)?;
         let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
         Ok(Publication {
@@ -94,16 +132,39 @@ impl Sealer {
     }
 
     fn state(&self, from: &Source, state: LinkState, detail: Option<String>) -> Publication {
-        let s = DeviceState { state, profile: from.profile.to_string(), since: now_rfc3339(), detail };
-        Publication { topic: topics::device_state(&self.site, &self.gw, &from.dev), payload: s.to_json(), retain: true }
+        let s = DeviceState {
+            state,
+            profile: from.profile.to_string(),
+            since: now_rfc3339(),
+            detail,
+        };
+        Publication {
+            topic: topics::device_state(&self.site, &self.gw, &from.dev),
+            payload: s.to_json(),
+            retain: true,
+        }
     }
 
     /// Runs until every sender is gone; returns after the last publication is handed on.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Outgoing>, output: mpsc::Sender<Publication>) {
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Outgoing>,
+        output: mpsc::Sender<Publication>,
+    ) {
         while let Some(msg) = input.recv().await {
             let publication = match msg {
-                Outgoing::State { from, state, detail } => self.state(&from, state, detail),
-                Outgoing::Signed { from, payload, t, tdev, accepted } => match self.seal(&from, payload, t, tdev) {
+                Outgoing::State {
+                    from,
+                    state,
+                    detail,
+                } => self.state(&from, state, detail),
+                Outgoing::Signed {
+                    from,
+                    payload,
+                    t,
+                    tdev,
+                    accepted,
+                } => match self.seal(&from, payload, t, tdev) {
                     Ok(p) => {
                         if output.send(p).await.is_err() {
                             return;

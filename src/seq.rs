@@ -23,7 +23,10 @@ pub struct SeqAllocator {
 #[derive(Debug, thiserror::Error)]
 pub enum SeqError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a sequence number file (holds `{content}`); refusing to guess, which could reuse numbers")]
     Corrupt { path: PathBuf, content: String },
 }
@@ -32,7 +35,10 @@ impl SeqAllocator {
     /// Opens (or creates) the sequence file in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Self, SeqError> {
         let path = state_dir.join("seq");
-        let io = |source| SeqError::Io { path: path.clone(), source };
+        let io = |source| SeqError::Io {
+            path: path.clone(),
+            source,
+        };
         fs::create_dir_all(state_dir).map_err(io)?;
         let next = match fs::read_to_string(&path) {
             Ok(text) => text.trim().parse::<u64>().map_err(|_| SeqError::Corrupt {
@@ -42,11 +48,15 @@ impl SeqAllocator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
             Err(e) => return Err(io(e)),
         };
-        Ok(Self { path, next, reserved_end: next })
+        Ok(Self {
+            path,
+            next,
+            reserved_end: next,
+        })
     }
 
     /// The next number. Reserves a new block on disk when the current one is used up.
-    pub fn next(&mut self) -> Result<u64, SeqError> {
+    pub fn allocate(&mut self) -> Result<u64, SeqError> {
         if self.next >= self.reserved_end {
             let end = self.next + BLOCK;
             self.persist(end)?;
@@ -58,10 +68,15 @@ impl SeqAllocator {
     }
 
     fn persist(&self, end: u64) -> Result<(), SeqError> {
-        let io = |source| SeqError::Io { path: self.path.clone(), source };
+        let io = |source| SeqError::Io {
+            path: self.path.clone(),
+            source,
+        };
         let tmp = self.path.with_extension("tmp");
         let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(format!("{end}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(io)?;
+        f.write_all(format!("{end}\n").as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io)?;
         fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent() {
             fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
@@ -81,7 +96,7 @@ mod tests {
         for run in 0..3 {
             let mut a = SeqAllocator::open(dir.path()).unwrap();
             for _ in 0..(10 + run * BLOCK as usize) {
-                issued.push(a.next().unwrap());
+                issued.push(a.allocate().unwrap());
             }
             // dropped without any shutdown step, as in a crash
         }
@@ -93,6 +108,9 @@ mod tests {
     fn a_corrupt_sequence_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("seq"), "garbage").unwrap();
-        assert!(matches!(SeqAllocator::open(dir.path()), Err(SeqError::Corrupt { .. })));
+        assert!(matches!(
+            SeqAllocator::open(dir.path()),
+            Err(SeqError::Corrupt { .. })
+        ));
     }
 }

@@ -24,9 +24,20 @@ impl AckCode {
 }
 
 /// Builds the MLLP-framed ACK for `original` (None when its MSH could not be read).
-pub fn ack(original: Option<&Message>, code: AckCode, reason: Option<&str>, now_micros: i64) -> Vec<u8> {
-    let msh = original.filter(|m| m.separators.to_string().starts_with("|^~\\&")).and_then(|m| m.segment("MSH"));
-    let f = |n: usize| msh.and_then(|s| super::hl7::field(s, n)).map(|f| f.raw_value()).unwrap_or("");
+pub fn ack(
+    original: Option<&Message>,
+    code: AckCode,
+    reason: Option<&str>,
+    now_micros: i64,
+) -> Vec<u8> {
+    let msh = original
+        .filter(|m| m.separators.to_string().starts_with("|^~\\&"))
+        .and_then(|m| m.segment("MSH"));
+    let f = |n: usize| {
+        msh.and_then(|s| super::hl7::field(s, n))
+            .map(|f| f.raw_value())
+            .unwrap_or("")
+    };
     let control_id = f(10);
     let version = if f(12).is_empty() { "2.6" } else { f(12) };
     let processing = if f(11).is_empty() { "P" } else { f(11) };
@@ -35,7 +46,11 @@ pub fn ack(original: Option<&Message>, code: AckCode, reason: Option<&str>, now_
         f(3),
         f(4),
         hl7_timestamp(now_micros),
-        if control_id.is_empty() { "0".to_string() } else { control_id.to_string() },
+        if control_id.is_empty() {
+            "0".to_string()
+        } else {
+            control_id.to_string()
+        },
         processing,
         version,
     );
@@ -45,8 +60,15 @@ pub fn ack(original: Option<&Message>, code: AckCode, reason: Option<&str>, now_
     out.push_str(&format!("\rMSA|{}|{}\r", code.as_str(), control_id));
     if let Some(reason) = reason.filter(|_| code != AckCode::Accept) {
         let severity = "E";
-        let hl7_code = if code == AckCode::Reject { "200^Unsupported message type^HL70357" } else { "207^Application internal error^HL70357" };
-        out.push_str(&format!("ERR|||{hl7_code}|{severity}||||{}\r", escape(reason)));
+        let hl7_code = if code == AckCode::Reject {
+            "200^Unsupported message type^HL70357"
+        } else {
+            "207^Application internal error^HL70357"
+        };
+        out.push_str(&format!(
+            "ERR|||{hl7_code}|{severity}||||{}\r",
+            escape(reason)
+        ));
     }
     mllp_wrap(out.as_bytes())
 }

@@ -15,7 +15,13 @@ pub struct EventLimiter {
 
 impl EventLimiter {
     pub fn new(per_sec: u32, burst: u32) -> Self {
-        Self { per_sec: f64::from(per_sec), burst: f64::from(burst), tokens: f64::from(burst), last: Instant::now(), suppressed: 0 }
+        Self {
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: Instant::now(),
+            suppressed: 0,
+        }
     }
 
     /// `Some(suppressed_before)` when an event may go out now, `None` when it is held back.

@@ -35,7 +35,11 @@ pub struct WatchStats {
 }
 
 /// Watches until shutdown, writing a line per reading to `out`.
-pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Write + Send)) -> std::io::Result<WatchStats> {
+pub async fn watch(
+    opts: WatchOptions,
+    mut shutdown: Shutdown,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<WatchStats> {
     let mut mqtt = MqttOptions::new(&opts.client_id, &opts.url.host, opts.url.port);
     mqtt.set_keep_alive(Duration::from_secs(30));
     mqtt.set_max_packet_size(1 << 20, 1 << 20);
@@ -45,7 +49,8 @@ pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Wr
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     let mut dedup = Deduplicator::new(1 << 20);
     // Retained status and state are published again after every reconnect; show changes only.
-    let mut last_retained: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    let mut last_retained: std::collections::HashMap<String, Vec<u8>> =
+        std::collections::HashMap::new();
     let mut stats = WatchStats::default();
     loop {
         let event = tokio::select! {
@@ -62,19 +67,28 @@ pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Wr
                     Ok(msg) => {
                         let fresh = match &msg {
                             HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
-                            _ => last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref() != Some(&p.payload[..]),
+                            _ => {
+                                last_retained
+                                    .insert(p.topic.clone(), p.payload.to_vec())
+                                    .as_deref()
+                                    != Some(&p.payload[..])
+                            }
                         };
                         if fresh {
                             stats.verified += 1;
                             match opts.format {
                                 WatchFormat::Human => human_lines(&msg).join("\n"),
-                                WatchFormat::Json => json_line(&p.topic, "verified", Some(&msg), None),
+                                WatchFormat::Json => {
+                                    json_line(&p.topic, "verified", Some(&msg), None)
+                                }
                             }
                         } else {
                             stats.duplicates += 1;
                             match opts.format {
                                 WatchFormat::Human => continue,
-                                WatchFormat::Json => json_line(&p.topic, "duplicate", Some(&msg), None),
+                                WatchFormat::Json => {
+                                    json_line(&p.topic, "duplicate", Some(&msg), None)
+                                }
                             }
                         }
                     }
@@ -82,7 +96,9 @@ pub async fn watch(opts: WatchOptions, mut shutdown: Shutdown, out: &mut (dyn Wr
                         stats.rejected += 1;
                         match opts.format {
                             WatchFormat::Human => format!("✘ REJECTED {}: {why}", p.topic),
-                            WatchFormat::Json => json_line(&p.topic, "rejected", None, Some(&why.to_string())),
+                            WatchFormat::Json => {
+                                json_line(&p.topic, "rejected", None, Some(&why.to_string()))
+                            }
                         }
                     }
                 };

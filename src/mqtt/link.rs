@@ -13,7 +13,10 @@ use crate::clock::now_rfc3339;
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
 use crate::transport::Backoff;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    Transport,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,7 +52,12 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
     o.set_inflight(500);
     o.set_clean_session(true);
     let will = GatewayStatus::new(false, now_rfc3339(), kid.to_string());
-    o.set_last_will(LastWill::new(status_topic, will.to_json(), QoS::AtLeastOnce, true));
+    o.set_last_will(LastWill::new(
+        status_topic,
+        will.to_json(),
+        QoS::AtLeastOnce,
+        true,
+    ));
     if let (Some(u), p) = (&cfg.username, &cfg.password) {
         o.set_credentials(u, p.clone().unwrap_or_default());
     }
@@ -59,7 +67,11 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
             None => None,
         };
         let transport = match &cfg.ca {
-            Some(ca) => Transport::tls_with_config(TlsConfiguration::Simple { ca: std::fs::read(ca)?, alpn: None, client_auth }),
+            Some(ca) => Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: std::fs::read(ca)?,
+                alpn: None,
+                client_auth,
+            }),
             None => Transport::tls_with_default_config(),
         };
         o.set_transport(transport);
@@ -79,7 +91,13 @@ pub async fn run_link(
     let (client, eventloop) = AsyncClient::new(options(&cfg, &status_topic, &kid)?, 1024);
     let (connected_tx, mut connected_rx) = watch::channel(0u64);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = tokio::spawn(poll(eventloop, counters.clone(), connected_tx, stop_rx, cfg.url.to_string()));
+    let poller = tokio::spawn(poll(
+        eventloop,
+        counters.clone(),
+        connected_tx,
+        stop_rx,
+        cfg.url.to_string(),
+    ));
 
     let mut retained: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let publish = |topic: String, payload: Vec<u8>, retain: bool| {
@@ -89,7 +107,11 @@ pub async fn run_link(
         async move {
             let sent = client.publish(topic, QoS::AtLeastOnce, retain, payload);
             // While draining, a broker that stays away must not hold the process forever.
-            let sent = if draining { tokio::time::timeout(DRAIN_TIMEOUT, sent).await.ok() } else { Some(sent.await) };
+            let sent = if draining {
+                tokio::time::timeout(DRAIN_TIMEOUT, sent).await.ok()
+            } else {
+                Some(sent.await)
+            };
             match sent {
                 Some(Ok(())) => {
                     counters.published.fetch_add(1, Ordering::Relaxed);
@@ -125,16 +147,27 @@ pub async fn run_link(
     }
 
     // Drain: offline status, then wait for every PUBACK (bounded), then disconnect.
-    publish(status_topic.clone(), GatewayStatus::new(false, now_rfc3339(), kid.clone()).to_json(), true).await;
+    publish(
+        status_topic.clone(),
+        GatewayStatus::new(false, now_rfc3339(), kid.clone()).to_json(),
+        true,
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while counters.acked.load(Ordering::Relaxed) < counters.published.load(Ordering::Relaxed)
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let unacked = counters.published.load(Ordering::Relaxed).saturating_sub(counters.acked.load(Ordering::Relaxed));
+    let unacked = counters
+        .published
+        .load(Ordering::Relaxed)
+        .saturating_sub(counters.acked.load(Ordering::Relaxed));
     if unacked > 0 {
-        tracing::error!(unacked, "shutting down with messages the broker has not acknowledged");
+        tracing::error!(
+            unacked,
+            "shutting down with messages the broker has not acknowledged"
+        );
     }
     let _ = stop_tx.send(true);
     let _ = client.disconnect().await;

@@ -2,8 +2,8 @@
 
 use super::raw::{RawDecoder, RawField, RawProfile, RawSerial};
 use super::{
-    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo, Parity,
-    Profile, SerialSettings, TextFormat, TextSpec,
+    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum,
+    MetricInfo, Parity, Profile, SerialSettings, TextFormat, TextSpec,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
@@ -32,10 +32,17 @@ pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
 /// Parses and checks a profile's text. `path` names it in diagnostics.
 pub fn compile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     let src = SourceFile::new(path, text);
-    let raw: RawProfile = toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
-    let mut checker = Checker { src: &src, problems: Diagnostics::default() };
+    let raw: RawProfile =
+        toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
+    let mut checker = Checker {
+        src: &src,
+        problems: Diagnostics::default(),
+    };
     let profile = checker.profile(raw);
-    checker.problems.into_result(()).and(profile.ok_or_else(Diagnostics::default))
+    checker
+        .problems
+        .into_result(())
+        .and(profile.ok_or_else(Diagnostics::default))
 }
 
 struct Checker<'a> {
@@ -69,7 +76,11 @@ impl Checker<'_> {
         let mut s = SerialSettings::default();
         if let Some(baud) = &raw.baud {
             if *baud.get_ref() == 0 {
-                self.problem(baud, "serial.baud", "must be a positive bit rate, e.g. 9600");
+                self.problem(
+                    baud,
+                    "serial.baud",
+                    "must be a positive bit rate, e.g. 9600",
+                );
             }
             s.baud = *baud.get_ref();
         }
@@ -91,7 +102,11 @@ impl Checker<'_> {
                 "odd" => Parity::Odd,
                 "even" => Parity::Even,
                 other => {
-                    self.problem(parity, "serial.parity", format!("`{other}` is not one of none, odd, even"));
+                    self.problem(
+                        parity,
+                        "serial.parity",
+                        format!("`{other}` is not one of none, odd, even"),
+                    );
                     Parity::None
                 }
             };
@@ -102,7 +117,11 @@ impl Checker<'_> {
                 "software" => FlowControl::Software,
                 "hardware" => FlowControl::Hardware,
                 other => {
-                    self.problem(flow, "serial.flow_control", format!("`{other}` is not one of none, software, hardware"));
+                    self.problem(
+                        flow,
+                        "serial.flow_control",
+                        format!("`{other}` is not one of none, software, hardware"),
+                    );
                     FlowControl::None
                 }
             };
@@ -113,17 +132,29 @@ impl Checker<'_> {
     fn framing(&mut self, raw: &RawProfile) -> Option<FramingSpec> {
         let max_len = match &raw.framing.max_len {
             Some(m) if *m.get_ref() == 0 || *m.get_ref() > MAX_FRAME_LIMIT => {
-                self.problem(m, "framing.max_len", format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"));
+                self.problem(
+                    m,
+                    "framing.max_len",
+                    format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"),
+                );
                 None
             }
             Some(m) => Some(*m.get_ref()),
             None => None,
         };
         match raw.framing.kind.get_ref().as_str() {
-            "mllp" => Some(FramingSpec::Mllp { max_len: max_len.unwrap_or(64 * 1024) }),
-            "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
+            "mllp" => Some(FramingSpec::Mllp {
+                max_len: max_len.unwrap_or(64 * 1024),
+            }),
+            "line" => Some(FramingSpec::Line {
+                max_len: max_len.unwrap_or(1024),
+            }),
             other => {
-                self.problem(&raw.framing.kind, "framing.kind", format!("unknown framing `{other}` (known: mllp, line)"));
+                self.problem(
+                    &raw.framing.kind,
+                    "framing.kind",
+                    format!("unknown framing `{other}` (known: mllp, line)"),
+                );
                 None
             }
         }
@@ -135,7 +166,11 @@ impl Checker<'_> {
             "hl7-oru" => Some(DecoderSpec::Hl7Oru(self.hl7(raw))),
             "text" => self.text(d, &raw.fields).map(DecoderSpec::Text),
             other => {
-                self.problem(&d.kind, "decoder.kind", format!("unknown decoder `{other}` (known: hl7-oru, text)"));
+                self.problem(
+                    &d.kind,
+                    "decoder.kind",
+                    format!("unknown decoder `{other}` (known: hl7-oru, text)"),
+                );
                 None
             }
         }
@@ -152,15 +187,30 @@ impl Checker<'_> {
             if let Some(loinc) = &m.loinc {
                 self.loinc(loinc, &format!("metric[{i}].loinc"));
             }
-            let info = MetricInfo { name: m.name.clone(), loinc: m.loinc.as_ref().map(|l| l.get_ref().clone()) };
+            let info = MetricInfo {
+                name: m.name.clone(),
+                loinc: m.loinc.as_ref().map(|l| l.get_ref().clone()),
+            };
             if metrics.insert(*m.mdc.get_ref(), info).is_some() {
-                self.problem(&m.mdc, &format!("metric[{i}].mdc"), "this MDC code is listed twice");
+                self.problem(
+                    &m.mdc,
+                    &format!("metric[{i}].mdc"),
+                    "this MDC code is listed twice",
+                );
             }
         }
         if let Some(f) = raw.fields.first() {
-            self.problem(&f.source, "field[0]", "`field` tables belong to text decoders; hl7-oru uses `metric` and `unit`");
+            self.problem(
+                &f.source,
+                "field[0]",
+                "`field` tables belong to text decoders; hl7-oru uses `metric` and `unit`",
+            );
         }
-        Hl7Spec { ack: raw.decoder.ack.unwrap_or(true), units, metrics }
+        Hl7Spec {
+            ack: raw.decoder.ack.unwrap_or(true),
+            units,
+            metrics,
+        }
     }
 
     fn single_char(&mut self, value: &Option<Spanned<String>>, item: &str) -> Option<char> {
@@ -178,24 +228,39 @@ impl Checker<'_> {
     fn text(&mut self, d: &RawDecoder, fields: &[RawField]) -> Option<TextSpec> {
         let delimiter = self.single_char(&d.delimiter, "decoder.delimiter");
         let format = match d.format.as_ref().map(|f| f.get_ref().as_str()) {
-            Some("csv") => TextFormat::Csv { delimiter: delimiter.unwrap_or(',') },
-            Some("key-value") => {
-                TextFormat::KeyValue { delimiter, assign: self.single_char(&d.assign, "decoder.assign").unwrap_or('=') }
-            }
+            Some("csv") => TextFormat::Csv {
+                delimiter: delimiter.unwrap_or(','),
+            },
+            Some("key-value") => TextFormat::KeyValue {
+                delimiter,
+                assign: self.single_char(&d.assign, "decoder.assign").unwrap_or('='),
+            },
             Some(other) => {
                 let at = d.format.as_ref()?;
-                self.problem(at, "decoder.format", format!("unknown text format `{other}` (known: csv, key-value)"));
+                self.problem(
+                    at,
+                    "decoder.format",
+                    format!("unknown text format `{other}` (known: csv, key-value)"),
+                );
                 return None;
             }
             None => {
-                self.problem(&d.kind, "decoder.format", "a text decoder needs `format = \"csv\"` or `\"key-value\"`");
+                self.problem(
+                    &d.kind,
+                    "decoder.format",
+                    "a text decoder needs `format = \"csv\"` or `\"key-value\"`",
+                );
                 return None;
             }
         };
         let checksum = match &d.checksum {
             Some(c) if c.get_ref() == "sum16-hex" => Some(LineChecksum::Sum16Hex),
             Some(c) => {
-                self.problem(c, "decoder.checksum", format!("unknown checksum `{}` (known: sum16-hex)", c.get_ref()));
+                self.problem(
+                    c,
+                    "decoder.checksum",
+                    format!("unknown checksum `{}` (known: sum16-hex)", c.get_ref()),
+                );
                 None
             }
             None => None,
@@ -203,50 +268,84 @@ impl Checker<'_> {
         let columns: Vec<String> = d.columns.iter().map(|c| c.get_ref().clone()).collect();
         let is_csv = matches!(format, TextFormat::Csv { .. });
         if is_csv && columns.is_empty() {
-            self.problem(&d.kind, "decoder.columns", "a csv decoder needs the list of its column names");
+            self.problem(
+                &d.kind,
+                "decoder.columns",
+                "a csv decoder needs the list of its column names",
+            );
         }
         for (i, c) in d.columns.iter().enumerate() {
             if d.columns[..i].iter().any(|p| p.get_ref() == c.get_ref()) {
-                self.problem(c, &format!("decoder.columns[{i}]"), format!("column `{}` is named twice", c.get_ref()));
+                self.problem(
+                    c,
+                    &format!("decoder.columns[{i}]"),
+                    format!("column `{}` is named twice", c.get_ref()),
+                );
             }
         }
         let known = |name: &str| !is_csv || columns.iter().any(|c| c == name);
         let device_time = d.device_time.as_ref().and_then(|t| {
             for (i, f) in t.from.iter().enumerate() {
                 if !known(f.get_ref()) {
-                    self.problem(f, &format!("decoder.device_time.from[{i}]"), format!("no column `{}`", f.get_ref()));
+                    self.problem(
+                        f,
+                        &format!("decoder.device_time.from[{i}]"),
+                        format!("no column `{}`", f.get_ref()),
+                    );
                 }
             }
             let format = match time::format_description::parse_owned::<2>(t.format.get_ref()) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    self.problem(&t.format, "decoder.device_time.format", format!("not a time format description: {e}"));
+                    self.problem(
+                        &t.format,
+                        "decoder.device_time.format",
+                        format!("not a time format description: {e}"),
+                    );
                     None
                 }
             };
             let utc_offset = match &t.utc_offset {
                 Some(o) => {
-                    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+                    let fmt = time::macros::format_description!(
+                        "[offset_hour sign:mandatory]:[offset_minute]"
+                    );
                     match time::UtcOffset::parse(o.get_ref(), &fmt) {
                         Ok(off) => off,
                         Err(_) => {
-                            self.problem(o, "decoder.device_time.utc_offset", "must look like +05:30 or -03:00");
+                            self.problem(
+                                o,
+                                "decoder.device_time.utc_offset",
+                                "must look like +05:30 or -03:00",
+                            );
                             time::UtcOffset::UTC
                         }
                     }
                 }
                 None => time::UtcOffset::UTC,
             };
-            Some(DeviceTimeSpec { from: t.from.iter().map(|f| f.get_ref().clone()).collect(), format: format?, utc_offset })
+            Some(DeviceTimeSpec {
+                from: t.from.iter().map(|f| f.get_ref().clone()).collect(),
+                format: format?,
+                utc_offset,
+            })
         });
         if fields.is_empty() {
-            self.problem(&d.kind, "field", "a text decoder needs at least one [[field]] mapping a value to a code");
+            self.problem(
+                &d.kind,
+                "field",
+                "a text decoder needs at least one [[field]] mapping a value to a code",
+            );
         }
         let mut maps = Vec::new();
         for (i, f) in fields.iter().enumerate() {
             let item = |k: &str| format!("field[{i}].{k}");
             if !known(f.source.get_ref()) {
-                self.problem(&f.source, &item("source"), format!("no column `{}` in decoder.columns", f.source.get_ref()));
+                self.problem(
+                    &f.source,
+                    &item("source"),
+                    format!("no column `{}` in decoder.columns", f.source.get_ref()),
+                );
             }
             self.ucum(&f.ucum, &item("ucum"));
             if let Some(l) = &f.loinc {
@@ -264,8 +363,15 @@ impl Checker<'_> {
             }
             maps.push(FieldMap {
                 source: f.source.get_ref().clone(),
-                code: Code { mdc: f.mdc, loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()), name: f.name.clone() },
-                unit: Unit { ucum: f.ucum.get_ref().clone(), mdc: f.unit_mdc },
+                code: Code {
+                    mdc: f.mdc,
+                    loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()),
+                    name: f.name.clone(),
+                },
+                unit: Unit {
+                    ucum: f.ucum.get_ref().clone(),
+                    mdc: f.unit_mdc,
+                },
                 scale: f.scale.as_ref().map(|s| *s.get_ref()).unwrap_or(1.0),
                 offset: f.offset.unwrap_or(0.0),
                 min: f.min,
@@ -287,22 +393,39 @@ impl Checker<'_> {
     fn ucum(&mut self, value: &Spanned<String>, item: &str) {
         let v = value.get_ref();
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
-            self.problem(value, item, format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"));
+            self.problem(
+                value,
+                item,
+                format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"),
+            );
         }
     }
 
     /// A LOINC code: digits, a dash, and the mod-10 check digit.
     fn loinc(&mut self, value: &Spanned<String>, item: &str) {
         if !is_valid_loinc(value.get_ref()) {
-            self.problem(value, item, format!("`{}` is not a LOINC code (NNNN-C with a valid check digit)", value.get_ref()));
+            self.problem(
+                value,
+                item,
+                format!(
+                    "`{}` is not a LOINC code (NNNN-C with a valid check digit)",
+                    value.get_ref()
+                ),
+            );
         }
     }
 }
 
 /// Checks the form and the Mod 10 check digit of a LOINC code (LOINC Users' Guide, appendix).
 pub fn is_valid_loinc(code: &str) -> bool {
-    let Some((num, check)) = code.split_once('-') else { return false };
-    if num.is_empty() || num.len() > 7 || check.len() != 1 || !num.bytes().all(|b| b.is_ascii_digit()) {
+    let Some((num, check)) = code.split_once('-') else {
+        return false;
+    };
+    if num.is_empty()
+        || num.len() > 7
+        || check.len() != 1
+        || !num.bytes().all(|b| b.is_ascii_digit())
+    {
         return false;
     }
     let digits: Vec<u32> = num.bytes().map(|b| u32::from(b - b'0')).collect();
@@ -311,7 +434,14 @@ pub fn is_valid_loinc(code: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 0 { let x = d * 2; x / 10 + x % 10 } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                x / 10 + x % 10
+            } else {
+                d
+            }
+        })
         .sum();
     let expected = (10 - sum % 10) % 10;
     check.parse::<u32>().map(|c| c == expected).unwrap_or(false)
@@ -324,7 +454,9 @@ mod tests {
     #[test]
     fn loinc_check_digits_of_published_codes_are_accepted() {
         // Codes published by LOINC for blood pressure, heart rate, glucose.
-        for code in ["8480-6", "8462-4", "8478-0", "8867-4", "59408-5", "8310-5", "41653-7", "1554-5"] {
+        for code in [
+            "8480-6", "8462-4", "8478-0", "8867-4", "59408-5", "8310-5", "41653-7", "1554-5",
+        ] {
             assert!(is_valid_loinc(code), "{code}");
         }
     }

@@ -30,22 +30,36 @@ fn every_broken_config_is_refused_with_file_line_and_item() {
         let path = Path::new("/etc/spokegate/broken.toml");
         let err = Config::parse(path, &text).expect_err(what);
         let rendered = err.to_string();
-        let hit = err.0.iter().find(|d| d.item == item).unwrap_or_else(|| panic!("{what}: no diagnostic for `{item}` in:\n{rendered}"));
+        let hit = err
+            .0
+            .iter()
+            .find(|d| d.item == item)
+            .unwrap_or_else(|| panic!("{what}: no diagnostic for `{item}` in:\n{rendered}"));
         assert_eq!(hit.line, line, "{what}: {rendered}");
         assert!(hit.column >= 1);
-        assert!(hit.message.contains(word), "{what}: `{word}` not in {rendered}");
-        assert!(rendered.starts_with(&format!("/etc/spokegate/broken.toml:{line}:")), "{what}: {rendered}");
+        assert!(
+            hit.message.contains(word),
+            "{what}: `{word}` not in {rendered}"
+        );
+        assert!(
+            rendered.starts_with(&format!("/etc/spokegate/broken.toml:{line}:")),
+            "{what}: {rendered}"
+        );
     }
 }
 
 #[test]
 fn all_problems_are_reported_at_once() {
-    let text = format!(
-        "[gateway]\nsite = \"BAD\"\nid = \"also bad\"\nstate_dir = \"/x\"\n[mqtt]\nurl = \"ftp://x\"\n[[device]]\nid = \"m\"\nprofile = \"nope\"\n"
-    );
-    let err = Config::parse(Path::new("c.toml"), &text).unwrap_err();
+    let text = "[gateway]\nsite = \"BAD\"\nid = \"also bad\"\nstate_dir = \"/x\"\n[mqtt]\nurl = \"ftp://x\"\n[[device]]\nid = \"m\"\nprofile = \"nope\"\n";
+    let err = Config::parse(Path::new("c.toml"), text).unwrap_err();
     let items: Vec<&str> = err.0.iter().map(|d| d.item.as_str()).collect();
-    for item in ["gateway.site", "gateway.id", "mqtt.url", "device[0].profile", "device[0].serial"] {
+    for item in [
+        "gateway.site",
+        "gateway.id",
+        "mqtt.url",
+        "device[0].profile",
+        "device[0].serial",
+    ] {
         assert!(items.contains(&item), "{item} missing from {items:?}");
     }
 }
@@ -72,9 +86,16 @@ fn every_broken_profile_is_refused_with_file_line_and_item() {
     for (what, text, line, item) in broken_profiles() {
         let err = compile(Path::new("device-profiles/p1.toml"), &text).expect_err(what);
         let rendered = err.to_string();
-        let hit = err.0.iter().find(|d| d.item == item).unwrap_or_else(|| panic!("{what}: no `{item}` in:\n{rendered}"));
+        let hit = err
+            .0
+            .iter()
+            .find(|d| d.item == item)
+            .unwrap_or_else(|| panic!("{what}: no `{item}` in:\n{rendered}"));
         assert_eq!(hit.line, line, "{what}: {rendered}");
-        assert!(rendered.contains("device-profiles/p1.toml:"), "{what}: {rendered}");
+        assert!(
+            rendered.contains("device-profiles/p1.toml:"),
+            "{what}: {rendered}"
+        );
     }
 }
 
@@ -87,7 +108,11 @@ fn a_broken_operator_profile_is_named_when_the_config_is_checked() {
         dir.path().display()
     );
     let err = Config::parse(Path::new("c.toml"), &text).unwrap_err();
-    let d = err.0.iter().find(|d| d.item == "decoder.format").unwrap_or_else(|| panic!("{err}"));
+    let d = err
+        .0
+        .iter()
+        .find(|d| d.item == "decoder.format")
+        .unwrap_or_else(|| panic!("{err}"));
     assert_eq!(d.file, dir.path().join("meter.toml"));
     assert_eq!(d.line, 6);
 }
