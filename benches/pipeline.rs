@@ -35,13 +35,18 @@ impl Drop for Proc {
     }
 }
 
-/// (utime + stime) of a process in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// (utime, stime) of a process in seconds.
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0 // USER_HZ
+    let field = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0) / 100.0; // USER_HZ
+    (field(11), field(12))
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let (u, s) = cpu_split(pid);
+    u + s
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -145,6 +150,7 @@ async fn run() {
     let mut sent = Vec::with_capacity(n as usize);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
     let cpu0 = cpu_seconds(pid);
+    let (u0, s0) = cpu_split(pid);
     let t0 = Instant::now();
     for i in 0..n {
         tick.tick().await;
@@ -157,10 +163,17 @@ async fn run() {
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
+    let (u1, s1) = cpu_split(pid);
     let got = arrivals.lock().unwrap().clone();
     let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);
-    println!("paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core)", cpu * 1e6 / n as f64, cpu * 100.0 / wall);
+    println!(
+        "paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core; user {:.1} us, kernel {:.1} us)",
+        cpu * 1e6 / n as f64,
+        cpu * 100.0 / wall,
+        (u1 - u0) * 1e6 / n as f64,
+        (s1 - s0) * 1e6 / n as f64
+    );
     println!(
         "paced latency line written -> signed message received (ms): p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
         percentile(&lat, 0.50),

@@ -13,11 +13,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread: the gateway's work per reading is small, and a single-threaded runtime spares
+    // every reading the cross-thread wake-ups between pipeline stages (see benches/pipeline.rs).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("spokegate: cannot start the runtime: {e}");
