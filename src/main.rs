@@ -15,7 +15,10 @@ fn main() {
         .init();
     // One thread: the gateway's work per reading is small, and a single-threaded runtime spares
     // every reading the cross-thread wake-ups between pipeline stages (see benches/pipeline.rs).
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("spokegate: cannot start the runtime: {e}");
