@@ -1,6 +1,11 @@
 //! Identifiers that appear in topics (`site`, `gw`, `dev`, profile ids): `[a-z0-9][a-z0-9-]{0,62}`.
 
 /// True when `s` is a valid contract identifier.
+///
+/// ```
+/// assert!(spokegate::ids::is_valid_id("upazila-01"));
+/// assert!(!spokegate::ids::is_valid_id("Upazila 01"));
+/// ```
 pub fn is_valid_id(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()

@@ -25,6 +25,12 @@ pub fn body(site: &str, gw: &str, dev: &str, kind: BodyKind, stream: Option<&str
 }
 
 /// What a topic says, as a hub reads it.
+///
+/// ```
+/// use spokegate::mqtt::topics::{parse, TopicRef};
+/// let t = parse("spokegate/v1/upazila-01/gw-01/dev/monitor-1/obs");
+/// assert!(matches!(t, Some(TopicRef::Body { dev: "monitor-1", .. })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicRef<'a> {
     Status {
