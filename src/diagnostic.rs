@@ -50,6 +50,30 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+impl Diagnostic {
+    /// A problem with a whole file or folder (cannot read it), pointed at its start.
+    pub fn whole_file(file: &Path, item: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            item: item.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads an operator's file, or says why not.
+pub fn read_source(path: &Path) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::whole_file(
+            path,
+            "(file)",
+            format!("cannot read: {e}"),
+        )])
+    })
+}
+
 impl Diagnostics {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -6,7 +6,7 @@ pub mod raw;
 
 pub use mqtt_url::{MqttUrl, MqttUrlError};
 
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
 use crate::model::BodyFormat;
 use crate::profile::{Profile, ProfileRegistry};
@@ -60,15 +60,7 @@ pub enum DeviceTransport {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 1,
-                column: 1,
-                item: "(file)".into(),
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
+        let text = read_source(path)?;
         Self::parse(path, &text)
     }
 

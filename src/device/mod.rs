@@ -236,37 +236,28 @@ impl DeviceTask {
             None => return,
         }
         tracing::warn!(code = %event.code, "device input rejected");
-        let _ = self
-            .out
-            .send(Outgoing::Signed {
-                from: self.source.clone(),
-                payload: Payload::Event(event),
-                t: capture_time(),
-                tdev: None,
-                accepted: None,
-            })
-            .await;
+        self.send_event(event).await;
     }
 
     async fn report_suppressed(&mut self) {
         if let Some(n) = self.limiter.admit(Instant::now()) {
-            let event = Event::new(
-                "events-suppressed",
-                Severity::Warn,
-                format!("{n} further input problems were not reported one by one"),
+            let text = format!("{n} further input problems were not reported one by one");
+            self.send_event(
+                Event::new("events-suppressed", Severity::Warn, text).with("suppressed", n),
             )
-            .with("suppressed", n);
-            let _ = self
-                .out
-                .send(Outgoing::Signed {
-                    from: self.source.clone(),
-                    payload: Payload::Event(event),
-                    t: capture_time(),
-                    tdev: None,
-                    accepted: None,
-                })
-                .await;
+            .await;
         }
+    }
+
+    async fn send_event(&self, event: Event) {
+        let msg = Outgoing::Signed {
+            from: self.source.clone(),
+            payload: Payload::Event(event),
+            t: capture_time(),
+            tdev: None,
+            accepted: None,
+        };
+        let _ = self.out.send(msg).await;
     }
 
     /// Publishes the link state when it changes.

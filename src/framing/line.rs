@@ -91,14 +91,7 @@ mod tests {
     use super::*;
 
     fn lines(f: &mut LineFramer) -> Vec<Result<Vec<u8>, FrameError>> {
-        let mut out = Vec::new();
-        loop {
-            match f.next_frame() {
-                Ok(Some(l)) => out.push(Ok(l)),
-                Ok(None) => return out,
-                Err(e) => out.push(Err(e)),
-            }
-        }
+        crate::framing::drain(f)
     }
 
     #[test]

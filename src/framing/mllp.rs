@@ -127,15 +127,8 @@ impl Framer for MllpFramer {
 mod tests {
     use super::*;
 
-    fn frames(framer: &mut MllpFramer) -> Vec<Result<Vec<u8>, FrameError>> {
-        let mut out = Vec::new();
-        loop {
-            match framer.next_frame() {
-                Ok(Some(f)) => out.push(Ok(f)),
-                Ok(None) => return out,
-                Err(e) => out.push(Err(e)),
-            }
-        }
+    fn frames(f: &mut MllpFramer) -> Vec<Result<Vec<u8>, FrameError>> {
+        crate::framing::drain(f)
     }
 
     #[test]

@@ -94,3 +94,16 @@ impl Buffer {
         }
     }
 }
+
+/// Every frame and error a framer yields now (tests).
+#[cfg(test)]
+pub(crate) fn drain(framer: &mut dyn Framer) -> Vec<Result<Vec<u8>, FrameError>> {
+    let mut out = Vec::new();
+    loop {
+        match framer.next_frame() {
+            Ok(Some(f)) => out.push(Ok(f)),
+            Ok(None) => return out,
+            Err(e) => out.push(Err(e)),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use super::{
     DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum,
     MetricInfo, Parity, Profile, SerialSettings, TextFormat, TextSpec,
 };
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
 use crate::model::{Code, Unit};
 use std::collections::HashMap;
@@ -17,15 +17,7 @@ pub const MAX_FRAME_LIMIT: usize = 1 << 20;
 
 /// Reads and compiles one profile file.
 pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            item: "(file)".into(),
-            message: format!("cannot read: {e}"),
-        }])
-    })?;
+    let text = read_source(path)?;
     compile(path, &text)
 }
 

@@ -58,13 +58,11 @@ impl ProfileRegistry {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
-                return Err(Diagnostics(vec![Diagnostic {
-                    file: dir.to_path_buf(),
-                    line: 1,
-                    column: 1,
-                    item: "profiles_dir".into(),
-                    message: format!("cannot read the profiles directory: {e}"),
-                }]))
+                return Err(Diagnostics(vec![Diagnostic::whole_file(
+                    dir,
+                    "profiles_dir",
+                    format!("cannot read the profiles directory: {e}"),
+                )]))
             }
         };
         let mut paths: Vec<PathBuf> = entries

@@ -4,7 +4,6 @@
 use crate::e2e::fixture;
 use crate::harness::*;
 use spokegate::framing::mllp_wrap;
-use spokegate::sim::PtyDevice;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
@@ -135,11 +134,13 @@ fn profile_test_reads_hex_captures_and_reports_bad_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_publishes_offline_and_exits_0() {
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
-    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let Rig {
+        broker: _broker,
+        gw: _gw,
+        mut dev,
+        config,
+        mut sub,
+    } = Rig::hl7_monitor().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_spokegate"))
         .args(["run", "--config", config.to_str().unwrap()])
         .stderr(Stdio::null())

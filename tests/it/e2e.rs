@@ -4,7 +4,6 @@
 use crate::harness::*;
 use spokegate::framing::mllp_wrap;
 use spokegate::model::{BodyKind, Quality};
-use spokegate::sim::PtyDevice;
 
 /// The HL7 fixtures a device sends, in order.
 pub const MESSAGES: &[&str] = &[
@@ -70,11 +69,13 @@ pub fn ucum_for(mdc_unit_name: &str) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hl7_readings_reach_the_hub_signed_with_every_value_code_and_unit_intact() {
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
-    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let Rig {
+        broker,
+        gw,
+        mut dev,
+        config,
+        mut sub,
+    } = Rig::hl7_monitor().await;
     let gateway = RunningGateway::start(&config, gw.key());
 
     let expected: Vec<Stated> = MESSAGES
@@ -167,11 +168,13 @@ async fn hl7_readings_reach_the_hub_signed_with_every_value_code_and_unit_intact
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_or_foreign_message_is_never_shown_as_valid() {
     use spokegate::hub::{check, Rejection};
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
-    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let Rig {
+        broker: _broker,
+        gw,
+        mut dev,
+        config,
+        mut sub,
+    } = Rig::hl7_monitor().await;
     let gateway = RunningGateway::start(&config, gw.key());
     dev.peer
         .send(&mllp_wrap(&fixture("pcd01_oru_r01_nibp_acme")))

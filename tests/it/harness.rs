@@ -279,3 +279,30 @@ pub async fn read_acks(peer: &mut spokegate::sim::PtyPeer, n: usize) -> Vec<Stri
     }
     codes
 }
+
+/// The usual test bench: a broker, a gateway state dir, one HL7 monitor on a PTY, its config, and a
+/// subscriber already listening.
+pub struct Rig {
+    pub broker: Mosquitto,
+    pub gw: GatewayDir,
+    pub dev: spokegate::sim::PtyDevice,
+    pub config: PathBuf,
+    pub sub: Subscriber,
+}
+
+impl Rig {
+    pub async fn hl7_monitor() -> Rig {
+        let broker = Mosquitto::start();
+        let gw = GatewayDir::new();
+        let dev = spokegate::sim::PtyDevice::create(&gw.path().join("ttyUSB-monitor")).unwrap();
+        let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
+        let sub = Subscriber::connect(broker.port, "test-hub").await;
+        Rig {
+            broker,
+            gw,
+            dev,
+            config,
+            sub,
+        }
+    }
+}

@@ -8,17 +8,18 @@ use spokegate::decode::Decoder;
 use spokegate::framing::{framer_for, mllp_wrap};
 use spokegate::model::BodyKind;
 use spokegate::profile::ProfileRegistry;
-use spokegate::sim::PtyDevice;
 use std::sync::atomic::Ordering;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_good_frames_still_arrive(
 ) {
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
-    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let Rig {
+        broker: _broker,
+        gw,
+        mut dev,
+        config,
+        mut sub,
+    } = Rig::hl7_monitor().await;
     let gateway = RunningGateway::start(&config, gw.key());
     let good = mllp_wrap(&fixture("pcd01_oru_r01_nibp_acme"));
 

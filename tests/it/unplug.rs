@@ -9,12 +9,14 @@ use spokegate::sim::PtyDevice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_reopens_a_replugged_serial_device_and_carries_on() {
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let link = gw.path().join("ttyUSB-monitor");
-    let mut dev = PtyDevice::create(&link).unwrap();
-    let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &link)], "");
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let Rig {
+        broker: _broker,
+        gw,
+        mut dev,
+        config,
+        mut sub,
+    } = Rig::hl7_monitor().await;
+    let link = dev.path.clone();
     let gateway = RunningGateway::start(&config, gw.key());
     let keys = gw.keys();
     let obs_count = |seen: &[(String, Vec<u8>)]| {
