@@ -46,6 +46,7 @@ pub mod ids;
 pub mod model;
 pub mod mqtt;
 pub mod pipeline;
+pub mod queue;
 pub mod profile;
 pub mod seq;
 pub mod shutdown;

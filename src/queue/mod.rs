@@ -1,0 +1,39 @@
+//! The durable outbox between signing and MQTT: nothing a device handed over is lost when the
+//! uplink, the broker or the power drops.
+//!
+//! # Invariants
+//!
+//! 1. A message is signed and **committed** (SQLite transaction, WAL, `synchronous=FULL`) before it
+//!    is first published, and the device is acknowledged (HL7 ACK) only after that commit.
+//! 2. A message is deleted only after the broker's PUBACK for it (the MQTT link maps packet ids to
+//!    `seq`; a `publish()` that returned means queued in the client, not delivered).
+//! 3. `seq` is strictly increasing and never reused: `meta.next_seq` is committed in the same
+//!    transaction as the rows it numbers, so after any crash numbering resumes above every committed
+//!    row. Numbers reserved but not committed before a crash were never published.
+//! 4. Messages are published in `seq` order, on every connection starting from the oldest
+//!    undelivered one; per device and stream the hub therefore receives them in order.
+//! 5. Spot readings (`obs`, `event`) are never evicted. Waveform and media rows may be evicted,
+//!    oldest first, past their class's byte cap or TTL, and every eviction is counted and reported.
+//! 6. A store that fails its integrity check is refused with an error, never emptied or recreated.
+//!
+//! # On-disk layout (`<state_dir>/queue.sqlite`, plus SQLite's `-wal` and `-shm` files)
+//!
+//! ```sql
+//! meta(key TEXT PRIMARY KEY, value INTEGER)    -- format = 1, next_seq, delivered, dropped
+//! outbox(seq INTEGER PRIMARY KEY,              -- the contract `seq`; also the send order
+//!        class INTEGER,                        -- 0 spot (obs, event), 1 wave, 2 media
+//!        created INTEGER,                      -- gateway time of the commit, µs since the epoch
+//!        topic TEXT, payload BLOB)             -- the MQTT topic and the signed COSE_Sign1 bytes
+//! device_memory(dev TEXT PRIMARY KEY, value TEXT)  -- per device: the last record delivered
+//!                                                  -- (RACP, meter memory), so a restart fetches only newer
+//! ```
+//!
+//! Commits are grouped: the sealer appends whatever readings are waiting in one transaction, so
+//! one fsync covers many messages. Deletes after PUBACK are grouped too; a delete lost in a crash
+//! only means the message is sent again (at-least-once; the hub de-duplicates on (`gw`, `seq`)).
+
+mod policy;
+mod store;
+
+pub use policy::{Class, QueuePolicy};
+pub use store::{Dropped, Queue, QueueError, QueueStats, Record};

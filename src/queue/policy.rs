@@ -1,0 +1,71 @@
+//! What may be evicted from the queue, and when.
+
+use std::time::Duration;
+
+/// The eviction class of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// `obs` and `event`: never evicted.
+    Spot = 0,
+    /// `wave` chunks.
+    Wave = 1,
+    /// `media` parts.
+    Media = 2,
+}
+
+impl Class {
+    pub fn from_i64(v: i64) -> Option<Class> {
+        match v {
+            0 => Some(Class::Spot),
+            1 => Some(Class::Wave),
+            2 => Some(Class::Media),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Spot => "spot",
+            Class::Wave => "wave",
+            Class::Media => "media",
+        }
+    }
+}
+
+/// Caps and time-to-live per class. Spot readings have neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePolicy {
+    pub wave_max_bytes: u64,
+    pub media_max_bytes: u64,
+    pub wave_ttl: Option<Duration>,
+    pub media_ttl: Option<Duration>,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        Self {
+            wave_max_bytes: 256 << 20,
+            media_max_bytes: 512 << 20,
+            wave_ttl: Some(Duration::from_secs(6 * 3600)),
+            media_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+impl QueuePolicy {
+    pub fn cap(&self, class: Class) -> Option<u64> {
+        match class {
+            Class::Spot => None,
+            Class::Wave => Some(self.wave_max_bytes),
+            Class::Media => Some(self.media_max_bytes),
+        }
+    }
+
+    pub fn ttl(&self, class: Class) -> Option<Duration> {
+        match class {
+            Class::Spot => None,
+            Class::Wave => self.wave_ttl,
+            Class::Media => self.media_ttl,
+        }
+    }
+}

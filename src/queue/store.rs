@@ -1,0 +1,535 @@
+//! The SQLite store behind [`Queue`] (see the module documentation for invariants and layout).
+
+use super::{Class, QueuePolicy};
+use crate::mqtt::topics;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The store's format version (`meta.format`).
+const FORMAT: i64 = 1;
+/// How many `seq` numbers one reservation commits ahead.
+const SEQ_BLOCK: u64 = 4096;
+const FILE: &str = "queue.sqlite";
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    pub class: Class,
+    /// Gateway time of the commit, µs since the epoch.
+    pub created: i64,
+    pub topic: String,
+    /// The signed COSE_Sign1 bytes.
+    pub payload: Vec<u8>,
+}
+
+/// What the queue holds and has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Messages not yet acknowledged by the broker.
+    pub depth: u64,
+    pub bytes: u64,
+    /// Commit time of the oldest undelivered message.
+    pub oldest_created: Option<i64>,
+    /// Messages acknowledged by the broker and deleted, since the store was created.
+    pub delivered: u64,
+    /// Messages evicted (waveform, media) since the store was created.
+    pub dropped: u64,
+    pub next_seq: u64,
+}
+
+/// Messages evicted at once, for one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub dev: String,
+    pub class: Class,
+    pub reason: &'static str,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("{path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: the queue store is damaged ({detail}); it was not opened, and nothing in it was removed. Move it aside to start an empty queue, and keep it for recovery")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: queue format {found} is not the supported {FORMAT}")]
+    Format { path: PathBuf, found: i64 },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl QueueError {
+    /// True for a full disk or a file-size limit: the daemon keeps streaming live.
+    pub fn is_full(&self) -> bool {
+        matches!(self, QueueError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
+            if e.code == rusqlite::ErrorCode::DiskFull || e.code == rusqlite::ErrorCode::SystemIoFailure)
+    }
+}
+
+/// The durable outbox.
+pub struct Queue {
+    conn: Connection,
+    path: PathBuf,
+    policy: QueuePolicy,
+    next_seq: u64,
+    reserved_until: u64,
+    depth: u64,
+    bytes: [u64; 3],
+    delivered: u64,
+    dropped: u64,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("path", &self.path).field("depth", &self.depth).finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in `state_dir`, checking its integrity first.
+    pub fn open(state_dir: &Path, policy: QueuePolicy) -> Result<Queue, QueueError> {
+        let path = state_dir.join(FILE);
+        std::fs::create_dir_all(state_dir).map_err(|source| QueueError::Io { path: path.clone(), source })?;
+        let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
+        let sql = |e| classify(&path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql)?;
+        if check != "ok" {
+            return Err(QueueError::Corrupt { path, detail: check });
+        }
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)).map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, class INTEGER NOT NULL,
+                 created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS device_memory(dev TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+             INSERT OR IGNORE INTO meta VALUES ('format', 1), ('reserved_until', 1), ('delivered', 0), ('dropped', 0);",
+        )
+        .map_err(sql)?;
+        let meta = |key: &str| -> Result<i64, QueueError> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).map_err(|e| classify(&path, e))
+        };
+        let format = meta("format")?;
+        if format != FORMAT {
+            return Err(QueueError::Format { path, found: format });
+        }
+        let reserved = meta("reserved_until")? as u64;
+        let delivered = meta("delivered")? as u64;
+        let dropped = meta("dropped")? as u64;
+        let max_seq: Option<i64> = conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).map_err(sql)?;
+        let mut bytes = [0u64; 3];
+        let mut depth = 0;
+        {
+            let mut stmt =
+                conn.prepare("SELECT class, count(*), sum(length(payload)) FROM outbox GROUP BY class").map_err(sql)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
+                .map_err(sql)?;
+            for row in rows {
+                let (class, n, b) = row.map_err(sql)?;
+                depth += n as u64;
+                if let Some(c) = Class::from_i64(class) {
+                    bytes[c as usize] += b.unwrap_or(0) as u64;
+                }
+            }
+        }
+        // Numbering resumes above every reservation and every committed row.
+        let next_seq = reserved.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1));
+        Ok(Queue { conn, path, policy, next_seq, reserved_until: next_seq, depth, bytes, delivered, dropped })
+    }
+
+    /// Statistics of the store in `state_dir` without taking part in it (works while the daemon runs).
+    pub fn inspect(state_dir: &Path) -> Result<QueueStats, QueueError> {
+        let path = state_dir.join(FILE);
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| classify(&path, e))?;
+        let sql = |e| classify(&path, e);
+        let meta = |key: &str| -> Result<u64, QueueError> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+                .map(|v| v as u64)
+                .map_err(|e| classify(&path, e))
+        };
+        let (depth, bytes, max_seq): (i64, Option<i64>, Option<i64>) = conn
+            .query_row("SELECT count(*), sum(length(payload)), max(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql)?;
+        let oldest = conn
+            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        Ok(QueueStats {
+            depth: depth as u64,
+            bytes: bytes.unwrap_or(0) as u64,
+            oldest_created: oldest,
+            delivered: meta("delivered")?,
+            dropped: meta("dropped")?,
+            next_seq: meta("reserved_until")?.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next `seq`. Numbers are reserved on disk a block at a time, so even a message that is
+    /// published without being committed (a full disk) never shares its number with a later one.
+    pub fn reserve_seq(&mut self) -> Result<u64, QueueError> {
+        if self.next_seq >= self.reserved_until {
+            let until = self.next_seq + SEQ_BLOCK;
+            self.conn
+                .execute("UPDATE meta SET value = ?1 WHERE key = 'reserved_until'", [until as i64])
+                .map_err(|e| classify(&self.path, e))?;
+            self.reserved_until = until;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Commits records in one transaction: all or none.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), QueueError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO outbox(seq, class, created, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(sql)?;
+            for r in records {
+                insert
+                    .execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload])
+                    .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        for r in records {
+            self.depth += 1;
+            self.bytes[r.class as usize] += r.payload.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` undelivered records with `seq > after`, in `seq` order.
+    pub fn after(&mut self, after: u64, limit: usize) -> Result<Vec<Record>, QueueError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, class, created, topic, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok(Record {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    class: Class::from_i64(r.get(1)?).unwrap_or(Class::Spot),
+                    created: r.get(2)?,
+                    topic: r.get(3)?,
+                    payload: r.get(4)?,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    }
+
+    /// Deletes delivered records (acknowledged by the broker) in one transaction.
+    pub fn delete(&mut self, seqs: &[u64]) -> Result<(), QueueError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut gone = Vec::new();
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)")
+                .map_err(sql)?;
+            for s in seqs {
+                if let Some(row) = del
+                    .query_row([*s as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()
+                    .map_err(sql)?
+                {
+                    gone.push(row);
+                }
+            }
+            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        self.forget(&gone);
+        self.delivered += gone.len() as u64;
+        Ok(())
+    }
+
+    fn forget(&mut self, rows: &[(i64, i64)]) {
+        for (class, len) in rows {
+            self.depth = self.depth.saturating_sub(1);
+            if let Some(c) = Class::from_i64(*class) {
+                self.bytes[c as usize] = self.bytes[c as usize].saturating_sub(*len as u64);
+            }
+        }
+    }
+
+    /// Evicts waveform and media rows past their TTL or byte cap, oldest first. Spot readings stay.
+    pub fn enforce(&mut self, now_micros: i64) -> Result<Vec<Dropped>, QueueError> {
+        let mut dropped: BTreeMap<(String, Class, &'static str), (u64, u64)> = BTreeMap::new();
+        for class in [Class::Wave, Class::Media] {
+            if let Some(ttl) = self.policy.ttl(class) {
+                let cutoff = now_micros - ttl.as_micros() as i64;
+                let rows = self.evict(
+                    "DELETE FROM outbox WHERE class = ?1 AND created < ?2 RETURNING topic, length(payload)",
+                    &[&(class as i64), &cutoff],
+                    class,
+                )?;
+                tally(&mut dropped, class, "ttl", rows);
+            }
+            if let Some(cap) = self.policy.cap(class) {
+                let mut excess = self.bytes[class as usize].saturating_sub(cap);
+                let mut victims = Vec::new();
+                if excess > 0 {
+                    let path = self.path.clone();
+                    let mut stmt = self
+                        .conn
+                        .prepare_cached("SELECT seq, length(payload) FROM outbox WHERE class = ?1 ORDER BY seq")
+                        .map_err(|e| classify(&path, e))?;
+                    let mut rows = stmt.query([class as i64]).map_err(|e| classify(&path, e))?;
+                    while excess > 0 {
+                        let Some(row) = rows.next().map_err(|e| classify(&path, e))? else { break };
+                        let (seq, len): (i64, i64) = (row.get(0).map_err(|e| classify(&path, e))?, row.get(1).map_err(|e| classify(&path, e))?);
+                        victims.push(seq);
+                        excess = excess.saturating_sub(len as u64);
+                    }
+                }
+                for chunk in victims.chunks(256) {
+                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let sql_text = format!("DELETE FROM outbox WHERE seq IN ({list}) RETURNING topic, length(payload)");
+                    let rows = self.evict(&sql_text, &[], class)?;
+                    tally(&mut dropped, class, "cap", rows);
+                }
+            }
+        }
+        Ok(dropped
+            .into_iter()
+            .map(|((dev, class, reason), (count, bytes))| Dropped { dev, class, reason, count, bytes })
+            .collect())
+    }
+
+    fn evict(&mut self, sql_text: &str, args: &[&dyn rusqlite::ToSql], class: Class) -> Result<Vec<(String, i64)>, QueueError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let rows: Vec<(String, i64)> = {
+            let mut stmt = tx.prepare(sql_text).map_err(sql)?;
+            let it = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?;
+            it.collect::<Result<_, _>>().map_err(sql)?
+        };
+        tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped'", [rows.len() as i64]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        let forgotten: Vec<(i64, i64)> = rows.iter().map(|(_, len)| (class as i64, *len)).collect();
+        self.forget(&forgotten);
+        self.dropped += rows.len() as u64;
+        Ok(rows)
+    }
+
+    pub fn stats(&mut self) -> Result<QueueStats, QueueError> {
+        let oldest = self
+            .conn
+            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(QueueStats {
+            depth: self.depth,
+            bytes: self.bytes.iter().sum(),
+            oldest_created: oldest,
+            delivered: self.delivered,
+            dropped: self.dropped,
+            next_seq: self.next_seq,
+        })
+    }
+
+    /// The last record a device delivered (RACP sequence number, meter record id), if any.
+    pub fn device_memory(&self, dev: &str) -> Result<Option<String>, QueueError> {
+        self.conn
+            .query_row("SELECT value FROM device_memory WHERE dev = ?1", [dev], |r| r.get(0))
+            .optional()
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    pub fn set_device_memory(&mut self, dev: &str, value: &str) -> Result<(), QueueError> {
+        self.conn
+            .execute("INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2", [dev, value])
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+}
+
+fn tally(into: &mut BTreeMap<(String, Class, &'static str), (u64, u64)>, class: Class, reason: &'static str, rows: Vec<(String, i64)>) {
+    for (topic, len) in rows {
+        let dev = match topics::parse(&topic) {
+            Some(topics::TopicRef::Body { dev, .. }) => dev.to_string(),
+            _ => String::new(),
+        };
+        let e = into.entry((dev, class, reason)).or_default();
+        e.0 += 1;
+        e.1 += len as u64;
+    }
+}
+
+/// A damaged file is reported as such; everything else as a SQLite error.
+fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) {
+            return QueueError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
+        }
+    }
+    QueueError::Sqlite { path: path.to_path_buf(), source: e }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(q: &mut Queue, class: Class, created: i64, dev: &str) -> Record {
+        let seq = q.reserve_seq().unwrap();
+        Record { seq, class, created, topic: format!("spokegate/v1/s/g/dev/{dev}/obs"), payload: vec![seq as u8; 100] }
+    }
+
+    #[test]
+    fn records_come_back_in_seq_order_and_leave_only_when_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        let rs: Vec<Record> = (0..5).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
+        q.append(&rs).unwrap();
+        assert_eq!(q.after(0, 10).unwrap(), rs);
+        assert_eq!(q.after(rs[2].seq, 10).unwrap(), rs[3..]);
+        q.delete(&[rs[0].seq, rs[1].seq, 999_999]).unwrap();
+        let st = q.stats().unwrap();
+        assert_eq!((st.depth, st.delivered, st.oldest_created), (3, 2, Some(2)));
+    }
+
+    #[test]
+    fn numbering_resumes_above_every_reservation_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        let r = record(&mut q, Class::Spot, 0, "m");
+        q.append(std::slice::from_ref(&r)).unwrap();
+        let unused = q.reserve_seq().unwrap(); // reserved, never committed
+        drop(q);
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        assert!(q.reserve_seq().unwrap() > unused);
+        assert_eq!(q.after(0, 10).unwrap(), [r]);
+    }
+
+    #[test]
+    fn spot_readings_are_never_evicted_but_waves_past_cap_or_ttl_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = QueuePolicy { wave_max_bytes: 250, wave_ttl: Some(std::time::Duration::from_secs(1)), ..QueuePolicy::default() };
+        let mut q = Queue::open(dir.path(), policy).unwrap();
+        let spot: Vec<Record> = (0..3).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
+        let waves: Vec<Record> = (0..5).map(|_| record(&mut q, Class::Wave, 10_000_000, "ecg-1")).collect();
+        q.append(&spot).unwrap();
+        q.append(&waves).unwrap();
+        let dropped = q.enforce(10_000_000).unwrap();
+        assert_eq!(dropped, [Dropped { dev: "ecg-1".into(), class: Class::Wave, reason: "cap", count: 3, bytes: 300 }]);
+        let left: Vec<u64> = q.after(0, 100).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(left, [spot[0].seq, spot[1].seq, spot[2].seq, waves[3].seq, waves[4].seq]);
+        // An hour later the remaining waves are past their TTL; the spot readings, however old, stay.
+        let dropped = q.enforce(3_600_000_000 + 10_000_000).unwrap();
+        assert_eq!(dropped[0].reason, "ttl");
+        assert_eq!(q.stats().unwrap().depth, 3);
+        assert_eq!(q.stats().unwrap().dropped, 5);
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_and_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+            let rs: Vec<Record> = (0..200).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
+            q.append(&rs).unwrap();
+        }
+        let path = dir.path().join(FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        for b in &mut bytes[4096..len.min(4096 * 3)] {
+            *b = 0x5a;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Queue::open(dir.path(), QueuePolicy::default()).unwrap_err();
+        assert!(matches!(err, QueueError::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap().len(), len, "the damaged file is kept");
+        let garbage = tempfile::tempdir().unwrap();
+        std::fs::write(garbage.path().join(FILE), b"this is not a database at all, not even close......................................................").unwrap();
+        assert!(matches!(Queue::open(garbage.path(), QueuePolicy::default()), Err(QueueError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn device_memory_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        assert_eq!(q.device_memory("glucose-1").unwrap(), None);
+        q.set_device_memory("glucose-1", "41").unwrap();
+        q.set_device_memory("glucose-1", "42").unwrap();
+        drop(q);
+        let q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        assert_eq!(q.device_memory("glucose-1").unwrap().as_deref(), Some("42"));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        /// Deliver the n-th oldest undelivered message (modulo depth).
+        Deliver(u8),
+        /// The process dies and the queue is opened again.
+        Crash,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![4 => (1u8..20).prop_map(Op::Append), 3 => any::<u8>().prop_map(Op::Deliver), 1 => Just(Op::Crash)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_queue_behaves_like_an_in_memory_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+            let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+            let mut issued: Vec<u64> = Vec::new();
+            let mut delivered = 0u64;
+            for op in ops {
+                match op {
+                    Op::Append(n) => {
+                        let rs: Vec<Record> = (0..n).map(|i| record(&mut q, Class::Spot, i64::from(i), "m")).collect();
+                        q.append(&rs).unwrap();
+                        for r in rs {
+                            issued.push(r.seq);
+                            model.insert(r.seq, r.payload);
+                        }
+                    }
+                    Op::Deliver(k) => {
+                        if let Some(&seq) = model.keys().nth(usize::from(k) % model.len().max(1)) {
+                            q.delete(&[seq]).unwrap();
+                            model.remove(&seq);
+                            delivered += 1;
+                        }
+                    }
+                    Op::Crash => {
+                        drop(q);
+                        q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+                    }
+                }
+                let got: BTreeMap<u64, Vec<u8>> = q.after(0, usize::MAX >> 1).unwrap().into_iter().map(|r| (r.seq, r.payload)).collect();
+                prop_assert_eq!(&got, &model);
+                let st = q.stats().unwrap();
+                prop_assert_eq!(st.depth, model.len() as u64);
+                prop_assert_eq!(st.delivered, delivered);
+            }
+            prop_assert!(issued.windows(2).all(|w| w[0] < w[1]), "seq strictly increasing across crashes");
+        }
+    }
+}
