@@ -7,6 +7,7 @@ use crate::demo::{self, DemoOptions};
 use crate::exit;
 use crate::hub::{watch, KeyRing, WatchFormat, WatchOptions};
 use crate::profile::ProfileRegistry;
+use crate::queue::{Queue, QueueError};
 use crate::shutdown;
 use crate::sign::{GatewayKey, KeyError, PublicKey};
 use clap::{Parser, Subcommand};
@@ -37,6 +38,11 @@ pub enum Command {
     },
     /// Check a configuration (and the profiles it uses) and exit: 0 when valid, 78 otherwise.
     CheckConfig {
+        #[arg(long, default_value = "/etc/spokegate/spokegate.toml")]
+        config: PathBuf,
+    },
+    /// Show the durable queue (depth, oldest undelivered, delivered, dropped); works while the daemon runs.
+    Status {
         #[arg(long, default_value = "/etc/spokegate/spokegate.toml")]
         config: PathBuf,
     },
@@ -121,6 +127,31 @@ pub async fn run(cli: Cli) -> i32 {
                 println!("{}: valid ({} devices)", config.display(), c.devices.len());
                 exit::OK
             }
+            Err(d) => config_error(&d),
+        },
+        Command::Status { config } => match Config::load(&config) {
+            Ok(c) => match Queue::inspect(&c.gateway.state_dir) {
+                Ok(st) => {
+                    let now = crate::clock::now_micros();
+                    let q = crate::mqtt::status::QueueStatus::from_stats(&st, now, None);
+                    let out = serde_json::json!({
+                        "state_dir": c.gateway.state_dir,
+                        "queue": q,
+                        "bytes": st.bytes,
+                        "next_seq": st.next_seq,
+                    });
+                    println!("{out}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("spokegate status: {e}");
+                    if matches!(e, QueueError::Corrupt { .. }) {
+                        exit::DATAERR
+                    } else {
+                        exit::NOINPUT
+                    }
+                }
+            },
             Err(d) => config_error(&d),
         },
         Command::Keygen(loc) => match key_path(&loc) {
@@ -257,9 +288,13 @@ async fn run_daemon(config_path: &Path) -> i32 {
     let mut counters = Counters::default();
     match daemon::run(config, key, shutdown, &mut counters).await {
         Ok(()) => exit::OK,
-        Err(daemon::DaemonError::Seq(e)) => {
+        Err(daemon::DaemonError::Queue(e)) => {
             eprintln!("spokegate: {e}");
-            exit::IOERR
+            if matches!(e, QueueError::Corrupt { .. } | QueueError::Format { .. }) {
+                exit::DATAERR
+            } else {
+                exit::IOERR
+            }
         }
         Err(e) => {
             eprintln!("spokegate: {e}");

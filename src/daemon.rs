@@ -4,9 +4,9 @@
 
 use crate::config::Config;
 use crate::device::{DeviceCounters, DeviceTask};
-use crate::mqtt::{run_link, topics, LinkCounters};
+use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, QueueHealth};
 use crate::pipeline::Sealer;
-use crate::seq::SeqAllocator;
+use crate::queue::{Queue, QueuePolicy};
 use crate::shutdown::Shutdown;
 use crate::sign::GatewayKey;
 use crate::systemd;
@@ -22,12 +22,14 @@ const STAGE_CAPACITY: usize = 1024;
 pub struct Counters {
     pub link: Arc<LinkCounters>,
     pub devices: BTreeMap<String, Arc<DeviceCounters>>,
+    /// The open queue, once the daemon has started.
+    pub queue: Option<Arc<std::sync::Mutex<Queue>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("state directory: {0}")]
-    Seq(#[from] crate::seq::SeqError),
+    #[error("queue: {0}")]
+    Queue(#[from] crate::queue::QueueError),
     #[error("MQTT: {0}")]
     Mqtt(std::io::Error),
 }
@@ -40,28 +42,48 @@ pub async fn run(
     counters: &mut Counters,
 ) -> Result<(), DaemonError> {
     let g = &config.gateway;
-    let seq = SeqAllocator::open(&g.state_dir)?;
+    let mut opened = Queue::open(&g.state_dir, QueuePolicy::default())?;
+    let st = opened.stats()?;
+    if st.depth > 0 {
+        tracing::info!(
+            undelivered = st.depth,
+            bytes = st.bytes,
+            "queue opened with undelivered messages; sending them first"
+        );
+    }
+    let queue = Arc::new(std::sync::Mutex::new(opened));
+    counters.queue = Some(queue.clone());
     let key = Arc::new(key);
     let kid = key.public().kid_hex();
+    let committed = Arc::new(tokio::sync::Notify::new());
+    let health = Arc::new(QueueHealth::default());
     let (out_tx, out_rx) = mpsc::channel(STAGE_CAPACITY);
-    let (pub_tx, pub_rx) = mpsc::channel(STAGE_CAPACITY);
+    let (state_tx, state_rx) = mpsc::channel(STAGE_CAPACITY);
+    let (live_tx, live_rx) = mpsc::channel(STAGE_CAPACITY);
 
     let link = tokio::spawn(run_link(
         config.mqtt.clone(),
         topics::status(&g.site, &g.id),
         kid.clone(),
-        pub_rx,
-        counters.link.clone(),
-        shutdown.clone(),
+        LinkInputs {
+            queue: queue.clone(),
+            committed: committed.clone(),
+            states: state_rx,
+            live: live_rx,
+            counters: counters.link.clone(),
+            health: health.clone(),
+        },
     ));
     let sealer = Sealer {
         site: g.site.clone(),
         gw: g.id.clone(),
         key,
         format: g.body_format,
-        seq,
+        queue,
+        committed,
+        health,
     };
-    let sealer = tokio::spawn(sealer.run(out_rx, pub_tx));
+    let sealer = tokio::spawn(sealer.run(out_rx, state_tx, live_tx));
 
     let mut devices = Vec::new();
     for d in &config.devices {

@@ -11,9 +11,9 @@
 //! One pipeline, one module per stage:
 //!
 //! ```text
-//! transport (serial; sim PTYs)  ->  framing  ->  decode  ->  pipeline (seq, body, sign)  ->  mqtt
-//!   transport/                      framing/     decode/     pipeline.rs, sign/, seq.rs      mqtt/
-//!                                                                                          \->  hub/ (verify, dedup, view)
+//! transport (serial; sim PTYs) -> framing -> decode -> pipeline (seq, body, sign) -> queue -> mqtt
+//!   transport/                     framing/    decode/    pipeline.rs, sign/           queue/   mqtt/
+//!                                                                                    \->  hub/ (verify, dedup, view)
 //! ```
 //!
 //! - [`device`]: one task per configured device; opens the [`transport`], reopens with capped backoff,
@@ -21,8 +21,10 @@
 //!   (HL7 ACK) only after the pipeline accepted them. Bad input becomes counted, rate-limited `event`s.
 //! - [`framing`] cuts bytes into frames (MLLP, lines), bounded, resynchronising after junk.
 //! - [`decode`] holds pure decoders (HL7 ORU^R01, text lines) driven by a [`profile`].
-//! - [`pipeline`] assigns `seq` ([`seq`]), builds the [`model::Body`], seals it ([`sign`]).
-//! - [`mqtt`] publishes at QoS 1 with birth/will status and retained device state.
+//! - [`pipeline`] assigns `seq`, builds the [`model::Body`], seals it ([`sign`]) and commits it to
+//!   the durable [`queue`] (SQLite, grouped commits) before the device is acknowledged.
+//! - [`mqtt`] sends the queue in `seq` order at QoS 1 and deletes a message only on its PUBACK;
+//!   birth/will status and retained device state.
 //! - [`hub`] is the other end: verify, check ids, de-duplicate, print (`spokegate watch`).
 //! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
 //!   reporting every problem with file, line, column and item: [`diagnostic`]).
@@ -46,9 +48,8 @@ pub mod ids;
 pub mod model;
 pub mod mqtt;
 pub mod pipeline;
-pub mod queue;
 pub mod profile;
-pub mod seq;
+pub mod queue;
 pub mod shutdown;
 pub mod sign;
 pub mod sim;

@@ -1,15 +1,16 @@
 //! The stage between the devices and the uplink: each reading gets its `seq`, becomes a body,
 //! is signed into a COSE_Sign1 envelope and is handed to MQTT. One task, so `seq` follows the order
-//! in which readings were accepted. The durable queue slots in between signing and MQTT.
+//! in which readings were accepted; each batch is committed to the durable queue in one transaction
+//! before any device hears its readings were accepted.
 
 use crate::clock::{now_micros, now_rfc3339};
-use crate::model::{Body, BodyFormat, BodyKind, Event, Observation, BODY_VERSION};
+use crate::model::{Body, BodyFormat, BodyKind, Event, Observation, Severity, BODY_VERSION};
 use crate::mqtt::status::{DeviceState, LinkState};
-use crate::mqtt::{topics, Publication};
-use crate::seq::{SeqAllocator, SeqError};
+use crate::mqtt::{topics, Publication, QueueHealth};
+use crate::queue::{Class, Queue, QueueError, Record};
 use crate::sign::{seal, GatewayKey};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Who a message is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,59 +76,64 @@ pub fn make_body(
     }
 }
 
-/// Turns accepted readings into signed publications.
+/// Turns accepted readings into signed, committed queue records.
 pub struct Sealer {
     pub site: String,
     pub gw: String,
     pub key: Arc<GatewayKey>,
     pub format: BodyFormat,
-    pub seq: SeqAllocator,
+    pub queue: Arc<Mutex<Queue>>,
+    /// Told after every commit (the MQTT link sends what was committed).
+    pub committed: Arc<Notify>,
+    pub health: Arc<QueueHealth>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error(transparent)]
-    Seq(#[from] SeqError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
     #[error("body: {0}")]
-    Body(#[from] crate::model::body::BodyError),
+    Body(#[from] crate::model::BodyError),
     #[error("envelope: {0}")]
     Envelope(#[from] crate::sign::EnvelopeError),
 }
 
+/// How many waiting messages one commit takes at most.
+const COMMIT_BATCH: usize = 512;
+/// How often eviction (waveform and media caps and TTLs) runs.
+const ENFORCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn class_of(kind: BodyKind) -> Class {
+    match kind {
+        BodyKind::Obs | BodyKind::Event => Class::Spot,
+        BodyKind::Wave => Class::Wave,
+        BodyKind::Media => Class::Media,
+    }
+}
+
 impl Sealer {
-    /// The body for a payload, with the next `seq`.
-    pub fn body(
-        &mut self,
-        from: &Source,
-        payload: Payload,
-        t: i64,
-        tdev: Option<i64>,
-    ) -> Result<Body, SeqError> {
-        Ok(make_body(
-            &self.site,
-            &self.gw,
-            from,
-            payload,
-            self.seq.allocate()?,
-            t,
-            tdev,
-        ))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Signs a payload into a publication.
+    /// Numbers, builds and signs one message.
     pub fn seal(
-        &mut self,
+        &self,
+        queue: &mut Queue,
         from: &Source,
         payload: Payload,
         t: i64,
         tdev: Option<i64>,
-    ) -> Result<Publication, SealError> {
-        let body = self.body(from, payload, t, tdev)?;
+    ) -> Result<Record, SealError> {
+        let seq = queue.reserve_seq()?;
+        let body = make_body(&self.site, &self.gw, from, payload, seq, t, tdev);
         let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
-        Ok(Publication {
+        Ok(Record {
+            seq,
+            class: class_of(body.kind),
+            created: now_micros(),
             topic: topics::body(&self.site, &self.gw, &from.dev, body.kind, None),
             payload: bytes,
-            retain: false,
         })
     }
 
@@ -145,45 +151,128 @@ impl Sealer {
         }
     }
 
-    /// Runs until every sender is gone; returns after the last publication is handed on.
+    /// Runs until every device task is gone: takes what is waiting, signs it, commits it in one
+    /// transaction, and only then tells the devices their readings are accepted.
     pub async fn run(
-        mut self,
+        self,
         mut input: mpsc::Receiver<Outgoing>,
-        output: mpsc::Sender<Publication>,
+        states: mpsc::Sender<Publication>,
+        live: mpsc::Sender<Publication>,
     ) {
-        while let Some(msg) = input.recv().await {
-            let publication = match msg {
-                Outgoing::State {
-                    from,
-                    state,
-                    detail,
-                } => self.state(&from, state, detail),
-                Outgoing::Signed {
-                    from,
-                    payload,
-                    t,
-                    tdev,
-                    accepted,
-                } => match self.seal(&from, payload, t, tdev) {
-                    Ok(p) => {
-                        if output.send(p).await.is_err() {
-                            return;
-                        }
-                        if let Some(a) = accepted {
-                            let _ = a.send(());
-                        }
-                        continue;
+        let mut batch = Vec::with_capacity(COMMIT_BATCH);
+        let mut last_enforce = std::time::Instant::now();
+        loop {
+            if input.recv_many(&mut batch, COMMIT_BATCH).await == 0 {
+                break;
+            }
+            let mut records = Vec::with_capacity(batch.len());
+            let mut accepted = Vec::new();
+            let mut state_updates = Vec::new();
+            let committed = {
+                let mut q = self.lock();
+                for msg in batch.drain(..) {
+                    match msg {
+                        Outgoing::State {
+                            from,
+                            state,
+                            detail,
+                        } => state_updates.push(self.state(&from, state, detail)),
+                        Outgoing::Signed {
+                            from,
+                            payload,
+                            t,
+                            tdev,
+                            accepted: ack,
+                        } => match self.seal(&mut q, &from, payload, t, tdev) {
+                            Ok(r) => {
+                                records.push(r);
+                                accepted.extend(ack);
+                            }
+                            // Dropping `ack` tells the device task the reading was not taken.
+                            Err(e) => {
+                                tracing::error!(dev = %from.dev, error = %e, "cannot number or sign a reading; not acknowledged")
+                            }
+                        },
                     }
-                    Err(e) => {
-                        // Dropping `accepted` tells the device task the reading was not taken.
-                        tracing::error!(dev = %from.dev, error = %e, "cannot sign a reading; it is not acknowledged");
-                        continue;
-                    }
-                },
+                }
+                q.append(&records)
             };
-            if output.send(publication).await.is_err() {
+            match committed {
+                Ok(()) => {
+                    if self.health.get().is_some() {
+                        tracing::info!("queue commits again");
+                        self.health.set(None);
+                    }
+                    for a in accepted {
+                        let _ = a.send(());
+                    }
+                    self.committed.notify_one();
+                }
+                Err(e) => {
+                    // No commit, no acknowledgement: devices that retransmit will. Stream live meanwhile.
+                    if self.health.get().is_none() {
+                        tracing::error!(error = %e, "queue cannot commit; streaming live without durability");
+                    }
+                    self.health.set(Some(e.to_string()));
+                    for r in records {
+                        let _ = live.try_send(Publication {
+                            topic: r.topic,
+                            payload: r.payload,
+                            retain: false,
+                        });
+                    }
+                }
+            }
+            for s in state_updates {
+                if states.send(s).await.is_err() {
+                    return;
+                }
+            }
+            if last_enforce.elapsed() >= ENFORCE_EVERY {
+                last_enforce = std::time::Instant::now();
+                self.enforce();
+            }
+        }
+    }
+
+    /// Evicts what the queue policy says must go, and tells the hub what was dropped.
+    fn enforce(&self) {
+        let mut q = self.lock();
+        let dropped = match q.enforce(now_micros()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "queue eviction failed");
                 return;
             }
+        };
+        let mut records = Vec::new();
+        for d in dropped {
+            tracing::error!(dev = %d.dev, class = d.class.as_str(), reason = d.reason, count = d.count, "queued messages evicted");
+            let event = Event::new(
+                "queue-evicted",
+                Severity::Warn,
+                format!(
+                    "{} undelivered {} messages dropped ({})",
+                    d.count,
+                    d.class.as_str(),
+                    d.reason
+                ),
+            )
+            .with("class", d.class.as_str())
+            .with("reason", d.reason)
+            .with("count", d.count)
+            .with("bytes", d.bytes);
+            let from = Source {
+                dev: d.dev.as_str().into(),
+                profile: "spokegate".into(),
+            };
+            match self.seal(&mut q, &from, Payload::Event(event), now_micros(), None) {
+                Ok(r) => records.push(r),
+                Err(e) => tracing::error!(error = %e, "cannot report an eviction"),
+            }
+        }
+        if !records.is_empty() && q.append(&records).is_ok() {
+            self.committed.notify_one();
         }
     }
 }

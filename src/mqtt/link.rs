@@ -1,29 +1,43 @@
-//! The MQTT session to the hub's broker (rumqttc), QoS 1 throughout.
+//! The MQTT session to the hub's broker (rumqttc), QoS 1 throughout, fed by the durable queue.
 //!
-//! - The will is the retained `offline` status; the retained `online` birth, and every device's
-//!   retained state, are published again after every (re)connect, because a broker without
-//!   persistence forgets retained messages when it restarts.
-//! - Back-pressure is real: when the broker is slow or away, `publish` waits, which fills the
-//!   bounded channel in front of this stage and slows the stages before it.
-//! - On shutdown: publish `offline`, wait (bounded) until the broker has acknowledged every publish,
-//!   then disconnect.
+//! - Each connection is a fresh rumqttc client: whatever was in flight when a connection died is
+//!   sent again from the queue, in `seq` order, starting with the oldest undelivered message. The
+//!   queue, not the MQTT client, is the memory of what is undelivered.
+//! - Packet ids are mapped to `seq`: each `publish` is remembered in order, the client reports the
+//!   packet id it gave each one (`Outgoing::Publish`), and the broker's PUBACK names that id. Only
+//!   then is the message deleted from the queue (deletes are grouped).
+//! - At most [`WINDOW`] messages are in flight; the rest wait in the queue, on disk.
+//! - The will is the retained `offline` status; the retained `online` birth (with queue figures)
+//!   and every device's retained state are published after every connect, because a broker
+//!   without persistence forgets retained messages when it restarts. The status is refreshed every
+//!   [`STATUS_EVERY`].
+//! - Shutdown: once the sealer has committed its last message, wait (bounded) for what is in
+//!   flight, publish `offline`, disconnect. Whatever is undelivered stays queued for the next start.
 
-use super::status::GatewayStatus;
-use crate::clock::now_rfc3339;
+use super::status::{GatewayStatus, QueueStatus};
+use crate::clock::{now_micros, now_rfc3339};
 use crate::config::MqttConfig;
-use crate::shutdown::Shutdown;
+use crate::queue::Queue;
 use crate::transport::Backoff;
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
-    Transport,
+    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, Notify};
 
-/// One MQTT message to publish.
+/// Messages in flight (published, not yet acknowledged) at most.
+pub const WINDOW: usize = 256;
+/// How often the retained status is refreshed while connected.
+pub const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight messages.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Acknowledged messages are deleted from the queue in groups of this many, or every tick.
+const DELETE_BATCH: usize = 256;
+
+/// One MQTT message that does not go through the queue (retained state, or live-only fallback).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Publication {
     pub topic: String,
@@ -34,22 +48,50 @@ pub struct Publication {
 /// What the link has done, for status and benchmarks.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
-    /// QoS 1 publishes handed to the client.
+    /// Queued messages handed to the client.
     pub published: AtomicU64,
-    /// PUBACKs received.
+    /// Queued messages acknowledged by the broker.
     pub acked: AtomicU64,
     /// Successful connections (CONNACK).
     pub connects: AtomicU64,
 }
 
-/// How long shutdown waits for outstanding PUBACKs.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The queue's health as the status topic reports it.
+#[derive(Debug, Default)]
+pub struct QueueHealth {
+    pub error: Mutex<Option<String>>,
+}
+
+impl QueueHealth {
+    pub fn set(&self, error: Option<String>) {
+        if let Ok(mut e) = self.error.lock() {
+            *e = error;
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// Everything the link reads from.
+pub struct LinkInputs {
+    pub queue: Arc<Mutex<Queue>>,
+    /// Told when new messages are committed.
+    pub committed: Arc<Notify>,
+    /// Retained device states; closes when the sealer is done (the signal to drain).
+    pub states: mpsc::Receiver<Publication>,
+    /// Signed messages that could not be committed (disk full): sent live, best effort.
+    pub live: mpsc::Receiver<Publication>,
+    pub counters: Arc<LinkCounters>,
+    pub health: Arc<QueueHealth>,
+}
 
 fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<MqttOptions> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.url.host, cfg.url.port);
     o.set_keep_alive(cfg.keep_alive);
     o.set_max_packet_size(1 << 20, 1 << 20);
-    o.set_inflight(500);
+    o.set_inflight((WINDOW + 64) as u16);
     o.set_clean_session(true);
     let will = GatewayStatus::new(false, now_rfc3339(), kid.to_string());
     o.set_last_will(LastWill::new(
@@ -79,143 +121,290 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
     Ok(o)
 }
 
-/// Runs the session until `publications` closes, then drains and disconnects.
+/// Where one connection stands.
+#[derive(Debug, Default)]
+struct Session {
+    connected: bool,
+    /// Publishes handed to the client, oldest first, waiting for their packet id (`None`: not queued).
+    awaiting_pkid: VecDeque<Option<u64>>,
+    /// Packet id -> seq, waiting for PUBACK.
+    in_flight: HashMap<u16, u64>,
+    /// The highest seq handed to this connection.
+    last_sent: u64,
+    /// The queue may hold rows above `last_sent`.
+    maybe_more: bool,
+}
+
+impl Session {
+    fn outstanding(&self) -> usize {
+        self.in_flight.len() + self.awaiting_pkid.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+struct Link {
+    status_topic: String,
+    kid: String,
+    inputs: LinkInputs,
+    retained: BTreeMap<String, Vec<u8>>,
+    acked: Vec<u64>,
+}
+
+/// Runs the uplink until the sealer is done and the drain is over.
 pub async fn run_link(
     cfg: MqttConfig,
     status_topic: String,
     kid: String,
-    mut publications: mpsc::Receiver<Publication>,
-    counters: Arc<LinkCounters>,
-    shutdown: Shutdown,
+    inputs: LinkInputs,
 ) -> std::io::Result<()> {
-    let (client, eventloop) = AsyncClient::new(options(&cfg, &status_topic, &kid)?, 1024);
-    let (connected_tx, mut connected_rx) = watch::channel(0u64);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = tokio::spawn(poll(
-        eventloop,
-        counters.clone(),
-        connected_tx,
-        stop_rx,
-        cfg.url.to_string(),
-    ));
-
-    let mut retained: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let publish = |topic: String, payload: Vec<u8>, retain: bool| {
-        let client = client.clone();
-        let counters = counters.clone();
-        let draining = shutdown.is_triggered();
-        async move {
-            let sent = client.publish(topic, QoS::AtLeastOnce, retain, payload);
-            // While draining, a broker that stays away must not hold the process forever.
-            let sent = if draining {
-                tokio::time::timeout(DRAIN_TIMEOUT, sent).await.ok()
-            } else {
-                Some(sent.await)
-            };
-            match sent {
-                Some(Ok(())) => {
-                    counters.published.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Some(Err(_)) => true,
-                None => false,
-            }
-        }
+    let mut link = Link {
+        status_topic,
+        kid,
+        inputs,
+        retained: BTreeMap::new(),
+        acked: Vec::new(),
     };
-    loop {
-        tokio::select! {
-            biased;
-            changed = connected_rx.changed() => {
-                if changed.is_err() { break; }
-                let birth = GatewayStatus::new(true, now_rfc3339(), kid.clone());
-                publish(status_topic.clone(), birth.to_json(), true).await;
-                for (topic, payload) in &retained {
-                    publish(topic.clone(), payload.clone(), true).await;
-                }
-            }
-            p = publications.recv() => {
-                let Some(p) = p else { break };
-                if p.retain {
-                    retained.insert(p.topic.clone(), p.payload.clone());
-                }
-                if !publish(p.topic, p.payload, p.retain).await {
-                    tracing::error!(left = publications.len() + 1, "broker unreachable while draining; messages not sent");
-                    break;
-                }
-            }
-        }
-    }
-
-    // Drain: offline status, then wait for every PUBACK (bounded), then disconnect.
-    publish(
-        status_topic.clone(),
-        GatewayStatus::new(false, now_rfc3339(), kid.clone()).to_json(),
-        true,
-    )
-    .await;
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while counters.acked.load(Ordering::Relaxed) < counters.published.load(Ordering::Relaxed)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let unacked = counters
-        .published
-        .load(Ordering::Relaxed)
-        .saturating_sub(counters.acked.load(Ordering::Relaxed));
-    if unacked > 0 {
-        tracing::error!(
-            unacked,
-            "shutting down with messages the broker has not acknowledged"
-        );
-    }
-    let _ = stop_tx.send(true);
-    let _ = client.disconnect().await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
-    Ok(())
-}
-
-async fn poll(
-    mut eventloop: EventLoop,
-    counters: Arc<LinkCounters>,
-    connected: watch::Sender<u64>,
-    mut stop: watch::Receiver<bool>,
-    url: String,
-) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<tokio::time::Instant> = None;
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                let n = counters.connects.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Some(t) = down_since.take() {
-                    tracing::info!(%url, outage_ms = t.elapsed().as_millis() as u64, "MQTT reconnected");
-                } else {
-                    tracing::info!(%url, "MQTT connected");
-                }
-                connected.send_replace(n);
+        let (client, mut eventloop) =
+            AsyncClient::new(options(&cfg, &link.status_topic, &link.kid)?, WINDOW + 512);
+        let mut s = Session {
+            maybe_more: true,
+            ..Session::default()
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut status_due = tokio::time::Instant::now() + STATUS_EVERY;
+        let lost = loop {
+            if s.connected && s.maybe_more {
+                link.fill(&client, &mut s);
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                counters.acked.fetch_add(1, Ordering::Relaxed);
+            if link.acked.len() >= DELETE_BATCH {
+                link.flush_deletes();
             }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(e) => {
-                if *stop.borrow() {
-                    break;
+            if let Some(deadline) = draining {
+                let done = s.connected && s.outstanding() == 0 && !s.maybe_more;
+                if done || tokio::time::Instant::now() >= deadline {
+                    link.finish(&client, &mut eventloop, &s).await;
+                    return Ok(());
                 }
-                if down_since.is_none() {
-                    tracing::warn!(%url, error = %e, "MQTT connection lost; retrying");
-                    down_since = Some(tokio::time::Instant::now());
-                } else {
-                    tracing::debug!(%url, error = %e, "MQTT still unreachable");
+            }
+            tokio::select! {
+                ev = eventloop.poll() => match ev {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        s.connected = true;
+                        backoff.reset();
+                        link.inputs.counters.connects.fetch_add(1, Ordering::Relaxed);
+                        match down_since.take() {
+                            Some(t) => tracing::info!(url = %cfg.url, outage_ms = t.elapsed().as_millis() as u64, "MQTT reconnected"),
+                            None => tracing::info!(url = %cfg.url, "MQTT connected"),
+                        }
+                        link.birth(&client, &mut s);
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Some(Some(seq)) = s.awaiting_pkid.pop_front() {
+                            s.in_flight.insert(pkid, seq);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Some(seq) = s.in_flight.remove(&ack.pkid) {
+                            link.inputs.counters.acked.fetch_add(1, Ordering::Relaxed);
+                            link.acked.push(seq);
+                            s.maybe_more = true;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => break e,
+                },
+                _ = link.inputs.committed.notified() => s.maybe_more = true,
+                state = link.inputs.states.recv(), if draining.is_none() => match state {
+                    Some(p) => {
+                        link.retained.insert(p.topic.clone(), p.payload.clone());
+                        if s.connected {
+                            publish_untracked(&client, &mut s, p);
+                        }
+                    }
+                    // The sealer has committed its last message: drain what is in flight.
+                    None => draining = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT),
+                },
+                Some(p) = link.inputs.live.recv() => {
+                    if s.connected {
+                        publish_untracked(&client, &mut s, p);
+                    } else {
+                        tracing::error!(topic = %p.topic, "queue unavailable and broker unreachable: message lost");
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                _ = tick.tick() => {
+                    link.flush_deletes();
+                    if s.connected && tokio::time::Instant::now() >= status_due {
+                        status_due = tokio::time::Instant::now() + STATUS_EVERY;
+                        let status = link.status(true);
+                        publish_untracked(&client, &mut s, status);
+                    }
+                }
+            }
+        };
+        // The connection is gone: what was in flight stays queued and is sent on the next one.
+        link.flush_deletes();
+        if down_since.is_none() {
+            tracing::warn!(url = %cfg.url, error = %lost, "MQTT connection lost; messages stay queued; retrying");
+            down_since = Some(tokio::time::Instant::now());
+        } else {
+            tracing::debug!(url = %cfg.url, error = %lost, "MQTT still unreachable");
+        }
+        if draining.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Ok(());
+        }
+        let wait = backoff.next_delay();
+        let sleep_until = match draining {
+            Some(d) => (tokio::time::Instant::now() + wait).min(d),
+            None => tokio::time::Instant::now() + wait,
+        };
+        // Keep taking states while waiting, so the sealer never blocks on them.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(sleep_until) => break,
+                state = link.inputs.states.recv(), if draining.is_none() => match state {
+                    Some(p) => { link.retained.insert(p.topic, p.payload); }
+                    None => draining = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT),
+                },
+                Some(p) = link.inputs.live.recv() => {
+                    tracing::error!(topic = %p.topic, "queue unavailable and broker unreachable: message lost");
                 }
             }
         }
+    }
+}
+
+fn publish_untracked(client: &AsyncClient, s: &mut Session, p: Publication) {
+    if client
+        .try_publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload)
+        .is_ok()
+    {
+        s.awaiting_pkid.push_back(None);
+    }
+}
+
+impl Link {
+    /// Hands queued messages to the client, in seq order, up to the window.
+    fn fill(&mut self, client: &AsyncClient, s: &mut Session) {
+        let room = WINDOW.saturating_sub(s.outstanding());
+        if room == 0 {
+            return;
+        }
+        let rows = match self.inputs.queue.lock() {
+            Ok(mut q) => q.after(s.last_sent, room),
+            Err(p) => p.into_inner().after(s.last_sent, room),
+        };
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the queue");
+                self.inputs.health.set(Some(e.to_string()));
+                s.maybe_more = false;
+                return;
+            }
+        };
+        s.maybe_more = rows.len() == room;
+        for r in rows {
+            if client
+                .try_publish(r.topic, QoS::AtLeastOnce, false, r.payload)
+                .is_err()
+            {
+                s.maybe_more = true;
+                break;
+            }
+            s.awaiting_pkid.push_back(Some(r.seq));
+            s.last_sent = r.seq;
+            self.inputs
+                .counters
+                .published
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush_deletes(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let result = match self.inputs.queue.lock() {
+            Ok(mut q) => q.delete(&self.acked),
+            Err(p) => p.into_inner().delete(&self.acked),
+        };
+        match result {
+            Ok(()) => self.acked.clear(),
+            // Kept for the next try; a message whose delete is lost is only sent again.
+            Err(e) => tracing::warn!(error = %e, "cannot delete delivered messages yet"),
+        }
+    }
+
+    fn status(&self, online: bool) -> Publication {
+        let mut status = GatewayStatus::new(online, now_rfc3339(), self.kid.clone());
+        let stats = match self.inputs.queue.lock() {
+            Ok(mut q) => q.stats(),
+            Err(p) => p.into_inner().stats(),
+        };
+        if let Ok(st) = stats {
+            status.queue = Some(QueueStatus::from_stats(
+                &st,
+                now_micros(),
+                self.inputs.health.get(),
+            ));
+        }
+        Publication {
+            topic: self.status_topic.clone(),
+            payload: status.to_json(),
+            retain: true,
+        }
+    }
+
+    fn birth(&mut self, client: &AsyncClient, s: &mut Session) {
+        publish_untracked(client, s, self.status(true));
+        for (topic, payload) in &self.retained {
+            publish_untracked(
+                client,
+                s,
+                Publication {
+                    topic: topic.clone(),
+                    payload: payload.clone(),
+                    retain: true,
+                },
+            );
+        }
+    }
+
+    /// The drain's end: offline status, then disconnect (bounded).
+    async fn finish(
+        &mut self,
+        client: &AsyncClient,
+        eventloop: &mut rumqttc::EventLoop,
+        s: &Session,
+    ) {
+        self.flush_deletes();
+        let unacked = s.outstanding();
+        if unacked > 0 {
+            tracing::warn!(
+                unacked,
+                "stopping with messages in flight; they stay queued for the next start"
+            );
+        }
+        let offline = self.status(false);
+        let _ = client.try_publish(offline.topic, QoS::AtLeastOnce, true, offline.payload);
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Some(seq) = s.in_flight.get(&ack.pkid) {
+                            self.acked.push(*seq);
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        self.flush_deletes();
     }
 }

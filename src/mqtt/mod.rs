@@ -5,4 +5,4 @@ mod link;
 pub mod status;
 pub mod topics;
 
-pub use link::{run_link, LinkCounters, Publication};
+pub use link::{run_link, LinkCounters, LinkInputs, Publication, QueueHealth};
