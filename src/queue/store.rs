@@ -300,6 +300,17 @@ impl Queue {
         }
         let path = self.path.clone();
         let sql = |e| classify(&path, e);
+        // A delete lost in a power cut only means the message is sent again: no fsync for it (the
+        // next commit's fsync covers it).
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        let result = self.delete_in_tx(seqs);
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        result
+    }
+
+    fn delete_in_tx(&mut self, seqs: &[u64]) -> Result<(), QueueError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(sql)?;
         let mut gone = Vec::new();
         {
