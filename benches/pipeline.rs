@@ -23,11 +23,7 @@ const PACED_RATE: u64 = 500;
 const PACED_SECONDS: u64 = 10;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(run());
 }
 
@@ -73,7 +69,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let port = spokegate::sim::broker::free_port().unwrap();
-    std::fs::write(dir.path().join("m.conf"), format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n")).unwrap();
+    std::fs::write(
+        dir.path().join("m.conf"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"),
+    )
+    .unwrap();
     let _broker = Proc(
         Command::new(if std::path::Path::new("/usr/sbin/mosquitto").exists() {
             "/usr/sbin/mosquitto"
@@ -97,10 +97,7 @@ async fn run() {
     let mut o = MqttOptions::new("bench-hub", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(o, 100);
-    client
-        .subscribe("spokegate/v1/+/+/dev/+/obs", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    client.subscribe("spokegate/v1/+/+/dev/+/obs", QoS::AtLeastOnce).await.unwrap();
     {
         let (arrivals, count) = (arrivals.clone(), count.clone());
         tokio::spawn(async move {
@@ -138,20 +135,15 @@ async fn run() {
     let idle_rss = status_kib(pid, "VmRSS:");
 
     // 1. Throughput.
-    let lines: Vec<u8> = (0..THROUGHPUT_READINGS)
-        .flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes())
-        .collect();
+    let lines: Vec<u8> =
+        (0..THROUGHPUT_READINGS).flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes()).collect();
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
     for chunk in lines.chunks(16 * 1024) {
         dev.peer.send(chunk).await.unwrap();
     }
     while count.load(Ordering::Relaxed) < THROUGHPUT_READINGS {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "throughput run stalled at {}",
-            count.load(Ordering::Relaxed)
-        );
+        assert!(t0.elapsed() < Duration::from_secs(300), "throughput run stalled at {}", count.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = t0.elapsed().as_secs_f64();
@@ -176,10 +168,7 @@ async fn run() {
     for i in 0..n {
         tick.tick().await;
         sent.push(Instant::now());
-        dev.peer
-            .send(format!("SYS={}\n", 100 + i % 50).as_bytes())
-            .await
-            .unwrap();
+        dev.peer.send(format!("SYS={}\n", 100 + i % 50).as_bytes()).await.unwrap();
     }
     while count.load(Ordering::Relaxed) < base + n {
         assert!(t0.elapsed() < Duration::from_secs(120), "paced run stalled");
@@ -189,11 +178,7 @@ async fn run() {
     let cpu = cpu_seconds(pid) - cpu0;
     let (u1, s1) = cpu_split(pid);
     let got = arrivals.lock().unwrap().clone();
-    let mut lat: Vec<f64> = sent
-        .iter()
-        .zip(&got)
-        .map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3)
-        .collect();
+    let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);
     println!(
         "paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core; user {:.1} us, kernel {:.1} us)",
@@ -209,11 +194,15 @@ async fn run() {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0)
     );
-    println!("gateway memory: RSS idle {} KiB, now {} KiB, peak (VmHWM) {} KiB (peak during throughput {} KiB)", idle_rss, status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"), peak_rss);
+    println!(
+        "gateway memory: RSS idle {} KiB, now {} KiB, peak (VmHWM) {} KiB (peak during throughput {} KiB)",
+        idle_rss,
+        status_kib(pid, "VmRSS:"),
+        status_kib(pid, "VmHWM:"),
+        peak_rss
+    );
     println!(
         "machine: {} cores; `cargo bench --bench pipeline`",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
 }

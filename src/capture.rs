@@ -29,10 +29,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("");
         for token in line.split_whitespace() {
-            let bad = || HexError {
-                line: i + 1,
-                token: token.to_string(),
-            };
+            let bad = || HexError { line: i + 1, token: token.to_string() };
             if token.len() % 2 != 0 {
                 return Err(bad());
             }
@@ -47,24 +44,13 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
 
 /// Decodes a whole capture: every reading and every problem, as the bodies the daemon would sign.
 pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
-    let from = Source {
-        dev: profile.id.as_str().into(),
-        profile: profile.id.as_str().into(),
-    };
+    let from = Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() };
     let decoder = Decoder::new(profile.decoder.clone());
     let mut framer = framer_for(profile.framing);
     let mut bodies = Vec::new();
     let mut push = |payload: Payload, tdev: Option<i64>| {
         let seq = bodies.len() as u64 + 1;
-        bodies.push(make_body(
-            OFFLINE_SITE,
-            OFFLINE_GW,
-            &from,
-            payload,
-            seq,
-            now_micros(),
-            tdev,
-        ));
+        bodies.push(make_body(OFFLINE_SITE, OFFLINE_GW, &from, payload, seq, now_micros(), tdev));
     };
     framer.push(bytes);
     loop {
@@ -96,17 +82,8 @@ mod tests {
 
     #[test]
     fn hex_captures_allow_spacing_and_comments() {
-        assert_eq!(
-            parse_hex("0b 4d53\n# note\n1c0d # end").unwrap(),
-            [0x0b, 0x4d, 0x53, 0x1c, 0x0d]
-        );
-        assert_eq!(
-            parse_hex("0b\nzz").unwrap_err(),
-            HexError {
-                line: 2,
-                token: "zz".into()
-            }
-        );
+        assert_eq!(parse_hex("0b 4d53\n# note\n1c0d # end").unwrap(), [0x0b, 0x4d, 0x53, 0x1c, 0x0d]);
+        assert_eq!(parse_hex("0b\nzz").unwrap_err(), HexError { line: 2, token: "zz".into() });
         assert!(parse_hex("abc").is_err());
     }
 }

@@ -165,9 +165,7 @@ pub async fn run(cli: Cli) -> i32 {
             },
             Err(code) => code,
         },
-        Command::Key {
-            command: KeyCommand::Show(loc),
-        } => match key_path(&loc) {
+        Command::Key { command: KeyCommand::Show(loc) } => match key_path(&loc) {
             Ok(path) => match GatewayKey::load(&path) {
                 Ok(k) => {
                     println!("{}", k.public().to_jwk());
@@ -177,20 +175,11 @@ pub async fn run(cli: Cli) -> i32 {
             },
             Err(code) => code,
         },
-        Command::Watch {
-            url,
-            keys,
-            json,
-            filter,
-        } => run_watch(&url, &keys, json, filter).await,
+        Command::Watch { url, keys, json, filter } => run_watch(&url, &keys, json, filter).await,
         Command::Demo { duration, json } => {
             let opts = DemoOptions {
                 duration: duration.map(Duration::from_secs),
-                format: if json {
-                    WatchFormat::Json
-                } else {
-                    WatchFormat::Human
-                },
+                format: if json { WatchFormat::Json } else { WatchFormat::Human },
             };
             let mut stdout = std::io::stdout();
             match demo::run(opts, &mut stdout).await {
@@ -201,38 +190,28 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Profile {
-            command: ProfileCommand::List { profiles_dir },
-        } => match ProfileRegistry::with_dir(profiles_dir.as_deref()) {
-            Ok(reg) => {
-                for id in reg.ids() {
-                    if let Some(p) = reg.get(id) {
-                        println!("{id:<20} {}  ({})", p.description, p.source.display());
+        Command::Profile { command: ProfileCommand::List { profiles_dir } } => {
+            match ProfileRegistry::with_dir(profiles_dir.as_deref()) {
+                Ok(reg) => {
+                    for id in reg.ids() {
+                        if let Some(p) = reg.get(id) {
+                            println!("{id:<20} {}  ({})", p.description, p.source.display());
+                        }
                     }
+                    exit::OK
                 }
-                exit::OK
+                Err(d) => config_error(&d),
             }
-            Err(d) => config_error(&d),
-        },
-        Command::Profile {
-            command:
-                ProfileCommand::Test {
-                    profile,
-                    capture,
-                    hex,
-                    profiles_dir,
-                },
-        } => profile_test(&profile, &capture, hex, profiles_dir.as_deref()),
+        }
+        Command::Profile { command: ProfileCommand::Test { profile, capture, hex, profiles_dir } } => {
+            profile_test(&profile, &capture, hex, profiles_dir.as_deref())
+        }
     }
 }
 
 fn config_error(d: &crate::diagnostic::Diagnostics) -> i32 {
     eprintln!("{d}");
-    eprintln!(
-        "configuration refused ({} problem{})",
-        d.0.len(),
-        if d.0.len() == 1 { "" } else { "s" }
-    );
+    eprintln!("configuration refused ({} problem{})", d.0.len(), if d.0.len() == 1 { "" } else { "s" });
     exit::CONFIG
 }
 
@@ -240,9 +219,7 @@ fn key_error(e: &KeyError) -> i32 {
     eprintln!("spokegate: {e}");
     match e {
         KeyError::TooOpen { .. } => exit::NOPERM,
-        KeyError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            exit::NOINPUT
-        }
+        KeyError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => exit::NOINPUT,
         KeyError::Io { .. } => exit::IOERR,
         KeyError::Exists { .. } => exit::CANTCREAT,
         KeyError::Malformed { .. } | KeyError::BadJwk(_) => exit::DATAERR,
@@ -253,9 +230,7 @@ fn key_error(e: &KeyError) -> i32 {
 fn key_path(loc: &KeyLocation) -> Result<PathBuf, i32> {
     match (&loc.key_file, &loc.config) {
         (Some(k), _) => Ok(k.clone()),
-        (None, Some(c)) => Config::load(c)
-            .map(|c| c.gateway.key_file)
-            .map_err(|d| config_error(&d)),
+        (None, Some(c)) => Config::load(c).map(|c| c.gateway.key_file).map_err(|d| config_error(&d)),
         (None, None) => Config::load(Path::new("/etc/spokegate/spokegate.toml"))
             .map(|c| c.gateway.key_file)
             .map_err(|d| config_error(&d)),
@@ -272,10 +247,7 @@ async fn run_daemon(config_path: &Path) -> i32 {
         Err(e) => {
             let code = key_error(&e);
             if matches!(e, KeyError::Io { .. }) {
-                eprintln!(
-                    "create it with: spokegate keygen --config {}",
-                    config_path.display()
-                );
+                eprintln!("create it with: spokegate keygen --config {}", config_path.display());
             }
             return code;
         }
@@ -327,11 +299,7 @@ async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String)
     let opts = WatchOptions {
         url,
         keys: KeyRing::new(keys),
-        format: if json {
-            WatchFormat::Json
-        } else {
-            WatchFormat::Human
-        },
+        format: if json { WatchFormat::Json } else { WatchFormat::Human },
         filter,
         client_id: format!("spokegate-watch-{}", std::process::id()),
     };

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::device::{DeviceCounters, DeviceTask};
 use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, QueueHealth};
-use crate::pipeline::Sealer;
+use crate::pipeline::{Sealer, Signer};
 use crate::queue::{Queue, QueuePolicy};
 use crate::shutdown::Shutdown;
 use crate::sign::GatewayKey;
@@ -60,6 +60,7 @@ pub async fn run(
     let (out_tx, out_rx) = mpsc::channel(STAGE_CAPACITY);
     let (state_tx, state_rx) = mpsc::channel(STAGE_CAPACITY);
     let (live_tx, live_rx) = mpsc::channel(STAGE_CAPACITY);
+    let (fresh_tx, fresh_rx) = mpsc::channel(64);
 
     let link = tokio::spawn(run_link(
         config.mqtt.clone(),
@@ -67,6 +68,7 @@ pub async fn run(
         kid.clone(),
         LinkInputs {
             queue: queue.clone(),
+            fresh: fresh_rx,
             committed: committed.clone(),
             states: state_rx,
             live: live_rx,
@@ -74,23 +76,14 @@ pub async fn run(
             health: health.clone(),
         },
     ));
-    let sealer = Sealer {
-        site: g.site.clone(),
-        gw: g.id.clone(),
-        key,
-        format: g.body_format,
-        queue,
-        committed,
-        health,
-    };
-    let sealer = tokio::spawn(sealer.run(out_rx, state_tx, live_tx));
+    let signer = Arc::new(Signer { site: g.site.clone(), gw: g.id.clone(), key, format: g.body_format });
+    let sealer = Sealer { signer, queue, committed, health };
+    let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
     let mut devices = Vec::new();
     for d in &config.devices {
         let c = counters.devices.entry(d.id.clone()).or_default().clone();
-        devices.push(tokio::spawn(
-            DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run(),
-        ));
+        devices.push(tokio::spawn(DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run()));
     }
     drop(out_tx);
     tracing::info!(site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url, "spokegate running");

@@ -33,49 +33,23 @@ pub struct DemoReport {
     pub device_acks: u64,
 }
 
-pub async fn run(
-    opts: DemoOptions,
-    out: &mut (dyn std::io::Write + Send),
-) -> anyhow::Result<DemoReport> {
-    let dir = tempfile::Builder::new()
-        .prefix("spokegate-demo-")
-        .tempdir()
-        .context("temporary state directory")?;
+pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<DemoReport> {
+    let dir = tempfile::Builder::new().prefix("spokegate-demo-").tempdir().context("temporary state directory")?;
     let key = GatewayKey::generate(&dir.path().join("gateway.key"))?;
     let keys = KeyRing::new([key.public().clone()]);
     let port = broker::free_port()?;
     broker::start(port)?;
 
-    let monitor = PtyDevice::create(&dir.path().join("ttyMONITOR"))
-        .context("pseudo-terminal for the monitor")?;
-    let meter = PtyDevice::create(&dir.path().join("ttyMETER"))
-        .context("pseudo-terminal for the glucometer")?;
+    let monitor = PtyDevice::create(&dir.path().join("ttyMONITOR")).context("pseudo-terminal for the monitor")?;
+    let meter = PtyDevice::create(&dir.path().join("ttyMETER")).context("pseudo-terminal for the glucometer")?;
     let config_path = dir.path().join("spokegate.toml");
-    std::fs::write(
-        &config_path,
-        demo_config(dir.path(), port, &monitor.path, &meter.path),
-    )?;
+    std::fs::write(&config_path, demo_config(dir.path(), port, &monitor.path, &meter.path))?;
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
 
-    writeln!(
-        out,
-        "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}",
-        key.public().kid_hex()
-    )?;
-    writeln!(
-        out,
-        "  monitor-1  IHE PCD-01 HL7 over MLLP on {}",
-        monitor.path.display()
-    )?;
-    writeln!(
-        out,
-        "  glucose-1  OneTouch Ultra 2 dump lines on {}",
-        meter.path.display()
-    )?;
-    writeln!(
-        out,
-        "hub view (every line below passed COSE_Sign1 verification with the public key):"
-    )?;
+    writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
+    writeln!(out, "  monitor-1  IHE PCD-01 HL7 over MLLP on {}", monitor.path.display())?;
+    writeln!(out, "  glucose-1  OneTouch Ultra 2 dump lines on {}", meter.path.display())?;
+    writeln!(out, "hub view (every line below passed COSE_Sign1 verification with the public key):")?;
 
     let (trigger, shutdown) = shutdown::channel();
     let (hub_trigger, hub_shutdown) = shutdown::channel();
@@ -90,11 +64,7 @@ pub async fn run(
         daemon::run(config, key, shutdown, &mut c).await
     });
     let hub_opts = WatchOptions {
-        url: crate::config::MqttUrl {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port,
-        },
+        url: crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port },
         keys,
         format: opts.format,
         filter: "spokegate/v1/#".into(),
@@ -135,9 +105,7 @@ pub async fn run(
     while let Ok(l) = lines_rx.try_recv() {
         out.write_all(&l)?;
     }
-    let sum = |f: fn(&crate::device::DeviceCounters) -> u64| {
-        counters.devices.values().map(|c| f(c)).sum::<u64>()
-    };
+    let sum = |f: fn(&crate::device::DeviceCounters) -> u64| counters.devices.values().map(|c| f(c)).sum::<u64>();
     let report = DemoReport {
         hub: hub_stats,
         readings: sum(|c| c.readings.load(Ordering::Relaxed)),
@@ -223,9 +191,7 @@ struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        self.0.send(buf.to_vec()).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
         Ok(buf.len())
     }
 

@@ -20,15 +20,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: `{}`: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.item,
-            self.message
-        )
+        write!(f, "{}:{}:{}: `{}`: {}", self.file.display(), self.line, self.column, self.item, self.message)
     }
 }
 
@@ -53,25 +45,14 @@ impl std::error::Error for Diagnostics {}
 impl Diagnostic {
     /// A problem with a whole file or folder (cannot read it), pointed at its start.
     pub fn whole_file(file: &Path, item: &str, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            line: 1,
-            column: 1,
-            item: item.into(),
-            message: message.into(),
-        }
+        Self { file: file.to_path_buf(), line: 1, column: 1, item: item.into(), message: message.into() }
     }
 }
 
 /// Reads an operator's file, or says why not.
 pub fn read_source(path: &Path) -> Result<String, Diagnostics> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::whole_file(
-            path,
-            "(file)",
-            format!("cannot read: {e}"),
-        )])
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics(vec![Diagnostic::whole_file(path, "(file)", format!("cannot read: {e}"))]))
 }
 
 impl Diagnostics {
@@ -106,29 +87,14 @@ impl<'a> SourceFile<'a> {
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let column = before
-            .get(line_start..)
-            .map(|s| s.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
         (line, column)
     }
 
     /// A diagnostic at a span.
-    pub fn at(
-        &self,
-        span: Range<usize>,
-        item: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Diagnostic {
+    pub fn at(&self, span: Range<usize>, item: impl Into<String>, message: impl Into<String>) -> Diagnostic {
         let (line, column) = self.line_col(span.start);
-        Diagnostic {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            item: item.into(),
-            message: message.into(),
-        }
+        Diagnostic { file: self.path.to_path_buf(), line, column, item: item.into(), message: message.into() }
     }
 
     /// A diagnostic for a TOML syntax or schema error (unknown key, wrong type, missing key). The
@@ -144,12 +110,7 @@ impl<'a> SourceFile<'a> {
         // `key = <value at fault>` or `<key at fault> = ...`
         let key = match on_line.trim_end().strip_suffix('=') {
             Some(k) => k.trim().to_string(),
-            None => snippet
-                .split(['=', '\n'])
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string(),
+            None => snippet.split(['=', '\n']).next().unwrap_or("").trim().to_string(),
         };
         let table = before
             .get(..line_start)
@@ -193,9 +154,6 @@ mod tests {
     fn a_diagnostic_names_file_line_column_and_item() {
         let src = SourceFile::new(Path::new("/etc/spokegate/config.toml"), "x\ny = 3\n");
         let d = src.at(2..3, "gateway.y", "unknown key");
-        assert_eq!(
-            d.to_string(),
-            "/etc/spokegate/config.toml:2:1: `gateway.y`: unknown key"
-        );
+        assert_eq!(d.to_string(), "/etc/spokegate/config.toml:2:1: `gateway.y`: unknown key");
     }
 }

@@ -31,31 +31,13 @@ pub enum Payload {
 pub enum Outgoing {
     /// Something to sign and send. `accepted` is told once the message is safely handed on (with the
     /// durable queue: committed), so the device is acknowledged only then.
-    Signed {
-        from: Source,
-        payload: Payload,
-        t: i64,
-        tdev: Option<i64>,
-        accepted: Option<oneshot::Sender<()>>,
-    },
+    Signed { from: Source, payload: Payload, t: i64, tdev: Option<i64>, accepted: Option<oneshot::Sender<()>> },
     /// A device's link state (retained, unsigned).
-    State {
-        from: Source,
-        state: LinkState,
-        detail: Option<String>,
-    },
+    State { from: Source, state: LinkState, detail: Option<String> },
 }
 
 /// A contract body for a payload.
-pub fn make_body(
-    site: &str,
-    gw: &str,
-    from: &Source,
-    payload: Payload,
-    seq: u64,
-    t: i64,
-    tdev: Option<i64>,
-) -> Body {
+pub fn make_body(site: &str, gw: &str, from: &Source, payload: Payload, seq: u64, t: i64, tdev: Option<i64>) -> Body {
     let (kind, obs, event) = match payload {
         Payload::Obs(o) => (BodyKind::Obs, Some(o), None),
         Payload::Event(e) => (BodyKind::Event, None, Some(e)),
@@ -76,14 +58,42 @@ pub fn make_body(
     }
 }
 
-/// Turns accepted readings into signed, committed queue records.
-pub struct Sealer {
+/// What signs a message: the gateway's identity, key and body format. Shared with the thread that
+/// signs and commits, so the runtime thread stays free for devices and the uplink.
+pub struct Signer {
     pub site: String,
     pub gw: String,
     pub key: Arc<GatewayKey>,
     pub format: BodyFormat,
+}
+
+impl Signer {
+    /// Builds and signs one message numbered `seq`.
+    pub fn sign(
+        &self,
+        seq: u64,
+        from: &Source,
+        payload: Payload,
+        t: i64,
+        tdev: Option<i64>,
+    ) -> Result<Record, SealError> {
+        let body = make_body(&self.site, &self.gw, from, payload, seq, t, tdev);
+        let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
+        Ok(Record {
+            seq,
+            class: class_of(body.kind),
+            created: now_micros(),
+            topic: topics::body(&self.site, &self.gw, &from.dev, body.kind, None),
+            payload: bytes,
+        })
+    }
+}
+
+/// Turns accepted readings into signed, committed queue records.
+pub struct Sealer {
+    pub signer: Arc<Signer>,
     pub queue: Arc<Mutex<Queue>>,
-    /// Told after every commit (the MQTT link sends what was committed).
+    /// Told when committed records could not be handed over in memory (the link reads the queue).
     pub committed: Arc<Notify>,
     pub health: Arc<QueueHealth>,
 }
@@ -111,44 +121,56 @@ fn class_of(kind: BodyKind) -> Class {
     }
 }
 
-impl Sealer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// A message waiting to be signed.
+struct Job {
+    from: Source,
+    payload: Payload,
+    t: i64,
+    tdev: Option<i64>,
+    accepted: Option<oneshot::Sender<()>>,
+}
 
-    /// Numbers, builds and signs one message.
-    pub fn seal(
-        &self,
-        queue: &mut Queue,
-        from: &Source,
-        payload: Payload,
-        t: i64,
-        tdev: Option<i64>,
-    ) -> Result<Record, SealError> {
-        let seq = queue.reserve_seq()?;
-        let body = make_body(&self.site, &self.gw, from, payload, seq, t, tdev);
-        let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
-        Ok(Record {
-            seq,
-            class: class_of(body.kind),
-            created: now_micros(),
-            topic: topics::body(&self.site, &self.gw, &from.dev, body.kind, None),
-            payload: bytes,
-        })
-    }
+/// What one sign-and-commit round did.
+struct Round {
+    committed: Result<(), QueueError>,
+    records: Vec<Record>,
+    accepted: Vec<oneshot::Sender<()>>,
+}
 
-    fn state(&self, from: &Source, state: LinkState, detail: Option<String>) -> Publication {
-        let s = DeviceState {
-            state,
-            profile: from.profile.to_string(),
-            since: now_rfc3339(),
-            detail,
-        };
-        Publication {
-            topic: topics::device_state(&self.site, &self.gw, &from.dev),
-            payload: s.to_json(),
-            retain: true,
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Numbers, signs and commits jobs (on a blocking thread: signing and fsync are the slow parts).
+fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<Job>) -> Round {
+    let first = match lock(queue).reserve_seqs(jobs.len() as u64) {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot number readings; not acknowledged");
+            return Round { committed: Err(e), records: Vec::new(), accepted: Vec::new() };
         }
+    };
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut accepted = Vec::new();
+    for (job, seq) in jobs.into_iter().zip(first..) {
+        match signer.sign(seq, &job.from, job.payload, job.t, job.tdev) {
+            Ok(r) => {
+                records.push(r);
+                accepted.extend(job.accepted);
+            }
+            // Dropping `accepted` tells the device task the reading was not taken.
+            Err(e) => tracing::error!(dev = %job.from.dev, error = %e, "cannot sign a reading; not acknowledged"),
+        }
+    }
+    let committed = lock(queue).append(&records);
+    Round { committed, records, accepted }
+}
+
+impl Sealer {
+    fn state(&self, from: &Source, state: LinkState, detail: Option<String>) -> Publication {
+        let (site, gw) = (&self.signer.site, &self.signer.gw);
+        let s = DeviceState { state, profile: from.profile.to_string(), since: now_rfc3339(), detail };
+        Publication { topic: topics::device_state(site, gw, &from.dev), payload: s.to_json(), retain: true }
     }
 
     /// Runs until every device task is gone: takes what is waiting, signs it, commits it in one
@@ -156,6 +178,7 @@ impl Sealer {
     pub async fn run(
         self,
         mut input: mpsc::Receiver<Outgoing>,
+        fresh: mpsc::Sender<Vec<Record>>,
         states: mpsc::Sender<Publication>,
         live: mpsc::Sender<Publication>,
     ) {
@@ -165,62 +188,21 @@ impl Sealer {
             if input.recv_many(&mut batch, COMMIT_BATCH).await == 0 {
                 break;
             }
-            let mut records = Vec::with_capacity(batch.len());
-            let mut accepted = Vec::new();
+            let mut jobs = Vec::with_capacity(batch.len());
             let mut state_updates = Vec::new();
-            let committed = {
-                let mut q = self.lock();
-                for msg in batch.drain(..) {
-                    match msg {
-                        Outgoing::State {
-                            from,
-                            state,
-                            detail,
-                        } => state_updates.push(self.state(&from, state, detail)),
-                        Outgoing::Signed {
-                            from,
-                            payload,
-                            t,
-                            tdev,
-                            accepted: ack,
-                        } => match self.seal(&mut q, &from, payload, t, tdev) {
-                            Ok(r) => {
-                                records.push(r);
-                                accepted.extend(ack);
-                            }
-                            // Dropping `ack` tells the device task the reading was not taken.
-                            Err(e) => {
-                                tracing::error!(dev = %from.dev, error = %e, "cannot number or sign a reading; not acknowledged")
-                            }
-                        },
+            for msg in batch.drain(..) {
+                match msg {
+                    Outgoing::State { from, state, detail } => state_updates.push(self.state(&from, state, detail)),
+                    Outgoing::Signed { from, payload, t, tdev, accepted } => {
+                        jobs.push(Job { from, payload, t, tdev, accepted })
                     }
                 }
-                q.append(&records)
-            };
-            match committed {
-                Ok(()) => {
-                    if self.health.get().is_some() {
-                        tracing::info!("queue commits again");
-                        self.health.set(None);
-                    }
-                    for a in accepted {
-                        let _ = a.send(());
-                    }
-                    self.committed.notify_one();
-                }
-                Err(e) => {
-                    // No commit, no acknowledgement: devices that retransmit will. Stream live meanwhile.
-                    if self.health.get().is_none() {
-                        tracing::error!(error = %e, "queue cannot commit; streaming live without durability");
-                    }
-                    self.health.set(Some(e.to_string()));
-                    for r in records {
-                        let _ = live.try_send(Publication {
-                            topic: r.topic,
-                            payload: r.payload,
-                            retain: false,
-                        });
-                    }
+            }
+            if !jobs.is_empty() {
+                let (signer, queue) = (self.signer.clone(), self.queue.clone());
+                match tokio::task::spawn_blocking(move || sign_and_commit(&signer, &queue, jobs)).await {
+                    Ok(round) => self.after_commit(round, &fresh, &live),
+                    Err(e) => tracing::error!(error = %e, "signing task failed; readings not acknowledged"),
                 }
             }
             for s in state_updates {
@@ -235,43 +217,59 @@ impl Sealer {
         }
     }
 
+    fn after_commit(&self, round: Round, fresh: &mpsc::Sender<Vec<Record>>, live: &mpsc::Sender<Publication>) {
+        match round.committed {
+            Ok(()) => {
+                if self.health.get().is_some() {
+                    tracing::info!("queue commits again");
+                    self.health.set(None);
+                }
+                for a in round.accepted {
+                    let _ = a.send(());
+                }
+                // Hand the committed records to the uplink in memory; if it is behind, it reads
+                // them from the queue instead.
+                if !round.records.is_empty() && fresh.try_send(round.records).is_err() {
+                    self.committed.notify_one();
+                }
+            }
+            Err(e) => {
+                // No commit, no acknowledgement: devices that retransmit will. Stream live meanwhile.
+                if self.health.get().is_none() {
+                    tracing::error!(error = %e, "queue cannot commit; streaming live without durability");
+                }
+                self.health.set(Some(e.to_string()));
+                for r in round.records {
+                    let _ = live.try_send(Publication { topic: r.topic, payload: r.payload, retain: false });
+                }
+            }
+        }
+    }
+
     /// Evicts what the queue policy says must go, and tells the hub what was dropped.
     fn enforce(&self) {
-        let mut q = self.lock();
-        let dropped = match q.enforce(now_micros()) {
+        let dropped = match lock(&self.queue).enforce(now_micros()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "queue eviction failed");
                 return;
             }
         };
-        let mut records = Vec::new();
-        for d in dropped {
-            tracing::error!(dev = %d.dev, class = d.class.as_str(), reason = d.reason, count = d.count, "queued messages evicted");
-            let event = Event::new(
-                "queue-evicted",
-                Severity::Warn,
-                format!(
-                    "{} undelivered {} messages dropped ({})",
-                    d.count,
-                    d.class.as_str(),
-                    d.reason
-                ),
-            )
-            .with("class", d.class.as_str())
-            .with("reason", d.reason)
-            .with("count", d.count)
-            .with("bytes", d.bytes);
-            let from = Source {
-                dev: d.dev.as_str().into(),
-                profile: "spokegate".into(),
-            };
-            match self.seal(&mut q, &from, Payload::Event(event), now_micros(), None) {
-                Ok(r) => records.push(r),
-                Err(e) => tracing::error!(error = %e, "cannot report an eviction"),
-            }
-        }
-        if !records.is_empty() && q.append(&records).is_ok() {
+        let jobs: Vec<Job> = dropped
+            .into_iter()
+            .map(|d| {
+                tracing::error!(dev = %d.dev, class = d.class.as_str(), reason = d.reason, count = d.count, "queued messages evicted");
+                let text = format!("{} undelivered {} messages dropped ({})", d.count, d.class.as_str(), d.reason);
+                let event = Event::new("queue-evicted", Severity::Warn, text)
+                    .with("class", d.class.as_str())
+                    .with("reason", d.reason)
+                    .with("count", d.count)
+                    .with("bytes", d.bytes);
+                let from = Source { dev: d.dev.as_str().into(), profile: "spokegate".into() };
+                Job { from, payload: Payload::Event(event), t: now_micros(), tdev: None, accepted: None }
+            })
+            .collect();
+        if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs).committed.is_ok() {
             self.committed.notify_one();
         }
     }

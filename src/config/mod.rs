@@ -67,53 +67,30 @@ impl Config {
     /// Checks a configuration's text; `path` names it in diagnostics and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         let src = SourceFile::new(path, text);
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
         let mut problems = Diagnostics::default();
-        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| {
-            problems.0.push(src.at(span, item, msg))
-        };
+        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| problems.0.push(src.at(span, item, msg));
 
         let g = &raw.gateway;
         for (value, item) in [(&g.site, "gateway.site"), (&g.id, "gateway.id")] {
             if !is_valid_id(value.get_ref()) {
-                at(
-                    value.span(),
-                    item,
-                    format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", value.get_ref()),
-                );
+                at(value.span(), item, format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", value.get_ref()));
             }
         }
-        let body_format = match g
-            .body_format
-            .as_ref()
-            .map(|f| (f.get_ref().as_str(), f.span()))
-        {
+        let body_format = match g.body_format.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
             None | Some(("cbor", _)) => BodyFormat::Cbor,
             Some(("json", _)) => BodyFormat::Json,
             Some((other, span)) => {
-                at(
-                    span,
-                    "gateway.body_format",
-                    format!("`{other}` is not one of cbor, json"),
-                );
+                at(span, "gateway.body_format", format!("`{other}` is not one of cbor, json"));
                 BodyFormat::Cbor
             }
         };
         if g.state_dir.get_ref().as_os_str().is_empty() {
-            at(
-                g.state_dir.span(),
-                "gateway.state_dir",
-                "must not be empty".into(),
-            );
+            at(g.state_dir.span(), "gateway.state_dir", "must not be empty".into());
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let state_dir = base.join(g.state_dir.get_ref());
-        let key_file = g
-            .key_file
-            .as_ref()
-            .map(|k| base.join(k))
-            .unwrap_or_else(|| state_dir.join("gateway.key"));
+        let key_file = g.key_file.as_ref().map(|k| base.join(k)).unwrap_or_else(|| state_dir.join("gateway.key"));
 
         let url = match MqttUrl::parse(raw.mqtt.url.get_ref()) {
             Ok(u) => Some(u),
@@ -126,58 +103,33 @@ impl Config {
             (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
             (None, None) => None,
             _ => {
-                at(
-                    raw.mqtt.url.span(),
-                    "mqtt.cert",
-                    "`cert` and `key` go together (TLS client authentication)".into(),
-                );
+                at(raw.mqtt.url.span(), "mqtt.cert", "`cert` and `key` go together (TLS client authentication)".into());
                 None
             }
         };
         if let Some(ka) = &raw.mqtt.keep_alive_secs {
             if !(5..=65535).contains(ka.get_ref()) {
-                at(
-                    ka.span(),
-                    "mqtt.keep_alive_secs",
-                    "must be between 5 and 65535 seconds".into(),
-                );
+                at(ka.span(), "mqtt.keep_alive_secs", "must be between 5 and 65535 seconds".into());
             }
         }
 
-        let registry = match ProfileRegistry::with_dir(
-            g.profiles_dir
-                .as_ref()
-                .map(|d| base.join(d.get_ref()))
-                .as_deref(),
-        ) {
-            Ok(r) => r,
-            Err(d) => {
-                problems.0.extend(d.0);
-                ProfileRegistry::builtin().unwrap_or_default()
-            }
-        };
-        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| {
-            problems.0.push(src.at(span, item, msg))
-        };
+        let registry =
+            match ProfileRegistry::with_dir(g.profiles_dir.as_ref().map(|d| base.join(d.get_ref())).as_deref()) {
+                Ok(r) => r,
+                Err(d) => {
+                    problems.0.extend(d.0);
+                    ProfileRegistry::builtin().unwrap_or_default()
+                }
+            };
+        let mut at = |span: std::ops::Range<usize>, item: &str, msg: String| problems.0.push(src.at(span, item, msg));
         let mut devices = Vec::new();
         for (i, d) in raw.devices.iter().enumerate() {
             let item = |k: &str| format!("device[{i}].{k}");
             if !is_valid_id(d.id.get_ref()) {
-                at(
-                    d.id.span(),
-                    &item("id"),
-                    format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", d.id.get_ref()),
-                );
+                at(d.id.span(), &item("id"), format!("`{}` must match [a-z0-9][a-z0-9-]{{0,62}}", d.id.get_ref()));
             }
-            if raw.devices[..i]
-                .iter()
-                .any(|p| p.id.get_ref() == d.id.get_ref())
-            {
-                at(
-                    d.id.span(),
-                    &item("id"),
-                    format!("device id `{}` is used twice", d.id.get_ref()),
-                );
+            if raw.devices[..i].iter().any(|p| p.id.get_ref() == d.id.get_ref()) {
+                at(d.id.span(), &item("id"), format!("device id `{}` is used twice", d.id.get_ref()));
             }
             let profile = registry.get(d.profile.get_ref());
             if profile.is_none() {
@@ -185,54 +137,28 @@ impl Config {
                 at(
                     d.profile.span(),
                     &item("profile"),
-                    format!(
-                        "no profile `{}` (known: {})",
-                        d.profile.get_ref(),
-                        known.join(", ")
-                    ),
+                    format!("no profile `{}` (known: {})", d.profile.get_ref(), known.join(", ")),
                 );
             }
             let transport = match &d.serial {
                 Some(s) => {
                     let port = s.get_ref();
                     if port.path.as_os_str().is_empty() {
-                        at(
-                            s.span(),
-                            &item("serial.path"),
-                            "must name the serial device".into(),
-                        );
+                        at(s.span(), &item("serial.path"), "must name the serial device".into());
                     }
                     if port.baud == Some(0) {
-                        at(
-                            s.span(),
-                            &item("serial.baud"),
-                            "must be a positive bit rate".into(),
-                        );
+                        at(s.span(), &item("serial.baud"), "must be a positive bit rate".into());
                     }
-                    let baud = port
-                        .baud
-                        .or(profile.as_ref().map(|p| p.serial.baud))
-                        .unwrap_or(9600);
-                    Some(DeviceTransport::Serial {
-                        path: port.path.clone(),
-                        baud,
-                    })
+                    let baud = port.baud.or(profile.as_ref().map(|p| p.serial.baud)).unwrap_or(9600);
+                    Some(DeviceTransport::Serial { path: port.path.clone(), baud })
                 }
                 None => {
-                    at(
-                        d.id.span(),
-                        &item("serial"),
-                        "a device needs a transport: serial = { path = \"...\" }".into(),
-                    );
+                    at(d.id.span(), &item("serial"), "a device needs a transport: serial = { path = \"...\" }".into());
                     None
                 }
             };
             if let (Some(profile), Some(transport)) = (profile, transport) {
-                devices.push(DeviceConfig {
-                    id: d.id.get_ref().clone(),
-                    profile,
-                    transport,
-                });
+                devices.push(DeviceConfig { id: d.id.get_ref().clone(), profile, transport });
             }
         }
 
@@ -247,21 +173,17 @@ impl Config {
                 body_format,
             },
             mqtt: MqttConfig {
-                client_id: raw.mqtt.client_id.clone().unwrap_or_else(|| {
-                    format!("spokegate-{}-{}", g.site.get_ref(), g.id.get_ref())
-                }),
+                client_id: raw
+                    .mqtt
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("spokegate-{}-{}", g.site.get_ref(), g.id.get_ref())),
                 url,
                 username: raw.mqtt.username.clone(),
                 password: raw.mqtt.password.clone(),
                 ca: raw.mqtt.ca.as_ref().map(|c| base.join(c)),
                 client_cert,
-                keep_alive: Duration::from_secs(
-                    raw.mqtt
-                        .keep_alive_secs
-                        .as_ref()
-                        .map(|k| *k.get_ref())
-                        .unwrap_or(30),
-                ),
+                keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
             },
             devices,
         };

@@ -35,9 +35,7 @@ impl MqttUrl {
             return Err(MqttUrlError::Extra(url.into()));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| MqttUrlError::NoHost(url.into()))?;
+            let (h, after) = v6.split_once(']').ok_or_else(|| MqttUrlError::NoHost(url.into()))?;
             (h, after.strip_prefix(':'))
         } else {
             match rest.rsplit_once(':') {
@@ -49,19 +47,11 @@ impl MqttUrl {
             return Err(MqttUrlError::NoHost(url.into()));
         }
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| MqttUrlError::Port(url.into()))?,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| MqttUrlError::Port(url.into()))?,
             None if tls => 8883,
             None => 1883,
         };
-        Ok(Self {
-            tls,
-            host: host.to_string(),
-            port,
-        })
+        Ok(Self { tls, host: host.to_string(), port })
     }
 }
 
@@ -91,21 +81,9 @@ mod tests {
 
     #[test]
     fn malformed_urls_are_refused_with_the_reason() {
-        assert!(matches!(
-            MqttUrl::parse("http://x"),
-            Err(MqttUrlError::Scheme(_))
-        ));
-        assert!(matches!(
-            MqttUrl::parse("mqtt://:1883"),
-            Err(MqttUrlError::NoHost(_))
-        ));
-        assert!(matches!(
-            MqttUrl::parse("mqtt://h:0"),
-            Err(MqttUrlError::Port(_))
-        ));
-        assert!(matches!(
-            MqttUrl::parse("mqtt://u:p@h"),
-            Err(MqttUrlError::Extra(_))
-        ));
+        assert!(matches!(MqttUrl::parse("http://x"), Err(MqttUrlError::Scheme(_))));
+        assert!(matches!(MqttUrl::parse("mqtt://:1883"), Err(MqttUrlError::NoHost(_))));
+        assert!(matches!(MqttUrl::parse("mqtt://h:0"), Err(MqttUrlError::Port(_))));
+        assert!(matches!(MqttUrl::parse("mqtt://u:p@h"), Err(MqttUrlError::Extra(_))));
     }
 }

@@ -24,20 +24,9 @@ impl AckCode {
 }
 
 /// Builds the MLLP-framed ACK for `original` (None when its MSH could not be read).
-pub fn ack(
-    original: Option<&Message>,
-    code: AckCode,
-    reason: Option<&str>,
-    now_micros: i64,
-) -> Vec<u8> {
-    let msh = original
-        .filter(|m| m.separators.to_string().starts_with("|^~\\&"))
-        .and_then(|m| m.segment("MSH"));
-    let f = |n: usize| {
-        msh.and_then(|s| super::hl7::field(s, n))
-            .map(|f| f.raw_value())
-            .unwrap_or("")
-    };
+pub fn ack(original: Option<&Message>, code: AckCode, reason: Option<&str>, now_micros: i64) -> Vec<u8> {
+    let msh = original.filter(|m| m.separators.to_string().starts_with("|^~\\&")).and_then(|m| m.segment("MSH"));
+    let f = |n: usize| msh.and_then(|s| super::hl7::field(s, n)).map(|f| f.raw_value()).unwrap_or("");
     let control_id = f(10);
     let version = if f(12).is_empty() { "2.6" } else { f(12) };
     let processing = if f(11).is_empty() { "P" } else { f(11) };
@@ -46,11 +35,7 @@ pub fn ack(
         f(3),
         f(4),
         hl7_timestamp(now_micros),
-        if control_id.is_empty() {
-            "0".to_string()
-        } else {
-            control_id.to_string()
-        },
+        if control_id.is_empty() { "0".to_string() } else { control_id.to_string() },
         processing,
         version,
     );
@@ -65,10 +50,7 @@ pub fn ack(
         } else {
             "207^Application internal error^HL70357"
         };
-        out.push_str(&format!(
-            "ERR|||{hl7_code}|{severity}||||{}\r",
-            escape(reason)
-        ));
+        out.push_str(&format!("ERR|||{hl7_code}|{severity}||||{}\r", escape(reason)));
     }
     mllp_wrap(out.as_bytes())
 }

@@ -33,11 +33,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(code: &'static str, text: impl Into<String>) -> Self {
-        Self {
-            code,
-            text: text.into(),
-            reply: None,
-        }
+        Self { code, text: text.into(), reply: None }
     }
 
     /// The event the hub sees.

@@ -7,23 +7,16 @@ use crate::model::{Event, Observation, Severity};
 use crate::profile::{LineChecksum, TextFormat, TextSpec};
 
 pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
-    let line = std::str::from_utf8(frame).map_err(|_| {
-        DecodeError::new(
-            "line-not-text",
-            format!("{}-byte line is not UTF-8 text", frame.len()),
-        )
-    })?;
+    let line = std::str::from_utf8(frame)
+        .map_err(|_| DecodeError::new("line-not-text", format!("{}-byte line is not UTF-8 text", frame.len())))?;
     let line = match spec.checksum {
         Some(LineChecksum::Sum16Hex) => verify_sum16_hex(line)?,
         None => line,
     };
     let line = match &spec.prefix {
-        Some(p) => line.strip_prefix(p.as_str()).ok_or_else(|| {
-            DecodeError::new(
-                "line-unrecognised",
-                format!("line does not start with `{p}`"),
-            )
-        })?,
+        Some(p) => line
+            .strip_prefix(p.as_str())
+            .ok_or_else(|| DecodeError::new("line-unrecognised", format!("line does not start with `{p}`")))?,
         None => line,
     };
     let values: Vec<(&str, &str)> = match spec.format {
@@ -35,11 +28,7 @@ pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
             if cols.len() != spec.columns.len() {
                 return Err(DecodeError::new(
                     "line-unrecognised",
-                    format!(
-                        "line has {} columns, the profile expects {}",
-                        cols.len(),
-                        spec.columns.len()
-                    ),
+                    format!("line has {} columns, the profile expects {}", cols.len(), spec.columns.len()),
                 ));
             }
             spec.columns.iter().map(String::as_str).zip(cols).collect()
@@ -57,13 +46,9 @@ pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
             Ok(n) if n.is_finite() => n,
             _ => {
                 out.problems.push(
-                    Event::new(
-                        "value-invalid",
-                        Severity::Warn,
-                        format!("`{}` is not a number", field.source),
-                    )
-                    .with("field", field.source.as_str())
-                    .with("raw", raw.trim()),
+                    Event::new("value-invalid", Severity::Warn, format!("`{}` is not a number", field.source))
+                        .with("field", field.source.as_str())
+                        .with("raw", raw.trim()),
                 );
                 continue;
             }
@@ -83,17 +68,10 @@ pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
             );
             continue;
         }
-        out.observations.push(Observation::measured(
-            field.code.clone(),
-            value,
-            field.unit.clone(),
-        ));
+        out.observations.push(Observation::measured(field.code.clone(), value, field.unit.clone()));
     }
     if out.observations.is_empty() && out.problems.is_empty() {
-        return Err(DecodeError::new(
-            "line-unrecognised",
-            "no field of the profile in the line",
-        ));
+        return Err(DecodeError::new("line-unrecognised", "no field of the profile in the line"));
     }
     if let Some(dt) = &spec.device_time {
         let parts: Option<Vec<&str>> = dt.from.iter().map(|c| lookup(c).map(str::trim)).collect();
@@ -126,29 +104,19 @@ fn parse_device_time(
     if parsed.year().is_none() {
         parsed = parsed.with_year(2000 + i32::from(parsed.year_last_two()?))?;
     }
-    Some(time::PrimitiveDateTime::new(
-        time::Date::try_from(parsed).ok()?,
-        time::Time::try_from(parsed).ok()?,
-    ))
+    Some(time::PrimitiveDateTime::new(time::Date::try_from(parsed).ok()?, time::Time::try_from(parsed).ok()?))
 }
 
 /// Checks and strips a trailing ` XXXX` sum-16 checksum.
 fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
-    let (body, check) = line
-        .rsplit_once(' ')
-        .ok_or_else(|| DecodeError::new("checksum-missing", "line has no trailing checksum"))?;
+    let (body, check) =
+        line.rsplit_once(' ').ok_or_else(|| DecodeError::new("checksum-missing", "line has no trailing checksum"))?;
     if check.len() != 4 {
-        return Err(DecodeError::new(
-            "checksum-missing",
-            "line has no 4-digit trailing checksum",
-        ));
+        return Err(DecodeError::new("checksum-missing", "line has no 4-digit trailing checksum"));
     }
-    let stated = u16::from_str_radix(check, 16).map_err(|_| {
-        DecodeError::new("checksum-missing", "trailing checksum is not hexadecimal")
-    })?;
-    let computed = body
-        .bytes()
-        .fold(0u16, |acc, b| acc.wrapping_add(u16::from(b)));
+    let stated = u16::from_str_radix(check, 16)
+        .map_err(|_| DecodeError::new("checksum-missing", "trailing checksum is not hexadecimal"))?;
+    let computed = body.bytes().fold(0u16, |acc, b| acc.wrapping_add(u16::from(b)));
     if stated != computed {
         return Err(DecodeError::new(
             "checksum-mismatch",
@@ -178,22 +146,12 @@ fn split_csv(line: &str, delimiter: char) -> Vec<&str> {
 
 fn unquote(col: &str) -> &str {
     let t = col.trim();
-    t.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(t)
+    t.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(t)
 }
 
-fn split_pairs(
-    line: &str,
-    delimiter: Option<char>,
-    assign: char,
-) -> Result<Vec<(&str, &str)>, DecodeError> {
+fn split_pairs(line: &str, delimiter: Option<char>, assign: char) -> Result<Vec<(&str, &str)>, DecodeError> {
     let tokens: Vec<&str> = match delimiter {
-        Some(d) => line
-            .split(d)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect(),
+        Some(d) => line.split(d).map(str::trim).filter(|t| !t.is_empty()).collect(),
         None => line.split_whitespace().collect(),
     };
     tokens
@@ -201,12 +159,7 @@ fn split_pairs(
         .map(|t| {
             t.split_once(assign)
                 .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| {
-                    DecodeError::new(
-                        "line-unrecognised",
-                        format!("`{t}` is not KEY{assign}VALUE"),
-                    )
-                })
+                .ok_or_else(|| DecodeError::new("line-unrecognised", format!("`{t}` is not KEY{assign}VALUE")))
         })
         .collect()
 }
@@ -259,33 +212,16 @@ mod tests {
     fn key_value_lines_are_scaled_and_range_checked() {
         let s = spec("vitals-kv");
         let d = decode(&s, b"SYS=120 DIA=80 TEMP=367 SPO2=140 PR=x").unwrap();
-        let vals: Vec<(u32, Option<f64>)> =
-            d.observations.iter().map(|o| (o.code.mdc, o.val)).collect();
-        assert_eq!(
-            vals,
-            [
-                (150021, Some(120.0)),
-                (150022, Some(80.0)),
-                (150364, Some(36.7))
-            ]
-        );
+        let vals: Vec<(u32, Option<f64>)> = d.observations.iter().map(|o| (o.code.mdc, o.val)).collect();
+        assert_eq!(vals, [(150021, Some(120.0)), (150022, Some(80.0)), (150364, Some(36.7))]);
         let codes: Vec<&str> = d.problems.iter().map(|e| e.code.as_str()).collect();
         assert_eq!(codes, ["value-invalid", "value-out-of-range"]);
     }
 
     #[test]
     fn a_line_with_none_of_the_fields_is_an_error() {
-        assert_eq!(
-            decode(&spec("vitals-kv"), b"FOO=1").unwrap_err().code,
-            "line-unrecognised"
-        );
-        assert_eq!(
-            decode(&spec("vitals-kv"), b"garbage").unwrap_err().code,
-            "line-unrecognised"
-        );
-        assert_eq!(
-            decode(&spec("vitals-kv"), &[0xff, 0xfe]).unwrap_err().code,
-            "line-not-text"
-        );
+        assert_eq!(decode(&spec("vitals-kv"), b"FOO=1").unwrap_err().code, "line-unrecognised");
+        assert_eq!(decode(&spec("vitals-kv"), b"garbage").unwrap_err().code, "line-unrecognised");
+        assert_eq!(decode(&spec("vitals-kv"), &[0xff, 0xfe]).unwrap_err().code, "line-not-text");
     }
 }

@@ -54,21 +54,9 @@ impl DeviceTask {
         shutdown: Shutdown,
         counters: Arc<DeviceCounters>,
     ) -> Self {
-        let source = Source {
-            dev: cfg.id.as_str().into(),
-            profile: cfg.profile.id.as_str().into(),
-        };
+        let source = Source { dev: cfg.id.as_str().into(), profile: cfg.profile.id.as_str().into() };
         let decoder = Decoder::new(cfg.profile.decoder.clone());
-        Self {
-            cfg,
-            source,
-            out,
-            shutdown,
-            counters,
-            limiter: EventLimiter::new(5, 20),
-            decoder,
-            last_state: None,
-        }
+        Self { cfg, source, out, shutdown, counters, limiter: EventLimiter::new(5, 20), decoder, last_state: None }
     }
 
     /// Runs until shutdown.
@@ -108,8 +96,7 @@ impl DeviceTask {
                     _ = self.shutdown.triggered() => {}
                 }
             }
-            self.state(LinkState::Disconnected, Some("gateway stopping".into()))
-                .await;
+            self.state(LinkState::Disconnected, Some("gateway stopping".into())).await;
         }
         .instrument(span)
         .await
@@ -151,11 +138,7 @@ impl DeviceTask {
         }
     }
 
-    async fn drain_frames(
-        &mut self,
-        framer: &mut dyn Framer,
-        link: &mut dyn Link,
-    ) -> std::io::Result<()> {
+    async fn drain_frames(&mut self, framer: &mut dyn Framer, link: &mut dyn Link) -> std::io::Result<()> {
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => self.frame(&frame, link).await?,
@@ -195,17 +178,13 @@ impl DeviceTask {
                 if let (Some(rx), Some(reply)) = (rx, decoded.reply) {
                     match tokio::time::timeout(ACCEPT_TIMEOUT, rx).await {
                         Ok(Ok(())) => link.write_all(&reply).await?,
-                        _ => tracing::error!(
-                            "reading not accepted by the pipeline; device not acknowledged"
-                        ),
+                        _ => tracing::error!("reading not accepted by the pipeline; device not acknowledged"),
                     }
                 }
                 Ok(())
             }
             Err(e) => {
-                self.counters
-                    .rejected_frames
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(code = e.code, reason = %e.text, "frame rejected");
                 self.event(e.to_event()).await;
                 if let Some(reply) = &e.reply {
@@ -217,12 +196,8 @@ impl DeviceTask {
     }
 
     async fn frame_error(&mut self, e: FrameError) {
-        self.counters
-            .rejected_frames
-            .fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .dropped_bytes
-            .fetch_add(e.bytes() as u64, Ordering::Relaxed);
+        self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
+        self.counters.dropped_bytes.fetch_add(e.bytes() as u64, Ordering::Relaxed);
         tracing::debug!(code = e.code(), reason = %e, "bytes dropped by the framer");
         self.event(e.to_event()).await;
     }
@@ -242,10 +217,7 @@ impl DeviceTask {
     async fn report_suppressed(&mut self) {
         if let Some(n) = self.limiter.admit(Instant::now()) {
             let text = format!("{n} further input problems were not reported one by one");
-            self.send_event(
-                Event::new("events-suppressed", Severity::Warn, text).with("suppressed", n),
-            )
-            .await;
+            self.send_event(Event::new("events-suppressed", Severity::Warn, text).with("suppressed", n)).await;
         }
     }
 
@@ -267,13 +239,6 @@ impl DeviceTask {
             return;
         }
         self.last_state = now;
-        let _ = self
-            .out
-            .send(Outgoing::State {
-                from: self.source.clone(),
-                state,
-                detail,
-            })
-            .await;
+        let _ = self.out.send(Outgoing::State { from: self.source.clone(), state, detail }).await;
     }
 }

@@ -12,11 +12,7 @@ pub struct LineFramer {
 
 impl LineFramer {
     pub fn new(max_len: usize) -> Self {
-        Self {
-            buf: Buffer::default(),
-            max_len,
-            skipping: None,
-        }
+        Self { buf: Buffer::default(), max_len, skipping: None }
     }
 }
 
@@ -38,10 +34,7 @@ impl Framer for LineFramer {
                     Some(i) => {
                         self.buf.consume(i + 1);
                         self.skipping = None;
-                        return Err(FrameError::Oversize {
-                            bytes: dropped + i,
-                            limit: self.max_len,
-                        });
+                        return Err(FrameError::Oversize { bytes: dropped + i, limit: self.max_len });
                     }
                     None => {
                         let n = data.len();
@@ -58,10 +51,7 @@ impl Framer for LineFramer {
                 }
                 Some(i) if i > self.max_len => {
                     self.buf.consume(i + 1);
-                    return Err(FrameError::Oversize {
-                        bytes: i,
-                        limit: self.max_len,
-                    });
+                    return Err(FrameError::Oversize { bytes: i, limit: self.max_len });
                 }
                 Some(i) => {
                     let line = data[..i].to_vec();
@@ -98,10 +88,7 @@ mod tests {
     fn cr_lf_and_crlf_all_end_a_line() {
         let mut f = LineFramer::new(64);
         f.push(b"a\r\nb\nc\rd");
-        assert_eq!(
-            lines(&mut f),
-            vec![Ok(b"a".to_vec()), Ok(b"b".to_vec()), Ok(b"c".to_vec())]
-        );
+        assert_eq!(lines(&mut f), vec![Ok(b"a".to_vec()), Ok(b"b".to_vec()), Ok(b"c".to_vec())]);
         f.push(b"\n");
         assert_eq!(lines(&mut f), vec![Ok(b"d".to_vec())]);
     }
@@ -112,15 +99,6 @@ mod tests {
         f.push(b"0123456789");
         assert_eq!(lines(&mut f), vec![]);
         f.push(b"ab\nok\n");
-        assert_eq!(
-            lines(&mut f),
-            vec![
-                Err(FrameError::Oversize {
-                    bytes: 12,
-                    limit: 4
-                }),
-                Ok(b"ok".to_vec())
-            ]
-        );
+        assert_eq!(lines(&mut f), vec![Err(FrameError::Oversize { bytes: 12, limit: 4 }), Ok(b"ok".to_vec())]);
     }
 }

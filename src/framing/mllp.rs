@@ -25,11 +25,7 @@ pub struct MllpFramer {
 
 impl MllpFramer {
     pub fn new(max_len: usize) -> Self {
-        Self {
-            buf: Buffer::default(),
-            max_len,
-            skipping: None,
-        }
+        Self { buf: Buffer::default(), max_len, skipping: None }
     }
 }
 
@@ -43,19 +39,13 @@ impl Framer for MllpFramer {
             let data = self.buf.data();
             if let Some(dropped) = self.skipping {
                 // Drop the rest of an oversized frame, up to its end or the next start.
-                match data
-                    .iter()
-                    .position(|&b| b == MLLP_START || b == MLLP_END[0])
-                {
+                match data.iter().position(|&b| b == MLLP_START || b == MLLP_END[0]) {
                     Some(i) => {
                         let ended = data[i] == MLLP_END[0];
                         let consumed = if ended { i + 1 } else { i };
                         self.buf.consume(consumed);
                         self.skipping = None;
-                        return Err(FrameError::Oversize {
-                            bytes: dropped + consumed,
-                            limit: self.max_len,
-                        });
+                        return Err(FrameError::Oversize { bytes: dropped + consumed, limit: self.max_len });
                     }
                     None => {
                         let n = data.len();
@@ -69,10 +59,7 @@ impl Framer for MllpFramer {
                 return Ok(None);
             }
             if data[0] != MLLP_START {
-                let junk = data
-                    .iter()
-                    .position(|&b| b == MLLP_START)
-                    .unwrap_or(data.len());
+                let junk = data.iter().position(|&b| b == MLLP_START).unwrap_or(data.len());
                 // A lone CR or LF between frames is common and harmless.
                 let harmless = data[..junk].iter().all(|&b| b == b'\r' || b == b'\n');
                 self.buf.consume(junk);
@@ -89,10 +76,7 @@ impl Framer for MllpFramer {
                 (Some(e), _) => {
                     if e > self.max_len {
                         self.buf.consume(e + 3);
-                        return Err(FrameError::Oversize {
-                            bytes: e + 3,
-                            limit: self.max_len,
-                        });
+                        return Err(FrameError::Oversize { bytes: e + 3, limit: self.max_len });
                     }
                     let frame = body[..e].to_vec();
                     self.buf.consume(e + 3);
@@ -146,10 +130,7 @@ mod tests {
         let mut f = MllpFramer::new(100);
         f.push(b"xyz");
         f.push(&mllp_wrap(b"M1"));
-        assert_eq!(
-            frames(&mut f),
-            vec![Err(FrameError::Garbage { bytes: 3 }), Ok(b"M1".to_vec())]
-        );
+        assert_eq!(frames(&mut f), vec![Err(FrameError::Garbage { bytes: 3 }), Ok(b"M1".to_vec())]);
     }
 
     #[test]
@@ -157,10 +138,7 @@ mod tests {
         let mut f = MllpFramer::new(100);
         f.push(b"\x0bMSH|half");
         f.push(&mllp_wrap(b"M2"));
-        assert_eq!(
-            frames(&mut f),
-            vec![Err(FrameError::Truncated { bytes: 9 }), Ok(b"M2".to_vec())]
-        );
+        assert_eq!(frames(&mut f), vec![Err(FrameError::Truncated { bytes: 9 }), Ok(b"M2".to_vec())]);
     }
 
     #[test]
@@ -175,10 +153,7 @@ mod tests {
         f.push(b"\x1c\x0d");
         f.push(&mllp_wrap(b"ok"));
         let out = frames(&mut f);
-        assert!(
-            matches!(out[0], Err(FrameError::Oversize { limit: 16, .. })),
-            "{out:?}"
-        );
+        assert!(matches!(out[0], Err(FrameError::Oversize { limit: 16, .. })), "{out:?}");
         assert_eq!(out[1..], [Ok(b"ok".to_vec())]);
     }
 

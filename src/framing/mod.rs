@@ -40,9 +40,9 @@ impl FrameError {
 
     pub fn bytes(&self) -> usize {
         match self {
-            FrameError::Garbage { bytes }
-            | FrameError::Truncated { bytes }
-            | FrameError::Oversize { bytes, .. } => *bytes,
+            FrameError::Garbage { bytes } | FrameError::Truncated { bytes } | FrameError::Oversize { bytes, .. } => {
+                *bytes
+            }
         }
     }
 }

@@ -11,10 +11,7 @@ pub struct Deduplicator {
 
 impl Deduplicator {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            seen: HashMap::new(),
-        }
+        Self { capacity: capacity.max(1), seen: HashMap::new() }
     }
 
     /// True the first time (`gw`, `seq`) is seen.

@@ -14,16 +14,12 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Self {
-        Self {
-            keys: keys.into_iter().map(|k| (*k.kid(), k)).collect(),
-        }
+        Self { keys: keys.into_iter().map(|k| (*k.kid(), k)).collect() }
     }
 
     fn find(&self, envelope: &[u8]) -> Option<&PublicKey> {
         // The kid is in the protected header; try it first, else every key (few per hub).
-        let sign1 =
-            <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(envelope)
-                .ok()?;
+        let sign1 = <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(envelope).ok()?;
         let kid: [u8; 8] = sign1.protected.header.key_id.as_slice().try_into().ok()?;
         self.keys.get(&kid)
     }
@@ -32,17 +28,8 @@ impl KeyRing {
 /// A message that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HubMessage {
-    Status {
-        site: String,
-        gw: String,
-        status: GatewayStatus,
-    },
-    DeviceState {
-        site: String,
-        gw: String,
-        dev: String,
-        state: DeviceState,
-    },
+    Status { site: String, gw: String, status: GatewayStatus },
+    DeviceState { site: String, gw: String, dev: String, state: DeviceState },
     Signed(Body),
 }
 
@@ -60,11 +47,7 @@ pub enum Rejection {
     #[error("body unreadable: {0}")]
     Body(String),
     #[error("body {field} `{body}` does not match the topic's `{topic}`")]
-    Mismatch {
-        field: &'static str,
-        topic: String,
-        body: String,
-    },
+    Mismatch { field: &'static str, topic: String, body: String },
 }
 
 impl From<BodyError> for Rejection {
@@ -77,41 +60,18 @@ impl From<BodyError> for Rejection {
 pub fn check(topic: &str, payload: &[u8], keys: &KeyRing) -> Result<HubMessage, Rejection> {
     match topics::parse(topic).ok_or(Rejection::UnknownTopic)? {
         TopicRef::Status { site, gw } => serde_json::from_slice(payload)
-            .map(|status| HubMessage::Status {
-                site: site.into(),
-                gw: gw.into(),
-                status,
-            })
+            .map(|status| HubMessage::Status { site: site.into(), gw: gw.into(), status })
             .map_err(|e| Rejection::BadJson(e.to_string())),
         TopicRef::DeviceState { site, gw, dev } => serde_json::from_slice(payload)
-            .map(|state| HubMessage::DeviceState {
-                site: site.into(),
-                gw: gw.into(),
-                dev: dev.into(),
-                state,
-            })
+            .map(|state| HubMessage::DeviceState { site: site.into(), gw: gw.into(), dev: dev.into(), state })
             .map_err(|e| Rejection::BadJson(e.to_string())),
-        TopicRef::Body {
-            site,
-            gw,
-            dev,
-            kind,
-            ..
-        } => {
+        TopicRef::Body { site, gw, dev, kind, .. } => {
             let key = keys.find(payload).ok_or(Rejection::UnknownKey)?;
             let envelope = open_envelope(payload, key)?;
             let body = Body::decode(&envelope.payload, envelope.format)?;
-            for (field, t, b) in [
-                ("site", site, &body.site),
-                ("gw", gw, &body.gw),
-                ("dev", dev, &body.dev),
-            ] {
+            for (field, t, b) in [("site", site, &body.site), ("gw", gw, &body.gw), ("dev", dev, &body.dev)] {
                 if t != b {
-                    return Err(Rejection::Mismatch {
-                        field,
-                        topic: t.into(),
-                        body: b.clone(),
-                    });
+                    return Err(Rejection::Mismatch { field, topic: t.into(), body: b.clone() });
                 }
             }
             if body.kind != kind {

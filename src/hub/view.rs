@@ -13,22 +13,9 @@ pub fn human_lines(msg: &HubMessage) -> Vec<String> {
                 status.state, status.since, status.kid, status.version
             )]
         }
-        HubMessage::DeviceState {
-            site,
-            gw,
-            dev,
-            state,
-        } => {
-            let detail = state
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            vec![format!(
-                "{site}/{gw}/{dev}  device {:?} ({}){detail}",
-                state.state, state.profile
-            )
-            .to_lowercase()]
+        HubMessage::DeviceState { site, gw, dev, state } => {
+            let detail = state.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            vec![format!("{site}/{gw}/{dev}  device {:?} ({}){detail}", state.state, state.profile).to_lowercase()]
         }
         HubMessage::Signed(body) => body_lines(body),
     }
@@ -38,38 +25,17 @@ fn body_lines(b: &Body) -> Vec<String> {
     let head = format!("{} {}/{}/{} #{}", time_of(b.t), b.site, b.gw, b.dev, b.seq);
     let mut out = Vec::new();
     for o in b.obs.iter().flatten() {
-        let name = o
-            .code
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("MDC {}", o.code.mdc));
-        let loinc = o
-            .code
-            .loinc
-            .as_deref()
-            .map(|l| format!(" LOINC {l}"))
-            .unwrap_or_default();
+        let name = o.code.name.clone().unwrap_or_else(|| format!("MDC {}", o.code.mdc));
+        let loinc = o.code.loinc.as_deref().map(|l| format!(" LOINC {l}")).unwrap_or_default();
         let value = match o.val {
             Some(v) => format!("{v} {}", o.unit.ucum),
             None => format!("({})", o.q.as_str()),
         };
-        let tdev = o
-            .tdev
-            .or(b.tdev)
-            .map(|t| format!("  device time {}", micros_to_rfc3339(t)))
-            .unwrap_or_default();
-        out.push(format!(
-            "{head} ✔ {name} [{}{loinc}] = {value}{tdev}",
-            o.code.mdc
-        ));
+        let tdev = o.tdev.or(b.tdev).map(|t| format!("  device time {}", micros_to_rfc3339(t))).unwrap_or_default();
+        out.push(format!("{head} ✔ {name} [{}{loinc}] = {value}{tdev}", o.code.mdc));
     }
     if let Some(e) = &b.event {
-        out.push(format!(
-            "{head} ✔ event {} {}: {}",
-            e.sev.as_str().to_uppercase(),
-            e.code,
-            e.text
-        ));
+        out.push(format!("{head} ✔ event {} {}: {}", e.sev.as_str().to_uppercase(), e.code, e.text));
     }
     out
 }
@@ -80,18 +46,12 @@ fn time_of(t: i64) -> String {
 }
 
 /// One JSON line for a message: `{"topic", "verdict", "body" | "reason"}`.
-pub fn json_line(
-    topic: &str,
-    verdict: &str,
-    msg: Option<&HubMessage>,
-    reason: Option<&str>,
-) -> String {
+pub fn json_line(topic: &str, verdict: &str, msg: Option<&HubMessage>, reason: Option<&str>) -> String {
     let body = match msg {
         Some(HubMessage::Signed(b)) => serde_json::to_value(b).ok(),
         Some(HubMessage::Status { status, .. }) => serde_json::to_value(status).ok(),
         Some(HubMessage::DeviceState { state, .. }) => serde_json::to_value(state).ok(),
         None => None,
     };
-    serde_json::json!({ "topic": topic, "verdict": verdict, "body": body, "reason": reason })
-        .to_string()
+    serde_json::json!({ "topic": topic, "verdict": verdict, "body": body, "reason": reason }).to_string()
 }

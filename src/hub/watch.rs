@@ -49,8 +49,7 @@ pub async fn watch(
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     let mut dedup = Deduplicator::new(1 << 20);
     // Retained status and state are published again after every reconnect; show changes only.
-    let mut last_retained: std::collections::HashMap<String, Vec<u8>> =
-        std::collections::HashMap::new();
+    let mut last_retained: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
     let mut stats = WatchStats::default();
     loop {
         let event = tokio::select! {
@@ -68,9 +67,7 @@ pub async fn watch(
                         let fresh = match &msg {
                             HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
                             _ => {
-                                last_retained
-                                    .insert(p.topic.clone(), p.payload.to_vec())
-                                    .as_deref()
+                                last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref()
                                     != Some(&p.payload[..])
                             }
                         };
@@ -78,17 +75,13 @@ pub async fn watch(
                             stats.verified += 1;
                             match opts.format {
                                 WatchFormat::Human => human_lines(&msg).join("\n"),
-                                WatchFormat::Json => {
-                                    json_line(&p.topic, "verified", Some(&msg), None)
-                                }
+                                WatchFormat::Json => json_line(&p.topic, "verified", Some(&msg), None),
                             }
                         } else {
                             stats.duplicates += 1;
                             match opts.format {
                                 WatchFormat::Human => continue,
-                                WatchFormat::Json => {
-                                    json_line(&p.topic, "duplicate", Some(&msg), None)
-                                }
+                                WatchFormat::Json => json_line(&p.topic, "duplicate", Some(&msg), None),
                             }
                         }
                     }
@@ -96,9 +89,7 @@ pub async fn watch(
                         stats.rejected += 1;
                         match opts.format {
                             WatchFormat::Human => format!("✘ REJECTED {}: {why}", p.topic),
-                            WatchFormat::Json => {
-                                json_line(&p.topic, "rejected", None, Some(&why.to_string()))
-                            }
+                            WatchFormat::Json => json_line(&p.topic, "rejected", None, Some(&why.to_string())),
                         }
                     }
                 };

@@ -74,8 +74,7 @@ impl Body {
         match format {
             BodyFormat::Cbor => {
                 let mut out = Vec::with_capacity(256);
-                ciborium::into_writer(self, &mut out)
-                    .map_err(|e| BodyError::Cbor(e.to_string()))?;
+                ciborium::into_writer(self, &mut out).map_err(|e| BodyError::Cbor(e.to_string()))?;
                 Ok(out)
             }
             BodyFormat::Json => Ok(serde_json::to_vec(self)?),
@@ -85,9 +84,7 @@ impl Body {
     /// Reads a body and checks that its payload matches its type.
     pub fn decode(bytes: &[u8], format: BodyFormat) -> Result<Self, BodyError> {
         let body: Body = match format {
-            BodyFormat::Cbor => {
-                ciborium::from_reader(bytes).map_err(|e| BodyError::Cbor(e.to_string()))?
-            }
+            BodyFormat::Cbor => ciborium::from_reader(bytes).map_err(|e| BodyError::Cbor(e.to_string()))?,
             BodyFormat::Json => serde_json::from_slice(bytes)?,
         };
         let present = match body.kind {
@@ -97,9 +94,7 @@ impl Body {
             BodyKind::Wave | BodyKind::Media => true,
         };
         if !present {
-            return Err(BodyError::MissingPayload {
-                kind: body.kind.as_str(),
-            });
+            return Err(BodyError::MissingPayload { kind: body.kind.as_str() });
         }
         Ok(body)
     }
@@ -123,16 +118,9 @@ mod tests {
             tdev: None,
             consult: None,
             obs: Some(vec![Observation::measured(
-                Code {
-                    mdc: 150021,
-                    loinc: Some("8480-6".into()),
-                    name: None,
-                },
+                Code { mdc: 150021, loinc: Some("8480-6".into()), name: None },
                 120.0,
-                Unit {
-                    ucum: "mm[Hg]".into(),
-                    mdc: Some(266016),
-                },
+                Unit { ucum: "mm[Hg]".into(), mdc: Some(266016) },
             )]),
             event: None,
         }
@@ -153,10 +141,7 @@ mod tests {
         let value: ciborium::Value = ciborium::from_reader(&bytes[..]).unwrap();
         let map = value.as_map().unwrap();
         let keys: Vec<&str> = map.iter().map(|(k, _)| k.as_text().unwrap()).collect();
-        assert_eq!(
-            keys,
-            ["v", "type", "site", "gw", "dev", "prof", "seq", "t", "obs"]
-        );
+        assert_eq!(keys, ["v", "type", "site", "gw", "dev", "prof", "seq", "t", "obs"]);
     }
 
     #[test]
@@ -164,16 +149,12 @@ mod tests {
         let mut body = sample();
         body.kind = BodyKind::Event;
         let bytes = body.encode(BodyFormat::Json).unwrap();
-        assert!(matches!(
-            Body::decode(&bytes, BodyFormat::Json),
-            Err(BodyError::MissingPayload { .. })
-        ));
+        assert!(matches!(Body::decode(&bytes, BodyFormat::Json), Err(BodyError::MissingPayload { .. })));
     }
 
     #[test]
     fn quality_and_severity_use_contract_spellings() {
-        let json =
-            serde_json::to_string(&(Quality::PosInf, Quality::NRes, Severity::Alarm)).unwrap();
+        let json = serde_json::to_string(&(Quality::PosInf, Quality::NRes, Severity::Alarm)).unwrap();
         assert_eq!(json, r#"["+inf","nres","alarm"]"#);
     }
 }

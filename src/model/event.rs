@@ -35,19 +35,12 @@ pub struct Event {
 
 impl Event {
     pub fn new(code: &str, sev: Severity, text: impl Into<String>) -> Self {
-        Self {
-            code: code.to_string(),
-            text: text.into(),
-            sev,
-            data: None,
-        }
+        Self { code: code.to_string(), text: text.into(), sev, data: None }
     }
 
     /// Adds one item of machine-readable detail.
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.data
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.to_string(), value.into());
+        self.data.get_or_insert_with(BTreeMap::new).insert(key.to_string(), value.into());
         self
     }
 }

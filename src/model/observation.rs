@@ -71,13 +71,6 @@ pub struct Observation {
 impl Observation {
     /// A value the device reported as a plain number.
     pub fn measured(code: Code, val: f64, unit: Unit) -> Self {
-        Self {
-            code,
-            val: Some(val),
-            unit,
-            q: Quality::Ok,
-            tdev: None,
-            ctx: None,
-        }
+        Self { code, val: Some(val), unit, q: Quality::Ok, tdev: None, ctx: None }
     }
 }

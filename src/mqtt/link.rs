@@ -17,11 +17,9 @@
 use super::status::{GatewayStatus, QueueStatus};
 use crate::clock::{now_micros, now_rfc3339};
 use crate::config::MqttConfig;
-use crate::queue::Queue;
+use crate::queue::{Queue, Record};
 use crate::transport::Backoff;
-use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +75,9 @@ impl QueueHealth {
 /// Everything the link reads from.
 pub struct LinkInputs {
     pub queue: Arc<Mutex<Queue>>,
-    /// Told when new messages are committed.
+    /// Records just committed, in `seq` order: sent from memory when the link is caught up.
+    pub fresh: mpsc::Receiver<Vec<Record>>,
+    /// Told when committed records were not handed over in memory (read them from the queue).
     pub committed: Arc<Notify>,
     /// Retained device states; closes when the sealer is done (the signal to drain).
     pub states: mpsc::Receiver<Publication>,
@@ -94,12 +94,7 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
     o.set_inflight((WINDOW + 64) as u16);
     o.set_clean_session(true);
     let will = GatewayStatus::new(false, now_rfc3339(), kid.to_string());
-    o.set_last_will(LastWill::new(
-        status_topic,
-        will.to_json(),
-        QoS::AtLeastOnce,
-        true,
-    ));
+    o.set_last_will(LastWill::new(status_topic, will.to_json(), QoS::AtLeastOnce, true));
     if let (Some(u), p) = (&cfg.username, &cfg.password) {
         o.set_credentials(u, p.clone().unwrap_or_default());
     }
@@ -109,11 +104,9 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
             None => None,
         };
         let transport = match &cfg.ca {
-            Some(ca) => Transport::tls_with_config(TlsConfiguration::Simple {
-                ca: std::fs::read(ca)?,
-                alpn: None,
-                client_auth,
-            }),
+            Some(ca) => {
+                Transport::tls_with_config(TlsConfiguration::Simple { ca: std::fs::read(ca)?, alpn: None, client_auth })
+            }
             None => Transport::tls_with_default_config(),
         };
         o.set_transport(transport);
@@ -131,7 +124,7 @@ struct Session {
     in_flight: HashMap<u16, u64>,
     /// The highest seq handed to this connection.
     last_sent: u64,
-    /// The queue may hold rows above `last_sent`.
+    /// The queue may hold rows above `last_sent` that are not in `Link::fresh`: read it.
     maybe_more: bool,
 }
 
@@ -145,38 +138,27 @@ struct Link {
     status_topic: String,
     kid: String,
     inputs: LinkInputs,
+    /// Committed records handed over in memory, not yet published.
+    fresh: VecDeque<Record>,
     retained: BTreeMap<String, Vec<u8>>,
     acked: Vec<u64>,
 }
 
 /// Runs the uplink until the sealer is done and the drain is over.
-pub async fn run_link(
-    cfg: MqttConfig,
-    status_topic: String,
-    kid: String,
-    inputs: LinkInputs,
-) -> std::io::Result<()> {
-    let mut link = Link {
-        status_topic,
-        kid,
-        inputs,
-        retained: BTreeMap::new(),
-        acked: Vec::new(),
-    };
+pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs: LinkInputs) -> std::io::Result<()> {
+    let mut link =
+        Link { status_topic, kid, inputs, fresh: VecDeque::new(), retained: BTreeMap::new(), acked: Vec::new() };
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
-        let (client, mut eventloop) =
-            AsyncClient::new(options(&cfg, &link.status_topic, &link.kid)?, WINDOW + 512);
-        let mut s = Session {
-            maybe_more: true,
-            ..Session::default()
-        };
+        let (client, eventloop) = AsyncClient::new(options(&cfg, &link.status_topic, &link.kid)?, WINDOW + 512);
+        let mut events = spawn_poller(eventloop);
+        let mut s = Session { maybe_more: true, ..Session::default() };
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut status_due = tokio::time::Instant::now() + STATUS_EVERY;
         let lost = loop {
-            if s.connected && s.maybe_more {
+            if s.connected {
                 link.fill(&client, &mut s);
             }
             if link.acked.len() >= DELETE_BATCH {
@@ -185,12 +167,12 @@ pub async fn run_link(
             if let Some(deadline) = draining {
                 let done = s.connected && s.outstanding() == 0 && !s.maybe_more;
                 if done || tokio::time::Instant::now() >= deadline {
-                    link.finish(&client, &mut eventloop, &s).await;
+                    link.finish(&client, &mut events, &s).await;
                     return Ok(());
                 }
             }
             tokio::select! {
-                ev = eventloop.poll() => match ev {
+                ev = events.recv() => match ev.unwrap_or(Err(None)) {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         s.connected = true;
                         backoff.reset();
@@ -214,9 +196,17 @@ pub async fn run_link(
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => break e,
+                    Err(e) => break e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()),
                 },
                 _ = link.inputs.committed.notified() => s.maybe_more = true,
+                Some(batch) = link.inputs.fresh.recv() => {
+                    link.fresh.extend(batch);
+                    if link.fresh.len() > 4 * WINDOW {
+                        // Far behind: let the queue hold them and read it in order.
+                        link.fresh.clear();
+                        s.maybe_more = true;
+                    }
+                }
                 state = link.inputs.states.recv(), if draining.is_none() => match state {
                     Some(p) => {
                         link.retained.insert(p.topic.clone(), p.payload.clone());
@@ -276,25 +266,62 @@ pub async fn run_link(
     }
 }
 
+/// One event of the MQTT client, or why the connection ended (`None`: the poller stopped).
+type PollResult = Result<Event, Option<rumqttc::ConnectionError>>;
+
+/// Polls the client's event loop in its own task: a poll is never cancelled half-way (which could
+/// leave written packets unflushed), and its events reach the link through a channel. Ends after an
+/// error or a disconnect; each connection has its own.
+fn spawn_poller(mut eventloop: rumqttc::EventLoop) -> mpsc::UnboundedReceiver<PollResult> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let ev = eventloop.poll().await;
+            let last = matches!(ev, Err(_) | Ok(Event::Outgoing(Outgoing::Disconnect)));
+            if tx.send(ev.map_err(Some)).is_err() || last {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn publish_untracked(client: &AsyncClient, s: &mut Session, p: Publication) {
-    if client
-        .try_publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload)
-        .is_ok()
-    {
+    if client.try_publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload).is_ok() {
         s.awaiting_pkid.push_back(None);
     }
 }
 
 impl Link {
-    /// Hands queued messages to the client, in seq order, up to the window.
+    /// Hands queued messages to the client, in seq order, up to the window: from the queue while
+    /// it may hold messages not handed over in memory, then from memory.
     fn fill(&mut self, client: &AsyncClient, s: &mut Session) {
         let room = WINDOW.saturating_sub(s.outstanding());
         if room == 0 {
             return;
         }
-        let rows = match self.inputs.queue.lock() {
+        if !s.maybe_more {
+            let mut sent = 0;
+            while sent < room {
+                let Some(r) = self.fresh.pop_front() else { break };
+                if r.seq <= s.last_sent {
+                    continue;
+                }
+                if !self.send(client, s, r.seq, r.topic, r.payload) {
+                    // The client is full; the record is in the queue and will be read from there.
+                    s.maybe_more = true;
+                    break;
+                }
+                sent += 1;
+            }
+            return;
+        }
+        // Never wait for the queue on the runtime thread: it is busy only while a commit runs, and
+        // the link is woken again by the next commit or acknowledgement.
+        let rows = match self.inputs.queue.try_lock() {
             Ok(mut q) => q.after(s.last_sent, room),
-            Err(p) => p.into_inner().after(s.last_sent, room),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().after(s.last_sent, room),
+            Err(std::sync::TryLockError::WouldBlock) => return,
         };
         let rows = match rows {
             Ok(r) => r,
@@ -307,29 +334,31 @@ impl Link {
         };
         s.maybe_more = rows.len() == room;
         for r in rows {
-            if client
-                .try_publish(r.topic, QoS::AtLeastOnce, false, r.payload)
-                .is_err()
-            {
+            if !self.send(client, s, r.seq, r.topic, r.payload) {
                 s.maybe_more = true;
                 break;
             }
-            s.awaiting_pkid.push_back(Some(r.seq));
-            s.last_sent = r.seq;
-            self.inputs
-                .counters
-                .published
-                .fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn send(&self, client: &AsyncClient, s: &mut Session, seq: u64, topic: String, payload: Vec<u8>) -> bool {
+        if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
+            return false;
+        }
+        s.awaiting_pkid.push_back(Some(seq));
+        s.last_sent = seq;
+        self.inputs.counters.published.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     fn flush_deletes(&mut self) {
         if self.acked.is_empty() {
             return;
         }
-        let result = match self.inputs.queue.lock() {
+        let result = match self.inputs.queue.try_lock() {
             Ok(mut q) => q.delete(&self.acked),
-            Err(p) => p.into_inner().delete(&self.acked),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().delete(&self.acked),
+            Err(std::sync::TryLockError::WouldBlock) => return,
         };
         match result {
             Ok(()) => self.acked.clear(),
@@ -345,55 +374,31 @@ impl Link {
             Err(p) => p.into_inner().stats(),
         };
         if let Ok(st) = stats {
-            status.queue = Some(QueueStatus::from_stats(
-                &st,
-                now_micros(),
-                self.inputs.health.get(),
-            ));
+            status.queue = Some(QueueStatus::from_stats(&st, now_micros(), self.inputs.health.get()));
         }
-        Publication {
-            topic: self.status_topic.clone(),
-            payload: status.to_json(),
-            retain: true,
-        }
+        Publication { topic: self.status_topic.clone(), payload: status.to_json(), retain: true }
     }
 
     fn birth(&mut self, client: &AsyncClient, s: &mut Session) {
         publish_untracked(client, s, self.status(true));
         for (topic, payload) in &self.retained {
-            publish_untracked(
-                client,
-                s,
-                Publication {
-                    topic: topic.clone(),
-                    payload: payload.clone(),
-                    retain: true,
-                },
-            );
+            publish_untracked(client, s, Publication { topic: topic.clone(), payload: payload.clone(), retain: true });
         }
     }
 
     /// The drain's end: offline status, then disconnect (bounded).
-    async fn finish(
-        &mut self,
-        client: &AsyncClient,
-        eventloop: &mut rumqttc::EventLoop,
-        s: &Session,
-    ) {
+    async fn finish(&mut self, client: &AsyncClient, events: &mut mpsc::UnboundedReceiver<PollResult>, s: &Session) {
         self.flush_deletes();
         let unacked = s.outstanding();
         if unacked > 0 {
-            tracing::warn!(
-                unacked,
-                "stopping with messages in flight; they stay queued for the next start"
-            );
+            tracing::warn!(unacked, "stopping with messages in flight; they stay queued for the next start");
         }
         let offline = self.status(false);
         let _ = client.try_publish(offline.topic, QoS::AtLeastOnce, true, offline.payload);
         let _ = client.try_disconnect();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             loop {
-                match eventloop.poll().await {
+                match events.recv().await.unwrap_or(Err(None)) {
                     Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if let Some(seq) = s.in_flight.get(&ack.pkid) {

@@ -28,16 +28,10 @@ pub struct QueueStatus {
 }
 
 impl QueueStatus {
-    pub fn from_stats(
-        st: &crate::queue::QueueStats,
-        now_micros: i64,
-        error: Option<String>,
-    ) -> Self {
+    pub fn from_stats(st: &crate::queue::QueueStats, now_micros: i64, error: Option<String>) -> Self {
         Self {
             depth: st.depth,
-            oldest_age_s: st
-                .oldest_created
-                .map(|c| ((now_micros - c).max(0) as f64 / 1e6 * 10.0).round() / 10.0),
+            oldest_age_s: st.oldest_created.map(|c| ((now_micros - c).max(0) as f64 / 1e6 * 10.0).round() / 10.0),
             delivered: st.delivered,
             dropped: st.dropped,
             error,

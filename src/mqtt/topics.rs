@@ -33,22 +33,9 @@ pub fn body(site: &str, gw: &str, dev: &str, kind: BodyKind, stream: Option<&str
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicRef<'a> {
-    Status {
-        site: &'a str,
-        gw: &'a str,
-    },
-    DeviceState {
-        site: &'a str,
-        gw: &'a str,
-        dev: &'a str,
-    },
-    Body {
-        site: &'a str,
-        gw: &'a str,
-        dev: &'a str,
-        kind: BodyKind,
-        stream: Option<&'a str>,
-    },
+    Status { site: &'a str, gw: &'a str },
+    DeviceState { site: &'a str, gw: &'a str, dev: &'a str },
+    Body { site: &'a str, gw: &'a str, dev: &'a str, kind: BodyKind, stream: Option<&'a str> },
 }
 
 pub fn parse(topic: &str) -> Option<TopicRef<'_>> {
@@ -64,21 +51,11 @@ pub fn parse(topic: &str) -> Option<TopicRef<'_>> {
                 "event" => BodyKind::Event,
                 _ => return None,
             };
-            Some(TopicRef::Body {
-                site,
-                gw,
-                dev,
-                kind,
-                stream: None,
-            })
+            Some(TopicRef::Body { site, gw, dev, kind, stream: None })
         }
-        [site, gw, "dev", dev, "wave", stream] => Some(TopicRef::Body {
-            site,
-            gw,
-            dev,
-            kind: BodyKind::Wave,
-            stream: Some(stream),
-        }),
+        [site, gw, "dev", dev, "wave", stream] => {
+            Some(TopicRef::Body { site, gw, dev, kind: BodyKind::Wave, stream: Some(stream) })
+        }
         _ => None,
     }
 }
@@ -93,26 +70,10 @@ mod tests {
         assert_eq!(t, "spokegate/v1/s1/gw-1/dev/ecg-1/wave/ecg");
         assert_eq!(
             parse(&t),
-            Some(TopicRef::Body {
-                site: "s1",
-                gw: "gw-1",
-                dev: "ecg-1",
-                kind: BodyKind::Wave,
-                stream: Some("ecg")
-            })
+            Some(TopicRef::Body { site: "s1", gw: "gw-1", dev: "ecg-1", kind: BodyKind::Wave, stream: Some("ecg") })
         );
-        assert_eq!(
-            parse(&status("s", "g")),
-            Some(TopicRef::Status { site: "s", gw: "g" })
-        );
-        assert_eq!(
-            parse(&device_state("s", "g", "d")),
-            Some(TopicRef::DeviceState {
-                site: "s",
-                gw: "g",
-                dev: "d"
-            })
-        );
+        assert_eq!(parse(&status("s", "g")), Some(TopicRef::Status { site: "s", gw: "g" }));
+        assert_eq!(parse(&device_state("s", "g", "d")), Some(TopicRef::DeviceState { site: "s", gw: "g", dev: "d" }));
         assert_eq!(parse("spokegate/v1/s/g/dev/d/unknown"), None);
         assert_eq!(parse("other/v1/s/g/status"), None);
     }

@@ -2,8 +2,8 @@
 
 use super::raw::{RawDecoder, RawField, RawProfile, RawSerial};
 use super::{
-    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum,
-    MetricInfo, Parity, Profile, SerialSettings, TextFormat, TextSpec,
+    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo, Parity,
+    Profile, SerialSettings, TextFormat, TextSpec,
 };
 use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
@@ -24,17 +24,10 @@ pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
 /// Parses and checks a profile's text. `path` names it in diagnostics.
 pub fn compile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     let src = SourceFile::new(path, text);
-    let raw: RawProfile =
-        toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
-    let mut checker = Checker {
-        src: &src,
-        problems: Diagnostics::default(),
-    };
+    let raw: RawProfile = toml::from_str(text).map_err(|e| Diagnostics(vec![src.from_toml_error(&e)]))?;
+    let mut checker = Checker { src: &src, problems: Diagnostics::default() };
     let profile = checker.profile(raw);
-    checker
-        .problems
-        .into_result(())
-        .and(profile.ok_or_else(Diagnostics::default))
+    checker.problems.into_result(()).and(profile.ok_or_else(Diagnostics::default))
 }
 
 struct Checker<'a> {
@@ -68,11 +61,7 @@ impl Checker<'_> {
         let mut s = SerialSettings::default();
         if let Some(baud) = &raw.baud {
             if *baud.get_ref() == 0 {
-                self.problem(
-                    baud,
-                    "serial.baud",
-                    "must be a positive bit rate, e.g. 9600",
-                );
+                self.problem(baud, "serial.baud", "must be a positive bit rate, e.g. 9600");
             }
             s.baud = *baud.get_ref();
         }
@@ -94,11 +83,7 @@ impl Checker<'_> {
                 "odd" => Parity::Odd,
                 "even" => Parity::Even,
                 other => {
-                    self.problem(
-                        parity,
-                        "serial.parity",
-                        format!("`{other}` is not one of none, odd, even"),
-                    );
+                    self.problem(parity, "serial.parity", format!("`{other}` is not one of none, odd, even"));
                     Parity::None
                 }
             };
@@ -124,23 +109,15 @@ impl Checker<'_> {
     fn framing(&mut self, raw: &RawProfile) -> Option<FramingSpec> {
         let max_len = match &raw.framing.max_len {
             Some(m) if *m.get_ref() == 0 || *m.get_ref() > MAX_FRAME_LIMIT => {
-                self.problem(
-                    m,
-                    "framing.max_len",
-                    format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"),
-                );
+                self.problem(m, "framing.max_len", format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"));
                 None
             }
             Some(m) => Some(*m.get_ref()),
             None => None,
         };
         match raw.framing.kind.get_ref().as_str() {
-            "mllp" => Some(FramingSpec::Mllp {
-                max_len: max_len.unwrap_or(64 * 1024),
-            }),
-            "line" => Some(FramingSpec::Line {
-                max_len: max_len.unwrap_or(1024),
-            }),
+            "mllp" => Some(FramingSpec::Mllp { max_len: max_len.unwrap_or(64 * 1024) }),
+            "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
             other => {
                 self.problem(
                     &raw.framing.kind,
@@ -158,11 +135,7 @@ impl Checker<'_> {
             "hl7-oru" => Some(DecoderSpec::Hl7Oru(self.hl7(raw))),
             "text" => self.text(d, &raw.fields).map(DecoderSpec::Text),
             other => {
-                self.problem(
-                    &d.kind,
-                    "decoder.kind",
-                    format!("unknown decoder `{other}` (known: hl7-oru, text)"),
-                );
+                self.problem(&d.kind, "decoder.kind", format!("unknown decoder `{other}` (known: hl7-oru, text)"));
                 None
             }
         }
@@ -179,16 +152,9 @@ impl Checker<'_> {
             if let Some(loinc) = &m.loinc {
                 self.loinc(loinc, &format!("metric[{i}].loinc"));
             }
-            let info = MetricInfo {
-                name: m.name.clone(),
-                loinc: m.loinc.as_ref().map(|l| l.get_ref().clone()),
-            };
+            let info = MetricInfo { name: m.name.clone(), loinc: m.loinc.as_ref().map(|l| l.get_ref().clone()) };
             if metrics.insert(*m.mdc.get_ref(), info).is_some() {
-                self.problem(
-                    &m.mdc,
-                    &format!("metric[{i}].mdc"),
-                    "this MDC code is listed twice",
-                );
+                self.problem(&m.mdc, &format!("metric[{i}].mdc"), "this MDC code is listed twice");
             }
         }
         if let Some(f) = raw.fields.first() {
@@ -198,11 +164,7 @@ impl Checker<'_> {
                 "`field` tables belong to text decoders; hl7-oru uses `metric` and `unit`",
             );
         }
-        Hl7Spec {
-            ack: raw.decoder.ack.unwrap_or(true),
-            units,
-            metrics,
-        }
+        Hl7Spec { ack: raw.decoder.ack.unwrap_or(true), units, metrics }
     }
 
     fn single_char(&mut self, value: &Option<Spanned<String>>, item: &str) -> Option<char> {
@@ -220,39 +182,24 @@ impl Checker<'_> {
     fn text(&mut self, d: &RawDecoder, fields: &[RawField]) -> Option<TextSpec> {
         let delimiter = self.single_char(&d.delimiter, "decoder.delimiter");
         let format = match d.format.as_ref().map(|f| f.get_ref().as_str()) {
-            Some("csv") => TextFormat::Csv {
-                delimiter: delimiter.unwrap_or(','),
-            },
-            Some("key-value") => TextFormat::KeyValue {
-                delimiter,
-                assign: self.single_char(&d.assign, "decoder.assign").unwrap_or('='),
-            },
+            Some("csv") => TextFormat::Csv { delimiter: delimiter.unwrap_or(',') },
+            Some("key-value") => {
+                TextFormat::KeyValue { delimiter, assign: self.single_char(&d.assign, "decoder.assign").unwrap_or('=') }
+            }
             Some(other) => {
                 let at = d.format.as_ref()?;
-                self.problem(
-                    at,
-                    "decoder.format",
-                    format!("unknown text format `{other}` (known: csv, key-value)"),
-                );
+                self.problem(at, "decoder.format", format!("unknown text format `{other}` (known: csv, key-value)"));
                 return None;
             }
             None => {
-                self.problem(
-                    &d.kind,
-                    "decoder.format",
-                    "a text decoder needs `format = \"csv\"` or `\"key-value\"`",
-                );
+                self.problem(&d.kind, "decoder.format", "a text decoder needs `format = \"csv\"` or `\"key-value\"`");
                 return None;
             }
         };
         let checksum = match &d.checksum {
             Some(c) if c.get_ref() == "sum16-hex" => Some(LineChecksum::Sum16Hex),
             Some(c) => {
-                self.problem(
-                    c,
-                    "decoder.checksum",
-                    format!("unknown checksum `{}` (known: sum16-hex)", c.get_ref()),
-                );
+                self.problem(c, "decoder.checksum", format!("unknown checksum `{}` (known: sum16-hex)", c.get_ref()));
                 None
             }
             None => None,
@@ -260,30 +207,18 @@ impl Checker<'_> {
         let columns: Vec<String> = d.columns.iter().map(|c| c.get_ref().clone()).collect();
         let is_csv = matches!(format, TextFormat::Csv { .. });
         if is_csv && columns.is_empty() {
-            self.problem(
-                &d.kind,
-                "decoder.columns",
-                "a csv decoder needs the list of its column names",
-            );
+            self.problem(&d.kind, "decoder.columns", "a csv decoder needs the list of its column names");
         }
         for (i, c) in d.columns.iter().enumerate() {
             if d.columns[..i].iter().any(|p| p.get_ref() == c.get_ref()) {
-                self.problem(
-                    c,
-                    &format!("decoder.columns[{i}]"),
-                    format!("column `{}` is named twice", c.get_ref()),
-                );
+                self.problem(c, &format!("decoder.columns[{i}]"), format!("column `{}` is named twice", c.get_ref()));
             }
         }
         let known = |name: &str| !is_csv || columns.iter().any(|c| c == name);
         let device_time = d.device_time.as_ref().and_then(|t| {
             for (i, f) in t.from.iter().enumerate() {
                 if !known(f.get_ref()) {
-                    self.problem(
-                        f,
-                        &format!("decoder.device_time.from[{i}]"),
-                        format!("no column `{}`", f.get_ref()),
-                    );
+                    self.problem(f, &format!("decoder.device_time.from[{i}]"), format!("no column `{}`", f.get_ref()));
                 }
             }
             let format = match time::format_description::parse_owned::<2>(t.format.get_ref()) {
@@ -299,17 +234,11 @@ impl Checker<'_> {
             };
             let utc_offset = match &t.utc_offset {
                 Some(o) => {
-                    let fmt = time::macros::format_description!(
-                        "[offset_hour sign:mandatory]:[offset_minute]"
-                    );
+                    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
                     match time::UtcOffset::parse(o.get_ref(), &fmt) {
                         Ok(off) => off,
                         Err(_) => {
-                            self.problem(
-                                o,
-                                "decoder.device_time.utc_offset",
-                                "must look like +05:30 or -03:00",
-                            );
+                            self.problem(o, "decoder.device_time.utc_offset", "must look like +05:30 or -03:00");
                             time::UtcOffset::UTC
                         }
                     }
@@ -323,11 +252,7 @@ impl Checker<'_> {
             })
         });
         if fields.is_empty() {
-            self.problem(
-                &d.kind,
-                "field",
-                "a text decoder needs at least one [[field]] mapping a value to a code",
-            );
+            self.problem(&d.kind, "field", "a text decoder needs at least one [[field]] mapping a value to a code");
         }
         let mut maps = Vec::new();
         for (i, f) in fields.iter().enumerate() {
@@ -355,15 +280,8 @@ impl Checker<'_> {
             }
             maps.push(FieldMap {
                 source: f.source.get_ref().clone(),
-                code: Code {
-                    mdc: f.mdc,
-                    loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()),
-                    name: f.name.clone(),
-                },
-                unit: Unit {
-                    ucum: f.ucum.get_ref().clone(),
-                    mdc: f.unit_mdc,
-                },
+                code: Code { mdc: f.mdc, loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()), name: f.name.clone() },
+                unit: Unit { ucum: f.ucum.get_ref().clone(), mdc: f.unit_mdc },
                 scale: f.scale.as_ref().map(|s| *s.get_ref()).unwrap_or(1.0),
                 offset: f.offset.unwrap_or(0.0),
                 min: f.min,
@@ -385,11 +303,7 @@ impl Checker<'_> {
     fn ucum(&mut self, value: &Spanned<String>, item: &str) {
         let v = value.get_ref();
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
-            self.problem(
-                value,
-                item,
-                format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"),
-            );
+            self.problem(value, item, format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"));
         }
     }
 
@@ -399,10 +313,7 @@ impl Checker<'_> {
             self.problem(
                 value,
                 item,
-                format!(
-                    "`{}` is not a LOINC code (NNNN-C with a valid check digit)",
-                    value.get_ref()
-                ),
+                format!("`{}` is not a LOINC code (NNNN-C with a valid check digit)", value.get_ref()),
             );
         }
     }
@@ -413,11 +324,7 @@ pub fn is_valid_loinc(code: &str) -> bool {
     let Some((num, check)) = code.split_once('-') else {
         return false;
     };
-    if num.is_empty()
-        || num.len() > 7
-        || check.len() != 1
-        || !num.bytes().all(|b| b.is_ascii_digit())
-    {
+    if num.is_empty() || num.len() > 7 || check.len() != 1 || !num.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
     let digits: Vec<u32> = num.bytes().map(|b| u32::from(b - b'0')).collect();
@@ -446,9 +353,7 @@ mod tests {
     #[test]
     fn loinc_check_digits_of_published_codes_are_accepted() {
         // Codes published by LOINC for blood pressure, heart rate, glucose.
-        for code in [
-            "8480-6", "8462-4", "8478-0", "8867-4", "59408-5", "8310-5", "41653-7", "1554-5",
-        ] {
+        for code in ["8480-6", "8462-4", "8478-0", "8867-4", "59408-5", "8310-5", "41653-7", "1554-5"] {
             assert!(is_valid_loinc(code), "{code}");
         }
     }

@@ -55,13 +55,7 @@ pub struct SerialSettings {
 
 impl Default for SerialSettings {
     fn default() -> Self {
-        Self {
-            baud: 9600,
-            data_bits: 8,
-            parity: Parity::None,
-            stop_bits: 1,
-            flow_control: FlowControl::None,
-        }
+        Self { baud: 9600, data_bits: 8, parity: Parity::None, stop_bits: 1, flow_control: FlowControl::None }
     }
 }
 
@@ -103,10 +97,7 @@ pub enum TextFormat {
     /// Delimited columns; double quotes around a column are removed, white space trimmed.
     Csv { delimiter: char },
     /// `KEY=VALUE` pairs separated by a delimiter (white space by default).
-    KeyValue {
-        delimiter: Option<char>,
-        assign: char,
-    },
+    KeyValue { delimiter: Option<char>, assign: char },
 }
 
 /// A check on every line of a text device.

@@ -10,18 +10,9 @@ use std::sync::Arc;
 
 /// The shipped profiles: (file name, text). One place lists them all.
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "hl7-pcd01.toml",
-        include_str!("../../device-profiles/hl7-pcd01.toml"),
-    ),
-    (
-        "onetouch-ultra2.toml",
-        include_str!("../../device-profiles/onetouch-ultra2.toml"),
-    ),
-    (
-        "vitals-kv.toml",
-        include_str!("../../device-profiles/vitals-kv.toml"),
-    ),
+    ("hl7-pcd01.toml", include_str!("../../device-profiles/hl7-pcd01.toml")),
+    ("onetouch-ultra2.toml", include_str!("../../device-profiles/onetouch-ultra2.toml")),
+    ("vitals-kv.toml", include_str!("../../device-profiles/vitals-kv.toml")),
 ];
 
 /// Profiles by id.
@@ -36,10 +27,7 @@ impl ProfileRegistry {
         let mut reg = Self::default();
         let mut problems = Diagnostics::default();
         for (name, text) in BUILTIN {
-            match compile(
-                &PathBuf::from(format!("builtin:device-profiles/{name}")),
-                text,
-            ) {
+            match compile(&PathBuf::from(format!("builtin:device-profiles/{name}")), text) {
                 Ok(p) => {
                     reg.profiles.insert(p.id.clone(), Arc::new(p));
                 }
@@ -80,11 +68,7 @@ impl ProfileRegistry {
                             line: 1,
                             column: 1,
                             item: "id".into(),
-                            message: format!(
-                                "profile id `{}` is also defined in {}",
-                                p.id,
-                                first.display()
-                            ),
+                            message: format!("profile id `{}` is also defined in {}", p.id, first.display()),
                         });
                     }
                     if reg.profiles.contains_key(&p.id) {
@@ -118,10 +102,7 @@ impl ProfileRegistry {
                 line: 1,
                 column: 1,
                 item: "profile".into(),
-                message: format!(
-                    "no profile `{name}` (known: {})",
-                    self.ids().collect::<Vec<_>>().join(", ")
-                ),
+                message: format!("no profile `{name}` (known: {})", self.ids().collect::<Vec<_>>().join(", ")),
             }])
         })
     }

@@ -52,19 +52,13 @@ pub struct Dropped {
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("{path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("{path}: the queue store is damaged ({detail}); it was not opened, and nothing in it was removed. Move it aside to start an empty queue, and keep it for recovery")]
     Corrupt { path: PathBuf, detail: String },
     #[error("{path}: queue format {found} is not the supported {FORMAT}")]
     Format { path: PathBuf, found: i64 },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl QueueError {
@@ -90,10 +84,7 @@ pub struct Queue {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue")
-            .field("path", &self.path)
-            .field("depth", &self.depth)
-            .finish_non_exhaustive()
+        f.debug_struct("Queue").field("path", &self.path).field("depth", &self.depth).finish_non_exhaustive()
     }
 }
 
@@ -101,25 +92,15 @@ impl Queue {
     /// Opens (or creates) the queue in `state_dir`, checking its integrity first.
     pub fn open(state_dir: &Path, policy: QueuePolicy) -> Result<Queue, QueueError> {
         let path = state_dir.join(FILE);
-        std::fs::create_dir_all(state_dir).map_err(|source| QueueError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| QueueError::Io { path: path.clone(), source })?;
         let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
         let sql = |e| classify(&path, e);
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql)?;
         if check != "ok" {
-            return Err(QueueError::Corrupt {
-                path,
-                detail: check,
-            });
+            return Err(QueueError::Corrupt { path, detail: check });
         }
-        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-            .map_err(sql)?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)).map_err(sql)?;
         conn.execute_batch(
             "PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -130,36 +111,23 @@ impl Queue {
         )
         .map_err(sql)?;
         let meta = |key: &str| -> Result<i64, QueueError> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .map_err(|e| classify(&path, e))
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).map_err(|e| classify(&path, e))
         };
         let format = meta("format")?;
         if format != FORMAT {
-            return Err(QueueError::Format {
-                path,
-                found: format,
-            });
+            return Err(QueueError::Format { path, found: format });
         }
         let reserved = meta("reserved_until")? as u64;
         let delivered = meta("delivered")? as u64;
         let dropped = meta("dropped")? as u64;
-        let max_seq: Option<i64> = conn
-            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))
-            .map_err(sql)?;
+        let max_seq: Option<i64> = conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).map_err(sql)?;
         let mut bytes = [0u64; 3];
         let mut depth = 0;
         {
-            let mut stmt = conn
-                .prepare("SELECT class, count(*), sum(length(payload)) FROM outbox GROUP BY class")
-                .map_err(sql)?;
+            let mut stmt =
+                conn.prepare("SELECT class, count(*), sum(length(payload)) FROM outbox GROUP BY class").map_err(sql)?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                })
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
                 .map_err(sql)?;
             for row in rows {
                 let (class, n, b) = row.map_err(sql)?;
@@ -171,43 +139,27 @@ impl Queue {
         }
         // Numbering resumes above every reservation and every committed row.
         let next_seq = reserved.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1));
-        Ok(Queue {
-            conn,
-            path,
-            policy,
-            next_seq,
-            reserved_until: next_seq,
-            depth,
-            bytes,
-            delivered,
-            dropped,
-        })
+        Ok(Queue { conn, path, policy, next_seq, reserved_until: next_seq, depth, bytes, delivered, dropped })
     }
 
     /// Statistics of the store in `state_dir` without taking part in it (works while the daemon runs).
     pub fn inspect(state_dir: &Path) -> Result<QueueStats, QueueError> {
         let path = state_dir.join(FILE);
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| classify(&path, e))?;
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| classify(&path, e))?;
         let sql = |e| classify(&path, e);
         let meta = |key: &str| -> Result<u64, QueueError> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|v| v as u64)
-            .map_err(|e| classify(&path, e))
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+                .map(|v| v as u64)
+                .map_err(|e| classify(&path, e))
         };
         let (depth, bytes, max_seq): (i64, Option<i64>, Option<i64>) = conn
-            .query_row(
-                "SELECT count(*), sum(length(payload)), max(seq) FROM outbox",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT count(*), sum(length(payload)), max(seq) FROM outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .map_err(sql)?;
         let oldest = conn
-            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(sql)?;
         Ok(QueueStats {
@@ -230,16 +182,30 @@ impl Queue {
         if self.next_seq >= self.reserved_until {
             let until = self.next_seq + SEQ_BLOCK;
             self.conn
-                .execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'reserved_until'",
-                    [until as i64],
-                )
+                .execute("UPDATE meta SET value = ?1 WHERE key = 'reserved_until'", [until as i64])
                 .map_err(|e| classify(&self.path, e))?;
             self.reserved_until = until;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Reserves `n` consecutive numbers; returns the first.
+    pub fn reserve_seqs(&mut self, n: u64) -> Result<u64, QueueError> {
+        let first = self.reserve_seq()?;
+        if n > 1 {
+            let last = first + n - 1;
+            if last >= self.reserved_until {
+                let until = last + SEQ_BLOCK;
+                self.conn
+                    .execute("UPDATE meta SET value = ?1 WHERE key = 'reserved_until'", [until as i64])
+                    .map_err(|e| classify(&self.path, e))?;
+                self.reserved_until = until;
+            }
+            self.next_seq = last + 1;
+        }
+        Ok(first)
     }
 
     /// Commits records in one transaction: all or none.
@@ -252,15 +218,7 @@ impl Queue {
                 .prepare_cached("INSERT INTO outbox(seq, class, created, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(sql)?;
             for r in records {
-                insert
-                    .execute(params![
-                        r.seq as i64,
-                        r.class as i64,
-                        r.created,
-                        r.topic,
-                        r.payload
-                    ])
-                    .map_err(sql)?;
+                insert.execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload]).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)?;
@@ -277,7 +235,9 @@ impl Queue {
         let sql = |e| classify(&path, e);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, class, created, topic, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached(
+                "SELECT seq, class, created, topic, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
             .map_err(sql)?;
         let rows = stmt
             .query_map(params![after as i64, limit as i64], |r| {
@@ -314,27 +274,19 @@ impl Queue {
         let tx = self.conn.transaction().map_err(sql)?;
         let mut gone = Vec::new();
         {
-            let mut del = tx
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)",
-                )
-                .map_err(sql)?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)").map_err(sql)?;
             for s in seqs {
                 if let Some(row) = del
-                    .query_row([*s as i64], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                    })
+                    .query_row([*s as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
                     .optional()
                     .map_err(sql)?
                 {
                     gone.push(row);
                 }
             }
-            tx.execute(
-                "UPDATE meta SET value = value + ?1 WHERE key = 'delivered'",
-                [gone.len() as i64],
-            )
-            .map_err(sql)?;
+            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64])
+                .map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         self.forget(&gone);
@@ -371,32 +323,22 @@ impl Queue {
                     let path = self.path.clone();
                     let mut stmt = self
                         .conn
-                        .prepare_cached(
-                            "SELECT seq, length(payload) FROM outbox WHERE class = ?1 ORDER BY seq",
-                        )
+                        .prepare_cached("SELECT seq, length(payload) FROM outbox WHERE class = ?1 ORDER BY seq")
                         .map_err(|e| classify(&path, e))?;
                     let mut rows = stmt.query([class as i64]).map_err(|e| classify(&path, e))?;
                     while excess > 0 {
                         let Some(row) = rows.next().map_err(|e| classify(&path, e))? else {
                             break;
                         };
-                        let (seq, len): (i64, i64) = (
-                            row.get(0).map_err(|e| classify(&path, e))?,
-                            row.get(1).map_err(|e| classify(&path, e))?,
-                        );
+                        let (seq, len): (i64, i64) =
+                            (row.get(0).map_err(|e| classify(&path, e))?, row.get(1).map_err(|e| classify(&path, e))?);
                         victims.push(seq);
                         excess = excess.saturating_sub(len as u64);
                     }
                 }
                 for chunk in victims.chunks(256) {
-                    let list = chunk
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let sql_text = format!(
-                        "DELETE FROM outbox WHERE seq IN ({list}) RETURNING topic, length(payload)"
-                    );
+                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let sql_text = format!("DELETE FROM outbox WHERE seq IN ({list}) RETURNING topic, length(payload)");
                     let rows = self.evict(&sql_text, &[], class)?;
                     tally(&mut dropped, class, "cap", rows);
                 }
@@ -404,13 +346,7 @@ impl Queue {
         }
         Ok(dropped
             .into_iter()
-            .map(|((dev, class, reason), (count, bytes))| Dropped {
-                dev,
-                class,
-                reason,
-                count,
-                bytes,
-            })
+            .map(|((dev, class, reason), (count, bytes))| Dropped { dev, class, reason, count, bytes })
             .collect())
     }
 
@@ -425,16 +361,10 @@ impl Queue {
         let tx = self.conn.transaction().map_err(sql)?;
         let rows: Vec<(String, i64)> = {
             let mut stmt = tx.prepare(sql_text).map_err(sql)?;
-            let it = stmt
-                .query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(sql)?;
+            let it = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?;
             it.collect::<Result<_, _>>().map_err(sql)?
         };
-        tx.execute(
-            "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
-            [rows.len() as i64],
-        )
-        .map_err(sql)?;
+        tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped'", [rows.len() as i64]).map_err(sql)?;
         tx.commit().map_err(sql)?;
         let forgotten: Vec<(i64, i64)> = rows.iter().map(|(_, len)| (class as i64, *len)).collect();
         self.forget(&forgotten);
@@ -445,9 +375,7 @@ impl Queue {
     pub fn stats(&mut self) -> Result<QueueStats, QueueError> {
         let oldest = self
             .conn
-            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(|e| classify(&self.path, e))?;
         Ok(QueueStats {
@@ -463,18 +391,17 @@ impl Queue {
     /// The last record a device delivered (RACP sequence number, meter record id), if any.
     pub fn device_memory(&self, dev: &str) -> Result<Option<String>, QueueError> {
         self.conn
-            .query_row(
-                "SELECT value FROM device_memory WHERE dev = ?1",
-                [dev],
-                |r| r.get(0),
-            )
+            .query_row("SELECT value FROM device_memory WHERE dev = ?1", [dev], |r| r.get(0))
             .optional()
             .map_err(|e| classify(&self.path, e))
     }
 
     pub fn set_device_memory(&mut self, dev: &str, value: &str) -> Result<(), QueueError> {
         self.conn
-            .execute("INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2", [dev, value])
+            .execute(
+                "INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2",
+                [dev, value],
+            )
             .map(|_| ())
             .map_err(|e| classify(&self.path, e))
     }
@@ -500,20 +427,11 @@ fn tally(
 /// A damaged file is reported as such; everything else as a SQLite error.
 fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(
-            f.code,
-            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-        ) {
-            return QueueError::Corrupt {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            };
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) {
+            return QueueError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
         }
     }
-    QueueError::Sqlite {
-        path: path.to_path_buf(),
-        source: e,
-    }
+    QueueError::Sqlite { path: path.to_path_buf(), source: e }
 }
 
 #[cfg(test)]
@@ -523,22 +441,14 @@ mod tests {
 
     fn record(q: &mut Queue, class: Class, created: i64, dev: &str) -> Record {
         let seq = q.reserve_seq().unwrap();
-        Record {
-            seq,
-            class,
-            created,
-            topic: format!("spokegate/v1/s/g/dev/{dev}/obs"),
-            payload: vec![seq as u8; 100],
-        }
+        Record { seq, class, created, topic: format!("spokegate/v1/s/g/dev/{dev}/obs"), payload: vec![seq as u8; 100] }
     }
 
     #[test]
     fn records_come_back_in_seq_order_and_leave_only_when_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
-        let rs: Vec<Record> = (0..5)
-            .map(|i| record(&mut q, Class::Spot, i, "m"))
-            .collect();
+        let rs: Vec<Record> = (0..5).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
         q.append(&rs).unwrap();
         assert_eq!(q.after(0, 10).unwrap(), rs);
         assert_eq!(q.after(rs[2].seq, 10).unwrap(), rs[3..]);
@@ -569,36 +479,14 @@ mod tests {
             ..QueuePolicy::default()
         };
         let mut q = Queue::open(dir.path(), policy).unwrap();
-        let spot: Vec<Record> = (0..3)
-            .map(|i| record(&mut q, Class::Spot, i, "m"))
-            .collect();
-        let waves: Vec<Record> = (0..5)
-            .map(|_| record(&mut q, Class::Wave, 10_000_000, "ecg-1"))
-            .collect();
+        let spot: Vec<Record> = (0..3).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
+        let waves: Vec<Record> = (0..5).map(|_| record(&mut q, Class::Wave, 10_000_000, "ecg-1")).collect();
         q.append(&spot).unwrap();
         q.append(&waves).unwrap();
         let dropped = q.enforce(10_000_000).unwrap();
-        assert_eq!(
-            dropped,
-            [Dropped {
-                dev: "ecg-1".into(),
-                class: Class::Wave,
-                reason: "cap",
-                count: 3,
-                bytes: 300
-            }]
-        );
+        assert_eq!(dropped, [Dropped { dev: "ecg-1".into(), class: Class::Wave, reason: "cap", count: 3, bytes: 300 }]);
         let left: Vec<u64> = q.after(0, 100).unwrap().iter().map(|r| r.seq).collect();
-        assert_eq!(
-            left,
-            [
-                spot[0].seq,
-                spot[1].seq,
-                spot[2].seq,
-                waves[3].seq,
-                waves[4].seq
-            ]
-        );
+        assert_eq!(left, [spot[0].seq, spot[1].seq, spot[2].seq, waves[3].seq, waves[4].seq]);
         // An hour later the remaining waves are past their TTL; the spot readings, however old, stay.
         let dropped = q.enforce(3_600_000_000 + 10_000_000).unwrap();
         assert_eq!(dropped[0].reason, "ttl");
@@ -611,9 +499,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
-            let rs: Vec<Record> = (0..200)
-                .map(|i| record(&mut q, Class::Spot, i, "m"))
-                .collect();
+            let rs: Vec<Record> = (0..200).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
             q.append(&rs).unwrap();
         }
         let path = dir.path().join(FILE);
@@ -625,17 +511,14 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let err = Queue::open(dir.path(), QueuePolicy::default()).unwrap_err();
         assert!(matches!(err, QueueError::Corrupt { .. }), "{err}");
-        assert_eq!(
-            std::fs::read(&path).unwrap().len(),
-            len,
-            "the damaged file is kept"
-        );
+        assert_eq!(std::fs::read(&path).unwrap().len(), len, "the damaged file is kept");
         let garbage = tempfile::tempdir().unwrap();
-        std::fs::write(garbage.path().join(FILE), b"this is not a database at all, not even close......................................................").unwrap();
-        assert!(matches!(
-            Queue::open(garbage.path(), QueuePolicy::default()),
-            Err(QueueError::Corrupt { .. })
-        ));
+        std::fs::write(
+            garbage.path().join(FILE),
+            b"this is not a database at all, not even close......................................................",
+        )
+        .unwrap();
+        assert!(matches!(Queue::open(garbage.path(), QueuePolicy::default()), Err(QueueError::Corrupt { .. })));
     }
 
     #[test]

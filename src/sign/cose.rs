@@ -4,10 +4,7 @@
 
 use super::{GatewayKey, PublicKey};
 use crate::model::BodyFormat;
-use coset::{
-    iana, CborSerializable, ContentType, CoseSign1, CoseSign1Builder, HeaderBuilder,
-    TaggedCborSerializable,
-};
+use coset::{iana, CborSerializable, ContentType, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 
 /// CoAP content format 60, `application/cbor`.
 pub const CONTENT_TYPE_CBOR: u64 = 60;
@@ -33,9 +30,7 @@ pub enum EnvelopeError {
 
 /// Signs `body` and returns the tagged COSE_Sign1 bytes.
 pub fn seal(key: &GatewayKey, body: Vec<u8>, format: BodyFormat) -> Result<Vec<u8>, EnvelopeError> {
-    let header = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
-        .key_id(key.public().kid().to_vec());
+    let header = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(key.public().kid().to_vec());
     let protected = match format {
         BodyFormat::Cbor => header.content_format(iana::CoapContentFormat::Cbor),
         BodyFormat::Json => header.content_type(CONTENT_TYPE_JSON.to_string()),
@@ -61,32 +56,26 @@ pub struct Envelope {
 pub fn open_envelope(bytes: &[u8], key: &PublicKey) -> Result<Envelope, EnvelopeError> {
     let sign1 = CoseSign1::from_tagged_slice(bytes).or_else(|_| {
         // Say plainly when the tag is missing rather than a generic CBOR error.
-        CoseSign1::from_slice(bytes)
-            .map(|_| ())
-            .map_err(|e| EnvelopeError::NotCoseSign1(e.to_string()))?;
+        CoseSign1::from_slice(bytes).map(|_| ()).map_err(|e| EnvelopeError::NotCoseSign1(e.to_string()))?;
         Err(EnvelopeError::NotCoseSign1("CBOR tag 18 missing".into()))
     })?;
     let h = &sign1.protected.header;
-    if h.alg
-        != Some(coset::RegisteredLabelWithPrivate::Assigned(
-            iana::Algorithm::EdDSA,
-        ))
-    {
+    if h.alg != Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) {
         return Err(EnvelopeError::WrongAlgorithm);
     }
     if h.key_id != key.kid() {
-        return Err(EnvelopeError::UnknownKid {
-            got: hex::encode(&h.key_id),
-            want: key.kid_hex(),
-        });
+        return Err(EnvelopeError::UnknownKid { got: hex::encode(&h.key_id), want: key.kid_hex() });
     }
-    sign1.verify_signature(&[], |sig, tbs| {
-        if key.verify(tbs, sig) {
-            Ok(())
-        } else {
-            Err(EnvelopeError::BadSignature)
-        }
-    })?;
+    sign1.verify_signature(
+        &[],
+        |sig, tbs| {
+            if key.verify(tbs, sig) {
+                Ok(())
+            } else {
+                Err(EnvelopeError::BadSignature)
+            }
+        },
+    )?;
     let format = match &h.content_type {
         Some(ContentType::Assigned(iana::CoapContentFormat::Cbor)) => BodyFormat::Cbor,
         Some(ContentType::Text(t)) if t == CONTENT_TYPE_JSON => BodyFormat::Json,
@@ -113,13 +102,7 @@ mod tests {
             let bytes = seal(&k, b"payload".to_vec(), format).unwrap();
             assert_eq!(bytes[0], 0xd2, "CBOR tag 18");
             let env = open_envelope(&bytes, k.public()).unwrap();
-            assert_eq!(
-                env,
-                Envelope {
-                    format,
-                    payload: b"payload".to_vec()
-                }
-            );
+            assert_eq!(env, Envelope { format, payload: b"payload".to_vec() });
         }
     }
 
@@ -131,10 +114,7 @@ mod tests {
         let protected: coset::cbor::Value =
             coset::cbor::de::from_reader(&s.protected.original_data.unwrap()[..]).unwrap();
         let map = protected.as_map().unwrap();
-        let labels: Vec<i128> = map
-            .iter()
-            .map(|(k, _)| k.as_integer().unwrap().into())
-            .collect();
+        let labels: Vec<i128> = map.iter().map(|(k, _)| k.as_integer().unwrap().into()).collect();
         assert_eq!(labels, [1, 3, 4]);
         assert_eq!(map[0].1, coset::cbor::Value::from(-8));
         assert_eq!(map[1].1, coset::cbor::Value::from(60));
@@ -148,10 +128,7 @@ mod tests {
         for i in 0..bytes.len() {
             let mut t = bytes.clone();
             t[i] ^= 0x01;
-            assert!(
-                open_envelope(&t, k.public()).is_err(),
-                "flip at {i} accepted"
-            );
+            assert!(open_envelope(&t, k.public()).is_err(), "flip at {i} accepted");
         }
     }
 
@@ -160,9 +137,6 @@ mod tests {
         let (_d, k) = key();
         let (_e, other) = key();
         let bytes = seal(&k, b"x".to_vec(), BodyFormat::Cbor).unwrap();
-        assert!(matches!(
-            open_envelope(&bytes, other.public()),
-            Err(EnvelopeError::UnknownKid { .. })
-        ));
+        assert!(matches!(open_envelope(&bytes, other.public()), Err(EnvelopeError::UnknownKid { .. })));
     }
 }

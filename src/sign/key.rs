@@ -13,13 +13,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}: permissions {mode:o} let others read the private key; run `chmod 600 {path}`"
-    )]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: permissions {mode:o} let others read the private key; run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{path}: not an Ed25519 PKCS#8 private key in PEM ({why})")]
     Malformed { path: PathBuf, why: String },
@@ -42,67 +37,40 @@ pub struct GatewayKey {
 
 impl std::fmt::Debug for GatewayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayKey")
-            .field("kid", &self.public.kid_hex())
-            .finish_non_exhaustive()
+        f.debug_struct("GatewayKey").field("kid", &self.public.kid_hex()).finish_non_exhaustive()
     }
 }
 
 impl GatewayKey {
     /// Creates a new key file with mode 0600 (never overwrites one).
     pub fn generate(path: &Path) -> Result<GatewayKey, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let doc =
-            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?;
+        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    KeyError::Exists {
-                        path: path.to_path_buf(),
-                    }
-                } else {
-                    io(e)
-                }
-            })?;
-        let pem = format!(
-            "{PEM_BEGIN}\n{}\n{PEM_END}\n",
-            STANDARD.encode(doc.as_ref())
-        );
-        file.write_all(pem.as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(io)?;
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyError::Exists { path: path.to_path_buf() }
+            } else {
+                io(e)
+            }
+        })?;
+        let pem = format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(doc.as_ref()));
+        file.write_all(pem.as_bytes()).and_then(|_| file.sync_all()).map_err(io)?;
         Self::from_pkcs8(path, doc.as_ref())
     }
 
     /// Loads a key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<GatewayKey, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         let meta = fs::metadata(path).map_err(io)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(KeyError::TooOpen {
-                path: path.to_path_buf(),
-                mode,
-            });
+            return Err(KeyError::TooOpen { path: path.to_path_buf(), mode });
         }
         let text = fs::read_to_string(path).map_err(io)?;
-        let malformed = |why: &str| KeyError::Malformed {
-            path: path.to_path_buf(),
-            why: why.into(),
-        };
+        let malformed = |why: &str| KeyError::Malformed { path: path.to_path_buf(), why: why.into() };
         let inner = text
             .trim()
             .strip_prefix(PEM_BEGIN)
@@ -114,17 +82,11 @@ impl GatewayKey {
     }
 
     fn from_pkcs8(path: &Path, der: &[u8]) -> Result<GatewayKey, KeyError> {
-        let pair =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| KeyError::Malformed {
-                path: path.to_path_buf(),
-                why: e.to_string(),
-            })?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map_err(|e| KeyError::Malformed { path: path.to_path_buf(), why: e.to_string() })?;
         let mut raw = [0u8; 32];
         raw.copy_from_slice(pair.public_key().as_ref());
-        Ok(GatewayKey {
-            pair,
-            public: PublicKey::from_raw(raw),
-        })
+        Ok(GatewayKey { pair, public: PublicKey::from_raw(raw) })
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -165,9 +127,7 @@ impl PublicKey {
     }
 
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.raw)
-            .verify(message, signature)
-            .is_ok()
+        UnparsedPublicKey::new(&ED25519, &self.raw).verify(message, signature).is_ok()
     }
 
     /// `{"kty":"OKP","crv":"Ed25519","x":...,"kid":...}` (RFC 8037).
@@ -213,19 +173,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k/gateway.key");
         let key = GatewayKey::generate(&path).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let again = GatewayKey::load(&path).unwrap();
         assert_eq!(again.public(), key.public());
         let sig = again.sign(b"hello");
         assert!(key.public().verify(b"hello", &sig));
         assert!(!key.public().verify(b"hellO", &sig));
-        assert!(matches!(
-            GatewayKey::generate(&path),
-            Err(KeyError::Exists { .. })
-        ));
+        assert!(matches!(GatewayKey::generate(&path), Err(KeyError::Exists { .. })));
     }
 
     #[test]
@@ -234,10 +188,7 @@ mod tests {
         let path = dir.path().join("gateway.key");
         GatewayKey::generate(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            GatewayKey::load(&path),
-            Err(KeyError::TooOpen { mode: 0o644, .. })
-        ));
+        assert!(matches!(GatewayKey::load(&path), Err(KeyError::TooOpen { mode: 0o644, .. })));
     }
 
     #[test]
@@ -251,11 +202,10 @@ mod tests {
     #[test]
     fn rfc8032_test_vector_1_verifies() {
         // RFC 8032 section 7.1, TEST 1 (empty message).
-        let pk: [u8; 32] =
-            hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
-                .unwrap()
-                .try_into()
-                .unwrap();
+        let pk: [u8; 32] = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let sig = hex::decode(
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
         )

@@ -3,7 +3,5 @@
 mod cose;
 mod key;
 
-pub use cose::{
-    open_envelope, seal, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
-};
+pub use cose::{open_envelope, seal, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use key::{GatewayKey, KeyError, PublicKey};

@@ -26,20 +26,12 @@ impl PtyDevice {
     /// Creates a PTY and points `link` at its slave side (replacing an earlier link).
     pub fn create(link: &Path) -> io::Result<Self> {
         let (master, slave) = SerialStream::pair().map_err(io::Error::other)?;
-        let target = slave
-            .name()
-            .ok_or_else(|| io::Error::other("PTY has no name"))?;
+        let target = slave.name().ok_or_else(|| io::Error::other("PTY has no name"))?;
         let tmp = link.with_extension("new");
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&target, &tmp)?;
         std::fs::rename(&tmp, link)?;
-        Ok(Self {
-            peer: PtyPeer {
-                master,
-                _slave: slave,
-            },
-            path: link.to_path_buf(),
-        })
+        Ok(Self { peer: PtyPeer { master, _slave: slave }, path: link.to_path_buf() })
     }
 }
 

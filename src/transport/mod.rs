@@ -15,10 +15,7 @@ pub trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Link for T {}
 
 /// Opens the device's link.
-pub fn open(
-    transport: &DeviceTransport,
-    settings: &SerialSettings,
-) -> std::io::Result<Box<dyn Link>> {
+pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::Result<Box<dyn Link>> {
     match transport {
         DeviceTransport::Serial { path, baud } => {
             serial::open(path, *baud, settings).map(|s| Box::new(s) as Box<dyn Link>)

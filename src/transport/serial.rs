@@ -17,11 +17,7 @@ pub fn open(path: &Path, baud: u32, s: &SerialSettings) -> std::io::Result<Seria
         Parity::Odd => tokio_serial::Parity::Odd,
         Parity::Even => tokio_serial::Parity::Even,
     };
-    let stop_bits = if s.stop_bits == 2 {
-        tokio_serial::StopBits::Two
-    } else {
-        tokio_serial::StopBits::One
-    };
+    let stop_bits = if s.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One };
     let flow = match s.flow_control {
         FlowControl::None => tokio_serial::FlowControl::None,
         FlowControl::Software => tokio_serial::FlowControl::Software,

@@ -37,14 +37,8 @@ fn every_broken_config_is_refused_with_file_line_and_item() {
             .unwrap_or_else(|| panic!("{what}: no diagnostic for `{item}` in:\n{rendered}"));
         assert_eq!(hit.line, line, "{what}: {rendered}");
         assert!(hit.column >= 1);
-        assert!(
-            hit.message.contains(word),
-            "{what}: `{word}` not in {rendered}"
-        );
-        assert!(
-            rendered.starts_with(&format!("/etc/spokegate/broken.toml:{line}:")),
-            "{what}: {rendered}"
-        );
+        assert!(hit.message.contains(word), "{what}: `{word}` not in {rendered}");
+        assert!(rendered.starts_with(&format!("/etc/spokegate/broken.toml:{line}:")), "{what}: {rendered}");
     }
 }
 
@@ -53,13 +47,7 @@ fn all_problems_are_reported_at_once() {
     let text = "[gateway]\nsite = \"BAD\"\nid = \"also bad\"\nstate_dir = \"/x\"\n[mqtt]\nurl = \"ftp://x\"\n[[device]]\nid = \"m\"\nprofile = \"nope\"\n";
     let err = Config::parse(Path::new("c.toml"), text).unwrap_err();
     let items: Vec<&str> = err.0.iter().map(|d| d.item.as_str()).collect();
-    for item in [
-        "gateway.site",
-        "gateway.id",
-        "mqtt.url",
-        "device[0].profile",
-        "device[0].serial",
-    ] {
+    for item in ["gateway.site", "gateway.id", "mqtt.url", "device[0].profile", "device[0].serial"] {
         assert!(items.contains(&item), "{item} missing from {items:?}");
     }
 }
@@ -86,33 +74,27 @@ fn every_broken_profile_is_refused_with_file_line_and_item() {
     for (what, text, line, item) in broken_profiles() {
         let err = compile(Path::new("device-profiles/p1.toml"), &text).expect_err(what);
         let rendered = err.to_string();
-        let hit = err
-            .0
-            .iter()
-            .find(|d| d.item == item)
-            .unwrap_or_else(|| panic!("{what}: no `{item}` in:\n{rendered}"));
+        let hit =
+            err.0.iter().find(|d| d.item == item).unwrap_or_else(|| panic!("{what}: no `{item}` in:\n{rendered}"));
         assert_eq!(hit.line, line, "{what}: {rendered}");
-        assert!(
-            rendered.contains("device-profiles/p1.toml:"),
-            "{what}: {rendered}"
-        );
+        assert!(rendered.contains("device-profiles/p1.toml:"), "{what}: {rendered}");
     }
 }
 
 #[test]
 fn a_broken_operator_profile_is_named_when_the_config_is_checked() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("meter.toml"), "id = \"meter\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"text\"\nformat = \"yaml\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("meter.toml"),
+        "id = \"meter\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"text\"\nformat = \"yaml\"\n",
+    )
+    .unwrap();
     let text = format!(
         "[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nprofiles_dir = \"{}\"\n{GOOD_MQTT}",
         dir.path().display()
     );
     let err = Config::parse(Path::new("c.toml"), &text).unwrap_err();
-    let d = err
-        .0
-        .iter()
-        .find(|d| d.item == "decoder.format")
-        .unwrap_or_else(|| panic!("{err}"));
+    let d = err.0.iter().find(|d| d.item == "decoder.format").unwrap_or_else(|| panic!("{err}"));
     assert_eq!(d.file, dir.path().join("meter.toml"));
     assert_eq!(d.line, 6);
 }

@@ -31,11 +31,7 @@ impl Mosquitto {
     pub fn start_on(port: u16) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap();
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
         let child = Command::new(mosquitto_binary())
             .arg("-c")
             .arg(&conf)
@@ -45,17 +41,10 @@ impl Mosquitto {
             .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start on port {port}"
-            );
+            assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        Mosquitto {
-            port,
-            child,
-            _dir: dir,
-        }
+        Mosquitto { port, child, _dir: dir }
     }
 }
 
@@ -67,11 +56,7 @@ impl Drop for Mosquitto {
 }
 
 fn mosquitto_binary() -> PathBuf {
-    for p in [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ] {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
         if Path::new(p).exists() {
             return p.into();
         }
@@ -93,10 +78,7 @@ impl Subscriber {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(o, 100);
-        client
-            .subscribe("spokegate/v1/#", QoS::AtLeastOnce)
-            .await
-            .unwrap();
+        client.subscribe("spokegate/v1/#", QoS::AtLeastOnce).await.unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
@@ -119,15 +101,8 @@ impl Subscriber {
                 }
             }
         });
-        tokio::time::timeout(PATIENCE, ready_rx)
-            .await
-            .expect("SUBACK")
-            .unwrap();
-        Subscriber {
-            rx,
-            seen: Vec::new(),
-            _task: task,
-        }
+        tokio::time::timeout(PATIENCE, ready_rx).await.expect("SUBACK").unwrap();
+        Subscriber { rx, seen: Vec::new(), _task: task }
     }
 
     /// Receives until `done(seen)` holds; panics after [`PATIENCE`].
@@ -137,11 +112,9 @@ impl Subscriber {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(m)) => self.seen.push(m),
                 Ok(None) => panic!("subscriber ended while waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; saw {} messages: {:?}",
-                    self.seen.len(),
-                    topics(&self.seen)
-                ),
+                Err(_) => {
+                    panic!("timed out waiting for {what}; saw {} messages: {:?}", self.seen.len(), topics(&self.seen))
+                }
             }
         }
     }
@@ -198,12 +171,7 @@ impl GatewayDir {
     }
 
     /// Writes a configuration with one serial device per `(id, profile, path)`.
-    pub fn config(
-        &self,
-        broker_port: u16,
-        devices: &[(&str, &str, &Path)],
-        extra_gateway: &str,
-    ) -> PathBuf {
+    pub fn config(&self, broker_port: u16, devices: &[(&str, &str, &Path)], extra_gateway: &str) -> PathBuf {
         let mut text = format!(
             "[gateway]\nsite = \"test-site\"\nid = \"gw-test\"\nstate_dir = \"{}\"\n{extra_gateway}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{broker_port}\"\n",
             self.path().display()
@@ -237,21 +205,13 @@ impl RunningGateway {
         let (trigger, shutdown) = shutdown::channel();
         let mut c = counters.clone();
         let task = tokio::spawn(async move { daemon::run(config, key, shutdown, &mut c).await });
-        RunningGateway {
-            trigger,
-            task,
-            counters,
-        }
+        RunningGateway { trigger, task, counters }
     }
 
     /// Triggers shutdown and waits for the drain.
     pub async fn stop(self) {
         self.trigger.trigger();
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("daemon drains in time")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(PATIENCE, self.task).await.expect("daemon drains in time").unwrap().unwrap();
     }
 }
 
@@ -263,17 +223,11 @@ pub async fn read_acks(peer: &mut spokegate::sim::PtyPeer, n: usize) -> Vec<Stri
     let deadline = tokio::time::Instant::now() + PATIENCE;
     use spokegate::framing::Framer;
     while codes.len() < n {
-        let got = tokio::time::timeout_at(deadline, peer.read(&mut buf))
-            .await
-            .expect("ACKs in time")
-            .unwrap();
+        let got = tokio::time::timeout_at(deadline, peer.read(&mut buf)).await.expect("ACKs in time").unwrap();
         framer.push(&buf[..got]);
         while let Ok(Some(frame)) = framer.next_frame() {
             let text = String::from_utf8_lossy(&frame).to_string();
-            let msa = text
-                .split('\r')
-                .find(|s| s.starts_with("MSA|"))
-                .expect("ACK has MSA");
+            let msa = text.split('\r').find(|s| s.starts_with("MSA|")).expect("ACK has MSA");
             codes.push(msa.split('|').nth(1).unwrap_or("").to_string());
         }
     }
@@ -297,12 +251,6 @@ impl Rig {
         let dev = spokegate::sim::PtyDevice::create(&gw.path().join("ttyUSB-monitor")).unwrap();
         let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
         let sub = Subscriber::connect(broker.port, "test-hub").await;
-        Rig {
-            broker,
-            gw,
-            dev,
-            config,
-            sub,
-        }
+        Rig { broker, gw, dev, config, sub }
     }
 }

@@ -18,20 +18,11 @@ async fn a_python_hub_verifies_every_signature_with_pycose_and_reads_the_values(
     let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
 
     // Five messages with MDC observations, and the lab result that becomes one event.
-    let expected: Vec<_> = MESSAGES
-        .iter()
-        .flat_map(|m| stated_observations(&fixture(m)))
-        .collect();
+    let expected: Vec<_> = MESSAGES.iter().flat_map(|m| stated_observations(&fixture(m))).collect();
     let signed_bodies = MESSAGES.len(); // 5 obs bodies + 1 event body
     let script = format!("{}/tests/hub_py/verify_hub.py", env!("CARGO_MANIFEST_DIR"));
     let mut hub = Command::new("python3")
-        .args([
-            &script,
-            "127.0.0.1",
-            &broker.port.to_string(),
-            jwk.to_str().unwrap(),
-            &signed_bodies.to_string(),
-        ])
+        .args([&script, "127.0.0.1", &broker.port.to_string(), jwk.to_str().unwrap(), &signed_bodies.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -44,10 +35,7 @@ async fn a_python_hub_verifies_every_signature_with_pycose_and_reads_the_values(
         let _ = ready_tx.send(first);
         lines.map_while(Result::ok).collect::<Vec<String>>()
     });
-    let first = tokio::time::timeout(PATIENCE, ready_rx)
-        .await
-        .expect("python hub ready")
-        .unwrap();
+    let first = tokio::time::timeout(PATIENCE, ready_rx).await.expect("python hub ready").unwrap();
     assert_eq!(first.as_deref(), Some("READY"));
 
     let gateway = RunningGateway::start(&config, gw.key());
@@ -55,18 +43,13 @@ async fn a_python_hub_verifies_every_signature_with_pycose_and_reads_the_values(
         dev.peer.send(&mllp_wrap(&fixture(m))).await.unwrap();
     }
     read_acks(&mut dev.peer, MESSAGES.len()).await;
-    let status = tokio::task::spawn_blocking(move || hub.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || hub.wait()).await.unwrap().unwrap();
     let lines = reader.join().unwrap();
     gateway.stop().await;
     assert!(status.success(), "python hub failed: {lines:?}");
 
-    let bodies: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .collect();
+    let bodies: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect();
     assert!(bodies.iter().all(|b| b.get("error").is_none()), "{lines:?}");
     let obs: Vec<&serde_json::Value> = bodies
         .iter()
@@ -79,7 +62,5 @@ async fn a_python_hub_verifies_every_signature_with_pycose_and_reads_the_values(
         assert_eq!(o["val"].as_f64(), Some(s.value));
         assert_eq!(o["unit"]["mdc"].as_u64(), Some(u64::from(s.unit_mdc)));
     }
-    assert!(bodies
-        .iter()
-        .any(|b| b["body"]["event"]["code"] == "code-unmapped"));
+    assert!(bodies.iter().any(|b| b["body"]["event"]["code"] == "code-unmapped"));
 }

@@ -11,15 +11,8 @@ use spokegate::profile::ProfileRegistry;
 use std::sync::atomic::Ordering;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_good_frames_still_arrive(
-) {
-    let Rig {
-        broker: _broker,
-        gw,
-        mut dev,
-        config,
-        mut sub,
-    } = Rig::hl7_monitor().await;
+async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_good_frames_still_arrive() {
+    let Rig { broker: _broker, gw, mut dev, config, mut sub } = Rig::hl7_monitor().await;
     let gateway = RunningGateway::start(&config, gw.key());
     let good = mllp_wrap(&fixture("pcd01_oru_r01_nibp_acme"));
 
@@ -32,28 +25,16 @@ async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_goo
     let mut huge = vec![0x0b];
     huge.extend(std::iter::repeat_n(b'A', 70_000));
     dev.peer.send(&huge).await.unwrap();
-    dev.peer
-        .send(&mllp_wrap(b"MSH|^~\\&|X\rOBX|||||\x00\x01|\rZZZ"))
-        .await
-        .unwrap();
+    dev.peer.send(&mllp_wrap(b"MSH|^~\\&|X\rOBX|||||\x00\x01|\rZZZ")).await.unwrap();
     dev.peer.send(&good).await.unwrap();
 
     let keys = gw.keys();
     // The broken message has no MSH-9, so it cannot even be typed.
-    let codes_wanted = [
-        "frame-garbage",
-        "frame-truncated",
-        "frame-oversize",
-        "hl7-unparseable",
-    ];
+    let codes_wanted = ["frame-garbage", "frame-truncated", "frame-oversize", "hl7-unparseable"];
     sub.until("the four kinds of bad input and the good message", |seen| {
         let bodies = signed(seen, &keys);
-        let codes: Vec<String> = bodies
-            .iter()
-            .filter_map(|b| b.event.as_ref().map(|e| e.code.clone()))
-            .collect();
-        codes_wanted.iter().all(|c| codes.iter().any(|x| x == c))
-            && bodies.iter().any(|b| b.kind == BodyKind::Obs)
+        let codes: Vec<String> = bodies.iter().filter_map(|b| b.event.as_ref().map(|e| e.code.clone())).collect();
+        codes_wanted.iter().all(|c| codes.iter().any(|x| x == c)) && bodies.iter().any(|b| b.kind == BodyKind::Obs)
     })
     .await;
 
@@ -65,39 +46,23 @@ async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_goo
     dev.peer.send(b"\x1c\r").await.unwrap();
     dev.peer.send(&good).await.unwrap();
     sub.until("the good message after the flood", |seen| {
-        signed(seen, &keys)
-            .iter()
-            .filter(|b| b.kind == BodyKind::Obs)
-            .count()
-            >= 2
+        signed(seen, &keys).iter().filter(|b| b.kind == BodyKind::Obs).count() >= 2
     })
     .await;
     let c = gateway.counters.devices["monitor-1"].clone();
     let rejected = c.rejected_frames.load(Ordering::Relaxed);
-    assert!(
-        rejected > 100,
-        "the flood's bad frames are counted: {rejected}"
-    );
+    assert!(rejected > 100, "the flood's bad frames are counted: {rejected}");
     assert!(c.dropped_bytes.load(Ordering::Relaxed) > 1_000_000);
     sub.until("a suppressed-events report", |seen| {
         signed(seen, &keys).iter().any(|b| {
             b.event.as_ref().is_some_and(|e| {
-                e.code == "events-suppressed"
-                    || e.data
-                        .as_ref()
-                        .is_some_and(|d| d.contains_key("suppressed_before"))
+                e.code == "events-suppressed" || e.data.as_ref().is_some_and(|d| d.contains_key("suppressed_before"))
             })
         })
     })
     .await;
-    let events = signed(&sub.seen, &keys)
-        .iter()
-        .filter(|b| b.kind == BodyKind::Event)
-        .count() as u64;
-    assert!(
-        events < rejected,
-        "events are rate-limited: {events} events for {rejected} bad frames"
-    );
+    let events = signed(&sub.seen, &keys).iter().filter(|b| b.kind == BodyKind::Event).count() as u64;
+    assert!(events < rejected, "events are rate-limited: {events} events for {rejected} bad frames");
     gateway.stop().await;
 }
 
