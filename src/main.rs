@@ -4,6 +4,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, which the queue reports and
+    // survives, rather than kill the daemon with SIGXFSZ.
+    // SAFETY: setting a signal to SIG_IGN at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = spokegate::cli::Cli::parse();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=off,rumqttc=warn", cli.log)))

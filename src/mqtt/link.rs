@@ -34,6 +34,8 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Acknowledged messages are deleted from the queue in groups of this many, or every tick.
 const DELETE_BATCH: usize = 256;
+/// Acknowledged messages remembered for deletion while the queue cannot delete.
+const MAX_PENDING_DELETES: usize = 100_000;
 
 /// One MQTT message that does not go through the queue (retained state, or live-only fallback).
 #[derive(Debug, Clone, PartialEq)]
@@ -140,14 +142,23 @@ struct Link {
     inputs: LinkInputs,
     /// Committed records handed over in memory, not yet published.
     fresh: VecDeque<Record>,
+    /// After a failed delete, when to try again.
+    delete_retry_at: Option<tokio::time::Instant>,
     retained: BTreeMap<String, Vec<u8>>,
     acked: Vec<u64>,
 }
 
 /// Runs the uplink until the sealer is done and the drain is over.
 pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs: LinkInputs) -> std::io::Result<()> {
-    let mut link =
-        Link { status_topic, kid, inputs, fresh: VecDeque::new(), retained: BTreeMap::new(), acked: Vec::new() };
+    let mut link = Link {
+        status_topic,
+        kid,
+        inputs,
+        fresh: VecDeque::new(),
+        delete_retry_at: None,
+        retained: BTreeMap::new(),
+        acked: Vec::new(),
+    };
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut draining: Option<tokio::time::Instant> = None;
@@ -352,7 +363,7 @@ impl Link {
     }
 
     fn flush_deletes(&mut self) {
-        if self.acked.is_empty() {
+        if self.acked.is_empty() || self.delete_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
             return;
         }
         let result = match self.inputs.queue.try_lock() {
@@ -361,9 +372,24 @@ impl Link {
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
         match result {
-            Ok(()) => self.acked.clear(),
-            // Kept for the next try; a message whose delete is lost is only sent again.
-            Err(e) => tracing::warn!(error = %e, "cannot delete delivered messages yet"),
+            Ok(()) => {
+                self.acked.clear();
+                if self.delete_retry_at.take().is_some() {
+                    tracing::info!("delivered messages are deleted from the queue again");
+                }
+            }
+            Err(e) => {
+                // Kept for a later try (a delete that never happens only means a resend after a
+                // restart), but not retried on every event, and not kept without bound.
+                if self.delete_retry_at.is_none() {
+                    tracing::warn!(error = %e, "cannot delete delivered messages from the queue; retrying every second");
+                }
+                self.delete_retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                if self.acked.len() > MAX_PENDING_DELETES {
+                    let excess = self.acked.len() - MAX_PENDING_DELETES;
+                    self.acked.drain(..excess);
+                }
+            }
         }
     }
 

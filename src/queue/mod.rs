@@ -7,9 +7,10 @@
 //!    is first published, and the device is acknowledged (HL7 ACK) only after that commit.
 //! 2. A message is deleted only after the broker's PUBACK for it (the MQTT link maps packet ids to
 //!    `seq`; a `publish()` that returned means queued in the client, not delivered).
-//! 3. `seq` is strictly increasing and never reused: `meta.next_seq` is committed in the same
-//!    transaction as the rows it numbers, so after any crash numbering resumes above every committed
-//!    row. Numbers reserved but not committed before a crash were never published.
+//! 3. `seq` is strictly increasing and never reused: numbers are reserved 4096 at a time in
+//!    `seq.reserved` (rewritten in place and synced before a number of the block is used; in-place
+//!    rewrites work on a full disk too), and a restart resumes above the reservation and above
+//!    every committed row. Numbers reserved and not used leave gaps, never repeats.
 //! 4. Messages are published in `seq` order, on every connection starting from the oldest
 //!    undelivered one; per device and stream the hub therefore receives them in order.
 //! 5. Spot readings (`obs`, `event`) are never evicted. Waveform and media rows may be evicted,
@@ -19,7 +20,7 @@
 //! # On-disk layout (`<state_dir>/queue.sqlite`, plus SQLite's `-wal` and `-shm` files)
 //!
 //! ```sql
-//! meta(key TEXT PRIMARY KEY, value INTEGER)    -- format = 1, next_seq, delivered, dropped
+//! meta(key TEXT PRIMARY KEY, value INTEGER)    -- format = 1, delivered, dropped
 //! outbox(seq INTEGER PRIMARY KEY,              -- the contract `seq`; also the send order
 //!        class INTEGER,                        -- 0 spot (obs, event), 1 wave, 2 media
 //!        created INTEGER,                      -- gateway time of the commit, µs since the epoch
@@ -27,6 +28,8 @@
 //! device_memory(dev TEXT PRIMARY KEY, value TEXT)  -- per device: the last record delivered
 //!                                                  -- (RACP, meter memory), so a restart fetches only newer
 //! ```
+//!
+//! and `<state_dir>/seq.reserved`: the decimal end of the current `seq` reservation, fixed width.
 //!
 //! Commits are grouped: the sealer appends whatever readings are waiting in one transaction, so
 //! one fsync covers many messages. Deletes after PUBACK are grouped too; a delete lost in a crash

@@ -11,6 +11,48 @@ const FORMAT: i64 = 1;
 /// How many `seq` numbers one reservation commits ahead.
 const SEQ_BLOCK: u64 = 4096;
 const FILE: &str = "queue.sqlite";
+/// The `seq` reservation: a small file rewritten in place, so that it can still be updated when
+/// the disk is full (overwriting allocated bytes needs no new space) and messages streamed live
+/// then still get numbers that are never reused.
+const RESERVATION_FILE: &str = "seq.reserved";
+const RESERVATION_LEN: usize = 24;
+
+/// The reserved-until mark on disk.
+#[derive(Debug)]
+struct Reservation {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Reservation {
+    fn open(state_dir: &Path) -> Result<(Reservation, u64), QueueError> {
+        use std::io::Read;
+        let path = state_dir.join(RESERVATION_FILE);
+        let io = |source| QueueError::Io { path: path.clone(), source };
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io)?;
+        let value = match text.trim() {
+            "" => 1,
+            t => t
+                .parse::<u64>()
+                .map_err(|_| QueueError::Corrupt { path: path.clone(), detail: format!("`{t}` is not a number") })?,
+        };
+        let r = Reservation { file, path };
+        r.write(value)?;
+        Ok((r, value))
+    }
+
+    fn write(&self, until: u64) -> Result<(), QueueError> {
+        use std::os::unix::fs::FileExt;
+        let text = format!("{until:0width$}\n", width = RESERVATION_LEN - 1);
+        self.file
+            .write_all_at(text.as_bytes(), 0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| QueueError::Io { path: self.path.clone(), source })
+    }
+}
 
 /// One queued message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +118,7 @@ pub struct Queue {
     policy: QueuePolicy,
     next_seq: u64,
     reserved_until: u64,
+    reservation: Reservation,
     depth: u64,
     bytes: [u64; 3],
     delivered: u64,
@@ -107,7 +150,7 @@ impl Queue {
              CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, class INTEGER NOT NULL,
                  created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS device_memory(dev TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta VALUES ('format', 1), ('reserved_until', 1), ('delivered', 0), ('dropped', 0);",
+             INSERT OR IGNORE INTO meta VALUES ('format', 1), ('delivered', 0), ('dropped', 0);",
         )
         .map_err(sql)?;
         let meta = |key: &str| -> Result<i64, QueueError> {
@@ -117,7 +160,7 @@ impl Queue {
         if format != FORMAT {
             return Err(QueueError::Format { path, found: format });
         }
-        let reserved = meta("reserved_until")? as u64;
+        let (reservation, reserved) = Reservation::open(state_dir)?;
         let delivered = meta("delivered")? as u64;
         let dropped = meta("dropped")? as u64;
         let max_seq: Option<i64> = conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).map_err(sql)?;
@@ -139,7 +182,18 @@ impl Queue {
         }
         // Numbering resumes above every reservation and every committed row.
         let next_seq = reserved.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1));
-        Ok(Queue { conn, path, policy, next_seq, reserved_until: next_seq, depth, bytes, delivered, dropped })
+        Ok(Queue {
+            conn,
+            path,
+            policy,
+            next_seq,
+            reserved_until: next_seq,
+            reservation,
+            depth,
+            bytes,
+            delivered,
+            dropped,
+        })
     }
 
     /// Statistics of the store in `state_dir` without taking part in it (works while the daemon runs).
@@ -168,7 +222,11 @@ impl Queue {
             oldest_created: oldest,
             delivered: meta("delivered")?,
             dropped: meta("dropped")?,
-            next_seq: meta("reserved_until")?.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1)),
+            next_seq: std::fs::read_to_string(state_dir.join(RESERVATION_FILE))
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .max(max_seq.map(|m| m as u64 + 1).unwrap_or(1)),
         })
     }
 
@@ -181,9 +239,7 @@ impl Queue {
     pub fn reserve_seq(&mut self) -> Result<u64, QueueError> {
         if self.next_seq >= self.reserved_until {
             let until = self.next_seq + SEQ_BLOCK;
-            self.conn
-                .execute("UPDATE meta SET value = ?1 WHERE key = 'reserved_until'", [until as i64])
-                .map_err(|e| classify(&self.path, e))?;
+            self.reservation.write(until)?;
             self.reserved_until = until;
         }
         let seq = self.next_seq;
@@ -198,9 +254,7 @@ impl Queue {
             let last = first + n - 1;
             if last >= self.reserved_until {
                 let until = last + SEQ_BLOCK;
-                self.conn
-                    .execute("UPDATE meta SET value = ?1 WHERE key = 'reserved_until'", [until as i64])
-                    .map_err(|e| classify(&self.path, e))?;
+                self.reservation.write(until)?;
                 self.reserved_until = until;
             }
             self.next_seq = last + 1;

@@ -19,6 +19,7 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct Mosquitto {
     pub port: u16,
     child: Child,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -29,22 +30,39 @@ impl Mosquitto {
     }
 
     pub fn start_on(port: u16) -> Mosquitto {
+        Self::with_config(port, "persistence false\n")
+    }
+
+    /// A broker that keeps sessions and queued messages across restarts (SIGTERM saves them).
+    pub fn start_persistent() -> Mosquitto {
+        let port = spokegate::sim::broker::free_port().unwrap();
+        Self::with_config(port, "persistence true\nmax_queued_messages 0\n")
+    }
+
+    fn with_config(port: u16, extra: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
+        // mosquitto started as root drops to its own user, which must be able to save its state here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
-        let child = Command::new(mosquitto_binary())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Mosquitto { port, child, _dir: dir }
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence_location {}/\n{extra}",
+            dir.path().display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        let child = spawn_mosquitto(&conf, port);
+        Mosquitto { port, child, conf, _dir: dir }
+    }
+
+    /// Stops the broker cleanly (SIGTERM: a persistent broker saves its state).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.child = spawn_mosquitto(&self.conf, self.port);
     }
 }
 
@@ -53,6 +71,22 @@ impl Drop for Mosquitto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_mosquitto(conf: &Path, port: u16) -> Child {
+    let child = Command::new(mosquitto_binary())
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto must be installed (apt-get install mosquitto); .ci/run installs it");
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
 }
 
 fn mosquitto_binary() -> PathBuf {
@@ -68,14 +102,27 @@ fn mosquitto_binary() -> PathBuf {
 pub struct Subscriber {
     rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     pub seen: Vec<(String, Vec<u8>)>,
+    /// Signed bodies of `seen` verified so far by [`Subscriber::until_signed`], in arrival order.
+    pub verified: Vec<Body>,
+    checked: usize,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Subscriber {
     /// Connects and waits until the subscription is acknowledged.
     pub async fn connect(port: u16, id: &str) -> Subscriber {
+        Self::connect_with(port, id, true).await
+    }
+
+    /// A subscriber whose session (subscription and queued messages) the broker keeps while it is away.
+    pub async fn connect_persistent(port: u16, id: &str) -> Subscriber {
+        Self::connect_with(port, id, false).await
+    }
+
+    async fn connect_with(port: u16, id: &str, clean: bool) -> Subscriber {
         use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_clean_session(clean);
         o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(o, 100);
         client.subscribe("spokegate/v1/#", QoS::AtLeastOnce).await.unwrap();
@@ -102,7 +149,7 @@ impl Subscriber {
             }
         });
         tokio::time::timeout(PATIENCE, ready_rx).await.expect("SUBACK").unwrap();
-        Subscriber { rx, seen: Vec::new(), _task: task }
+        Subscriber { rx, seen: Vec::new(), verified: Vec::new(), checked: 0, _task: task }
     }
 
     /// Receives until `done(seen)` holds; panics after [`PATIENCE`].
@@ -113,8 +160,40 @@ impl Subscriber {
                 Ok(Some(m)) => self.seen.push(m),
                 Ok(None) => panic!("subscriber ended while waiting for {what}"),
                 Err(_) => {
-                    panic!("timed out waiting for {what}; saw {} messages: {:?}", self.seen.len(), topics(&self.seen))
+                    panic!(
+                        "timed out waiting for {what}; saw {} messages: {}",
+                        self.seen.len(),
+                        topic_counts(&self.seen)
+                    )
                 }
+            }
+        }
+    }
+
+    /// Receives until `done(verified bodies)` holds, verifying each message once (a signature
+    /// check per message, not per wait). A message that fails verification fails the test.
+    pub async fn until_signed(&mut self, what: &str, keys: &KeyRing, done: impl Fn(&[Body]) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            for (t, p) in &self.seen[self.checked..] {
+                match check(t, p, keys) {
+                    Ok(HubMessage::Signed(b)) => self.verified.push(b),
+                    Ok(_) => {}
+                    Err(e) => panic!("{t}: {e}"),
+                }
+            }
+            self.checked = self.seen.len();
+            if done(&self.verified) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) => self.seen.push(m),
+                Ok(None) => panic!("subscriber ended while waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; saw {} messages: {}",
+                    self.seen.len(),
+                    topic_counts(&self.seen)
+                ),
             }
         }
     }
@@ -132,8 +211,15 @@ impl Subscriber {
     }
 }
 
-fn topics(seen: &[(String, Vec<u8>)]) -> Vec<&str> {
-    seen.iter().map(|(t, _)| t.as_str()).collect()
+/// How many messages per topic (a failure message, not a dump).
+fn topic_counts(seen: &[(String, Vec<u8>)]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (t, _) in seen {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    let last_status =
+        seen.iter().rev().find(|(t, _)| t.ends_with("/status")).map(|(_, p)| String::from_utf8_lossy(p).to_string());
+    format!("{counts:?}; last status: {last_status:?}")
 }
 
 /// Verified bodies of a kind in `seen`.
@@ -252,5 +338,15 @@ impl Rig {
         let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
         let sub = Subscriber::connect(broker.port, "test-hub").await;
         Rig { broker, gw, dev, config, sub }
+    }
+}
+
+/// A child process that is killed when the test ends, even by a failed assertion.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config_errors;
+mod durability;
 mod e2e;
 mod harness;
 mod python_hub;

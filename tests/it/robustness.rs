@@ -45,23 +45,23 @@ async fn garbage_truncation_oversize_broken_hl7_and_a_flood_are_reported_and_goo
     }
     dev.peer.send(b"\x1c\r").await.unwrap();
     dev.peer.send(&good).await.unwrap();
-    sub.until("the good message after the flood", |seen| {
-        signed(seen, &keys).iter().filter(|b| b.kind == BodyKind::Obs).count() >= 2
+    sub.until_signed("the good message after the flood", &keys, |bodies| {
+        bodies.iter().filter(|b| b.kind == BodyKind::Obs).count() >= 2
     })
     .await;
     let c = gateway.counters.devices["monitor-1"].clone();
     let rejected = c.rejected_frames.load(Ordering::Relaxed);
     assert!(rejected > 100, "the flood's bad frames are counted: {rejected}");
     assert!(c.dropped_bytes.load(Ordering::Relaxed) > 1_000_000);
-    sub.until("a suppressed-events report", |seen| {
-        signed(seen, &keys).iter().any(|b| {
+    sub.until_signed("a suppressed-events report", &keys, |bodies| {
+        bodies.iter().any(|b| {
             b.event.as_ref().is_some_and(|e| {
                 e.code == "events-suppressed" || e.data.as_ref().is_some_and(|d| d.contains_key("suppressed_before"))
             })
         })
     })
     .await;
-    let events = signed(&sub.seen, &keys).iter().filter(|b| b.kind == BodyKind::Event).count() as u64;
+    let events = sub.verified.iter().filter(|b| b.kind == BodyKind::Event).count() as u64;
     assert!(events < rejected, "events are rate-limited: {events} events for {rejected} bad frames");
     gateway.stop().await;
 }
