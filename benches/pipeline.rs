@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const THROUGHPUT_READINGS: u64 = 100_000;
+/// Backlog built while the broker is down, then drained (`SPOKEGATE_BENCH_BACKLOG` overrides).
+const BACKLOG: u64 = 1_000_000;
 const PACED_RATE: u64 = 500;
 const PACED_SECONDS: u64 = 10;
 
@@ -66,36 +68,49 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = spokegate::sim::broker::free_port().unwrap();
-    std::fs::write(
-        dir.path().join("m.conf"),
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"),
-    )
-    .unwrap();
-    let _broker = Proc(
-        Command::new(if std::path::Path::new("/usr/sbin/mosquitto").exists() {
-            "/usr/sbin/mosquitto"
-        } else {
-            "mosquitto"
-        })
-        .arg("-c")
-        .arg(dir.path().join("m.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto"),
+fn start_broker(conf: &std::path::Path, port: u16) -> Proc {
+    let mosquitto =
+        if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+    let p = Proc(
+        Command::new(mosquitto)
+            .arg("-c")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto"),
     );
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(10));
     }
+    p
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = spokegate::sim::broker::free_port().unwrap();
+    let broker_dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(broker_dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let conf = broker_dir.path().join("m.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n",
+            broker_dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut broker = start_broker(&conf, port);
 
     // Subscriber: counts obs messages and stamps their arrival.
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let count = Arc::new(AtomicU64::new(0));
     let mut o = MqttOptions::new("bench-hub", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_clean_session(false); // the broker keeps what arrives for it while it reconnects
     let (client, mut eventloop) = AsyncClient::new(o, 100);
     client.subscribe("spokegate/v1/+/+/dev/+/obs", QoS::AtLeastOnce).await.unwrap();
     {
@@ -103,9 +118,13 @@ async fn run() {
         tokio::spawn(async move {
             let _c = client;
             loop {
-                if let Ok(Event::Incoming(Packet::Publish(_))) = eventloop.poll().await {
-                    arrivals.lock().unwrap().push(Instant::now());
-                    count.fetch_add(1, Ordering::Relaxed);
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(_))) => {
+                        arrivals.lock().unwrap().push(Instant::now());
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         });
@@ -201,6 +220,52 @@ async fn run() {
         status_kib(pid, "VmHWM:"),
         peak_rss
     );
+
+    // 3. Backlog: the broker is away while readings keep coming; then it returns and the queue drains.
+    let backlog: u64 = std::env::var("SPOKEGATE_BENCH_BACKLOG").ok().and_then(|v| v.parse().ok()).unwrap_or(BACKLOG);
+    let _ = Command::new("kill").args(["-TERM", &broker.0.id().to_string()]).status();
+    let _ = broker.0.wait();
+    let base = count.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let lines: Vec<u8> = (0..backlog).flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes()).collect();
+    for chunk in lines.chunks(16 * 1024) {
+        dev.peer.send(chunk).await.unwrap();
+    }
+    drop(lines);
+    let depth = || -> u64 {
+        let out = Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["status", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["queue"]["depth"].as_u64())
+            .unwrap_or(0)
+    };
+    while depth() < backlog {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let fill = t0.elapsed().as_secs_f64();
+    println!(
+        "backlog: {backlog} readings committed durably with the broker away in {fill:.1} s = {:.0} readings/s",
+        backlog as f64 / fill
+    );
+    let size = |f: &str| std::fs::metadata(dir.path().join(f)).map(|m| m.len()).unwrap_or(0);
+    println!("backlog: queue files {} MiB", (size("queue.sqlite") + size("queue.sqlite-wal")) >> 20);
+    broker = start_broker(&conf, port);
+    let t0 = Instant::now();
+    let mut peak_rss = 0;
+    while count.load(Ordering::Relaxed) < base + backlog {
+        assert!(t0.elapsed() < Duration::from_secs(900), "drain stalled at {}", count.load(Ordering::Relaxed) - base);
+        peak_rss = peak_rss.max(status_kib(pid, "VmRSS:"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = t0.elapsed().as_secs_f64();
+    println!(
+        "backlog: drained {backlog} to the subscriber in {drain:.1} s = {:.0} messages/s; gateway RSS while draining at most {peak_rss} KiB",
+        backlog as f64 / drain
+    );
+    drop(broker);
     println!(
         "machine: {} cores; `cargo bench --bench pipeline`",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)

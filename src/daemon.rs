@@ -60,7 +60,7 @@ pub async fn run(
     let (out_tx, out_rx) = mpsc::channel(STAGE_CAPACITY);
     let (state_tx, state_rx) = mpsc::channel(STAGE_CAPACITY);
     let (live_tx, live_rx) = mpsc::channel(STAGE_CAPACITY);
-    let (fresh_tx, fresh_rx) = mpsc::channel(64);
+    let (fresh_tx, fresh_rx) = mpsc::channel(8);
 
     let link = tokio::spawn(run_link(
         config.mqtt.clone(),

@@ -272,6 +272,8 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                 Some(p) = link.inputs.live.recv() => {
                     tracing::error!(topic = %p.topic, "queue unavailable and broker unreachable: message lost");
                 }
+                // Committed records wait in the queue, not in memory; the next connection reads them.
+                Some(_) = link.inputs.fresh.recv() => link.fresh.clear(),
             }
         }
     }
