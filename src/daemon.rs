@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::device::{DeviceCounters, DeviceTask};
 use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, QueueHealth};
 use crate::pipeline::{Sealer, Signer};
-use crate::queue::{Queue, QueuePolicy};
+use crate::queue::Queue;
 use crate::shutdown::Shutdown;
 use crate::sign::GatewayKey;
 use crate::systemd;
@@ -42,7 +42,7 @@ pub async fn run(
     counters: &mut Counters,
 ) -> Result<(), DaemonError> {
     let g = &config.gateway;
-    let mut opened = Queue::open(&g.state_dir, QueuePolicy::default())?;
+    let mut opened = Queue::open(&g.state_dir, config.queue.clone())?;
     let st = opened.stats()?;
     if st.depth > 0 {
         tracing::info!(

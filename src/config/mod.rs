@@ -10,6 +10,7 @@ use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
 use crate::model::BodyFormat;
 use crate::profile::{Profile, ProfileRegistry};
+use crate::queue::QueuePolicy;
 use raw::RawConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub struct Config {
     pub source: PathBuf,
     pub gateway: GatewayConfig,
     pub mqtt: MqttConfig,
+    pub queue: QueuePolicy,
     pub devices: Vec<DeviceConfig>,
 }
 
@@ -162,6 +164,31 @@ impl Config {
             }
         }
 
+        let mut queue = QueuePolicy::default();
+        let q = &raw.queue;
+        for (value, item, slot) in [
+            (&q.wave_max_mb, "queue.wave_max_mb", &mut queue.wave_max_bytes),
+            (&q.media_max_mb, "queue.media_max_mb", &mut queue.media_max_bytes),
+        ] {
+            if let Some(v) = value {
+                if *v.get_ref() == 0 || *v.get_ref() > 1 << 20 {
+                    at(v.span(), item, "must be between 1 and 1048576 (MiB)".into());
+                }
+                *slot = v.get_ref().saturating_mul(1 << 20);
+            }
+        }
+        for (value, item, slot) in [
+            (&q.wave_ttl_hours, "queue.wave_ttl_hours", &mut queue.wave_ttl),
+            (&q.media_ttl_hours, "queue.media_ttl_hours", &mut queue.media_ttl),
+        ] {
+            if let Some(v) = value {
+                if *v.get_ref() == 0 {
+                    at(v.span(), item, "must be at least 1 hour (leave it out for the default)".into());
+                }
+                *slot = Some(Duration::from_secs(v.get_ref().saturating_mul(3600)));
+            }
+        }
+
         let Some(url) = url else { return Err(problems) };
         let config = Config {
             source: path.to_path_buf(),
@@ -185,6 +212,7 @@ impl Config {
                 client_cert,
                 keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
             },
+            queue,
             devices,
         };
         problems.into_result(config)

@@ -9,6 +9,8 @@ use toml::Spanned;
 pub struct RawConfig {
     pub gateway: RawGateway,
     pub mqtt: RawMqtt,
+    #[serde(default)]
+    pub queue: RawQueue,
     #[serde(default, rename = "device")]
     pub devices: Vec<RawDevice>,
 }
@@ -51,4 +53,14 @@ pub struct RawDevice {
 pub struct RawSerialPort {
     pub path: PathBuf,
     pub baud: Option<u32>,
+}
+
+/// Limits of the durable queue. Spot readings (obs, event) have none: they are never evicted.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub wave_max_mb: Option<Spanned<u64>>,
+    pub media_max_mb: Option<Spanned<u64>>,
+    pub wave_ttl_hours: Option<Spanned<u64>>,
+    pub media_ttl_hours: Option<Spanned<u64>>,
 }

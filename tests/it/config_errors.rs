@@ -20,6 +20,7 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static 
         ("duplicate device id", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/a\" }}\n[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"/dev/b\" }}\n"), 12, "device[1].id", "used twice"),
         ("device without transport", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\n"), 8, "device[0].serial", "transport"),
         ("wrong type", format!("{GOOD_GATEWAY}[mqtt]\nurl = 1883\n"), 6, "mqtt.url", "string"),
+        ("zero queue cap", format!("{GOOD_GATEWAY}{GOOD_MQTT}[queue]\nwave_max_mb = 0\n"), 8, "queue.wave_max_mb", "between 1"),
         ("bad body format", format!("[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nbody_format = \"xml\"\n{GOOD_MQTT}"), 5, "gateway.body_format", "cbor, json"),
     ]
 }
