@@ -176,7 +176,7 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                 link.flush_deletes();
             }
             if let Some(deadline) = draining {
-                let done = s.connected && s.outstanding() == 0 && !s.maybe_more;
+                let done = s.connected && s.outstanding() == 0 && !s.maybe_more && link.fresh.is_empty();
                 if done || tokio::time::Instant::now() >= deadline {
                     link.finish(&client, &mut events, &s).await;
                     return Ok(());
