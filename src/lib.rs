@@ -25,6 +25,7 @@
 //!   the durable [`queue`] (SQLite, grouped commits) before the device is acknowledged.
 //! - [`mqtt`] sends the queue in `seq` order at QoS 1 and deletes a message only on its PUBACK;
 //!   birth/will status and retained device state.
+//! - [`wave`] holds the lossless sample packings of `wave` bodies (the waveform pipeline builds on it).
 //! - [`hub`] is the other end: verify, check ids, de-duplicate, print (`spokegate watch`).
 //! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
 //!   reporting every problem with file, line, column and item: [`diagnostic`]).
@@ -55,3 +56,4 @@ pub mod sign;
 pub mod sim;
 pub mod systemd;
 pub mod transport;
+pub mod wave;
