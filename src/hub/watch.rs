@@ -30,6 +30,7 @@ pub struct WatchOptions {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WatchStats {
     pub verified: u64,
+    /// Signed messages seen again (same gw and seq): at-least-once delivery.
     pub duplicates: u64,
     pub rejected: u64,
 }
@@ -66,10 +67,14 @@ pub async fn watch(
                     Ok(msg) => {
                         let fresh = match &msg {
                             HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
-                            _ => {
-                                last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref()
-                                    != Some(&p.payload[..])
+                            // A retained status or state published again unchanged (after a
+                            // reconnect) is not news, and not a duplicate reading either.
+                            _ if last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref()
+                                == Some(&p.payload[..]) =>
+                            {
+                                continue
                             }
+                            _ => true,
                         };
                         if fresh {
                             stats.verified += 1;

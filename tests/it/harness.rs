@@ -129,10 +129,18 @@ impl Subscriber {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            let _client = client;
             let mut ready = Some(ready_tx);
+            let mut connects = 0;
             loop {
                 match eventloop.poll().await {
+                    // Subscribe again after a reconnect: a persistent session keeps the subscription,
+                    // but only if the broker managed to save it.
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        connects += 1;
+                        if connects > 1 {
+                            let _ = client.try_subscribe("spokegate/v1/#", QoS::AtLeastOnce);
+                        }
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(r) = ready.take() {
                             let _ = r.send(());
