@@ -5,8 +5,7 @@ use time::OffsetDateTime;
 
 /// Now, in microseconds since the Unix epoch, UTC.
 pub fn now_micros() -> i64 {
-    let now = OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+    to_micros(OffsetDateTime::now_utc())
 }
 
 /// Now, as RFC 3339 text in UTC.

@@ -7,7 +7,7 @@ use crate::clock::{now_micros, now_rfc3339};
 use crate::model::{Body, BodyFormat, BodyKind, Event, Observation, Severity, BODY_VERSION};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
-use crate::queue::{Class, Queue, QueueError, Record};
+use crate::queue::{lock, Class, Queue, QueueError, Record};
 use crate::sign::{seal, GatewayKey};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -135,10 +135,6 @@ struct Round {
     committed: Result<(), QueueError>,
     records: Vec<Record>,
     accepted: Vec<oneshot::Sender<()>>,
-}
-
-fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
-    queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Numbers, signs and commits jobs (on a blocking thread: signing and fsync are the slow parts).

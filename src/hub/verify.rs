@@ -3,7 +3,7 @@
 use crate::model::{Body, BodyError};
 use crate::mqtt::status::{DeviceState, GatewayStatus};
 use crate::mqtt::topics::{self, TopicRef};
-use crate::sign::{open_envelope, EnvelopeError, PublicKey};
+use crate::sign::{parse_envelope, verify_envelope, EnvelopeError, PublicKey};
 use std::collections::HashMap;
 
 /// The gateway keys a hub trusts, by `kid`.
@@ -17,11 +17,9 @@ impl KeyRing {
         Self { keys: keys.into_iter().map(|k| (*k.kid(), k)).collect() }
     }
 
-    fn find(&self, envelope: &[u8]) -> Option<&PublicKey> {
-        // The kid is in the protected header; try it first, else every key (few per hub).
-        let sign1 = <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(envelope).ok()?;
-        let kid: [u8; 8] = sign1.protected.header.key_id.as_slice().try_into().ok()?;
-        self.keys.get(&kid)
+    /// The key named by an envelope's `kid`.
+    fn find(&self, kid: &[u8]) -> Option<&PublicKey> {
+        self.keys.get(<&[u8; 8]>::try_from(kid).ok()?)
     }
 }
 
@@ -66,8 +64,9 @@ pub fn check(topic: &str, payload: &[u8], keys: &KeyRing) -> Result<HubMessage, 
             .map(|state| HubMessage::DeviceState { site: site.into(), gw: gw.into(), dev: dev.into(), state })
             .map_err(|e| Rejection::BadJson(e.to_string())),
         TopicRef::Body { site, gw, dev, kind, .. } => {
-            let key = keys.find(payload).ok_or(Rejection::UnknownKey)?;
-            let envelope = open_envelope(payload, key)?;
+            let sign1 = parse_envelope(payload)?;
+            let key = keys.find(&sign1.protected.header.key_id).ok_or(Rejection::UnknownKey)?;
+            let envelope = verify_envelope(sign1, key)?;
             let body = Body::decode(&envelope.payload, envelope.format)?;
             for (field, t, b) in [("site", site, &body.site), ("gw", gw, &body.gw), ("dev", dev, &body.dev)] {
                 if t != b {

@@ -17,7 +17,7 @@
 use super::status::{GatewayStatus, QueueStatus};
 use crate::clock::{now_micros, now_rfc3339};
 use crate::config::MqttConfig;
-use crate::queue::{Queue, Record};
+use crate::queue::{self, Queue, Record};
 use crate::transport::Backoff;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -331,11 +331,9 @@ impl Link {
         }
         // Never wait for the queue on the runtime thread: it is busy only while a commit runs, and
         // the link is woken again by the next commit or acknowledgement.
-        let rows = match self.inputs.queue.try_lock() {
-            Ok(mut q) => q.after(s.last_sent, room),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().after(s.last_sent, room),
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
+        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
+        let rows = q.after(s.last_sent, room);
+        drop(q);
         let rows = match rows {
             Ok(r) => r,
             Err(e) => {
@@ -368,11 +366,9 @@ impl Link {
         if self.acked.is_empty() || self.delete_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
             return;
         }
-        let result = match self.inputs.queue.try_lock() {
-            Ok(mut q) => q.delete(&self.acked),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().delete(&self.acked),
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
+        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
+        let result = q.delete(&self.acked);
+        drop(q);
         match result {
             Ok(()) => {
                 self.acked.clear();
@@ -397,10 +393,7 @@ impl Link {
 
     fn status(&self, online: bool) -> Publication {
         let mut status = GatewayStatus::new(online, now_rfc3339(), self.kid.clone());
-        let stats = match self.inputs.queue.lock() {
-            Ok(mut q) => q.stats(),
-            Err(p) => p.into_inner().stats(),
-        };
+        let stats = queue::lock(&self.inputs.queue).stats();
         if let Ok(st) = stats {
             status.queue = Some(QueueStatus::from_stats(&st, now_micros(), self.inputs.health.get()));
         }

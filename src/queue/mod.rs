@@ -39,4 +39,21 @@ mod policy;
 mod store;
 
 pub use policy::{Class, QueuePolicy};
+
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+/// The queue, shared by the sealer and the uplink. A panic elsewhere never makes it unusable.
+pub fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The queue if no one else holds it (a commit runs on another thread): the runtime thread never
+/// waits for the disk.
+pub fn try_lock(queue: &Mutex<Queue>) -> Option<MutexGuard<'_, Queue>> {
+    match queue.try_lock() {
+        Ok(q) => Some(q),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
 pub use store::{Dropped, Queue, QueueError, QueueStats, Record};

@@ -237,28 +237,19 @@ impl Queue {
     /// The next `seq`. Numbers are reserved on disk a block at a time, so even a message that is
     /// published without being committed (a full disk) never shares its number with a later one.
     pub fn reserve_seq(&mut self) -> Result<u64, QueueError> {
-        if self.next_seq >= self.reserved_until {
-            let until = self.next_seq + SEQ_BLOCK;
-            self.reservation.write(until)?;
-            self.reserved_until = until;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        Ok(seq)
+        self.reserve_seqs(1)
     }
 
     /// Reserves `n` consecutive numbers; returns the first.
     pub fn reserve_seqs(&mut self, n: u64) -> Result<u64, QueueError> {
-        let first = self.reserve_seq()?;
-        if n > 1 {
-            let last = first + n - 1;
-            if last >= self.reserved_until {
-                let until = last + SEQ_BLOCK;
-                self.reservation.write(until)?;
-                self.reserved_until = until;
-            }
-            self.next_seq = last + 1;
+        let first = self.next_seq;
+        let end = first + n; // one past the last
+        if end > self.reserved_until {
+            let until = end - 1 + SEQ_BLOCK;
+            self.reservation.write(until)?;
+            self.reserved_until = until;
         }
+        self.next_seq = end;
         Ok(first)
     }
 

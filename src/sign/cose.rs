@@ -54,11 +54,20 @@ pub struct Envelope {
 
 /// Parses and verifies a tagged COSE_Sign1 with the gateway's public key.
 pub fn open_envelope(bytes: &[u8], key: &PublicKey) -> Result<Envelope, EnvelopeError> {
-    let sign1 = CoseSign1::from_tagged_slice(bytes).or_else(|_| {
+    verify_envelope(parse_envelope(bytes)?, key)
+}
+
+/// Parses a tagged COSE_Sign1 without verifying it (to read its `kid` first).
+pub fn parse_envelope(bytes: &[u8]) -> Result<CoseSign1, EnvelopeError> {
+    CoseSign1::from_tagged_slice(bytes).or_else(|_| {
         // Say plainly when the tag is missing rather than a generic CBOR error.
         CoseSign1::from_slice(bytes).map(|_| ()).map_err(|e| EnvelopeError::NotCoseSign1(e.to_string()))?;
         Err(EnvelopeError::NotCoseSign1("CBOR tag 18 missing".into()))
-    })?;
+    })
+}
+
+/// Verifies a parsed COSE_Sign1 with the gateway's public key.
+pub fn verify_envelope(sign1: CoseSign1, key: &PublicKey) -> Result<Envelope, EnvelopeError> {
     let h = &sign1.protected.header;
     if h.alg != Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) {
         return Err(EnvelopeError::WrongAlgorithm);

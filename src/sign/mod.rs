@@ -3,5 +3,7 @@
 mod cose;
 mod key;
 
-pub use cose::{open_envelope, seal, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
+pub use cose::{
+    open_envelope, parse_envelope, seal, verify_envelope, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
+};
 pub use key::{GatewayKey, KeyError, PublicKey};

@@ -44,6 +44,7 @@ async fn ten_broker_outages_lose_nothing_and_keep_order() {
     let mut depth_seen_during_outage = 0;
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await; // streaming while the broker is up
+        let connects = gateway.counters.link.connects.load(Ordering::Relaxed);
         broker.stop();
         tokio::time::sleep(Duration::from_millis(1500)).await; // the outage
         let out = Command::new(env!("CARGO_BIN_EXE_spokegate"))
@@ -53,6 +54,13 @@ async fn ten_broker_outages_lose_nothing_and_keep_order() {
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         depth_seen_during_outage = depth_seen_during_outage.max(status["queue"]["depth"].as_u64().unwrap_or(0));
         broker.restart();
+        // Outages are only meaningful if the gateway gets back in between: wait for its reconnect
+        // (its backoff grows while the broker is away), then stream a while before the next one.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while gateway.counters.link.connects.load(Ordering::Relaxed) == connects {
+            assert!(tokio::time::Instant::now() < deadline, "the gateway did not reconnect");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let _peer = streamer.await.unwrap();
