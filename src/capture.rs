@@ -11,6 +11,8 @@ use crate::framing::framer_for;
 use crate::model::Body;
 use crate::pipeline::{make_body, Payload, Source};
 use crate::profile::Profile;
+use crate::wave::WaveStream;
+use std::time::Instant;
 
 /// The site, gateway and device named in offline bodies.
 pub const OFFLINE_SITE: &str = "offline";
@@ -46,11 +48,18 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
 pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
     let from = Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() };
     let decoder = Decoder::new(profile.decoder.clone());
-    let mut framer = framer_for(profile.framing);
+    let mut framer = framer_for(&profile.framing);
     let mut bodies = Vec::new();
     let mut push = |payload: Payload, tdev: Option<i64>| {
         let seq = bodies.len() as u64 + 1;
         bodies.push(make_body(OFFLINE_SITE, OFFLINE_GW, &from, payload, seq, now_micros(), tdev));
+    };
+    let mut wave = profile.wave.clone().map(WaveStream::new);
+    let mut chunks = Vec::new();
+    let rejected = |wave: &mut Option<WaveStream>, push: &mut dyn FnMut(Payload, Option<i64>)| {
+        if let Some(gap) = wave.as_mut().and_then(WaveStream::rejected) {
+            push(Payload::Event(gap), None);
+        }
     };
     framer.push(bytes);
     loop {
@@ -63,15 +72,32 @@ pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
                     if !d.observations.is_empty() {
                         push(Payload::Obs(d.observations), d.tdev);
                     }
+                    if let (Some(samples), Some(stream)) = (&d.wave, wave.as_mut()) {
+                        if let Some(gap) = stream.frame(samples, now_micros(), Instant::now(), &mut chunks) {
+                            push(Payload::Event(gap), None);
+                        }
+                        for c in chunks.drain(..) {
+                            push(Payload::Wave(c), None);
+                        }
+                    }
                 }
-                Err(e) => push(Payload::Event(e.to_event()), None),
+                Err(e) => {
+                    push(Payload::Event(e.to_event()), None);
+                    rejected(&mut wave, &mut push);
+                }
             },
             Ok(None) => break,
-            Err(e) => push(Payload::Event(e.to_event()), None),
+            Err(e) => {
+                push(Payload::Event(e.to_event()), None);
+                rejected(&mut wave, &mut push);
+            }
         }
     }
     if let Some(e) = framer.finish() {
         push(Payload::Event(e.to_event()), None);
+    }
+    if let Some(c) = wave.as_mut().and_then(WaveStream::flush) {
+        push(Payload::Wave(c), None);
     }
     bodies
 }

@@ -4,7 +4,7 @@
 //! before any device hears its readings were accepted.
 
 use crate::clock::{now_micros, now_rfc3339};
-use crate::model::{Body, BodyFormat, BodyKind, Event, Observation, Severity, BODY_VERSION};
+use crate::model::{Body, BodyFormat, BodyKind, Event, Observation, Severity, Wave, BODY_VERSION};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
 use crate::queue::{lock, Class, Queue, QueueError, Record};
@@ -24,6 +24,7 @@ pub struct Source {
 pub enum Payload {
     Obs(Vec<Observation>),
     Event(Event),
+    Wave(Wave),
 }
 
 /// What device tasks send to the pipeline.
@@ -38,9 +39,10 @@ pub enum Outgoing {
 
 /// A contract body for a payload.
 pub fn make_body(site: &str, gw: &str, from: &Source, payload: Payload, seq: u64, t: i64, tdev: Option<i64>) -> Body {
-    let (kind, obs, event) = match payload {
-        Payload::Obs(o) => (BodyKind::Obs, Some(o), None),
-        Payload::Event(e) => (BodyKind::Event, None, Some(e)),
+    let (kind, obs, event, wave) = match payload {
+        Payload::Obs(o) => (BodyKind::Obs, Some(o), None, None),
+        Payload::Event(e) => (BodyKind::Event, None, Some(e), None),
+        Payload::Wave(w) => (BodyKind::Wave, None, None, Some(w)),
     };
     Body {
         v: BODY_VERSION,
@@ -55,6 +57,7 @@ pub fn make_body(site: &str, gw: &str, from: &Source, payload: Payload, seq: u64
         consult: None,
         obs,
         event,
+        wave,
     }
 }
 
@@ -83,7 +86,7 @@ impl Signer {
             seq,
             class: class_of(body.kind),
             created: now_micros(),
-            topic: topics::body(&self.site, &self.gw, &from.dev, body.kind, None),
+            topic: topics::body(&self.site, &self.gw, &from.dev, body.kind, body.wave.as_ref().map(|w| &*w.stream)),
             payload: bytes,
         })
     }

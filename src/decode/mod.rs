@@ -1,8 +1,11 @@
 //! Frame -> readings. Decoders are pure functions of a frame and a profile: no IO, no tokio, so they
 //! are tested with byte vectors beside them and fuzzed with arbitrary bytes.
 
+pub mod cyton;
 pub mod hl7;
 mod hl7_ack;
+pub mod pcm;
+mod samples;
 pub mod text;
 
 use crate::model::{Event, Observation, Severity};
@@ -18,6 +21,23 @@ pub struct Decoded {
     pub problems: Vec<Event>,
     /// Bytes to send back to the device once the readings are accepted (an HL7 ACK).
     pub reply: Option<Vec<u8>>,
+    /// Waveform samples (waveform decoders).
+    pub wave: Option<WaveFrame>,
+}
+
+/// The samples of one waveform frame: rows of the stream's channels, row after row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaveFrame {
+    /// The device's sample counter for the first row, when it sends one.
+    pub counter: Option<u64>,
+    /// Row-major: `samples.len()` is rows x channels.
+    pub samples: Vec<i32>,
+}
+
+impl Decoded {
+    fn samples(wave: WaveFrame) -> Self {
+        Decoded { wave: Some(wave), ..Default::default() }
+    }
 }
 
 /// A frame that gave nothing usable. The stream carries on with the next frame.
@@ -58,6 +78,9 @@ impl Decoder {
         match &self.spec {
             DecoderSpec::Hl7Oru(spec) => hl7::decode(spec, frame, now_micros),
             DecoderSpec::Text(spec) => text::decode(spec, frame),
+            DecoderSpec::Cyton(sources) => Ok(Decoded::samples(cyton::decode(sources, frame)?)),
+            DecoderSpec::Samples(spec) => Ok(Decoded::samples(samples::decode(spec, frame)?)),
+            DecoderSpec::Pcm(spec) => Ok(Decoded::samples(pcm::decode(spec, frame)?)),
         }
     }
 }

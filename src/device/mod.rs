@@ -15,6 +15,7 @@ use crate::mqtt::status::LinkState;
 use crate::pipeline::{capture_time, Outgoing, Payload, Source};
 use crate::shutdown::Shutdown;
 use crate::transport::{self, Backoff, Link};
+use crate::wave::WaveStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +45,8 @@ pub struct DeviceTask {
     counters: Arc<DeviceCounters>,
     limiter: EventLimiter,
     decoder: Decoder,
+    /// The waveform stream of a waveform device.
+    wave: Option<WaveStream>,
     last_state: Option<(LinkState, Option<String>)>,
 }
 
@@ -56,7 +59,9 @@ impl DeviceTask {
     ) -> Self {
         let source = Source { dev: cfg.id.as_str().into(), profile: cfg.profile.id.as_str().into() };
         let decoder = Decoder::new(cfg.profile.decoder.clone());
-        Self { cfg, source, out, shutdown, counters, limiter: EventLimiter::new(5, 20), decoder, last_state: None }
+        let wave = cfg.profile.wave.clone().map(WaveStream::new);
+        let limiter = EventLimiter::new(5, 20);
+        Self { cfg, source, out, shutdown, counters, limiter, decoder, wave, last_state: None }
     }
 
     /// Runs until shutdown.
@@ -78,6 +83,7 @@ impl DeviceTask {
                         self.state(LinkState::Connected, None).await;
                         backoff.reset();
                         let why = self.session(link).await;
+                        self.wave_link_lost().await;
                         if self.shutdown.is_triggered() {
                             break;
                         }
@@ -104,13 +110,20 @@ impl DeviceTask {
 
     /// Reads until the link ends; returns why it ended.
     async fn session(&mut self, mut link: Box<dyn Link>) -> String {
-        let mut framer = framer_for(self.cfg.profile.framing);
+        let mut framer = framer_for(&self.cfg.profile.framing);
         let mut buf = vec![0u8; 8192];
         let mut shutdown = self.shutdown.clone();
         loop {
+            let chunk_due = self.wave.as_ref().and_then(WaveStream::deadline);
             let n = tokio::select! {
                 r = link.read(&mut buf) => r,
                 _ = shutdown.triggered() => return "gateway stopping".into(),
+                _ = tokio::time::sleep_until(chunk_due.unwrap_or_else(Instant::now).into()), if chunk_due.is_some() => {
+                    if let Some(chunk) = self.wave.as_mut().and_then(WaveStream::flush) {
+                        self.send_chunk(chunk).await;
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
                     self.report_suppressed().await;
                     continue;
@@ -156,6 +169,10 @@ impl DeviceTask {
                 for p in decoded.problems {
                     self.event(p).await;
                 }
+                if let Some(samples) = &decoded.wave {
+                    self.wave_frame(samples, t).await;
+                    return Ok(());
+                }
                 if decoded.observations.is_empty() {
                     if let Some(reply) = decoded.reply {
                         link.write_all(&reply).await?;
@@ -187,6 +204,7 @@ impl DeviceTask {
                 self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(code = e.code, reason = %e.text, "frame rejected");
                 self.event(e.to_event()).await;
+                self.wave_rejected().await;
                 if let Some(reply) = &e.reply {
                     link.write_all(reply).await?;
                 }
@@ -200,6 +218,44 @@ impl DeviceTask {
         self.counters.dropped_bytes.fetch_add(e.bytes() as u64, Ordering::Relaxed);
         tracing::debug!(code = e.code(), reason = %e, "bytes dropped by the framer");
         self.event(e.to_event()).await;
+        self.wave_rejected().await;
+    }
+
+    /// Samples of a waveform device: into the stream; full chunks and gaps out.
+    async fn wave_frame(&mut self, frame: &crate::decode::WaveFrame, t: i64) {
+        let Some(stream) = self.wave.as_mut() else { return };
+        let mut chunks = Vec::new();
+        let gap = stream.frame(frame, t, Instant::now(), &mut chunks);
+        self.counters.readings.fetch_add(frame.samples.len() as u64, Ordering::Relaxed);
+        if let Some(gap) = gap {
+            self.send_event(gap).await;
+        }
+        for chunk in chunks {
+            self.send_chunk(chunk).await;
+        }
+    }
+
+    async fn wave_rejected(&mut self) {
+        if let Some(gap) = self.wave.as_mut().and_then(WaveStream::rejected) {
+            self.send_event(gap).await;
+        }
+    }
+
+    async fn wave_link_lost(&mut self) {
+        if let Some(chunk) = self.wave.as_mut().and_then(WaveStream::link_lost) {
+            self.send_chunk(chunk).await;
+        }
+    }
+
+    async fn send_chunk(&self, chunk: crate::model::Wave) {
+        let msg = Outgoing::Signed {
+            from: self.source.clone(),
+            payload: Payload::Wave(chunk),
+            t: capture_time(),
+            tdev: None,
+            accepted: None,
+        };
+        let _ = self.out.send(msg).await;
     }
 
     /// Sends an event, within the device's event rate.

@@ -2,11 +2,17 @@
 //! oversized frames are reported as a [`FrameError`] and the framer resynchronises on the next
 //! frame start. A partial frame is not an error (`Ok(None)`). Frame length is bounded by the profile.
 
+mod crc;
+mod fixed;
 mod line;
 mod mllp;
+mod sync_length;
 
+pub use crc::crc16_ccitt_false;
+pub use fixed::FixedFramer;
 pub use line::LineFramer;
 pub use mllp::{mllp_wrap, MllpFramer, MLLP_END, MLLP_START};
+pub use sync_length::{sync_length_wrap, SyncLengthFramer};
 
 use crate::profile::FramingSpec;
 
@@ -19,6 +25,8 @@ pub enum FrameError {
     Truncated { bytes: usize },
     #[error("frame longer than the {limit}-byte limit ({bytes} bytes dropped)")]
     Oversize { bytes: usize, limit: usize },
+    #[error("frame of {bytes} bytes failed its CRC")]
+    Crc { bytes: usize },
 }
 
 impl FrameError {
@@ -28,6 +36,7 @@ impl FrameError {
             FrameError::Garbage { .. } => "frame-garbage",
             FrameError::Truncated { .. } => "frame-truncated",
             FrameError::Oversize { .. } => "frame-oversize",
+            FrameError::Crc { .. } => "frame-crc",
         }
     }
 
@@ -40,9 +49,10 @@ impl FrameError {
 
     pub fn bytes(&self) -> usize {
         match self {
-            FrameError::Garbage { bytes } | FrameError::Truncated { bytes } | FrameError::Oversize { bytes, .. } => {
-                *bytes
-            }
+            FrameError::Garbage { bytes }
+            | FrameError::Truncated { bytes }
+            | FrameError::Oversize { bytes, .. }
+            | FrameError::Crc { bytes } => *bytes,
         }
     }
 }
@@ -59,10 +69,12 @@ pub trait Framer: Send {
 }
 
 /// The framer a profile names.
-pub fn framer_for(spec: FramingSpec) -> Box<dyn Framer> {
+pub fn framer_for(spec: &FramingSpec) -> Box<dyn Framer> {
     match spec {
-        FramingSpec::Mllp { max_len } => Box::new(MllpFramer::new(max_len)),
-        FramingSpec::Line { max_len } => Box::new(LineFramer::new(max_len)),
+        FramingSpec::Mllp { max_len } => Box::new(MllpFramer::new(*max_len)),
+        FramingSpec::Line { max_len } => Box::new(LineFramer::new(*max_len)),
+        FramingSpec::Fixed { len, start, end } => Box::new(FixedFramer::new(*len, *start, end.clone())),
+        FramingSpec::SyncLength { sync, max_len } => Box::new(SyncLengthFramer::new(sync.clone(), *max_len)),
     }
 }
 

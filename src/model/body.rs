@@ -1,6 +1,6 @@
 //! The signed message body (contract section "Body"): the common keys and one payload by type.
 
-use super::{Event, Observation};
+use super::{Event, Observation, Wave};
 use serde::{Deserialize, Serialize};
 
 /// The `v` of every body this gateway writes.
@@ -56,6 +56,9 @@ pub struct Body {
     pub obs: Option<Vec<Observation>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Event>,
+    /// The `wave` keys (`stream`, `rate`, `i0`, `t0`, `n`, `ch`) sit at the top level of the body.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<Wave>,
 }
 
 /// A body that could not be written or read.
@@ -90,8 +93,9 @@ impl Body {
         let present = match body.kind {
             BodyKind::Obs => body.obs.is_some(),
             BodyKind::Event => body.event.is_some(),
-            // Waveform and media payloads are read by their own modules when they exist.
-            BodyKind::Wave | BodyKind::Media => true,
+            BodyKind::Wave => body.wave.is_some(),
+            // Media payloads are read by their own module when it exists.
+            BodyKind::Media => true,
         };
         if !present {
             return Err(BodyError::MissingPayload { kind: body.kind.as_str() });
@@ -123,6 +127,7 @@ mod tests {
                 Unit { ucum: "mm[Hg]".into(), mdc: Some(266016) },
             )]),
             event: None,
+            wave: None,
         }
     }
 

@@ -6,7 +6,9 @@
 pub mod body;
 mod event;
 mod observation;
+mod wave;
 
 pub use body::{Body, BodyError, BodyFormat, BodyKind, BODY_VERSION};
 pub use event::{Event, Severity};
 pub use observation::{Code, Observation, Quality, Unit};
+pub use wave::{Channel, Wave};

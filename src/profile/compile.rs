@@ -30,13 +30,13 @@ pub fn compile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     checker.problems.into_result(()).and(profile.ok_or_else(Diagnostics::default))
 }
 
-struct Checker<'a> {
-    src: &'a SourceFile<'a>,
-    problems: Diagnostics,
+pub(super) struct Checker<'a> {
+    pub(super) src: &'a SourceFile<'a>,
+    pub(super) problems: Diagnostics,
 }
 
 impl Checker<'_> {
-    fn problem<T>(&mut self, at: &Spanned<T>, item: &str, message: impl Into<String>) {
+    pub(super) fn problem<T>(&mut self, at: &Spanned<T>, item: &str, message: impl Into<String>) {
         self.problems.0.push(self.src.at(at.span(), item, message));
     }
 
@@ -47,6 +47,7 @@ impl Checker<'_> {
         let serial = self.serial(&raw.serial);
         let framing = self.framing(&raw);
         let decoder = self.decoder(&raw);
+        let wave = self.wave(&raw, decoder.as_ref());
         Some(Profile {
             id: raw.id.into_inner(),
             description: raw.description,
@@ -54,6 +55,7 @@ impl Checker<'_> {
             serial,
             framing: framing?,
             decoder: decoder?,
+            wave: wave?,
         })
     }
 
@@ -118,11 +120,13 @@ impl Checker<'_> {
         match raw.framing.kind.get_ref().as_str() {
             "mllp" => Some(FramingSpec::Mllp { max_len: max_len.unwrap_or(64 * 1024) }),
             "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
+            "fixed" => self.fixed_framing(&raw.framing),
+            "sync-length" => self.sync_length_framing(&raw.framing, max_len.unwrap_or(4096)),
             other => {
                 self.problem(
                     &raw.framing.kind,
                     "framing.kind",
-                    format!("unknown framing `{other}` (known: mllp, line)"),
+                    format!("unknown framing `{other}` (known: mllp, line, fixed, sync-length)"),
                 );
                 None
             }
@@ -134,8 +138,15 @@ impl Checker<'_> {
         match d.kind.get_ref().as_str() {
             "hl7-oru" => Some(DecoderSpec::Hl7Oru(self.hl7(raw))),
             "text" => self.text(d, &raw.fields).map(DecoderSpec::Text),
+            "openbci-cyton" => self.cyton(raw),
+            "samples" => self.samples(raw),
+            "pcm" => self.pcm(raw),
             other => {
-                self.problem(&d.kind, "decoder.kind", format!("unknown decoder `{other}` (known: hl7-oru, text)"));
+                self.problem(
+                    &d.kind,
+                    "decoder.kind",
+                    format!("unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm)"),
+                );
                 None
             }
         }
@@ -300,7 +311,7 @@ impl Checker<'_> {
     }
 
     /// A UCUM unit: printable ASCII, no spaces (the full UCUM grammar is the hub's business).
-    fn ucum(&mut self, value: &Spanned<String>, item: &str) {
+    pub(super) fn ucum(&mut self, value: &Spanned<String>, item: &str) {
         let v = value.get_ref();
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
             self.problem(value, item, format!("`{v}` is not a UCUM unit (printable ASCII, no spaces; `1` for none)"));

@@ -9,6 +9,7 @@
 mod compile;
 pub mod raw;
 mod registry;
+mod wave_checks;
 
 pub use compile::{compile, load_file};
 pub use registry::{ProfileRegistry, BUILTIN};
@@ -27,6 +28,8 @@ pub struct Profile {
     pub serial: SerialSettings,
     pub framing: FramingSpec,
     pub decoder: DecoderSpec,
+    /// The waveform stream, for waveform devices.
+    pub wave: Option<WaveSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +63,16 @@ impl Default for SerialSettings {
 }
 
 /// How the byte stream is cut into frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FramingSpec {
     /// HL7 Minimal Lower Layer Protocol: `0x0B` message `0x1C 0x0D`.
     Mllp { max_len: usize },
     /// Text lines ended by CR, LF or CR LF.
     Line { max_len: usize },
+    /// Packets of `len` bytes from a `start` byte to an end byte in `end` (OpenBCI Cyton).
+    Fixed { len: usize, start: u8, end: std::ops::RangeInclusive<u8> },
+    /// `sync`, 16-bit LE length, payload, CRC-16/CCITT-FALSE LE over length and payload.
+    SyncLength { sync: Vec<u8>, max_len: usize },
 }
 
 /// How a frame becomes readings.
@@ -73,6 +80,75 @@ pub enum FramingSpec {
 pub enum DecoderSpec {
     Hl7Oru(Hl7Spec),
     Text(TextSpec),
+    /// OpenBCI Cyton 33-byte packets: counter, 8 channels of 24-bit big-endian samples.
+    Cyton(SampleSources),
+    /// One sample row per text line.
+    Samples(SamplesSpec),
+    /// Binary PCM frames: optional 32-bit sample counter, interleaved samples.
+    Pcm(PcmSpec),
+}
+
+/// Which of the device's channels (0-based) become the stream's channels, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleSources(pub Vec<usize>);
+
+/// Text sample rows: integers separated by `delimiter` (commas or white space when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamplesSpec {
+    pub delimiter: Option<char>,
+    /// 0-based column holding a sample counter, if the device prints one.
+    pub counter_column: Option<usize>,
+    /// 0-based columns of the channels.
+    pub sources: SampleSources,
+}
+
+/// How one PCM sample is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleFormat {
+    I16Le,
+    I32Le,
+}
+
+impl SampleFormat {
+    pub fn width(self) -> usize {
+        match self {
+            SampleFormat::I16Le => 2,
+            SampleFormat::I32Le => 4,
+        }
+    }
+}
+
+/// Binary PCM frame payload: `[u32 LE sample counter]` then `channels` interleaved samples per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcmSpec {
+    pub channels: usize,
+    pub sample: SampleFormat,
+    pub counter: bool,
+    pub sources: SampleSources,
+}
+
+/// A waveform device's stream: what the chunker needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaveSpec {
+    pub stream: String,
+    pub rate: f64,
+    pub window: std::time::Duration,
+    pub enc: crate::wave::Encoding,
+    pub channels: Vec<ChannelSpec>,
+    /// The device's sample counter wraps at this value (it counts samples).
+    pub counter_modulus: Option<u64>,
+    /// Rows each frame carries when the frame has no counter (a rejected frame is that many missing).
+    pub rows_per_frame: Option<u64>,
+}
+
+/// One channel of a stream. Physical value = (count - base) * gain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub label: String,
+    pub code: Code,
+    pub unit: Unit,
+    pub gain: f64,
+    pub base: i64,
 }
 
 /// HL7 v2 ORU^R01 (IHE PCD-01) observations.

@@ -20,6 +20,9 @@ pub struct RawProfile {
     pub metrics: Vec<RawMetric>,
     #[serde(default, rename = "field")]
     pub fields: Vec<RawField>,
+    pub wave: Option<Spanned<RawWave>>,
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<RawChannel>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -36,8 +39,15 @@ pub struct RawSerial {
 #[serde(deny_unknown_fields)]
 pub struct RawFraming {
     pub kind: Spanned<String>,
-    /// Largest frame (MLLP) or line accepted, in bytes.
+    /// Largest frame (MLLP), line or payload (sync-length) accepted, in bytes.
     pub max_len: Option<Spanned<usize>>,
+    // fixed
+    pub length: Option<Spanned<usize>>,
+    pub start: Option<Spanned<u8>>,
+    /// `[lowest, highest]` end byte.
+    pub end: Option<Spanned<Vec<u8>>>,
+    // sync-length
+    pub sync: Option<Spanned<Vec<u8>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +67,13 @@ pub struct RawDecoder {
     #[serde(default)]
     pub skip_column_counts: Vec<usize>,
     pub device_time: Option<RawDeviceTime>,
+    // samples
+    pub counter_column: Option<Spanned<usize>>,
+    pub counter_modulus: Option<Spanned<u64>>,
+    // pcm
+    pub channels: Option<Spanned<usize>>,
+    pub sample: Option<Spanned<String>>,
+    pub counter: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,4 +117,33 @@ pub struct RawField {
     pub offset: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<Spanned<f64>>,
+}
+
+/// A waveform stream: `[wave]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWave {
+    pub stream: Spanned<String>,
+    /// Samples per second per channel.
+    pub rate: Spanned<f64>,
+    /// Chunk window in milliseconds (200 when absent).
+    pub window_ms: Option<Spanned<u64>>,
+    /// Sample packing on the wire (`rice` when absent).
+    pub enc: Option<Spanned<String>>,
+}
+
+/// One channel of a waveform stream: `[[channel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// Where the channel is in the device's data: channel number (openbci-cyton, pcm) or column
+    /// number (samples), counting from 1.
+    pub source: Spanned<usize>,
+    pub label: Spanned<String>,
+    pub mdc: u32,
+    pub name: Option<String>,
+    pub ucum: Spanned<String>,
+    /// Physical value = (count - base) * gain.
+    pub gain: Spanned<f64>,
+    pub base: Option<i64>,
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `i16le` | each sample as a little-endian two's-complement 16-bit integer |
 //! | `i32le` | each sample as a little-endian two's-complement 32-bit integer |
+//! | `rice` | fixed linear prediction and Rice codes, see [`super::rice`] |
 //! | `dzv` | delta, zig-zag, varint: for each sample `d = s[i] - s[i-1]` (with `s[-1] = 0`), computed in 64 bits; `z = (d << 1) ^ (d >> 63)`; `z` as an unsigned LEB128 varint (7 bits a byte, low group first, high bit = more) |
 //!
 //! `dzv` suits biosignals, whose neighbouring samples differ little: most deltas take one byte.
@@ -15,6 +16,7 @@ pub enum Encoding {
     I16Le,
     I32Le,
     DeltaZigzagVarint,
+    Rice,
 }
 
 impl Encoding {
@@ -24,6 +26,7 @@ impl Encoding {
             Encoding::I16Le => "i16le",
             Encoding::I32Le => "i32le",
             Encoding::DeltaZigzagVarint => "dzv",
+            Encoding::Rice => "rice",
         }
     }
 
@@ -32,6 +35,7 @@ impl Encoding {
             "i16le" => Some(Encoding::I16Le),
             "i32le" => Some(Encoding::I32Le),
             "dzv" => Some(Encoding::DeltaZigzagVarint),
+            "rice" => Some(Encoding::Rice),
             _ => None,
         }
     }
@@ -47,6 +51,8 @@ pub enum PackError {
     Trailing { extra: usize },
     #[error("varint of sample {index} is longer than 10 bytes or overflows")]
     BadVarint { index: usize },
+    #[error("rice header: predictor order {order} or parameter {k} out of range")]
+    BadHeader { order: u8, k: u8 },
 }
 
 /// Packs samples.
@@ -67,19 +73,43 @@ pub fn pack(samples: &[i32], enc: Encoding) -> Result<Vec<u8>, PackError> {
             for &s in samples {
                 let d = i64::from(s) - prev;
                 prev = i64::from(s);
-                let mut z = ((d << 1) ^ (d >> 63)) as u64;
-                loop {
-                    let byte = (z & 0x7f) as u8;
-                    z >>= 7;
-                    if z == 0 {
-                        out.push(byte);
-                        break;
-                    }
-                    out.push(byte | 0x80);
-                }
+                write_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
             }
             Ok(out)
         }
+        Encoding::Rice => Ok(super::rice::pack(samples)),
+    }
+}
+
+/// Appends `z` as an unsigned LEB128 varint.
+pub(crate) fn write_varint(out: &mut Vec<u8>, mut z: u64) {
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads an unsigned LEB128 varint at `pos`, moving `pos` past it. `None` when the data ends
+/// first or the varint is longer than 64 bits.
+pub(crate) fn read_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut z = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *data.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 || shift > 63 {
+            return None;
+        }
+        z |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(z);
+        }
+        shift += 7;
     }
 }
 
@@ -109,22 +139,11 @@ pub fn unpack(data: &[u8], enc: Encoding, n: usize) -> Result<Vec<i32>, PackErro
             let mut pos = 0;
             let mut prev = 0i64;
             for index in 0..n {
-                let mut z = 0u64;
-                let mut shift = 0;
-                loop {
-                    let Some(&byte) = data.get(pos) else {
-                        return Err(PackError::Truncated { got: index, want: n });
-                    };
-                    pos += 1;
-                    if shift == 63 && byte > 1 || shift > 63 {
-                        return Err(PackError::BadVarint { index });
-                    }
-                    z |= u64::from(byte & 0x7f) << shift;
-                    if byte & 0x80 == 0 {
-                        break;
-                    }
-                    shift += 7;
-                }
+                let z = read_varint(data, &mut pos).ok_or(if pos >= data.len() {
+                    PackError::Truncated { got: index, want: n }
+                } else {
+                    PackError::BadVarint { index }
+                })?;
                 let d = (z >> 1) as i64 ^ -((z & 1) as i64);
                 let s = prev.checked_add(d).ok_or(PackError::BadVarint { index })?;
                 let v = i32::try_from(s).map_err(|_| PackError::OutOfRange { index, value: s })?;
@@ -136,6 +155,7 @@ pub fn unpack(data: &[u8], enc: Encoding, n: usize) -> Result<Vec<i32>, PackErro
             }
             Ok(out)
         }
+        Encoding::Rice => super::rice::unpack(data, n),
     }
 }
 
@@ -144,7 +164,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [Encoding; 3] = [Encoding::I16Le, Encoding::I32Le, Encoding::DeltaZigzagVarint];
+    const ALL: [Encoding; 4] = [Encoding::I16Le, Encoding::I32Le, Encoding::DeltaZigzagVarint, Encoding::Rice];
 
     #[test]
     fn small_deltas_take_one_byte_each() {
@@ -158,7 +178,7 @@ mod tests {
     #[test]
     fn extreme_swings_round_trip() {
         let samples = [i32::MIN, i32::MAX, i32::MIN, 0, i32::MAX, -1];
-        for enc in [Encoding::I32Le, Encoding::DeltaZigzagVarint] {
+        for enc in [Encoding::I32Le, Encoding::DeltaZigzagVarint, Encoding::Rice] {
             assert_eq!(unpack(&pack(&samples, enc).unwrap(), enc, samples.len()).unwrap(), samples, "{enc:?}");
         }
     }
@@ -171,7 +191,7 @@ mod tests {
         assert_eq!(unpack(&packed, Encoding::DeltaZigzagVarint, 2), Err(PackError::Trailing { extra: 1 }));
         assert!(matches!(unpack(&[0xff; 11], Encoding::DeltaZigzagVarint, 1), Err(PackError::BadVarint { .. })));
         assert_eq!(unpack(&[0, 0, 0], Encoding::I16Le, 1), Err(PackError::Trailing { extra: 1 }));
-        for name in ["i16le", "i32le", "dzv"] {
+        for name in ["i16le", "i32le", "dzv", "rice"] {
             assert_eq!(Encoding::from_name(name).map(Encoding::name), Some(name));
         }
     }
@@ -179,7 +199,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_packing_is_lossless(samples in proptest::collection::vec(any::<i32>(), 0..300)) {
-            for enc in [Encoding::I32Le, Encoding::DeltaZigzagVarint] {
+            for enc in [Encoding::I32Le, Encoding::DeltaZigzagVarint, Encoding::Rice] {
                 prop_assert_eq!(unpack(&pack(&samples, enc).unwrap(), enc, samples.len()).unwrap(), samples.clone());
             }
         }
@@ -188,6 +208,15 @@ mod tests {
         fn sixteen_bit_samples_round_trip_in_every_packing(samples in proptest::collection::vec(any::<i16>(), 0..300)) {
             let samples: Vec<i32> = samples.into_iter().map(i32::from).collect();
             for enc in ALL {
+                prop_assert_eq!(unpack(&pack(&samples, enc).unwrap(), enc, samples.len()).unwrap(), samples.clone());
+            }
+        }
+
+        #[test]
+        fn smooth_signals_round_trip(start in any::<i32>(), steps in proptest::collection::vec(-40i32..40, 0..400)) {
+            let mut v = i64::from(start);
+            let samples: Vec<i32> = steps.iter().map(|d| { v = (v + i64::from(*d)).clamp(i32::MIN.into(), i32::MAX.into()); v as i32 }).collect();
+            for enc in [Encoding::I32Le, Encoding::DeltaZigzagVarint, Encoding::Rice] {
                 prop_assert_eq!(unpack(&pack(&samples, enc).unwrap(), enc, samples.len()).unwrap(), samples.clone());
             }
         }
