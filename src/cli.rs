@@ -66,6 +66,9 @@ pub enum Command {
         /// MQTT topic filter.
         #[arg(long, default_value = "spokegate/v1/#")]
         filter: String,
+        /// Write every waveform stream received as WFDB records (and WAV files for sound) here.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
     },
     /// Run everything on this machine: embedded broker, simulated devices, daemon, hub view.
     Demo {
@@ -74,6 +77,9 @@ pub enum Command {
         duration: Option<u64>,
         #[arg(long)]
         json: bool,
+        /// Record the ECG and heart-sound streams the hub receives (WFDB and WAV) in this folder.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
     },
     /// Device profiles.
     Profile {
@@ -175,11 +181,12 @@ pub async fn run(cli: Cli) -> i32 {
             },
             Err(code) => code,
         },
-        Command::Watch { url, keys, json, filter } => run_watch(&url, &keys, json, filter).await,
-        Command::Demo { duration, json } => {
+        Command::Watch { url, keys, json, filter, record } => run_watch(&url, &keys, json, filter, record).await,
+        Command::Demo { duration, json, record } => {
             let opts = DemoOptions {
                 duration: duration.map(Duration::from_secs),
                 format: if json { WatchFormat::Json } else { WatchFormat::Human },
+                record,
             };
             let mut stdout = std::io::stdout();
             match demo::run(opts, &mut stdout).await {
@@ -275,7 +282,7 @@ async fn run_daemon(config_path: &Path) -> i32 {
     }
 }
 
-async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String) -> i32 {
+async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String, record: Option<PathBuf>) -> i32 {
     let url = match MqttUrl::parse(url) {
         Ok(u) => u,
         Err(e) => {
@@ -302,6 +309,7 @@ async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String)
         format: if json { WatchFormat::Json } else { WatchFormat::Human },
         filter,
         client_id: format!("spokegate-watch-{}", std::process::id()),
+        record,
     };
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {
@@ -312,8 +320,8 @@ async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String)
     match watch(opts, shutdown, &mut stdout).await {
         Ok(stats) => {
             eprintln!(
-                "watch: {} verified, {} duplicates, {} rejected",
-                stats.verified, stats.duplicates, stats.rejected
+                "watch: {} verified, {} duplicates, {} rejected; {} wave chunks, {} samples, {} gaps ({} samples missing)",
+                stats.verified, stats.duplicates, stats.rejected, stats.chunks, stats.samples, stats.gaps, stats.missing
             );
             exit::OK
         }

@@ -1,7 +1,9 @@
 //! `spokegate demo`: the whole job on one machine with no setup. An embedded broker, simulated
 //! serial devices on pseudo-terminals replaying real recordings (an IHE PCD-01 monitor speaking HL7
-//! over MLLP, a OneTouch Ultra 2 glucometer dumping its memory), the real daemon reading them
-//! through the serial code, and a hub view verifying every signature and printing the readings.
+//! over MLLP, a OneTouch Ultra 2 glucometer dumping its memory, an ECG replaying MIT-BIH record 100
+//! as OpenBCI Cyton packets, a stethoscope replaying a PhysioNet heart sound as PCM frames), the
+//! real daemon reading them through the serial code, and a hub view verifying every signature,
+//! printing the readings, reassembling the waveforms and (with `--record`) writing WFDB and WAV.
 
 use crate::config::Config;
 use crate::daemon::{self, Counters};
@@ -9,6 +11,7 @@ use crate::framing::mllp_wrap;
 use crate::hub::{watch, KeyRing, WatchFormat, WatchOptions, WatchStats};
 use crate::shutdown::{self, Shutdown};
 use crate::sign::GatewayKey;
+use crate::sim::waves::{self, WireProtocol};
 use crate::sim::{broker, recordings, PtyDevice, PtyPeer};
 use anyhow::Context;
 use std::path::Path;
@@ -20,6 +23,8 @@ pub struct DemoOptions {
     /// Stop by itself after this long (Ctrl-C otherwise).
     pub duration: Option<Duration>,
     pub format: WatchFormat,
+    /// Record the waveform streams the hub receives (WFDB and WAV) here.
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// What the demo did, for its closing summary (and tests).
@@ -42,18 +47,26 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     let monitor = PtyDevice::create(&dir.path().join("ttyMONITOR")).context("pseudo-terminal for the monitor")?;
     let meter = PtyDevice::create(&dir.path().join("ttyMETER")).context("pseudo-terminal for the glucometer")?;
+    let ecg = PtyDevice::create(&dir.path().join("ttyECG")).context("pseudo-terminal for the ECG")?;
+    let steth = PtyDevice::create(&dir.path().join("ttySTETH")).context("pseudo-terminal for the stethoscope")?;
+    recordings::write_wave_profiles(&dir.path().join("profiles"))?;
     let config_path = dir.path().join("spokegate.toml");
-    std::fs::write(&config_path, demo_config(dir.path(), port, &monitor.path, &meter.path))?;
+    let paths = [&monitor.path, &meter.path, &ecg.path, &steth.path];
+    std::fs::write(&config_path, demo_config(dir.path(), port, paths))?;
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
 
     writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
     writeln!(out, "  monitor-1  IHE PCD-01 HL7 over MLLP on {}", monitor.path.display())?;
     writeln!(out, "  glucose-1  OneTouch Ultra 2 dump lines on {}", meter.path.display())?;
+    writeln!(out, "  ecg-1      MIT-BIH record 100 (MLII, V5; 360 Hz) as OpenBCI Cyton packets on {}", ecg.path.display())?;
+    writeln!(out, "  steth-1    PhysioNet 2016 heart sound c0003 (2 kHz) as PCM frames on {}", steth.path.display())?;
     writeln!(out, "hub view (every line below passed COSE_Sign1 verification with the public key):")?;
 
     let (trigger, shutdown) = shutdown::channel();
     let (hub_trigger, hub_shutdown) = shutdown::channel();
     let sims = tokio::spawn(simulate(monitor.peer, meter.peer, shutdown.clone()));
+    let ecg_sim = tokio::spawn(replay_forever(ecg.peer, waves::mitbih_100(), WireProtocol::Cyton, shutdown.clone()));
+    let pcg_sim = tokio::spawn(replay_forever(steth.peer, waves::pcg_c0003(), WireProtocol::Pcm { rows: 20 }, shutdown.clone()));
     let mut counters = Counters::default();
     for d in &config.devices {
         counters.devices.insert(d.id.clone(), Default::default());
@@ -69,6 +82,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         format: opts.format,
         filter: "spokegate/v1/#".into(),
         client_id: "spokegate-demo-hub".into(),
+        record: opts.record.clone(),
     };
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let hub = tokio::spawn(async move {
@@ -95,6 +109,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     trigger.trigger();
     daemon.await??;
     let device_acks = sims.await.unwrap_or(0);
+    let _ = tokio::join!(ecg_sim, pcg_sim);
     // Let the hub view print what the broker still holds for it.
     let flush_until = tokio::time::Instant::now() + Duration::from_millis(500);
     while let Ok(Some(l)) = tokio::time::timeout_at(flush_until, lines_rx.recv()).await {
@@ -116,7 +131,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     };
     writeln!(
         out,
-        "summary: {} readings decoded, {} bad frames reported, {} messages published / {} acknowledged by the broker, {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}",
+        "summary: {} readings and samples decoded, {} bad frames reported, {} messages published / {} acknowledged by the broker, {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}; {} wave chunks reassembled ({} samples, {} gaps)",
         report.readings,
         report.rejected_frames,
         report.published,
@@ -124,17 +139,24 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         report.device_acks,
         report.hub.verified,
         report.hub.rejected,
-        report.hub.duplicates
+        report.hub.duplicates,
+        report.hub.chunks,
+        report.hub.samples,
+        report.hub.gaps
     )?;
+    if let Some(dir) = &opts.record {
+        writeln!(out, "recorded WFDB and WAV files in {}", dir.display())?;
+    }
     Ok(report)
 }
 
-fn demo_config(state: &Path, port: u16, monitor: &Path, meter: &Path) -> String {
+fn demo_config(state: &Path, port: u16, [monitor, meter, ecg, steth]: [&std::path::PathBuf; 4]) -> String {
     format!(
         r#"[gateway]
 site = "demo-site"
 id = "gw-demo"
 state_dir = "{state}"
+profiles_dir = "{state}/profiles"
 
 [mqtt]
 url = "mqtt://127.0.0.1:{port}"
@@ -148,11 +170,35 @@ serial = {{ path = "{monitor}" }}
 id = "glucose-1"
 profile = "onetouch-ultra2"
 serial = {{ path = "{meter}" }}
+
+[[device]]
+id = "ecg-1"
+profile = "mitbih-cyton"
+serial = {{ path = "{ecg}" }}
+
+[[device]]
+id = "steth-1"
+profile = "pcg-pcm"
+serial = {{ path = "{steth}" }}
 "#,
         state = state.display(),
         monitor = monitor.display(),
         meter = meter.display(),
+        ecg = ecg.display(),
+        steth = steth.display(),
     )
+}
+
+/// Replays a waveform recording at its real rate, round and round, until shutdown.
+async fn replay_forever(mut peer: PtyPeer, rec: waves::Recording, protocol: WireProtocol, mut shutdown: Shutdown) {
+    tokio::select! {
+        r = waves::replay(&mut peer, &rec, protocol, 1.0, None, Duration::from_millis(10)) => {
+            if let Err(e) = r {
+                tracing::warn!(recording = rec.name, error = %e, "demo replay stopped");
+            }
+        }
+        _ = shutdown.triggered() => {}
+    }
 }
 
 /// Replays the recordings until shutdown; returns how many HL7 ACKs the monitor received.

@@ -43,6 +43,7 @@ pub mod demo;
 pub mod device;
 pub mod diagnostic;
 pub mod exit;
+pub mod formats;
 pub mod framing;
 pub mod hub;
 pub mod ids;

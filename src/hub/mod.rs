@@ -3,11 +3,15 @@
 //! the readings. A tampered, unsigned or mismatched message is reported, never shown as valid.
 
 mod dedup;
+mod reassembly;
+mod record;
 mod verify;
 mod view;
 mod watch;
 
 pub use dedup::Deduplicator;
+pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
+pub use record::Recorder;
 pub use verify::{check, HubMessage, KeyRing, Rejection};
-pub use view::{human_lines, json_line};
+pub use view::{human_lines, json_line, wave_lines};
 pub use watch::{watch, WatchFormat, WatchOptions, WatchStats};

@@ -63,7 +63,7 @@ pub fn check(topic: &str, payload: &[u8], keys: &KeyRing) -> Result<HubMessage, 
         TopicRef::DeviceState { site, gw, dev } => serde_json::from_slice(payload)
             .map(|state| HubMessage::DeviceState { site: site.into(), gw: gw.into(), dev: dev.into(), state })
             .map_err(|e| Rejection::BadJson(e.to_string())),
-        TopicRef::Body { site, gw, dev, kind, .. } => {
+        TopicRef::Body { site, gw, dev, kind, stream } => {
             let sign1 = parse_envelope(payload)?;
             let key = keys.find(&sign1.protected.header.key_id).ok_or(Rejection::UnknownKey)?;
             let envelope = verify_envelope(sign1, key)?;
@@ -78,6 +78,14 @@ pub fn check(topic: &str, payload: &[u8], keys: &KeyRing) -> Result<HubMessage, 
                     field: "type",
                     topic: kind.as_str().into(),
                     body: body.kind.as_str().into(),
+                });
+            }
+            let body_stream = body.wave.as_ref().map(|w| w.stream.as_str());
+            if body_stream != stream {
+                return Err(Rejection::Mismatch {
+                    field: "stream",
+                    topic: stream.unwrap_or("").into(),
+                    body: body_stream.unwrap_or("").into(),
                 });
             }
             Ok(HubMessage::Signed(body))

@@ -1,5 +1,6 @@
 //! How `spokegate watch` prints what it received: one human line per reading, or JSON lines.
 
+use super::reassembly::Placed;
 use super::verify::HubMessage;
 use crate::clock::micros_to_rfc3339;
 use crate::model::Body;
@@ -54,4 +55,44 @@ pub fn json_line(topic: &str, verdict: &str, msg: Option<&HubMessage>, reason: O
         None => None,
     };
     serde_json::json!({ "topic": topic, "verdict": verdict, "body": body, "reason": reason }).to_string()
+}
+
+/// Lines for a waveform chunk: a gap or restart note, then the chunk with a trace of its first
+/// channel (one block character per slice of samples, scaled to the chunk).
+pub fn wave_lines(b: &Body, placed: &Placed) -> Vec<String> {
+    let Some(w) = &b.wave else { return Vec::new() };
+    let head = format!("{} {}/{}/{} #{}", time_of(b.t), b.site, b.gw, b.dev, b.seq);
+    let mut out = Vec::new();
+    if placed.restarted {
+        out.push(format!("{head} ⟲ stream {} restarted at index 0", w.stream));
+    }
+    if let Some((at, missing)) = placed.gap {
+        out.push(format!("{head} ⚠ GAP stream {}: {missing} samples missing from index {at}", w.stream));
+    }
+    let labels: Vec<&str> = w.ch.iter().map(|c| c.label.as_str()).collect();
+    let trace = placed.channels.first().map(|c| sparkline(c, 32)).unwrap_or_default();
+    out.push(format!(
+        "{head} ✔ wave {} {} Hz i{}..{} [{}] {}",
+        w.stream,
+        w.rate,
+        w.i0,
+        w.i0 + u64::from(w.n),
+        labels.join(","),
+        trace
+    ));
+    out
+}
+
+fn sparkline(samples: &[i32], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (Some(&lo), Some(&hi)) = (samples.iter().min(), samples.iter().max()) else { return String::new() };
+    let span = (i64::from(hi) - i64::from(lo)).max(1) as f64;
+    let step = samples.len().div_ceil(width).max(1);
+    samples
+        .chunks(step)
+        .map(|c| {
+            let peak = c.iter().max_by_key(|v| (i64::from(**v) - i64::from(lo)).abs()).copied().unwrap_or(lo);
+            BARS[(((i64::from(peak) - i64::from(lo)) as f64 / span) * 7.0).round() as usize]
+        })
+        .collect()
 }

@@ -2,8 +2,10 @@
 //! what is not.
 
 use super::dedup::Deduplicator;
+use super::reassembly::Reassembler;
+use super::record::Recorder;
 use super::verify::{check, HubMessage, KeyRing};
-use super::view::{human_lines, json_line};
+use super::view::{human_lines, json_line, wave_lines};
 use crate::config::MqttUrl;
 use crate::shutdown::Shutdown;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -24,6 +26,8 @@ pub struct WatchOptions {
     /// Topic filter, `spokegate/v1/#` by default.
     pub filter: String,
     pub client_id: String,
+    /// Write waveform streams as WFDB records and WAV files here.
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// What a watch session saw.
@@ -33,6 +37,11 @@ pub struct WatchStats {
     /// Signed messages seen again (same gw and seq): at-least-once delivery.
     pub duplicates: u64,
     pub rejected: u64,
+    /// Waveform chunks placed, their samples per channel, and the gaps between them.
+    pub chunks: u64,
+    pub samples: u64,
+    pub gaps: u64,
+    pub missing: u64,
 }
 
 /// Watches until shutdown, writing a line per reading to `out`.
@@ -52,6 +61,8 @@ pub async fn watch(
     // Retained status and state are published again after every reconnect; show changes only.
     let mut last_retained: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
     let mut stats = WatchStats::default();
+    let mut waves = Reassembler::default();
+    let mut recorder = opts.record.as_deref().map(Recorder::new).transpose()?;
     loop {
         let event = tokio::select! {
             e = eventloop.poll() => e,
@@ -78,7 +89,12 @@ pub async fn watch(
                         };
                         if fresh {
                             stats.verified += 1;
+                            let wave_notes = match &msg {
+                                HubMessage::Signed(b) => place_wave(b, &mut waves, recorder.as_mut(), &mut stats),
+                                _ => Vec::new(),
+                            };
                             match opts.format {
+                                WatchFormat::Human if !wave_notes.is_empty() => wave_notes.join("\n"),
                                 WatchFormat::Human => human_lines(&msg).join("\n"),
                                 WatchFormat::Json => json_line(&p.topic, "verified", Some(&msg), None),
                             }
@@ -114,4 +130,31 @@ pub async fn watch(
         }
     }
     Ok(stats)
+}
+
+/// Reassembles a `wave` body (and records it): the lines to show for it.
+fn place_wave(
+    body: &crate::model::Body,
+    waves: &mut Reassembler,
+    recorder: Option<&mut Recorder>,
+    stats: &mut WatchStats,
+) -> Vec<String> {
+    let Some(result) = waves.accept(body) else { return Vec::new() };
+    match result {
+        Ok(placed) => {
+            stats.chunks += 1;
+            stats.samples += placed.channels.first().map_or(0, |c| c.len() as u64);
+            if let Some((_, missing)) = placed.gap {
+                stats.gaps += 1;
+                stats.missing += missing;
+            }
+            if let (Some(rec), Some(wave)) = (recorder, body.wave.as_ref()) {
+                if let Err(e) = rec.write(&placed, wave) {
+                    tracing::error!(error = %e, stream = %placed.key, "cannot record the waveform");
+                }
+            }
+            wave_lines(body, &placed)
+        }
+        Err(e) => vec![format!("✘ wave chunk #{} of {}/{}: {e}", body.seq, body.gw, body.dev)],
+    }
 }

@@ -13,6 +13,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("hl7-pcd01.toml", include_str!("../../device-profiles/hl7-pcd01.toml")),
     ("onetouch-ultra2.toml", include_str!("../../device-profiles/onetouch-ultra2.toml")),
     ("vitals-kv.toml", include_str!("../../device-profiles/vitals-kv.toml")),
+    ("openbci-cyton.toml", include_str!("../../device-profiles/openbci-cyton.toml")),
+    ("ecg-text-single.toml", include_str!("../../device-profiles/ecg-text-single.toml")),
+    ("ecg-12lead-text.toml", include_str!("../../device-profiles/ecg-12lead-text.toml")),
+    ("pcm-stethoscope.toml", include_str!("../../device-profiles/pcm-stethoscope.toml")),
 ];
 
 /// Profiles by id.

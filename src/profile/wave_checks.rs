@@ -238,3 +238,45 @@ impl Checker<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::profile::{compile, DecoderSpec, FramingSpec, ProfileRegistry};
+    use std::path::Path;
+
+    #[test]
+    fn shipped_and_replay_waveform_profiles_compile() {
+        let reg = ProfileRegistry::builtin().unwrap();
+        let cyton = reg.get("openbci-cyton").unwrap();
+        assert_eq!(cyton.framing, FramingSpec::Fixed { len: 33, start: 0xA0, end: 0xC0..=0xC6 });
+        let w = cyton.wave.as_ref().unwrap();
+        assert_eq!((w.rate, w.counter_modulus, w.channels.len()), (250.0, Some(256), 3));
+        assert!(matches!(reg.get("pcm-stethoscope").unwrap().decoder, DecoderSpec::Pcm(_)));
+        for (name, text) in crate::sim::recordings::WAVE_PROFILES {
+            compile(Path::new(name), text).unwrap_or_else(|d| panic!("{name}: {d}"));
+        }
+    }
+
+    fn problems(text: &str) -> String {
+        compile(Path::new("p.toml"), text).unwrap_err().to_string()
+    }
+
+    const CYTON: &str = "id = \"c\"\n[framing]\nkind = \"fixed\"\nlength = 33\nstart = 0xA0\nend = [0xC0, 0xC6]\n[decoder]\nkind = \"openbci-cyton\"\n";
+
+    #[test]
+    fn waveform_mistakes_are_named_with_their_place() {
+        let no_wave = problems(CYTON);
+        assert!(no_wave.contains("p.toml:8:") && no_wave.contains("wave"), "{no_wave}");
+        let bad = format!(
+            "{CYTON}[wave]\nstream = \"ecg\"\nrate = -5.0\nenc = \"i16le\"\n[[channel]]\nsource = 9\nlabel = \"I\"\nmdc = 1\nucum = \"uV\"\ngain = 0.0\n"
+        );
+        let p = problems(&bad);
+        for (item, line) in [("wave.rate", 11), ("wave.enc", 12), ("channel[0].source", 14), ("channel[0].gain", 18)] {
+            assert!(p.contains(&format!("p.toml:{line}:")) && p.contains(item), "{item} at {line} in:\n{p}");
+        }
+        let stray = "id = \"t\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"a\"]\n[[field]]\nsource = \"a\"\nmdc = 1\nucum = \"1\"\n[wave]\nstream = \"x\"\nrate = 1.0\n";
+        assert!(problems(stray).contains("[wave] belongs to waveform decoders"));
+        let pcm_framing = "id = \"s\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"pcm\"\nchannels = 1\n[wave]\nstream = \"pcg\"\nrate = 4000.0\n[[channel]]\nsource = 1\nlabel = \"P\"\nmdc = 1\nucum = \"1\"\ngain = 1.0\n";
+        assert!(problems(pcm_framing).contains("the pcm decoder reads `sync-length` frames"));
+    }
+}

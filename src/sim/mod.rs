@@ -5,5 +5,6 @@
 pub mod broker;
 mod pty;
 pub mod recordings;
+pub mod waves;
 
 pub use pty::{PtyDevice, PtyPeer};

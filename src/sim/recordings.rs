@@ -12,3 +12,20 @@ pub const HL7_MESSAGES: &[(&str, &[u8])] = &[
 
 /// A OneTouch Ultra 2 memory dump as the meter sends it (CR LF lines).
 pub const ONETOUCH_DUMP: &[u8] = include_bytes!("recordings/onetouch_ultra2_dmp.txt");
+
+/// Profiles of the simulated waveform devices (file name, text): the recordings' own rates, leads
+/// and scales on the shipped protocols. The demo and the tests put them in a `profiles_dir`.
+pub const WAVE_PROFILES: &[(&str, &str)] = &[
+    ("mitbih-cyton.toml", include_str!("recordings/profiles/mitbih-cyton.toml")),
+    ("ptbxl-text.toml", include_str!("recordings/profiles/ptbxl-text.toml")),
+    ("pcg-pcm.toml", include_str!("recordings/profiles/pcg-pcm.toml")),
+];
+
+/// Writes [`WAVE_PROFILES`] into `dir`.
+pub fn write_wave_profiles(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in WAVE_PROFILES {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! `spokegate watch --record DIR`: what the hub received, as files a clinician's tools open.
+//!
+//! - Every stream becomes a **WFDB** record `{gw}_{dev}_{stream}` (`.hea` + `.dat`, format 16, or
+//!   format 32 once a sample needs more than 16 bits), with the 16-bit checksum of every signal in
+//!   the header. Missing samples are WFDB's invalid sample (-32768 in format 16), never invented
+//!   values; a gap longer than ten minutes, or a restarted stream, starts a new record (`_2`, ...).
+//! - A stream whose samples fit 16 bits and whose rate is a whole number of hertz (heart sounds)
+//!   is also written as **WAV**, one file per contiguous run (`.wav`, then `_2.wav` after a gap).
+//!
+//! Files are appended to as chunks arrive, and their headers are kept true after every chunk, so
+//! a recording interrupted by Ctrl-C is still readable.
+
+use super::reassembly::{Placed, StreamKey};
+use crate::formats::wav::WavWriter;
+use crate::formats::wfdb::{self, Signal, INVALID_16, INVALID_32};
+use crate::model::Wave;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Longest gap filled with invalid samples inside one WFDB record.
+const MAX_FILL_SECONDS: f64 = 600.0;
+
+pub struct Recorder {
+    dir: PathBuf,
+    streams: HashMap<StreamKey, StreamFiles>,
+    written: Vec<PathBuf>,
+}
+
+struct StreamFiles {
+    base: String,
+    records: u32,
+    wfdb: WfdbWriter,
+    wav: Option<WavWriter<File>>,
+    wav_segments: u32,
+    wav_possible: bool,
+}
+
+impl Recorder {
+    pub fn new(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self { dir: dir.to_path_buf(), streams: HashMap::new(), written: Vec::new() })
+    }
+
+    /// Every file written so far.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.written
+    }
+
+    /// Appends a placed chunk to its stream's files.
+    pub fn write(&mut self, placed: &Placed, wave: &Wave) -> std::io::Result<()> {
+        let key = &placed.key;
+        let new_record = placed.restarted
+            || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
+        if !self.streams.contains_key(key) || new_record {
+            let base = format!("{}_{}_{}", wfdb_name(&key.gw), wfdb_name(&key.dev), wfdb_name(&key.stream));
+            let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
+            let name = if records == 1 { base.clone() } else { format!("{base}_{records}") };
+            let wfdb = WfdbWriter::create(&self.dir, &name, wave)?;
+            self.note(self.dir.join(format!("{name}.hea")));
+            self.note(self.dir.join(format!("{name}.dat")));
+            let wav_possible = wave.rate.fract() == 0.0 && wave.rate >= 1.0 && wave.ch.len() <= 16;
+            let files = StreamFiles { base: name, records, wfdb, wav: None, wav_segments: 0, wav_possible };
+            self.streams.insert(key.clone(), files);
+        } else if let Some((_, missing)) = placed.gap {
+            let s = self.streams.get_mut(key).expect("stream files exist");
+            s.wfdb.append_invalid(missing)?;
+            s.wav = None;
+        }
+        let s = self.streams.get_mut(key).expect("stream files exist");
+        s.wfdb.append(&placed.channels)?;
+        s.wfdb.write_header()?;
+        let fits_16 = placed.channels.iter().flatten().all(|&v| i16::try_from(v).is_ok());
+        if s.wav_possible && !fits_16 {
+            // The WAV written so far stays; the WFDB record has every sample.
+            s.wav_possible = false;
+            s.wav = None;
+        }
+        if s.wav_possible {
+            if s.wav.is_none() {
+                s.wav_segments += 1;
+                let name = if s.wav_segments == 1 { s.base.clone() } else { format!("{}_{}", s.base, s.wav_segments) };
+                let path = self.dir.join(format!("{name}.wav"));
+                s.wav = Some(WavWriter::create(File::create(&path)?, wave.rate as u32, placed.channels.len() as u16)?);
+                self.written.push(path);
+            }
+            let frames: Vec<i16> = interleave(&placed.channels).into_iter().map(|v| v as i16).collect();
+            if let Some(w) = s.wav.as_mut() {
+                w.append(&frames)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, path: PathBuf) {
+        if !self.written.contains(&path) {
+            self.written.push(path);
+        }
+    }
+}
+
+/// WFDB record names hold letters, digits and underscores.
+fn wfdb_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+fn interleave(channels: &[Vec<i32>]) -> Vec<i32> {
+    let n = channels.first().map_or(0, Vec::len);
+    (0..n).flat_map(|i| channels.iter().map(move |c| c[i])).collect()
+}
+
+struct WfdbWriter {
+    hea: PathBuf,
+    dat_path: PathBuf,
+    dat: File,
+    name: String,
+    fmt: u16,
+    fs: f64,
+    start: i64,
+    nsamp: u64,
+    sums: Vec<u16>,
+    signals: Vec<Signal>,
+}
+
+impl WfdbWriter {
+    fn create(dir: &Path, name: &str, wave: &Wave) -> std::io::Result<Self> {
+        let dat_path = dir.join(format!("{name}.dat"));
+        let signals = wave
+            .ch
+            .iter()
+            .map(|c| Signal {
+                file: format!("{name}.dat"),
+                fmt: 16,
+                gain: 1.0 / c.gain,
+                baseline: c.base,
+                units: c.unit.ucum.clone(),
+                adcres: 16,
+                adczero: c.base,
+                initval: 0,
+                checksum: None,
+                description: c.label.clone(),
+            })
+            .collect::<Vec<_>>();
+        Ok(Self {
+            hea: dir.join(format!("{name}.hea")),
+            dat: File::create(&dat_path)?,
+            dat_path,
+            name: name.to_string(),
+            fmt: 16,
+            fs: wave.rate,
+            start: wave.t0,
+            nsamp: 0,
+            sums: vec![0; signals.len()],
+            signals,
+        })
+    }
+
+    fn append(&mut self, channels: &[Vec<i32>]) -> std::io::Result<()> {
+        if self.fmt == 16 && channels.iter().flatten().any(|&v| i16::try_from(v).is_err() || v == INVALID_16) {
+            self.widen()?;
+        }
+        if self.nsamp == 0 {
+            for (s, c) in self.signals.iter_mut().zip(channels) {
+                s.initval = c.first().copied().unwrap_or(0).into();
+            }
+        }
+        let rows = interleave(channels);
+        self.write_rows(&rows)?;
+        for (sum, c) in self.sums.iter_mut().zip(channels) {
+            *sum = sum.wrapping_add(wfdb::checksum(c.iter().copied()));
+        }
+        self.nsamp += channels.first().map_or(0, |c| c.len() as u64);
+        Ok(())
+    }
+
+    fn append_invalid(&mut self, rows: u64) -> std::io::Result<()> {
+        let invalid = if self.fmt == 16 { INVALID_16 } else { INVALID_32 };
+        let width = self.signals.len();
+        let mut left = rows;
+        while left > 0 {
+            let now = left.min(4096);
+            self.write_rows(&vec![invalid; now as usize * width])?;
+            left -= now;
+        }
+        for sum in &mut self.sums {
+            *sum = sum.wrapping_add((invalid as u16).wrapping_mul(rows as u16));
+        }
+        self.nsamp += rows;
+        Ok(())
+    }
+
+    fn write_rows(&mut self, rows: &[i32]) -> std::io::Result<()> {
+        let bytes: Vec<u8> = if self.fmt == 16 {
+            rows.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect()
+        } else {
+            rows.iter().flat_map(|&v| v.to_le_bytes()).collect()
+        };
+        self.dat.write_all(&bytes)
+    }
+
+    /// Rewrites the signal file in format 32 (a sample needed more than 16 bits).
+    fn widen(&mut self) -> std::io::Result<()> {
+        self.dat.flush()?;
+        let old = std::fs::read(&self.dat_path)?;
+        let wide: Vec<u8> = wfdb::decode(16, &old, self.signals.len())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| if v == INVALID_16 { INVALID_32 } else { v })
+            .flat_map(i32::to_le_bytes)
+            .collect();
+        self.dat.set_len(0)?;
+        self.dat.seek(SeekFrom::Start(0))?;
+        self.dat.write_all(&wide)?;
+        self.fmt = 32;
+        self.sums = vec![0; self.signals.len()];
+        let width = self.signals.len().max(1);
+        for (i, v) in wfdb::decode(32, &wide, width).unwrap_or_default().into_iter().enumerate() {
+            self.sums[i % width] = self.sums[i % width].wrapping_add(v as u16);
+        }
+        for s in &mut self.signals {
+            s.adcres = 32;
+        }
+        Ok(())
+    }
+
+    fn write_header(&mut self) -> std::io::Result<()> {
+        self.dat.flush()?;
+        let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.start) * 1000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let mut text = format!(
+            "{} {} {} {} {:02}:{:02}:{:02}.{:03} {:02}/{:02}/{}\n",
+            self.name,
+            self.signals.len(),
+            self.fs,
+            self.nsamp,
+            start.hour(),
+            start.minute(),
+            start.second(),
+            start.millisecond(),
+            start.day(),
+            u8::from(start.month()),
+            start.year()
+        );
+        for (s, sum) in self.signals.iter().zip(&self.sums) {
+            text.push_str(&wfdb::signal_line(&format!("{}.dat", self.name), self.fmt, s, *sum));
+            text.push('\n');
+        }
+        text.push_str("# written by spokegate watch --record from signed, verified wave chunks\n");
+        let tmp = self.hea.with_extension("hea.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &self.hea)
+    }
+}
