@@ -10,3 +10,4 @@ mod harness;
 mod python_hub;
 mod robustness;
 mod unplug;
+mod waves;

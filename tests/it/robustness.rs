@@ -83,7 +83,7 @@ fn decoders() -> Vec<(spokegate::profile::FramingSpec, Decoder)> {
     reg.ids()
         .map(|id| {
             let p = reg.get(id).unwrap();
-            (p.framing, Decoder::new(p.decoder.clone()))
+            (p.framing.clone(), Decoder::new(p.decoder.clone()))
         })
         .collect()
 }
@@ -94,7 +94,7 @@ proptest! {
     #[test]
     fn framers_and_decoders_never_panic_on_arbitrary_bytes(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
         for (framing, decoder) in decoders() {
-            let mut framer = framer_for(framing);
+            let mut framer = framer_for(&framing);
             for chunk in &chunks {
                 framer.push(chunk);
                 loop {
@@ -124,7 +124,7 @@ proptest! {
 
     #[test]
     fn a_frame_is_recovered_whatever_junk_precedes_it(junk in proptest::collection::vec(0x0c..=0xffu8, 0..200)) {
-        let mut framer = framer_for(spokegate::profile::FramingSpec::Mllp { max_len: 1024 });
+        let mut framer = framer_for(&spokegate::profile::FramingSpec::Mllp { max_len: 1024 });
         framer.push(&junk);
         framer.push(&mllp_wrap(b"MSH|ok"));
         let mut frames = Vec::new();

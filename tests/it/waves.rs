@@ -1,0 +1,247 @@
+//! Waveforms end to end: recordings replayed from pseudo-terminals in the shipped serial protocols
+//! (OpenBCI Cyton packets, text rows, PCM frames with CRC), through the daemon and a real
+//! mosquitto, reassembled by the real `spokegate watch --record` into WFDB and WAV files that are
+//! compared sample by sample with the sources and against the sources' own WFDB checksums.
+
+use crate::harness::*;
+use spokegate::formats::{wav, wfdb};
+use spokegate::hub::{Reassembler, StreamKey};
+use spokegate::model::Body;
+use spokegate::sim::waves::{self, Recording, WireProtocol};
+use spokegate::sim::{recordings, PtyDevice};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+const PCM: WireProtocol = WireProtocol::Pcm { rows: 20 };
+
+/// A gateway state dir whose `profiles_dir` holds the replay profiles.
+fn wave_gateway(broker_port: u16, devices: &[(&str, &str, &Path)]) -> (GatewayDir, std::path::PathBuf) {
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    recordings::write_wave_profiles(&profiles).unwrap();
+    let config = gw.config(broker_port, devices, &format!("profiles_dir = \"{}\"", profiles.display()));
+    (gw, config)
+}
+
+/// Reads a WFDB record written by the hub: its header and each signal's samples.
+fn read_record(dir: &Path, name: &str) -> (wfdb::Header, Vec<Vec<i32>>) {
+    let header = wfdb::parse_header(&std::fs::read_to_string(dir.join(format!("{name}.hea"))).unwrap()).unwrap();
+    let nsig = header.signals.len();
+    let rows = wfdb::decode(header.signals[0].fmt, &std::fs::read(dir.join(format!("{name}.dat"))).unwrap(), nsig).unwrap();
+    let signals = (0..nsig).map(|c| rows.iter().skip(c).step_by(nsig).copied().collect()).collect();
+    (header, signals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ecg = PtyDevice::create(&dir.path().join("ttyECG")).unwrap();
+    let mut ecg12 = PtyDevice::create(&dir.path().join("ttyECG12")).unwrap();
+    let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
+    let (gw, config) = wave_gateway(
+        broker.port,
+        &[("ecg-1", "mitbih-cyton", &ecg.path), ("ecg-2", "ptbxl-text", &ecg12.path), ("steth-1", "pcg-pcm", &steth.path)],
+    );
+    let jwk = gw.path().join("gateway.jwk");
+    std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
+    let record = dir.path().join("record");
+    let mut hub = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"))
+        .args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{}", broker.port), "--key"])
+        .arg(&jwk)
+        .arg("--record")
+        .arg(&record)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(hub.stdout.take().unwrap()).lines();
+    // The hub is subscribed once it has seen the retained status of the gateway.
+    let gateway = RunningGateway::start(&config, gw.key());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line()).await.expect("hub sees the gateway").unwrap();
+        if line.is_some_and(|l| l.contains("/status") && l.contains("online")) {
+            break;
+        }
+    }
+
+    let (mit, ptb, pcg) = (waves::mitbih_100(), waves::ptbxl_00001(), waves::pcg_c0003());
+    // Ten times the real rate, in 10 ms bursts, all three at once.
+    let burst = Duration::from_millis(10);
+    let (a, b, c) = tokio::join!(
+        waves::replay(&mut ecg.peer, &mit, WireProtocol::Cyton, 10.0, Some(1), burst),
+        waves::replay(&mut ecg12.peer, &ptb, WireProtocol::TextRows, 10.0, Some(1), burst),
+        waves::replay(&mut steth.peer, &pcg, PCM, 10.0, Some(1), burst),
+    );
+    (a.unwrap(), b.unwrap(), c.unwrap());
+
+    // Every sample the devices sent is counted at the hub, chunk by chunk.
+    let want: BTreeMap<&str, u64> = [("ecg", 21_600), ("ecg12", 1_000), ("pcg", 65_280)].into();
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while want.iter().any(|(s, n)| got.get(*s).copied().unwrap_or(0) < *n) {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("all samples at the hub in time; got {got:?}"))
+            .unwrap()
+            .expect("hub keeps running");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_ne!(v["verdict"], "rejected", "{line}");
+        if v["body"]["type"] == "wave" {
+            *got.entry(v["body"]["stream"].as_str().unwrap().to_string()).or_default() += v["body"]["n"].as_u64().unwrap();
+        }
+        // A gap would be a failure here: nothing was lost on the way.
+        if v["body"]["type"] == "event" {
+            assert_ne!(v["body"]["event"]["code"], "wave-gap", "{line}");
+        }
+    }
+    gateway.stop().await;
+    unsafe { libc::kill(hub.id().unwrap() as i32, libc::SIGTERM) };
+    assert!(hub.wait().await.unwrap().success());
+
+    // MIT-BIH through Cyton packets: the WFDB record equals the source, and its checksums are the
+    // ones the source header states.
+    for (name, rec, stream) in [("gw_test_ecg_1_ecg", &mit, "ecg"), ("gw_test_ecg_2_ecg12", &ptb, "ecg12")] {
+        let (header, signals) = read_record(&record, name);
+        let source = rec.header.as_ref().unwrap();
+        assert_eq!(header.signals.len(), source.signals.len(), "{stream}");
+        assert_eq!(header.fs, source.fs);
+        assert_eq!(header.nsamp, source.nsamp);
+        for (c, (ours, theirs)) in header.signals.iter().zip(&source.signals).enumerate() {
+            assert_eq!(signals[c], rec.channel(c), "{stream} {} sample for sample", theirs.description);
+            assert_eq!(ours.fmt, 16, "ECG counts fit format 16");
+            assert_eq!(ours.checksum.map(|c| c as u16), theirs.checksum.map(|c| c as u16), "{stream} {}", theirs.description);
+            assert_eq!(ours.description, theirs.description);
+            assert_eq!(ours.gain, theirs.gain, "adu per physical unit");
+            assert_eq!(ours.baseline, theirs.baseline);
+        }
+    }
+    // The heart sound comes back as a WAV identical in samples (whole 20-sample frames were sent).
+    let wav = wav::read_pcm16(&std::fs::read(record.join("gw_test_steth_1_pcg.wav")).unwrap()).unwrap();
+    assert_eq!((wav.rate, wav.channels), (2000, 1));
+    let sent: Vec<i16> = pcg.samples[..65_280].iter().map(|&v| v as i16).collect();
+    assert_eq!(wav.samples.len(), sent.len());
+    assert!(wav.samples == sent, "WAV samples equal the source");
+}
+
+/// Expected gaps when units starting at these rows are not delivered: (first missing row, rows).
+fn gaps_of(skipped: &BTreeSet<usize>, step: usize) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &r in skipped {
+        match out.last_mut() {
+            Some((at, n)) if *at + *n == r as u64 => *n += step as u64,
+            _ => out.push((r as u64, step as u64)),
+        }
+    }
+    out
+}
+
+/// Bytes of `rec` in `protocol` with some units dropped and some corrupted on the wire.
+fn damaged_stream(rec: &Recording, protocol: WireProtocol, rows: usize, drop: &[usize], corrupt: &[usize]) -> Vec<u8> {
+    let step = protocol.rows_per_unit();
+    let mut out = Vec::new();
+    for r in (0..rows).step_by(step) {
+        if drop.contains(&r) {
+            continue;
+        }
+        let mut unit = protocol.encode(rec, r, step);
+        if corrupt.contains(&r) {
+            match protocol {
+                // A broken footer: the framer cannot take it as a packet.
+                WireProtocol::Cyton => unit[32] = 0x00,
+                // A flipped bit in a sample: the CRC fails.
+                WireProtocol::Pcm { .. } => unit[10] ^= 0x04,
+                // Line noise in the middle of a row.
+                WireProtocol::TextRows => unit[3] = b'#',
+            }
+        }
+        out.extend(unit);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ecg = PtyDevice::create(&dir.path().join("ttyECG")).unwrap();
+    let mut ecg12 = PtyDevice::create(&dir.path().join("ttyECG12")).unwrap();
+    let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
+    let (gw, config) = wave_gateway(
+        broker.port,
+        &[("ecg-1", "mitbih-cyton", &ecg.path), ("ecg-2", "ptbxl-text", &ecg12.path), ("steth-1", "pcg-pcm", &steth.path)],
+    );
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let gateway = RunningGateway::start(&config, gw.key());
+    let (mit, ptb, pcg) = (waves::mitbih_100(), waves::ptbxl_00001(), waves::pcg_c0003());
+    // (stream, recording, protocol, rows sent, units dropped, units corrupted)
+    let plan: [(&str, &Recording, WireProtocol, usize, Vec<usize>, Vec<usize>); 3] = [
+        ("ecg", &mit, WireProtocol::Cyton, 1_800, vec![100, 101, 102, 103, 104, 700], vec![1_000, 1_001, 1_500]),
+        ("ecg12", &ptb, WireProtocol::TextRows, 600, vec![50, 51, 300], vec![120, 400]),
+        ("pcg", &pcg, PCM, 8_000, vec![2_000, 2_020, 5_000], vec![3_000, 6_020]),
+    ];
+    let mut last_index = BTreeMap::new();
+    for (stream, rec, protocol, rows, drop, corrupt) in &plan {
+        let bytes = damaged_stream(rec, *protocol, *rows, drop, corrupt);
+        let peer = match *stream {
+            "ecg" => &mut ecg.peer,
+            "ecg12" => &mut ecg12.peer,
+            _ => &mut steth.peer,
+        };
+        peer.send(&bytes).await.unwrap();
+        last_index.insert(*stream, *rows as u64);
+    }
+    // The last rows of each stream arrive at the hub (the partial chunk goes out after its window).
+    let keys = gw.keys();
+    sub.until_signed("every stream's last sample", &keys, |bodies| {
+        last_index.iter().all(|(s, end)| {
+            bodies.iter().filter_map(|b| b.wave.as_ref()).any(|w| w.stream == *s && w.i0 + u64::from(w.n) == *end)
+        })
+    })
+    .await;
+    gateway.stop().await;
+
+    let bodies: Vec<Body> = sub.verified.clone();
+    let mut hub = Reassembler::default();
+    let mut hub_gaps: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for b in &bodies {
+        let Some(placed) = hub.accept(b) else { continue };
+        let placed = placed.unwrap();
+        let w = b.wave.as_ref().unwrap();
+        let (_, rec, ..) = plan.iter().find(|p| p.0 == w.stream).unwrap();
+        // No sample is invented: every sample is the source's sample at its index.
+        for (c, samples) in placed.channels.iter().enumerate() {
+            let source: Vec<i32> = (w.i0..w.i0 + u64::from(w.n)).map(|i| rec.row(i as usize)[c]).collect();
+            let source: Vec<i32> = if w.stream == "pcg" { source.iter().map(|&v| i32::from(v as i16)).collect() } else { source };
+            assert_eq!(samples, &source, "{} channel {c} at {}", w.stream, w.i0);
+        }
+        if let Some(gap) = placed.gap {
+            hub_gaps.entry(w.stream.clone()).or_default().push(gap);
+        }
+        assert!(!placed.restarted);
+    }
+    let mut gateway_gaps: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for e in bodies.iter().filter_map(|b| b.event.as_ref()).filter(|e| e.code == "wave-gap") {
+        let data = serde_json::to_value(&e.data).unwrap();
+        let stream = data["stream"].as_str().unwrap().to_string();
+        gateway_gaps.entry(stream).or_default().push((data["at"].as_u64().unwrap(), data["missing"].as_u64().unwrap()));
+    }
+    for (stream, _, protocol, _, drop, corrupt) in &plan {
+        let skipped: BTreeSet<usize> = drop.iter().chain(corrupt).copied().collect();
+        let want = gaps_of(&skipped, protocol.rows_per_unit());
+        assert_eq!(hub_gaps.get(*stream), Some(&want), "{stream}: gaps seen by the hub");
+        assert_eq!(gateway_gaps.get(*stream), Some(&want), "{stream}: wave-gap events");
+    }
+    let key = StreamKey { gw: "gw-test".into(), dev: "steth-1".into(), stream: "pcg".into() };
+    let tally = hub.tallies().find(|(k, _)| **k == key).unwrap().1;
+    assert_eq!(tally.samples + tally.missing, 8_000);
+    // The corrupt units were reported as such, too.
+    let codes: Vec<&str> = bodies.iter().filter_map(|b| b.event.as_ref()).map(|e| e.code.as_str()).collect();
+    for code in ["frame-garbage", "frame-crc", "samples-unparseable"] {
+        assert!(codes.contains(&code), "{code} in {codes:?}");
+    }
+}
