@@ -58,7 +58,11 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
     writeln!(out, "  monitor-1  IHE PCD-01 HL7 over MLLP on {}", monitor.path.display())?;
     writeln!(out, "  glucose-1  OneTouch Ultra 2 dump lines on {}", meter.path.display())?;
-    writeln!(out, "  ecg-1      MIT-BIH record 100 (MLII, V5; 360 Hz) as OpenBCI Cyton packets on {}", ecg.path.display())?;
+    writeln!(
+        out,
+        "  ecg-1      MIT-BIH record 100 (MLII, V5; 360 Hz) as OpenBCI Cyton packets on {}",
+        ecg.path.display()
+    )?;
     writeln!(out, "  steth-1    PhysioNet 2016 heart sound c0003 (2 kHz) as PCM frames on {}", steth.path.display())?;
     writeln!(out, "hub view (every line below passed COSE_Sign1 verification with the public key):")?;
 
@@ -66,7 +70,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     let (hub_trigger, hub_shutdown) = shutdown::channel();
     let sims = tokio::spawn(simulate(monitor.peer, meter.peer, shutdown.clone()));
     let ecg_sim = tokio::spawn(replay_forever(ecg.peer, waves::mitbih_100(), WireProtocol::Cyton, shutdown.clone()));
-    let pcg_sim = tokio::spawn(replay_forever(steth.peer, waves::pcg_c0003(), WireProtocol::Pcm { rows: 20 }, shutdown.clone()));
+    let pcg_sim =
+        tokio::spawn(replay_forever(steth.peer, waves::pcg_c0003(), WireProtocol::Pcm { rows: 20 }, shutdown.clone()));
     let mut counters = Counters::default();
     for d in &config.devices {
         counters.devices.insert(d.id.clone(), Default::default());

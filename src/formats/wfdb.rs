@@ -147,7 +147,10 @@ mod tests {
         let mit = "100s 2 360 21600\n100s.dat 212 200 11 1024 995 21537 0 MLII\n100s.dat 212 200 11 1024 1011 -3962 0 V5\n# 69 M";
         let h = parse_header(mit).unwrap();
         assert_eq!((h.fs, h.nsamp, h.signals.len()), (360.0, Some(21600), 2));
-        assert_eq!((h.signals[0].baseline, h.signals[0].checksum, &*h.signals[1].description), (1024, Some(21537), "V5"));
+        assert_eq!(
+            (h.signals[0].baseline, h.signals[0].checksum, &*h.signals[1].description),
+            (1024, Some(21537), "V5")
+        );
         let ptb = "00001_lr 1 100 1000\n00001_lr.dat 16 1000.0(0)/mV 16 0 64 64758 0 III";
         let s = &parse_header(ptb).unwrap().signals[0];
         assert_eq!((s.gain, s.baseline, &*s.units, s.checksum), (1000.0, 0, "mV", Some(64758)));

@@ -62,7 +62,8 @@ pub fn unpack_channels(w: &Wave) -> Result<Vec<Vec<i32>>, ChunkError> {
         .map(|c| {
             let enc = Encoding::from_name(&c.enc)
                 .ok_or_else(|| ChunkError::UnknownEncoding { label: c.label.clone(), enc: c.enc.clone() })?;
-            unpack(&c.data, enc, w.n as usize).map_err(|e| ChunkError::Unpack { label: c.label.clone(), why: e.to_string() })
+            unpack(&c.data, enc, w.n as usize)
+                .map_err(|e| ChunkError::Unpack { label: c.label.clone(), why: e.to_string() })
         })
         .collect()
 }

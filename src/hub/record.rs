@@ -51,8 +51,8 @@ impl Recorder {
     /// Appends a placed chunk to its stream's files.
     pub fn write(&mut self, placed: &Placed, wave: &Wave) -> std::io::Result<()> {
         let key = &placed.key;
-        let new_record = placed.restarted
-            || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
+        let new_record =
+            placed.restarted || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
         if !self.streams.contains_key(key) || new_record {
             let base = format!("{}_{}_{}", wfdb_name(&key.gw), wfdb_name(&key.dev), wfdb_name(&key.stream));
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;

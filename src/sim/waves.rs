@@ -44,25 +44,18 @@ fn wfdb_recording(name: &'static str, hea: &str, dat: &[u8]) -> Recording {
 
 /// MIT-BIH Arrhythmia Database record 100, first 60 s (MLII and V5, 360 Hz, format 212).
 pub fn mitbih_100() -> Recording {
-    wfdb_recording(
-        "mitbih-100",
-        include_str!("recordings/100s.hea"),
-        include_bytes!("recordings/100s.dat"),
-    )
+    wfdb_recording("mitbih-100", include_str!("recordings/100s.hea"), include_bytes!("recordings/100s.dat"))
 }
 
 /// PTB-XL record 00001, 10 s, 12 leads, 100 Hz, format 16.
 pub fn ptbxl_00001() -> Recording {
-    wfdb_recording(
-        "ptbxl-00001",
-        include_str!("recordings/00001_lr.hea"),
-        include_bytes!("recordings/00001_lr.dat"),
-    )
+    wfdb_recording("ptbxl-00001", include_str!("recordings/00001_lr.hea"), include_bytes!("recordings/00001_lr.dat"))
 }
 
 /// PhysioNet/CinC Challenge 2016 heart sound c0003 (normal), 2000 Hz, 16-bit mono.
 pub fn pcg_c0003() -> Recording {
-    let w = wav::read_pcm16(include_bytes!("recordings/physionet2016_c0003_normal.wav")).expect("the built-in WAV reads");
+    let w =
+        wav::read_pcm16(include_bytes!("recordings/physionet2016_c0003_normal.wav")).expect("the built-in WAV reads");
     Recording {
         name: "pcg-c0003",
         rate: f64::from(w.rate),

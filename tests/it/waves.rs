@@ -30,7 +30,8 @@ fn wave_gateway(broker_port: u16, devices: &[(&str, &str, &Path)]) -> (GatewayDi
 fn read_record(dir: &Path, name: &str) -> (wfdb::Header, Vec<Vec<i32>>) {
     let header = wfdb::parse_header(&std::fs::read_to_string(dir.join(format!("{name}.hea"))).unwrap()).unwrap();
     let nsig = header.signals.len();
-    let rows = wfdb::decode(header.signals[0].fmt, &std::fs::read(dir.join(format!("{name}.dat"))).unwrap(), nsig).unwrap();
+    let rows =
+        wfdb::decode(header.signals[0].fmt, &std::fs::read(dir.join(format!("{name}.dat"))).unwrap(), nsig).unwrap();
     let signals = (0..nsig).map(|c| rows.iter().skip(c).step_by(nsig).copied().collect()).collect();
     (header, signals)
 }
@@ -44,7 +45,11 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
     let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
     let (gw, config) = wave_gateway(
         broker.port,
-        &[("ecg-1", "mitbih-cyton", &ecg.path), ("ecg-2", "ptbxl-text", &ecg12.path), ("steth-1", "pcg-pcm", &steth.path)],
+        &[
+            ("ecg-1", "mitbih-cyton", &ecg.path),
+            ("ecg-2", "ptbxl-text", &ecg12.path),
+            ("steth-1", "pcg-pcm", &steth.path),
+        ],
     );
     let jwk = gw.path().join("gateway.jwk");
     std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
@@ -77,7 +82,9 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
         waves::replay(&mut ecg12.peer, &ptb, WireProtocol::TextRows, 10.0, Some(1), burst),
         waves::replay(&mut steth.peer, &pcg, PCM, 10.0, Some(1), burst),
     );
-    (a.unwrap(), b.unwrap(), c.unwrap());
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
 
     // Every sample the devices sent is counted at the hub, chunk by chunk.
     let want: BTreeMap<&str, u64> = [("ecg", 21_600), ("ecg12", 1_000), ("pcg", 65_280)].into();
@@ -92,7 +99,8 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_ne!(v["verdict"], "rejected", "{line}");
         if v["body"]["type"] == "wave" {
-            *got.entry(v["body"]["stream"].as_str().unwrap().to_string()).or_default() += v["body"]["n"].as_u64().unwrap();
+            *got.entry(v["body"]["stream"].as_str().unwrap().to_string()).or_default() +=
+                v["body"]["n"].as_u64().unwrap();
         }
         // A gap would be a failure here: nothing was lost on the way.
         if v["body"]["type"] == "event" {
@@ -114,7 +122,12 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
         for (c, (ours, theirs)) in header.signals.iter().zip(&source.signals).enumerate() {
             assert_eq!(signals[c], rec.channel(c), "{stream} {} sample for sample", theirs.description);
             assert_eq!(ours.fmt, 16, "ECG counts fit format 16");
-            assert_eq!(ours.checksum.map(|c| c as u16), theirs.checksum.map(|c| c as u16), "{stream} {}", theirs.description);
+            assert_eq!(
+                ours.checksum.map(|c| c as u16),
+                theirs.checksum.map(|c| c as u16),
+                "{stream} {}",
+                theirs.description
+            );
             assert_eq!(ours.description, theirs.description);
             assert_eq!(ours.gain, theirs.gain, "adu per physical unit");
             assert_eq!(ours.baseline, theirs.baseline);
@@ -139,6 +152,9 @@ fn gaps_of(skipped: &BTreeSet<usize>, step: usize) -> Vec<(u64, u64)> {
     }
     out
 }
+
+/// A stream sent with damage: (stream, recording, protocol, rows sent, units dropped, units corrupted).
+type Damage<'a> = (&'a str, &'a Recording, WireProtocol, usize, Vec<usize>, Vec<usize>);
 
 /// Bytes of `rec` in `protocol` with some units dropped and some corrupted on the wire.
 fn damaged_stream(rec: &Recording, protocol: WireProtocol, rows: usize, drop: &[usize], corrupt: &[usize]) -> Vec<u8> {
@@ -173,13 +189,16 @@ async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
     let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
     let (gw, config) = wave_gateway(
         broker.port,
-        &[("ecg-1", "mitbih-cyton", &ecg.path), ("ecg-2", "ptbxl-text", &ecg12.path), ("steth-1", "pcg-pcm", &steth.path)],
+        &[
+            ("ecg-1", "mitbih-cyton", &ecg.path),
+            ("ecg-2", "ptbxl-text", &ecg12.path),
+            ("steth-1", "pcg-pcm", &steth.path),
+        ],
     );
     let mut sub = Subscriber::connect(broker.port, "test-hub").await;
     let gateway = RunningGateway::start(&config, gw.key());
     let (mit, ptb, pcg) = (waves::mitbih_100(), waves::ptbxl_00001(), waves::pcg_c0003());
-    // (stream, recording, protocol, rows sent, units dropped, units corrupted)
-    let plan: [(&str, &Recording, WireProtocol, usize, Vec<usize>, Vec<usize>); 3] = [
+    let plan: [Damage; 3] = [
         ("ecg", &mit, WireProtocol::Cyton, 1_800, vec![100, 101, 102, 103, 104, 700], vec![1_000, 1_001, 1_500]),
         ("ecg12", &ptb, WireProtocol::TextRows, 600, vec![50, 51, 300], vec![120, 400]),
         ("pcg", &pcg, PCM, 8_000, vec![2_000, 2_020, 5_000], vec![3_000, 6_020]),
@@ -216,7 +235,8 @@ async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
         // No sample is invented: every sample is the source's sample at its index.
         for (c, samples) in placed.channels.iter().enumerate() {
             let source: Vec<i32> = (w.i0..w.i0 + u64::from(w.n)).map(|i| rec.row(i as usize)[c]).collect();
-            let source: Vec<i32> = if w.stream == "pcg" { source.iter().map(|&v| i32::from(v as i16)).collect() } else { source };
+            let source: Vec<i32> =
+                if w.stream == "pcg" { source.iter().map(|&v| i32::from(v as i16)).collect() } else { source };
             assert_eq!(samples, &source, "{} channel {c} at {}", w.stream, w.i0);
         }
         if let Some(gap) = placed.gap {
