@@ -2,6 +2,7 @@
 //! are tested with byte vectors beside them and fuzzed with arbitrary bytes.
 
 pub mod cyton;
+pub mod gatt;
 pub mod hl7;
 mod hl7_ack;
 pub mod pcm;

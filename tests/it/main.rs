@@ -6,6 +6,7 @@ mod cli;
 mod config_errors;
 mod durability;
 mod e2e;
+mod gatt_vectors;
 mod harness;
 mod python_hub;
 mod robustness;

@@ -1,0 +1,130 @@
+//! Bluetooth SIG GATT characteristics (and the Polar PMD stream), as pure functions of one
+//! notification's bytes. Multi-byte fields are little-endian; IEEE 11073-20601 SFLOAT and FLOAT
+//! special values (NaN, NRes, +/-INF, reserved) become quality flags, never numbers.
+//!
+//! Every decoder gives named values (`source` names a profile's `[[field]]` maps to MDC/LOINC
+//! codes) in the UCUM unit the characteristic states, plus device time and context.
+
+mod blood_pressure;
+mod glucose;
+mod heart_rate;
+mod ieee11073;
+mod plx;
+pub mod pmd;
+pub mod racp;
+mod reader;
+mod temperature;
+
+pub use ieee11073::{float32, sfloat, Number};
+pub use reader::{GattError, Reader};
+
+use crate::model::Quality;
+use std::collections::BTreeMap;
+
+/// A characteristic a decoder knows, by its 16-bit SIG UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Characteristic {
+    GlucoseMeasurement,
+    GlucoseContext,
+    Racp,
+    HeartRate,
+    BloodPressure,
+    Temperature,
+    PlxSpotCheck,
+    PlxContinuous,
+    PlxFeatures,
+}
+
+impl Characteristic {
+    pub fn from_uuid16(u: u16) -> Option<Self> {
+        Some(match u {
+            0x2A18 => Self::GlucoseMeasurement,
+            0x2A34 => Self::GlucoseContext,
+            0x2A52 => Self::Racp,
+            0x2A37 => Self::HeartRate,
+            0x2A35 => Self::BloodPressure,
+            0x2A1C => Self::Temperature,
+            0x2A5E => Self::PlxSpotCheck,
+            0x2A5F => Self::PlxContinuous,
+            0x2A60 => Self::PlxFeatures,
+            _ => return None,
+        })
+    }
+
+    pub fn uuid16(self) -> u16 {
+        match self {
+            Self::GlucoseMeasurement => 0x2A18,
+            Self::GlucoseContext => 0x2A34,
+            Self::Racp => 0x2A52,
+            Self::HeartRate => 0x2A37,
+            Self::BloodPressure => 0x2A35,
+            Self::Temperature => 0x2A1C,
+            Self::PlxSpotCheck => 0x2A5E,
+            Self::PlxContinuous => 0x2A5F,
+            Self::PlxFeatures => 0x2A60,
+        }
+    }
+}
+
+/// One named value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GattValue {
+    pub source: &'static str,
+    /// `None` whenever `q` is not `ok`.
+    pub val: Option<f64>,
+    pub q: Quality,
+    pub ucum: &'static str,
+}
+
+impl GattValue {
+    pub fn of(source: &'static str, n: Number, ucum: &'static str) -> Self {
+        Self { source, val: n.value(), q: n.quality(), ucum }
+    }
+
+    pub fn plain(source: &'static str, v: f64, ucum: &'static str) -> Self {
+        Self { source, val: Some(v), q: Quality::Ok, ucum }
+    }
+}
+
+/// What one notification said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GattReading {
+    pub values: Vec<GattValue>,
+    /// Device time of the reading (microseconds, UTC as the device states it).
+    pub tdev: Option<i64>,
+    /// Context: record number, status flags, sample type, ... (text).
+    pub ctx: BTreeMap<String, String>,
+    /// Glucose: the record's sequence number; a context (0x2A34) with the same number may follow.
+    pub record: Option<u16>,
+    pub context_follows: bool,
+}
+
+impl GattReading {
+    pub fn value(&self, source: &str) -> Option<&GattValue> {
+        self.values.iter().find(|v| v.source == source)
+    }
+
+    fn ctx(&mut self, key: &str, value: impl ToString) {
+        self.ctx.insert(key.to_string(), value.to_string());
+    }
+}
+
+/// Decodes a notification of a known characteristic (RACP is read by [`racp`], PMD by [`pmd`]).
+pub fn decode(c: Characteristic, bytes: &[u8]) -> Result<GattReading, GattError> {
+    match c {
+        Characteristic::GlucoseMeasurement => glucose::measurement(bytes),
+        Characteristic::GlucoseContext => glucose::context(bytes),
+        Characteristic::HeartRate => heart_rate::decode(bytes),
+        Characteristic::BloodPressure => blood_pressure::decode(bytes),
+        Characteristic::Temperature => temperature::decode(bytes),
+        Characteristic::PlxSpotCheck => plx::spot_check(bytes),
+        Characteristic::PlxContinuous => plx::continuous(bytes),
+        Characteristic::PlxFeatures => plx::features(bytes),
+        Characteristic::Racp => Err(GattError::new("RACP is a control point, not a measurement")),
+    }
+}
+
+/// Names of the bits set in `bits`, from a table of (bit, name).
+fn bit_names(bits: u32, table: &[(u32, &str)]) -> String {
+    table.iter().filter(|(b, _)| bits & (1 << b) != 0).map(|(_, n)| *n).collect::<Vec<_>>().join(",")
+}
