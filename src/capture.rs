@@ -102,9 +102,88 @@ pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
     bodies
 }
 
+/// Decodes a BLE capture: one notification per line, `<characteristic uuid> <hex bytes>`
+/// (`0x2A37 0e4b00` or a 128-bit UUID; `#` starts a comment). Glucose contexts are joined to their
+/// measurement as the daemon does.
+pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, HexError> {
+    use crate::decode::ble::{decode, Notified};
+    let from = Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() };
+    let mut bodies = Vec::new();
+    let mut push = |payload: Payload, tdev: Option<i64>| {
+        let seq = bodies.len() as u64 + 1;
+        bodies.push(make_body(OFFLINE_SITE, OFFLINE_GW, &from, payload, seq, now_micros(), tdev));
+    };
+    let mut wave = profile.wave.clone().map(WaveStream::new);
+    let mut chunks = Vec::new();
+    let mut pending: Option<crate::decode::ble::Readings> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = || HexError { line: i + 1, token: line.to_string() };
+        let (uuid, hex_text) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+        let uuid = crate::decode::gatt::parse_uuid(uuid).ok_or_else(bad)?;
+        let bytes = parse_hex(hex_text).map_err(|_| bad())?;
+        match decode(&profile.decoder, &uuid, &bytes) {
+            Ok(Notified::Reading(r)) => {
+                for p in &r.problems {
+                    push(Payload::Event(p.clone()), None);
+                }
+                if r.is_context {
+                    if let Some(mut m) = pending.take().filter(|m| m.record == r.record) {
+                        m.observations.extend(r.observations);
+                        push(Payload::Obs(m.observations), m.tdev);
+                    }
+                    continue;
+                }
+                if let Some(m) = pending.take() {
+                    push(Payload::Obs(m.observations), m.tdev);
+                }
+                if r.context_follows {
+                    pending = Some(r);
+                } else if !r.observations.is_empty() {
+                    push(Payload::Obs(r.observations), r.tdev);
+                }
+            }
+            Ok(Notified::Samples(frame, _)) => {
+                if let Some(stream) = wave.as_mut() {
+                    stream.frame(&frame, now_micros(), Instant::now(), &mut chunks);
+                    for c in chunks.drain(..) {
+                        push(Payload::Wave(c), None);
+                    }
+                }
+            }
+            Ok(Notified::Racp(_) | Notified::PmdControl(_)) => {}
+            Err(e) => push(Payload::Event(e.to_event()), None),
+        }
+    }
+    if let Some(m) = pending.take() {
+        push(Payload::Obs(m.observations), m.tdev);
+    }
+    if let Some(c) = wave.as_mut().and_then(WaveStream::flush) {
+        push(Payload::Wave(c), None);
+    }
+    Ok(bodies)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ble_captures_decode_notifications_by_characteristic() {
+        let reg = crate::profile::ProfileRegistry::builtin().unwrap();
+        let hr = reg.get("ble-heart-rate").unwrap();
+        // Heart rate 75 with RR intervals 1028/1024 s and 1080/1024 s (nRF Toolbox vector).
+        let bodies = decode_ble_capture(&hr, "# strap\n0x2A37 194b00380404043804\n0x2A37 ff\n").unwrap();
+        let obs = bodies[0].obs.as_ref().unwrap();
+        assert_eq!(obs[0].val, Some(75.0));
+        assert_eq!(obs[0].code.mdc, 147842);
+        assert_eq!(obs.iter().filter(|o| o.code.mdc == 147240).count(), 2);
+        assert_eq!(bodies[1].event.as_ref().unwrap().code, "gatt-invalid");
+        assert!(decode_ble_capture(&hr, "0x2A37 zz").is_err());
+    }
 
     #[test]
     fn hex_captures_allow_spacing_and_comments() {

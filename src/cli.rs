@@ -1,6 +1,6 @@
 //! The command line: parsing and dispatch. Each command maps its failures to a sysexits code.
 
-use crate::capture::{decode_capture, parse_hex};
+use crate::capture::{decode_ble_capture, decode_capture, parse_hex};
 use crate::config::{Config, MqttUrl};
 use crate::daemon::{self, Counters};
 use crate::demo::{self, DemoOptions};
@@ -344,19 +344,27 @@ fn profile_test(profile: &str, capture: &Path, hex: bool, profiles_dir: Option<&
             return exit::NOINPUT;
         }
     };
-    let bytes = if hex || capture.extension().is_some_and(|e| e == "hex") {
-        match parse_hex(&String::from_utf8_lossy(&bytes)) {
+    let bodies = if profile.ble.is_some() {
+        match decode_ble_capture(&profile, &String::from_utf8_lossy(&bytes)) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{}: {e}", capture.display());
                 return exit::DATAERR;
             }
         }
+    } else if hex || capture.extension().is_some_and(|e| e == "hex") {
+        match parse_hex(&String::from_utf8_lossy(&bytes)) {
+            Ok(b) => decode_capture(&profile, &b),
+            Err(e) => {
+                eprintln!("{}: {e}", capture.display());
+                return exit::DATAERR;
+            }
+        }
     } else {
-        bytes
+        decode_capture(&profile, &bytes)
     };
     let mut out = std::io::stdout().lock();
-    for body in decode_capture(&profile, &bytes) {
+    for body in bodies {
         match serde_json::to_string(&body) {
             Ok(line) => {
                 if writeln!(out, "{line}").is_err() {

@@ -77,13 +77,19 @@ pub async fn run(
         },
     ));
     let signer = Arc::new(Signer { site: g.site.clone(), gw: g.id.clone(), key, format: g.body_format });
+    // What each device remembers (the last stored record delivered), read before the queue moves on.
+    let memories: Vec<Option<String>> = {
+        let q = crate::queue::lock(&queue);
+        config.devices.iter().map(|d| q.device_memory(&d.id).ok().flatten()).collect()
+    };
     let sealer = Sealer { signer, queue, committed, health };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
     let mut devices = Vec::new();
-    for d in &config.devices {
+    for (d, memory) in config.devices.iter().zip(memories) {
         let c = counters.devices.entry(d.id.clone()).or_default().clone();
-        devices.push(tokio::spawn(DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).run()));
+        let task = DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).remembering(memory);
+        devices.push(tokio::spawn(task.run()));
     }
     drop(out_tx);
     tracing::info!(site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url, "spokegate running");

@@ -32,7 +32,17 @@ pub enum Payload {
 pub enum Outgoing {
     /// Something to sign and send. `accepted` is told once the message is safely handed on (with the
     /// durable queue: committed), so the device is acknowledged only then.
-    Signed { from: Source, payload: Payload, t: i64, tdev: Option<i64>, accepted: Option<oneshot::Sender<()>> },
+    ///
+    /// `remember` is the device's new memory (the last stored record delivered: RACP), committed in
+    /// the same transaction as the message, so a reading is never fetched twice nor lost.
+    Signed {
+        from: Source,
+        payload: Payload,
+        t: i64,
+        tdev: Option<i64>,
+        accepted: Option<oneshot::Sender<()>>,
+        remember: Option<String>,
+    },
     /// A device's link state (retained, unsigned).
     State { from: Source, state: LinkState, detail: Option<String> },
 }
@@ -131,6 +141,7 @@ struct Job {
     t: i64,
     tdev: Option<i64>,
     accepted: Option<oneshot::Sender<()>>,
+    remember: Option<String>,
 }
 
 /// What one sign-and-commit round did.
@@ -151,17 +162,19 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<Job>) -> Rou
     };
     let mut records = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
+    let mut memories = Vec::new();
     for (job, seq) in jobs.into_iter().zip(first..) {
         match signer.sign(seq, &job.from, job.payload, job.t, job.tdev) {
             Ok(r) => {
                 records.push(r);
                 accepted.extend(job.accepted);
+                memories.extend(job.remember.map(|m| (job.from.dev.to_string(), m)));
             }
             // Dropping `accepted` tells the device task the reading was not taken.
             Err(e) => tracing::error!(dev = %job.from.dev, error = %e, "cannot sign a reading; not acknowledged"),
         }
     }
-    let committed = lock(queue).append(&records);
+    let committed = lock(queue).append(&records, &memories);
     Round { committed, records, accepted }
 }
 
@@ -192,8 +205,8 @@ impl Sealer {
             for msg in batch.drain(..) {
                 match msg {
                     Outgoing::State { from, state, detail } => state_updates.push(self.state(&from, state, detail)),
-                    Outgoing::Signed { from, payload, t, tdev, accepted } => {
-                        jobs.push(Job { from, payload, t, tdev, accepted })
+                    Outgoing::Signed { from, payload, t, tdev, accepted, remember } => {
+                        jobs.push(Job { from, payload, t, tdev, accepted, remember })
                     }
                 }
             }
@@ -265,7 +278,7 @@ impl Sealer {
                     .with("count", d.count)
                     .with("bytes", d.bytes);
                 let from = Source { dev: d.dev.as_str().into(), profile: "spokegate".into() };
-                Job { from, payload: Payload::Event(event), t: now_micros(), tdev: None, accepted: None }
+                Job { from, payload: Payload::Event(event), t: now_micros(), tdev: None, accepted: None, remember: None }
             })
             .collect();
         if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs).committed.is_ok() {

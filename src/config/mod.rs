@@ -56,7 +56,15 @@ pub struct DeviceConfig {
 /// How a device is reached.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceTransport {
-    Serial { path: PathBuf, baud: u32 },
+    Serial {
+        path: PathBuf,
+        baud: u32,
+    },
+    /// A BLE device found by address or advertised name (and the profile's service).
+    Ble {
+        address: Option<String>,
+        name: Option<String>,
+    },
 }
 
 impl Config {
@@ -142,8 +150,52 @@ impl Config {
                     format!("no profile `{}` (known: {})", d.profile.get_ref(), known.join(", ")),
                 );
             }
-            let transport = match &d.serial {
-                Some(s) => {
+            let is_ble = profile.as_ref().is_some_and(|p| p.ble.is_some());
+            let transport = match (&d.serial, &d.ble) {
+                (Some(s), None) if is_ble => {
+                    at(
+                        s.span(),
+                        &item("serial"),
+                        format!("profile `{}` is a BLE device: ble = {{ address = \"...\" }}", d.profile.get_ref()),
+                    );
+                    None
+                }
+                (None, Some(b)) if profile.is_some() && !is_ble => {
+                    at(
+                        b.span(),
+                        &item("ble"),
+                        format!("profile `{}` is a serial device: serial = {{ path = \"...\" }}", d.profile.get_ref()),
+                    );
+                    None
+                }
+                (Some(s), Some(_)) => {
+                    at(s.span(), &item("serial"), "a device has one transport: serial or ble, not both".into());
+                    None
+                }
+                (None, Some(b)) => {
+                    let ble = b.get_ref();
+                    let address = ble.address.clone();
+                    if let Some(a) = &address {
+                        let ok = a.split(':').count() == 6
+                            && a.split(':').all(|o| o.len() == 2 && u8::from_str_radix(o, 16).is_ok());
+                        if !ok {
+                            at(
+                                b.span(),
+                                &item("ble.address"),
+                                format!("`{a}` is not a Bluetooth address like AA:BB:CC:DD:EE:FF"),
+                            );
+                        }
+                    }
+                    if address.is_none() && ble.name.as_deref().is_none_or(str::is_empty) {
+                        at(
+                            b.span(),
+                            &item("ble"),
+                            "name the device: ble = { address = \"AA:BB:CC:DD:EE:FF\" } or { name = \"...\" }".into(),
+                        );
+                    }
+                    Some(DeviceTransport::Ble { address: address.map(|a| a.to_uppercase()), name: ble.name.clone() })
+                }
+                (Some(s), None) => {
                     let port = s.get_ref();
                     if port.path.as_os_str().is_empty() {
                         at(s.span(), &item("serial.path"), "must name the serial device".into());
@@ -154,8 +206,17 @@ impl Config {
                     let baud = port.baud.or(profile.as_ref().map(|p| p.serial.baud)).unwrap_or(9600);
                     Some(DeviceTransport::Serial { path: port.path.clone(), baud })
                 }
-                None => {
-                    at(d.id.span(), &item("serial"), "a device needs a transport: serial = { path = \"...\" }".into());
+                (None, None) => {
+                    let hint = if is_ble {
+                        "ble = { address = \"AA:BB:CC:DD:EE:FF\" }"
+                    } else {
+                        "serial = { path = \"...\" }"
+                    };
+                    at(
+                        d.id.span(),
+                        &item(if is_ble { "ble" } else { "serial" }),
+                        format!("a device needs a transport: {hint}"),
+                    );
                     None
                 }
             };

@@ -46,6 +46,15 @@ pub struct RawDevice {
     pub id: Spanned<String>,
     pub profile: Spanned<String>,
     pub serial: Option<Spanned<RawSerialPort>>,
+    pub ble: Option<Spanned<RawBleDevice>>,
+}
+
+/// `ble = { address = "AA:BB:CC:DD:EE:FF" }` or `ble = { name = "Meter 123" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBleDevice {
+    pub address: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! Frame -> readings. Decoders are pure functions of a frame and a profile: no IO, no tokio, so they
 //! are tested with byte vectors beside them and fuzzed with arbitrary bytes.
 
+pub mod ble;
 pub mod cyton;
 pub mod gatt;
 pub mod hl7;
@@ -33,6 +34,21 @@ pub struct WaveFrame {
     pub counter: Option<u64>,
     /// Row-major: `samples.len()` is rows x channels.
     pub samples: Vec<i32>,
+}
+
+/// `value = raw * scale + offset`, refused (with the event saying why) outside the field's range.
+pub(crate) fn apply_field(field: &crate::profile::FieldMap, number: f64, raw: &str) -> Result<f64, Event> {
+    let value = number * field.scale + field.offset;
+    if field.min.is_some_and(|m| value < m) || field.max.is_some_and(|m| value > m) {
+        return Err(Event::new(
+            "value-out-of-range",
+            Severity::Warn,
+            format!("`{}` is outside the profile's range", field.source),
+        )
+        .with("field", field.source.as_str())
+        .with("raw", raw));
+    }
+    Ok(value)
 }
 
 impl Decoded {
@@ -82,6 +98,9 @@ impl Decoder {
             DecoderSpec::Cyton(sources) => Ok(Decoded::samples(cyton::decode(sources, frame)?)),
             DecoderSpec::Samples(spec) => Ok(Decoded::samples(samples::decode(spec, frame)?)),
             DecoderSpec::Pcm(spec) => Ok(Decoded::samples(pcm::decode(spec, frame)?)),
+            DecoderSpec::Gatt(_) | DecoderSpec::PolarPmdEcg(_) => {
+                Err(DecodeError::new("ble-notification", "BLE notifications are read with decode::ble"))
+            }
         }
     }
 }

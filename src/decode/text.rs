@@ -53,21 +53,13 @@ pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
                 continue;
             }
         };
-        let value = number * field.scale + field.offset;
-        let below = field.min.is_some_and(|m| value < m);
-        let above = field.max.is_some_and(|m| value > m);
-        if below || above {
-            out.problems.push(
-                Event::new(
-                    "value-out-of-range",
-                    Severity::Warn,
-                    format!("`{}` is outside the profile's range", field.source),
-                )
-                .with("field", field.source.as_str())
-                .with("raw", raw.trim()),
-            );
-            continue;
-        }
+        let value = match super::apply_field(field, number, raw.trim()) {
+            Ok(v) => v,
+            Err(e) => {
+                out.problems.push(e);
+                continue;
+            }
+        };
         out.observations.push(Observation::measured(field.code.clone(), value, field.unit.clone()));
     }
     if out.observations.is_empty() && out.problems.is_empty() {

@@ -3,6 +3,7 @@
 //! pipeline; acknowledge the device (HL7 ACK) only once the pipeline has accepted the readings.
 //! Bad input is counted, logged and reported as an `event`, and the stream carries on.
 
+mod ble;
 mod limiter;
 
 pub use limiter::EventLimiter;
@@ -47,6 +48,8 @@ pub struct DeviceTask {
     decoder: Decoder,
     /// The waveform stream of a waveform device.
     wave: Option<WaveStream>,
+    /// The device's memory in the queue: for RACP meters, the last record delivered.
+    memory: Option<String>,
     last_state: Option<(LinkState, Option<String>)>,
 }
 
@@ -61,7 +64,13 @@ impl DeviceTask {
         let decoder = Decoder::new(cfg.profile.decoder.clone());
         let wave = cfg.profile.wave.clone().map(WaveStream::new);
         let limiter = EventLimiter::new(5, 20);
-        Self { cfg, source, out, shutdown, counters, limiter, decoder, wave, last_state: None }
+        Self { cfg, source, out, shutdown, counters, limiter, decoder, wave, memory: None, last_state: None }
+    }
+
+    /// Starts from what the device remembered when the gateway last ran.
+    pub fn remembering(mut self, memory: Option<String>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Runs until shutdown.
@@ -76,27 +85,13 @@ impl DeviceTask {
             let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
             while !self.shutdown.is_triggered() {
                 self.state(LinkState::Connecting, None).await;
-                let wait = match transport::open(&self.cfg.transport, &self.cfg.profile.serial) {
-                    Ok(link) => {
-                        self.counters.connects.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!("device link open");
-                        self.state(LinkState::Connected, None).await;
-                        backoff.reset();
-                        let why = self.session(link).await;
-                        self.wave_link_lost().await;
-                        if self.shutdown.is_triggered() {
-                            break;
-                        }
-                        tracing::warn!(reason = %why, "device link lost; reopening");
-                        self.state(LinkState::Disconnected, Some(why)).await;
-                        backoff.next_delay()
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "cannot open the device");
-                        self.state(LinkState::Error, Some(e.to_string())).await;
-                        backoff.next_delay()
-                    }
+                let wait = match self.cfg.transport {
+                    crate::config::DeviceTransport::Ble { .. } => self.ble_attempt(&mut backoff).await,
+                    crate::config::DeviceTransport::Serial { .. } => self.serial_attempt(&mut backoff).await,
                 };
+                if self.shutdown.is_triggered() {
+                    break;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = self.shutdown.triggered() => {}
@@ -106,6 +101,30 @@ impl DeviceTask {
         }
         .instrument(span)
         .await
+    }
+
+    /// Opens the serial link and reads until it ends; how long to wait before the next attempt.
+    async fn serial_attempt(&mut self, backoff: &mut Backoff) -> Duration {
+        match transport::open(&self.cfg.transport, &self.cfg.profile.serial) {
+            Ok(link) => {
+                self.counters.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("device link open");
+                self.state(LinkState::Connected, None).await;
+                backoff.reset();
+                let why = self.session(link).await;
+                self.wave_link_lost().await;
+                if !self.shutdown.is_triggered() {
+                    tracing::warn!(reason = %why, "device link lost; reopening");
+                    self.state(LinkState::Disconnected, Some(why)).await;
+                }
+                backoff.next_delay()
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot open the device");
+                self.state(LinkState::Error, Some(e.to_string())).await;
+                backoff.next_delay()
+            }
+        }
     }
 
     /// Reads until the link ends; returns why it ended.
@@ -187,6 +206,7 @@ impl DeviceTask {
                     t,
                     tdev: decoded.tdev,
                     accepted: tx,
+                    remember: None,
                 };
                 if self.out.send(msg).await.is_err() {
                     return Ok(());
@@ -254,6 +274,7 @@ impl DeviceTask {
             t: capture_time(),
             tdev: None,
             accepted: None,
+            remember: None,
         };
         let _ = self.out.send(msg).await;
     }
@@ -284,6 +305,7 @@ impl DeviceTask {
             t: capture_time(),
             tdev: None,
             accepted: None,
+            remember: None,
         };
         let _ = self.out.send(msg).await;
     }

@@ -75,6 +75,24 @@ pub fn framer_for(spec: &FramingSpec) -> Box<dyn Framer> {
         FramingSpec::Line { max_len } => Box::new(LineFramer::new(*max_len)),
         FramingSpec::Fixed { len, start, end } => Box::new(FixedFramer::new(*len, *start, end.clone())),
         FramingSpec::SyncLength { sync, max_len } => Box::new(SyncLengthFramer::new(sync.clone(), *max_len)),
+        FramingSpec::Notification => Box::new(WholeFramer(Vec::new())),
+    }
+}
+
+/// Every push is one frame (BLE notifications).
+struct WholeFramer(Vec<Vec<u8>>);
+
+impl Framer for WholeFramer {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.push(bytes.to_vec());
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
+    }
+
+    fn finish(&mut self) -> Option<FrameError> {
+        None
     }
 }
 

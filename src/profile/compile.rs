@@ -45,6 +45,7 @@ impl Checker<'_> {
             self.problem(&raw.id, "id", "must match [a-z0-9][a-z0-9-]{0,62}");
         }
         let serial = self.serial(&raw.serial);
+        let ble = self.ble(&raw);
         let framing = self.framing(&raw);
         let decoder = self.decoder(&raw);
         let wave = self.wave(&raw, decoder.as_ref());
@@ -53,6 +54,7 @@ impl Checker<'_> {
             description: raw.description,
             source: self.src.path.to_path_buf(),
             serial,
+            ble: ble?,
             framing: framing?,
             decoder: decoder?,
             wave: wave?,
@@ -109,7 +111,20 @@ impl Checker<'_> {
     }
 
     fn framing(&mut self, raw: &RawProfile) -> Option<FramingSpec> {
-        let max_len = match &raw.framing.max_len {
+        let is_ble = matches!(raw.decoder.kind.get_ref().as_str(), "gatt" | "polar-pmd-ecg");
+        let framing = match (&raw.framing, is_ble) {
+            (None, true) => return Some(FramingSpec::Notification),
+            (Some(f), true) => {
+                self.problem(&f.kind, "framing", "BLE decoders have no framing: each notification is one frame");
+                return None;
+            }
+            (None, false) => {
+                self.problem(&raw.decoder.kind, "framing", "a serial device needs a [framing] table (kind = ...)");
+                return None;
+            }
+            (Some(f), false) => f,
+        };
+        let max_len = match &framing.max_len {
             Some(m) if *m.get_ref() == 0 || *m.get_ref() > MAX_FRAME_LIMIT => {
                 self.problem(m, "framing.max_len", format!("must be between 1 and {MAX_FRAME_LIMIT} bytes"));
                 None
@@ -117,14 +132,14 @@ impl Checker<'_> {
             Some(m) => Some(*m.get_ref()),
             None => None,
         };
-        match raw.framing.kind.get_ref().as_str() {
+        match framing.kind.get_ref().as_str() {
             "mllp" => Some(FramingSpec::Mllp { max_len: max_len.unwrap_or(64 * 1024) }),
             "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
-            "fixed" => self.fixed_framing(&raw.framing),
-            "sync-length" => self.sync_length_framing(&raw.framing, max_len.unwrap_or(4096)),
+            "fixed" => self.fixed_framing(framing),
+            "sync-length" => self.sync_length_framing(framing, max_len.unwrap_or(4096)),
             other => {
                 self.problem(
-                    &raw.framing.kind,
+                    &framing.kind,
                     "framing.kind",
                     format!("unknown framing `{other}` (known: mllp, line, fixed, sync-length)"),
                 );
@@ -141,11 +156,15 @@ impl Checker<'_> {
             "openbci-cyton" => self.cyton(raw),
             "samples" => self.samples(raw),
             "pcm" => self.pcm(raw),
+            "gatt" => self.gatt(raw),
+            "polar-pmd-ecg" => self.pmd(raw),
             other => {
                 self.problem(
                     &d.kind,
                     "decoder.kind",
-                    format!("unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm)"),
+                    format!(
+                        "unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm, gatt, polar-pmd-ecg)"
+                    ),
                 );
                 None
             }
@@ -265,17 +284,38 @@ impl Checker<'_> {
         if fields.is_empty() {
             self.problem(&d.kind, "field", "a text decoder needs at least one [[field]] mapping a value to a code");
         }
+        let maps = self.field_maps(fields, |name| known(name), "no column `{}` in decoder.columns", true);
+        Some(TextSpec {
+            format,
+            prefix: d.prefix.clone(),
+            checksum,
+            columns,
+            skip_column_counts: d.skip_column_counts.clone(),
+            device_time,
+            fields: maps,
+        })
+    }
+
+    /// `[[field]]` tables: each value's source, code, unit, scale and range. `known` says whether
+    /// a source exists (`unknown` names the problem, `{}` the source); `unit_required` for text.
+    pub(super) fn field_maps(
+        &mut self,
+        fields: &[RawField],
+        known: impl Fn(&str) -> bool,
+        unknown: &str,
+        unit_required: bool,
+    ) -> Vec<FieldMap> {
         let mut maps = Vec::new();
         for (i, f) in fields.iter().enumerate() {
             let item = |k: &str| format!("field[{i}].{k}");
             if !known(f.source.get_ref()) {
-                self.problem(
-                    &f.source,
-                    &item("source"),
-                    format!("no column `{}` in decoder.columns", f.source.get_ref()),
-                );
+                self.problem(&f.source, &item("source"), unknown.replace("{}", f.source.get_ref()));
             }
-            self.ucum(&f.ucum, &item("ucum"));
+            match &f.ucum {
+                Some(u) => self.ucum(u, &item("ucum")),
+                None if unit_required => self.problem(&f.source, &item("ucum"), "a text field needs its UCUM unit"),
+                None => {}
+            }
             if let Some(l) = &f.loinc {
                 self.loinc(l, &item("loinc"));
             }
@@ -292,22 +332,14 @@ impl Checker<'_> {
             maps.push(FieldMap {
                 source: f.source.get_ref().clone(),
                 code: Code { mdc: f.mdc, loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()), name: f.name.clone() },
-                unit: Unit { ucum: f.ucum.get_ref().clone(), mdc: f.unit_mdc },
+                unit: Unit { ucum: f.ucum.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default(), mdc: f.unit_mdc },
                 scale: f.scale.as_ref().map(|s| *s.get_ref()).unwrap_or(1.0),
                 offset: f.offset.unwrap_or(0.0),
                 min: f.min,
                 max: f.max.as_ref().map(|m| *m.get_ref()),
             });
         }
-        Some(TextSpec {
-            format,
-            prefix: d.prefix.clone(),
-            checksum,
-            columns,
-            skip_column_counts: d.skip_column_counts.clone(),
-            device_time,
-            fields: maps,
-        })
+        maps
     }
 
     /// A UCUM unit: printable ASCII, no spaces (the full UCUM grammar is the hub's business).

@@ -6,6 +6,7 @@
 //! [`compile`] runs every named check and reports all problems at once, each with file, line,
 //! column and the offending item.
 
+mod ble_checks;
 mod compile;
 pub mod raw;
 mod registry;
@@ -26,6 +27,8 @@ pub struct Profile {
     /// Where it was read from (`builtin:` for shipped profiles).
     pub source: PathBuf,
     pub serial: SerialSettings,
+    /// BLE devices: the service they are found by (and nothing is framed: a notification is a frame).
+    pub ble: Option<BleSpec>,
     pub framing: FramingSpec,
     pub decoder: DecoderSpec,
     /// The waveform stream, for waveform devices.
@@ -73,6 +76,14 @@ pub enum FramingSpec {
     Fixed { len: usize, start: u8, end: std::ops::RangeInclusive<u8> },
     /// `sync`, 16-bit LE length, payload, CRC-16/CCITT-FALSE LE over length and payload.
     SyncLength { sync: Vec<u8>, max_len: usize },
+    /// BLE: every notification is one frame.
+    Notification,
+}
+
+/// What identifies a BLE device's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BleSpec {
+    pub service: uuid::Uuid,
 }
 
 /// How a frame becomes readings.
@@ -86,6 +97,26 @@ pub enum DecoderSpec {
     Samples(SamplesSpec),
     /// Binary PCM frames: optional 32-bit sample counter, interleaved samples.
     Pcm(PcmSpec),
+    /// Bluetooth SIG GATT characteristics (BLE).
+    Gatt(GattSpec),
+    /// Polar PMD ECG stream (BLE; Polar H10).
+    PolarPmdEcg(PmdSpec),
+}
+
+/// GATT notifications mapped to codes.
+#[derive(Debug, Clone)]
+pub struct GattSpec {
+    pub characteristics: Vec<crate::decode::gatt::Characteristic>,
+    /// Fetch stored records with the Record Access Control Point on every connect.
+    pub racp: bool,
+    pub answer_timeout: std::time::Duration,
+    pub fields: Vec<FieldMap>,
+}
+
+/// The Polar PMD ECG stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PmdSpec {
+    pub answer_timeout: std::time::Duration,
 }
 
 /// Which of the device's channels (0-based) become the stream's channels, in stream order.
@@ -210,6 +241,8 @@ pub struct DeviceTimeSpec {
 pub struct FieldMap {
     pub source: String,
     pub code: Code,
+    /// For GATT fields without a declared `ucum`, `unit.ucum` is empty and the characteristic's
+    /// own unit is used.
     pub unit: Unit,
     pub scale: f64,
     pub offset: f64,

@@ -12,7 +12,10 @@ pub struct RawProfile {
     pub description: String,
     #[serde(default)]
     pub serial: RawSerial,
-    pub framing: RawFraming,
+    /// Serial devices: how bytes become frames. BLE devices have none (a notification is a frame).
+    pub framing: Option<RawFraming>,
+    /// BLE devices: the service that identifies the device.
+    pub ble: Option<Spanned<RawBle>>,
     pub decoder: RawDecoder,
     #[serde(default, rename = "unit")]
     pub units: Vec<RawUnit>,
@@ -74,6 +77,22 @@ pub struct RawDecoder {
     pub channels: Option<Spanned<usize>>,
     pub sample: Option<Spanned<String>>,
     pub counter: Option<Spanned<String>>,
+    // gatt
+    /// Characteristics to subscribe to, as 16-bit SIG UUIDs ("0x2A18").
+    #[serde(default)]
+    pub characteristics: Vec<Spanned<String>>,
+    /// Fetch stored records with the Record Access Control Point on every connect.
+    pub racp: Option<bool>,
+    /// Seconds to wait for a control point answer (RACP, PMD) before reporting the device silent.
+    pub answer_timeout_secs: Option<Spanned<u64>>,
+}
+
+/// A BLE device's identifying service: `[ble]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBle {
+    /// 16-bit SIG UUID ("0x1808") or full 128-bit UUID.
+    pub service: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +129,9 @@ pub struct RawField {
     pub mdc: u32,
     pub name: Option<String>,
     pub loinc: Option<Spanned<String>>,
-    pub ucum: Spanned<String>,
+    /// Required for text fields; for GATT fields the characteristic states the unit, and a `ucum`
+    /// given here must match it.
+    pub ucum: Option<Spanned<String>>,
     pub unit_mdc: Option<u32>,
     /// value = raw * scale + offset
     pub scale: Option<Spanned<f64>>,

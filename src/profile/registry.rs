@@ -17,6 +17,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ecg-text-single.toml", include_str!("../../device-profiles/ecg-text-single.toml")),
     ("ecg-12lead-text.toml", include_str!("../../device-profiles/ecg-12lead-text.toml")),
     ("pcm-stethoscope.toml", include_str!("../../device-profiles/pcm-stethoscope.toml")),
+    ("ble-glucose.toml", include_str!("../../device-profiles/ble-glucose.toml")),
+    ("ble-heart-rate.toml", include_str!("../../device-profiles/ble-heart-rate.toml")),
+    ("ble-blood-pressure.toml", include_str!("../../device-profiles/ble-blood-pressure.toml")),
+    ("ble-thermometer.toml", include_str!("../../device-profiles/ble-thermometer.toml")),
+    ("ble-pulse-oximeter.toml", include_str!("../../device-profiles/ble-pulse-oximeter.toml")),
+    ("polar-h10-ecg.toml", include_str!("../../device-profiles/polar-h10-ecg.toml")),
 ];
 
 /// Profiles by id.

@@ -48,8 +48,8 @@ impl Checker<'_> {
     }
 
     fn needs_framing(&mut self, raw: &RawProfile, decoder: &str, framing: &str) {
-        if raw.framing.kind.get_ref() != framing {
-            self.problem(&raw.framing.kind, "framing.kind", format!("the {decoder} decoder reads `{framing}` frames"));
+        if let Some(f) = raw.framing.as_ref().filter(|f| f.kind.get_ref() != framing) {
+            self.problem(&f.kind, "framing.kind", format!("the {decoder} decoder reads `{framing}` frames"));
         }
     }
 
@@ -69,7 +69,7 @@ impl Checker<'_> {
 
     pub(super) fn cyton(&mut self, raw: &RawProfile) -> Option<DecoderSpec> {
         self.needs_framing(raw, "openbci-cyton", "fixed");
-        if let Some(len) = &raw.framing.length {
+        if let Some(len) = raw.framing.as_ref().and_then(|f| f.length.as_ref()) {
             if *len.get_ref() != CYTON_PACKET {
                 self.problem(len, "framing.length", format!("Cyton packets are {CYTON_PACKET} bytes"));
             }
@@ -142,7 +142,8 @@ impl Checker<'_> {
 
     /// The `[wave]` stream of a waveform decoder; `Some(None)` for other decoders.
     pub(super) fn wave(&mut self, raw: &RawProfile, decoder: Option<&DecoderSpec>) -> Option<Option<WaveSpec>> {
-        let is_wave = matches!(raw.decoder.kind.get_ref().as_str(), "openbci-cyton" | "samples" | "pcm");
+        let is_wave =
+            matches!(raw.decoder.kind.get_ref().as_str(), "openbci-cyton" | "samples" | "pcm" | "polar-pmd-ecg");
         let Some(w) = &raw.wave else {
             if is_wave {
                 self.problem(&raw.decoder.kind, "wave", "a waveform decoder needs a [wave] table (stream, rate)");
@@ -216,6 +217,7 @@ impl Checker<'_> {
         let (counter_modulus, rows_per_frame) = match decoder {
             Some(DecoderSpec::Cyton(_)) => (Some(256), Some(1)),
             Some(DecoderSpec::Pcm(p)) => (p.counter.then_some(1 << 32), None),
+            Some(DecoderSpec::PolarPmdEcg(_)) => (None, None),
             Some(DecoderSpec::Samples(s)) => {
                 let m = raw.decoder.counter_modulus.as_ref().map(|m| {
                     if *m.get_ref() < 2 {

@@ -112,6 +112,10 @@ impl QueueError {
 }
 
 /// The durable outbox.
+/// Sets a device's memory.
+const MEMORY_UPSERT: &str =
+    "INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2";
+
 pub struct Queue {
     conn: Connection,
     path: PathBuf,
@@ -254,7 +258,8 @@ impl Queue {
     }
 
     /// Commits records in one transaction: all or none.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), QueueError> {
+    /// Commits records, and device memories `(dev, value)`, in one transaction.
+    pub fn append(&mut self, records: &[Record], memories: &[(String, String)]) -> Result<(), QueueError> {
         let path = self.path.clone();
         let sql = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(sql)?;
@@ -264,6 +269,10 @@ impl Queue {
                 .map_err(sql)?;
             for r in records {
                 insert.execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload]).map_err(sql)?;
+            }
+            let mut remember = tx.prepare_cached(MEMORY_UPSERT).map_err(sql)?;
+            for (dev, value) in memories {
+                remember.execute(params![dev, value]).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)?;
@@ -442,13 +451,7 @@ impl Queue {
     }
 
     pub fn set_device_memory(&mut self, dev: &str, value: &str) -> Result<(), QueueError> {
-        self.conn
-            .execute(
-                "INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2",
-                [dev, value],
-            )
-            .map(|_| ())
-            .map_err(|e| classify(&self.path, e))
+        self.conn.execute(MEMORY_UPSERT, [dev, value]).map(|_| ()).map_err(|e| classify(&self.path, e))
     }
 }
 
@@ -494,7 +497,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
         let rs: Vec<Record> = (0..5).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
-        q.append(&rs).unwrap();
+        q.append(&rs, &[]).unwrap();
         assert_eq!(q.after(0, 10).unwrap(), rs);
         assert_eq!(q.after(rs[2].seq, 10).unwrap(), rs[3..]);
         q.delete(&[rs[0].seq, rs[1].seq, 999_999]).unwrap();
@@ -507,7 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
         let r = record(&mut q, Class::Spot, 0, "m");
-        q.append(std::slice::from_ref(&r)).unwrap();
+        q.append(std::slice::from_ref(&r), &[]).unwrap();
         let unused = q.reserve_seq().unwrap(); // reserved, never committed
         drop(q);
         let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
@@ -526,8 +529,8 @@ mod tests {
         let mut q = Queue::open(dir.path(), policy).unwrap();
         let spot: Vec<Record> = (0..3).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
         let waves: Vec<Record> = (0..5).map(|_| record(&mut q, Class::Wave, 10_000_000, "ecg-1")).collect();
-        q.append(&spot).unwrap();
-        q.append(&waves).unwrap();
+        q.append(&spot, &[]).unwrap();
+        q.append(&waves, &[]).unwrap();
         let dropped = q.enforce(10_000_000).unwrap();
         assert_eq!(dropped, [Dropped { dev: "ecg-1".into(), class: Class::Wave, reason: "cap", count: 3, bytes: 300 }]);
         let left: Vec<u64> = q.after(0, 100).unwrap().iter().map(|r| r.seq).collect();
@@ -545,7 +548,7 @@ mod tests {
         {
             let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
             let rs: Vec<Record> = (0..200).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
-            q.append(&rs).unwrap();
+            q.append(&rs, &[]).unwrap();
         }
         let path = dir.path().join(FILE);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -573,11 +576,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
         let first: Vec<Record> = (0..10).map(|i| record(&mut q, Class::Spot, i, "m")).collect();
-        q.append(&first).unwrap();
+        q.append(&first, &[]).unwrap();
         let wal_path = dir.path().join(format!("{FILE}-wal"));
         let wal_after_first = std::fs::metadata(&wal_path).unwrap().len() as usize;
         let second: Vec<Record> = (0..10).map(|i| record(&mut q, Class::Spot, 100 + i, "m")).collect();
-        q.append(&second).unwrap();
+        q.append(&second, &[]).unwrap();
         let wal = std::fs::read(&wal_path).unwrap();
         assert!(wal.len() > wal_after_first, "the second commit is in the log");
         let db = std::fs::read(dir.path().join(FILE)).unwrap();
@@ -608,8 +611,16 @@ mod tests {
         q.set_device_memory("glucose-1", "41").unwrap();
         q.set_device_memory("glucose-1", "42").unwrap();
         drop(q);
-        let q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
         assert_eq!(q.device_memory("glucose-1").unwrap().as_deref(), Some("42"));
+        // A record and the memory it advances are committed together.
+        let seq = q.reserve_seqs(1).unwrap();
+        let r = Record { seq, class: Class::Spot, created: 1, topic: "t".into(), payload: vec![1] };
+        q.append(&[r], &[("glucose-1".into(), "43".into())]).unwrap();
+        drop(q);
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        assert_eq!(q.device_memory("glucose-1").unwrap().as_deref(), Some("43"));
+        assert_eq!(q.after(0, 10).unwrap().len(), 1);
     }
 
     #[derive(Debug, Clone)]
@@ -639,7 +650,7 @@ mod tests {
                 match op {
                     Op::Append(n) => {
                         let rs: Vec<Record> = (0..n).map(|i| record(&mut q, Class::Spot, i64::from(i), "m")).collect();
-                        q.append(&rs).unwrap();
+                        q.append(&rs, &[]).unwrap();
                         for r in rs {
                             issued.push(r.seq);
                             model.insert(r.seq, r.payload);

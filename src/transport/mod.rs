@@ -1,7 +1,7 @@
-//! How the gateway reaches a device. Each transport is one module behind [`open`]; BLE joins here
-//! as another variant of [`crate::config::DeviceTransport`].
+//! How the gateway reaches a device: a serial byte link ([`open`]) or a BLE device ([`ble`]).
 
 mod backoff;
+pub mod ble;
 mod serial;
 
 pub use backoff::Backoff;
@@ -20,6 +20,7 @@ pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::
         DeviceTransport::Serial { path, baud } => {
             serial::open(path, *baud, settings).map(|s| Box::new(s) as Box<dyn Link>)
         }
+        DeviceTransport::Ble { .. } => Err(std::io::Error::other("a BLE device has no byte link")),
     }
 }
 
@@ -27,5 +28,6 @@ pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::
 pub fn kind(transport: &DeviceTransport) -> &'static str {
     match transport {
         DeviceTransport::Serial { .. } => "serial",
+        DeviceTransport::Ble { .. } => "ble",
     }
 }

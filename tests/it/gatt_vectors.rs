@@ -79,7 +79,10 @@ fn every_sourced_gatt_vector_decodes_to_its_stated_values_or_is_refused() {
                     assert_eq!(ctx(&r, "sensor_contact") == "detected", contact, "{label}");
                 }
                 close(val(&r, "energy_expended"), &e["energy_expended"], 0.0, &label);
-                let rr: Vec<u64> = e["rr_intervals"].as_array().map(|a| a.iter().map(|x| x.as_u64().unwrap()).collect()).unwrap_or_default();
+                let rr: Vec<u64> = e["rr_intervals"]
+                    .as_array()
+                    .map(|a| a.iter().map(|x| x.as_u64().unwrap()).collect())
+                    .unwrap_or_default();
                 assert_eq!(rr_raw(&r), rr, "{label}");
             }
             Characteristic::BloodPressure => {
@@ -101,12 +104,19 @@ fn every_sourced_gatt_vector_decodes_to_its_stated_values_or_is_refused() {
                         ("irregularPulseDetected", "irregular-pulse"),
                         ("improperMeasurementPosition", "improper-position"),
                     ] {
-                        assert_eq!(names.split(',').any(|n| n == name), status[key].as_bool().unwrap(), "{label} {key}");
+                        assert_eq!(
+                            names.split(',').any(|n| n == name),
+                            status[key].as_bool().unwrap(),
+                            "{label} {key}"
+                        );
                     }
                     let range = ctx(&r, "pulse_rate_range");
                     assert_eq!(range == "in-range", status["pulseRateInRange"].as_bool().unwrap(), "{label}");
                     assert_eq!(range == "above-upper-limit", status["pulseRateExceedsUpperLimit"].as_bool().unwrap());
-                    assert_eq!(range == "below-lower-limit", status["pulseRateIsLessThenLowerLimit"].as_bool().unwrap());
+                    assert_eq!(
+                        range == "below-lower-limit",
+                        status["pulseRateIsLessThenLowerLimit"].as_bool().unwrap()
+                    );
                 }
                 // A time stamp with year 0 (unknown) gives no device time.
                 if e["timestamp"].is_null() || e["timestamp"]["year_set"] == false {
@@ -143,7 +153,11 @@ fn every_sourced_gatt_vector_decodes_to_its_stated_values_or_is_refused() {
                     assert_eq!(ctx(&r, "carbohydrate_meal"), "breakfast");
                     assert_eq!(ctx(&r, "meal"), "casual");
                     assert_eq!(ctx(&r, "medication"), "long-acting-insulin");
-                    assert_eq!(val(&r, "medication_volume"), Some(e["medication"].as_f64().unwrap() * 1000.0), "litres -> mL");
+                    assert_eq!(
+                        val(&r, "medication_volume"),
+                        Some(e["medication"].as_f64().unwrap() * 1000.0),
+                        "litres -> mL"
+                    );
                     assert_eq!(val(&r, "hba1c"), e["hba1c"].as_f64());
                     // Tester/health: the source puts Health in the low nibble, against the
                     // specification's order (see SOURCES.md); not compared.
@@ -189,7 +203,11 @@ fn every_sourced_gatt_vector_decodes_to_its_stated_values_or_is_refused() {
 fn check_flags(ours: &str, theirs: &Value, label: &str) {
     let Some(list) = theirs.as_array() else { return };
     let norm = |s: &str| {
-        s.trim_start_matches("has").trim_end_matches("Support").trim_start_matches("supports").replace('-', "").to_lowercase()
+        s.trim_start_matches("has")
+            .trim_end_matches("Support")
+            .trim_start_matches("supports")
+            .replace('-', "")
+            .to_lowercase()
     };
     let ours: Vec<String> = ours.split(',').filter(|s| !s.is_empty()).map(norm).collect();
     let mut theirs: Vec<String> = list.iter().map(|x| norm(x.as_str().unwrap())).collect();
@@ -200,7 +218,10 @@ fn check_flags(ours: &str, theirs: &Value, label: &str) {
     let ours: Vec<String> = ours.iter().map(|o| o.replace("is", "").trim_end_matches("detected").to_string()).collect();
     assert_eq!(ours.len(), theirs.len(), "{label}: {ours:?} vs {theirs:?}");
     for t in &theirs {
-        assert!(ours.iter().any(|o| o == t || o.contains(t.as_str()) || t.contains(o.as_str())), "{label}: {t} not in {ours:?}");
+        assert!(
+            ours.iter().any(|o| o == t || o.contains(t.as_str()) || t.contains(o.as_str())),
+            "{label}: {t} not in {ours:?}"
+        );
     }
 }
 
@@ -243,7 +264,10 @@ fn check_glucose(r: &GattReading, e: &Value, label: &str) {
     }
     if let Some(low) = a["status.deviceBatteryLow"].as_bool() {
         assert_eq!(ctx(r, "status").split(',').any(|s| s == "battery-low"), low);
-        assert_eq!(ctx(r, "status").split(',').any(|s| s == "general-device-fault"), a["status.generalDeviceFault"].as_bool().unwrap());
+        assert_eq!(
+            ctx(r, "status").split(',').any(|s| s == "general-device-fault"),
+            a["status.generalDeviceFault"].as_bool().unwrap()
+        );
     }
 }
 
@@ -276,7 +300,9 @@ fn check_racp(bytes: &[u8], e: &Value, label: &str) {
                 None => assert_eq!(code, 1, "{label}: success"),
             }
         }
-        racp::Response::NumberOfRecords(n) => assert_eq!(u64::from(n), e["number_of_records"].as_u64().unwrap(), "{label}"),
+        racp::Response::NumberOfRecords(n) => {
+            assert_eq!(u64::from(n), e["number_of_records"].as_u64().unwrap(), "{label}")
+        }
     }
 }
 
@@ -296,7 +322,8 @@ fn polar_pmd_vectors() {
         let e = &v["expected"];
         if name.starts_with("ECG frame type 0") {
             let f = pmd::decode_ecg(&bytes).unwrap();
-            let want: Vec<i32> = e["microvolts"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect();
+            let want: Vec<i32> =
+                e["microvolts"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect();
             assert_eq!(f.samples, want);
             assert_eq!(f.timestamp_ns, e["timestamp_ns_of_last_sample"].as_u64().unwrap());
             // 2 s after 2000-01-01T00:00:00Z.

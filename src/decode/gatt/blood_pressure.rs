@@ -5,12 +5,8 @@
 use super::reader::{micros, GattError};
 use super::{bit_names, GattReading, GattValue, Reader};
 
-const STATUS: &[(u32, &str)] = &[
-    (0, "body-movement"),
-    (1, "cuff-too-loose"),
-    (2, "irregular-pulse"),
-    (5, "improper-position"),
-];
+const STATUS: &[(u32, &str)] =
+    &[(0, "body-movement"), (1, "cuff-too-loose"), (2, "irregular-pulse"), (5, "improper-position")];
 
 pub fn decode(bytes: &[u8]) -> Result<GattReading, GattError> {
     let mut r = Reader::new(bytes);

@@ -76,8 +76,14 @@ pub fn measurement(bytes: &[u8]) -> Result<GattReading, GattError> {
 
 const CARBS: [&str; 8] = ["reserved", "breakfast", "lunch", "dinner", "snack", "drink", "supper", "brunch"];
 const MEALS: [&str; 6] = ["reserved", "preprandial", "postprandial", "fasting", "casual", "bedtime"];
-const MEDICATIONS: [&str; 6] =
-    ["reserved", "rapid-acting-insulin", "short-acting-insulin", "intermediate-acting-insulin", "long-acting-insulin", "premixed-insulin"];
+const MEDICATIONS: [&str; 6] = [
+    "reserved",
+    "rapid-acting-insulin",
+    "short-acting-insulin",
+    "intermediate-acting-insulin",
+    "long-acting-insulin",
+    "premixed-insulin",
+];
 
 /// Glucose Measurement Context: flags (bit 0 carbohydrate, 1 meal, 2 tester-health, 3 exercise,
 /// 4 medication, 5 medication in litres (else kilograms), 6 HbA1c, 7 extended flags); sequence

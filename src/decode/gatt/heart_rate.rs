@@ -2,8 +2,8 @@
 //! contact (bit 2 supported, bit 1 detected); energy expended (uint16 kJ, bit 3); RR intervals
 //! (uint16, 1/1024 s each, bit 4) to the end.
 
-use super::{GattReading, GattValue, Reader};
 use super::reader::GattError;
+use super::{GattReading, GattValue, Reader};
 
 pub fn decode(bytes: &[u8]) -> Result<GattReading, GattError> {
     let mut r = Reader::new(bytes);

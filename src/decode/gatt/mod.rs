@@ -66,6 +66,55 @@ impl Characteristic {
     }
 }
 
+/// The Bluetooth SIG base UUID with a 16-bit UUID in it.
+pub fn uuid16(u: u16) -> uuid::Uuid {
+    uuid::Uuid::from_u128((u128::from(u) << 96) | 0x0000_0000_0000_1000_8000_0080_5f9b_34fb)
+}
+
+/// The 16-bit UUID inside a SIG-base UUID.
+pub fn short_uuid(u: &uuid::Uuid) -> Option<u16> {
+    let v = u.as_u128();
+    (v & !(0xffff_u128 << 96) == 0x0000_0000_0000_1000_8000_0080_5f9b_34fb).then_some((v >> 96) as u16)
+}
+
+/// A UUID as profiles and captures write it: `0x2A18`, `2a18`, or the full 128-bit form.
+pub fn parse_uuid(text: &str) -> Option<uuid::Uuid> {
+    let t = text.trim();
+    let short = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    if short.len() == 4 {
+        return u16::from_str_radix(short, 16).ok().map(uuid16);
+    }
+    uuid::Uuid::parse_str(t).ok()
+}
+
+/// The value names a characteristic gives, for checking profiles.
+pub fn sources(c: Characteristic) -> &'static [&'static str] {
+    match c {
+        Characteristic::GlucoseMeasurement => &["glucose_mass", "glucose_molar"],
+        Characteristic::GlucoseContext => &[
+            "carbohydrate",
+            "exercise_duration",
+            "exercise_intensity",
+            "medication_mass",
+            "medication_volume",
+            "hba1c",
+        ],
+        Characteristic::HeartRate => &["heart_rate", "energy_expended", "rr_interval"],
+        Characteristic::BloodPressure => &["systolic", "diastolic", "mean", "pulse_rate"],
+        Characteristic::Temperature => &["temperature"],
+        Characteristic::PlxSpotCheck | Characteristic::PlxContinuous => &[
+            "spo2",
+            "pulse_rate",
+            "spo2_fast",
+            "pulse_rate_fast",
+            "spo2_slow",
+            "pulse_rate_slow",
+            "pulse_amplitude_index",
+        ],
+        Characteristic::PlxFeatures | Characteristic::Racp => &[],
+    }
+}
+
 /// One named value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GattValue {

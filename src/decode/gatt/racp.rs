@@ -47,7 +47,10 @@ impl Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Response {
     /// The request `request` ended with `code` (1 = success).
-    Code { request: u8, code: u8 },
+    Code {
+        request: u8,
+        code: u8,
+    },
     NumberOfRecords(u32),
 }
 

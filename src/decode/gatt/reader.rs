@@ -23,9 +23,10 @@ impl<'a> Reader<'a> {
     }
 
     pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], GattError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            GattError(format!("{what} missing: {} bytes, {} left", n, self.bytes.len() - self.pos))
-        })?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+                GattError(format!("{what} missing: {} bytes, {} left", n, self.bytes.len() - self.pos))
+            })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -70,7 +71,8 @@ impl<'a> Reader<'a> {
         if year == 0 || b[0] == 0 || b[1] == 0 {
             return Ok(None);
         }
-        let bad = || GattError(format!("{what}: {year}-{}-{} {}:{}:{} is not a date and time", b[0], b[1], b[2], b[3], b[4]));
+        let bad =
+            || GattError(format!("{what}: {year}-{}-{} {}:{}:{} is not a date and time", b[0], b[1], b[2], b[3], b[4]));
         let month = time::Month::try_from(b[0]).map_err(|_| bad())?;
         let date = time::Date::from_calendar_date(i32::from(year), month, b[1]).map_err(|_| bad())?;
         let t = time::Time::from_hms(b[2], b[3], b[4]).map_err(|_| bad())?;

@@ -1,0 +1,109 @@
+//! A BLE notification -> what it means for the device session: readings (mapped to codes by the
+//! profile's `[[field]]`s), a control point answer, or waveform samples. Pure, like every decoder.
+
+use super::gatt::{self, pmd, racp, Characteristic, GattReading};
+use super::{apply_field, DecodeError, WaveFrame};
+use crate::model::{Event, Observation, Severity, Unit};
+use crate::profile::{DecoderSpec, GattSpec};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notified {
+    /// Readings of a measurement or (for glucose) of a measurement context.
+    Reading(Readings),
+    /// The Record Access Control Point answered.
+    Racp(racp::Response),
+    /// Polar PMD control point answered.
+    PmdControl(pmd::ControlResponse),
+    /// Waveform samples; the device time of the last one.
+    Samples(WaveFrame, i64),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readings {
+    pub observations: Vec<Observation>,
+    pub tdev: Option<i64>,
+    /// Glucose record number, and whether a context notification for it follows.
+    pub record: Option<u16>,
+    pub context_follows: bool,
+    pub is_context: bool,
+    /// Values the profile refused (out of range, unit mismatch).
+    pub problems: Vec<Event>,
+}
+
+fn bad(code: &'static str, c: impl std::fmt::Display, e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::new(code, format!("{c}: {e}"))
+}
+
+/// Decodes one notification from characteristic `from`.
+pub fn decode(spec: &DecoderSpec, from: &Uuid, bytes: &[u8]) -> Result<Notified, DecodeError> {
+    match spec {
+        DecoderSpec::Gatt(g) => gatt_notification(g, from, bytes),
+        DecoderSpec::PolarPmdEcg(_) => {
+            if from.to_string() == pmd::CONTROL_POINT {
+                return pmd::decode_control_response(bytes)
+                    .map(Notified::PmdControl)
+                    .map_err(|e| bad("pmd-control-invalid", "PMD control point", e));
+            }
+            let f = pmd::decode_ecg(bytes).map_err(|e| bad("pmd-frame-invalid", "PMD data", e))?;
+            Ok(Notified::Samples(WaveFrame { counter: None, samples: f.samples }, f.last_sample_micros))
+        }
+        _ => Err(DecodeError::new("ble-notification", "this profile does not read BLE notifications")),
+    }
+}
+
+fn gatt_notification(spec: &GattSpec, from: &Uuid, bytes: &[u8]) -> Result<Notified, DecodeError> {
+    let c = gatt::short_uuid(from)
+        .and_then(Characteristic::from_uuid16)
+        .ok_or_else(|| DecodeError::new("characteristic-unknown", format!("notification from {from}")))?;
+    if c == Characteristic::Racp {
+        return racp::decode_response(bytes).map(Notified::Racp).map_err(|e| bad("racp-invalid", "RACP", e));
+    }
+    let reading = gatt::decode(c, bytes).map_err(|e| bad("gatt-invalid", format!("0x{:04X}", c.uuid16()), e))?;
+    Ok(Notified::Reading(readings(spec, c, reading)))
+}
+
+/// Maps a characteristic's named values to the profile's codes.
+pub fn readings(spec: &GattSpec, c: Characteristic, r: GattReading) -> Readings {
+    let mut out = Readings {
+        tdev: r.tdev,
+        record: r.record,
+        context_follows: r.context_follows,
+        is_context: c == Characteristic::GlucoseContext,
+        ..Default::default()
+    };
+    let ctx = (!r.ctx.is_empty()).then(|| r.ctx.clone());
+    for v in &r.values {
+        let Some(field) = spec.fields.iter().find(|f| f.source == v.source) else { continue };
+        if !field.unit.ucum.is_empty() && field.unit.ucum != v.ucum {
+            out.problems.push(
+                Event::new(
+                    "unit-unmapped",
+                    Severity::Warn,
+                    format!("`{}` came in {}, the profile expects {}", v.source, v.ucum, field.unit.ucum),
+                )
+                .with("field", v.source),
+            );
+            continue;
+        }
+        let val = match v.val {
+            Some(x) => match apply_field(field, x, &x.to_string()) {
+                Ok(y) => Some(y),
+                Err(e) => {
+                    out.problems.push(e);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        out.observations.push(Observation {
+            code: field.code.clone(),
+            val,
+            unit: Unit { ucum: v.ucum.to_string(), mdc: field.unit.mdc },
+            q: v.q,
+            tdev: r.tdev,
+            ctx: ctx.clone(),
+        });
+    }
+    out
+}

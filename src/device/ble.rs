@@ -1,0 +1,279 @@
+//! A BLE device's session: connect (scan, discover, subscribe), start what the profile needs
+//! (a Record Access Control Point download of the records after the last one delivered, or the
+//! Polar PMD ECG stream), then turn notifications into readings, samples and events until the
+//! device goes away. A device that does not answer a control point in time is reported and
+//! dropped, and tried again with backoff.
+
+use super::DeviceTask;
+use crate::config::DeviceTransport;
+use crate::decode::ble::{self as notify, Notified, Readings};
+use crate::decode::gatt::{self, pmd, racp, Characteristic};
+use crate::model::{Event, Observation, Severity};
+use crate::mqtt::status::LinkState;
+use crate::pipeline::{capture_time, Outgoing, Payload};
+use crate::profile::DecoderSpec;
+use crate::transport::ble::{BleEvent, BleLink, BleTarget};
+use crate::transport::Backoff;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long a scan looks for the device before the attempt counts as failed.
+const SCAN_FOR: Duration = Duration::from_secs(10);
+
+/// The characteristics a profile listens to.
+fn subscriptions(decoder: &DecoderSpec) -> Vec<Uuid> {
+    match decoder {
+        DecoderSpec::Gatt(g) => {
+            let mut out: Vec<Uuid> = g.characteristics.iter().map(|c| gatt::uuid16(c.uuid16())).collect();
+            if g.racp {
+                out.push(gatt::uuid16(Characteristic::Racp.uuid16()));
+            }
+            out
+        }
+        DecoderSpec::PolarPmdEcg(_) => {
+            [pmd::CONTROL_POINT, pmd::DATA].iter().filter_map(|u| Uuid::parse_str(u).ok()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A glucose measurement waiting for the context notification that follows it.
+#[derive(Default)]
+struct Pending(Option<Readings>);
+
+impl DeviceTask {
+    /// Connects to the BLE device and runs its session; how long to wait before the next attempt.
+    pub(super) async fn ble_attempt(&mut self, backoff: &mut Backoff) -> Duration {
+        let DeviceTransport::Ble { address, name } = &self.cfg.transport else { return backoff.next_delay() };
+        let Some(spec) = &self.cfg.profile.ble else { return backoff.next_delay() };
+        let target = BleTarget { address: address.clone(), name: name.clone(), service: spec.service };
+        let subscribe = subscriptions(&self.cfg.profile.decoder);
+        let mut shutdown = self.shutdown.clone();
+        let opened = tokio::select! {
+            r = BleLink::open(&target, &subscribe, SCAN_FOR) => r,
+            _ = shutdown.triggered() => return Duration::ZERO,
+        };
+        match opened {
+            Ok(link) => {
+                self.counters.connects.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                tracing::info!(address = %link.address(), "BLE device connected");
+                self.state(LinkState::Connected, None).await;
+                backoff.reset();
+                let why = self.ble_session(link, started).await;
+                self.wave_link_lost().await;
+                if !self.shutdown.is_triggered() {
+                    tracing::warn!(reason = %why, "BLE device gone; reconnecting");
+                    self.state(LinkState::Disconnected, Some(why)).await;
+                }
+                backoff.next_delay()
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot reach the BLE device");
+                self.state(LinkState::Error, Some(e.to_string())).await;
+                backoff.next_delay()
+            }
+        }
+    }
+
+    /// The last stored record delivered (RACP meters).
+    fn last_record(&self) -> Option<u16> {
+        self.memory.as_deref().and_then(|m| m.parse().ok())
+    }
+
+    /// Starts the device's procedure: the RACP download or the PMD stream. Returns the answer
+    /// timeout when an answer is awaited.
+    async fn ble_start(&mut self, link: &mut BleLink) -> Result<Option<Duration>, String> {
+        match &self.cfg.profile.decoder {
+            DecoderSpec::Gatt(g) if g.racp => {
+                let request = match self.last_record() {
+                    Some(last) if last < u16::MAX => racp::Request::ReportFrom(last + 1),
+                    Some(_) => racp::Request::ReportAll,
+                    None => racp::Request::ReportAll,
+                };
+                tracing::info!(?request, "asking the meter for its stored records");
+                let racp_uuid = gatt::uuid16(Characteristic::Racp.uuid16());
+                link.write(racp_uuid, &request.encode()).await.map_err(|e| format!("RACP write: {e}"))?;
+                Ok(Some(g.answer_timeout))
+            }
+            DecoderSpec::PolarPmdEcg(p) => {
+                let cp = Uuid::parse_str(pmd::CONTROL_POINT).unwrap_or_default();
+                link.write(cp, &pmd::start_ecg()).await.map_err(|e| format!("PMD start: {e}"))?;
+                Ok(Some(p.answer_timeout))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn ble_session(&mut self, mut link: BleLink, started: Instant) -> String {
+        let mut pending = Pending::default();
+        let mut first_reading = true;
+        let timeout = match self.ble_start(&mut link).await {
+            Ok(t) => t,
+            Err(why) => {
+                self.event(Event::new("device-control-failed", Severity::Warn, why.clone())).await;
+                link.close().await;
+                return why;
+            }
+        };
+        let mut answer_due = timeout.map(|t| Instant::now() + t);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let chunk_due = self.wave.as_ref().and_then(crate::wave::WaveStream::deadline);
+            tokio::select! {
+                ev = link.next() => match ev {
+                    BleEvent::Notification(uuid, bytes) => {
+                        if let (Some(t), Some(_)) = (timeout, answer_due) {
+                            answer_due = Some(Instant::now() + t);
+                        }
+                        let answered = self.ble_notification(&uuid, &bytes, &mut pending).await;
+                        if answered {
+                            answer_due = None;
+                        }
+                        if first_reading && self.counters.readings.load(Ordering::Relaxed) > 0 {
+                            first_reading = false;
+                            tracing::info!(ms = started.elapsed().as_millis() as u64, "first reading after connect");
+                        }
+                    }
+                    BleEvent::Disconnected => {
+                        self.flush_pending(&mut pending).await;
+                        return "device disconnected".into();
+                    }
+                },
+                _ = shutdown.triggered() => {
+                    self.flush_pending(&mut pending).await;
+                    link.close().await;
+                    return "gateway stopping".into();
+                }
+                _ = tokio::time::sleep_until(answer_due.unwrap_or_else(Instant::now).into()), if answer_due.is_some() => {
+                    self.flush_pending(&mut pending).await;
+                    let secs = timeout.unwrap_or_default().as_secs();
+                    let text = format!("the device did not answer its control point within {secs} s");
+                    self.event(Event::new("device-silent", Severity::Warn, text.clone()).with("timeout_s", secs)).await;
+                    link.close().await;
+                    return text;
+                }
+                _ = tokio::time::sleep_until(chunk_due.unwrap_or_else(Instant::now).into()), if chunk_due.is_some() => {
+                    if let Some(chunk) = self.wave.as_mut().and_then(crate::wave::WaveStream::flush) {
+                        self.send_chunk(chunk).await;
+                    }
+                }
+                _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
+                    self.report_suppressed().await;
+                }
+            }
+        }
+    }
+
+    /// Handles one notification; true when it answered the awaited control point request.
+    async fn ble_notification(&mut self, uuid: &Uuid, bytes: &[u8], pending: &mut Pending) -> bool {
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        let t = capture_time();
+        match notify::decode(&self.cfg.profile.decoder, uuid, bytes) {
+            Ok(Notified::Reading(r)) => {
+                for p in &r.problems {
+                    self.event(p.clone()).await;
+                }
+                self.reading(r, pending, t).await;
+                false
+            }
+            Ok(Notified::Racp(resp)) => {
+                self.flush_pending(pending).await;
+                match resp {
+                    racp::Response::Code { code, .. } if resp.is_success() || resp.is_no_records() => {
+                        tracing::info!(code, "stored records delivered");
+                    }
+                    racp::Response::Code { request, code } => {
+                        let text =
+                            format!("the meter refused the record request: {} ({code})", racp::code_meaning(code));
+                        self.event(
+                            Event::new("racp-error", Severity::Warn, text).with("request", request).with("code", code),
+                        )
+                        .await;
+                    }
+                    racp::Response::NumberOfRecords(n) => tracing::info!(records = n, "meter holds records"),
+                }
+                true
+            }
+            Ok(Notified::PmdControl(c)) => {
+                if c.status != 0 {
+                    let text = format!("the device refused the ECG start: {} ({})", c.status_meaning(), c.status);
+                    self.event(Event::new("pmd-error", Severity::Warn, text).with("status", c.status)).await;
+                }
+                true
+            }
+            Ok(Notified::Samples(frame, _tdev)) => {
+                self.wave_frame(&frame, t).await;
+                false
+            }
+            Err(e) => {
+                self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                let event = e.to_event().with("characteristic", uuid.to_string()).with("bytes", hex::encode(bytes));
+                self.event(event).await;
+                false
+            }
+        }
+    }
+
+    /// A measurement or context. A measurement whose context follows waits for it; a record
+    /// already delivered (by number) is passed over.
+    async fn reading(&mut self, r: Readings, pending: &mut Pending, t: i64) {
+        if r.is_context {
+            match pending.0.take() {
+                Some(mut m) if m.record == r.record => {
+                    m.observations.extend(r.observations);
+                    self.deliver(m, t).await;
+                }
+                other => {
+                    pending.0 = other;
+                    let text = format!("a glucose context for record {:?} came without its measurement", r.record);
+                    self.event(Event::new("context-unmatched", Severity::Info, text)).await;
+                }
+            }
+            return;
+        }
+        self.flush_pending(pending).await;
+        if let (Some(record), Some(last)) = (r.record, self.last_record()) {
+            if record <= last {
+                tracing::debug!(record, last, "record already delivered");
+                return;
+            }
+        }
+        if r.context_follows {
+            pending.0 = Some(r);
+        } else {
+            self.deliver(r, t).await;
+        }
+    }
+
+    async fn flush_pending(&mut self, pending: &mut Pending) {
+        if let Some(m) = pending.0.take() {
+            self.deliver(m, capture_time()).await;
+        }
+    }
+
+    /// Sends readings; a numbered record advances the device's memory in the same commit.
+    async fn deliver(&mut self, r: Readings, t: i64) {
+        let remember = r.record.map(|n| n.to_string());
+        if let Some(n) = r.record {
+            self.memory = Some(n.to_string());
+        }
+        let observations: Vec<Observation> = r.observations;
+        if observations.is_empty() && remember.is_none() {
+            return;
+        }
+        let payload = if observations.is_empty() {
+            // Nothing the profile forwards, but the record was read: remember it all the same.
+            Payload::Event(
+                Event::new("record-without-values", Severity::Info, "a stored record with no value the profile maps")
+                    .with("record", r.record.unwrap_or_default()),
+            )
+        } else {
+            self.counters.readings.fetch_add(observations.len() as u64, Ordering::Relaxed);
+            Payload::Obs(observations)
+        };
+        let msg = Outgoing::Signed { from: self.source.clone(), payload, t, tdev: r.tdev, accepted: None, remember };
+        let _ = self.out.send(msg).await;
+    }
+}
