@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Bluetooth Low Energy: find devices to put in the configuration.
+    Ble {
+        #[command(subcommand)]
+        command: BleCommand,
+    },
     /// Subscribe to a broker as a hub would: verify, de-duplicate and print every reading.
     Watch {
         #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
@@ -105,6 +110,16 @@ pub enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BleCommand {
+    /// List the BLE devices around: address, name, signal strength (RSSI) and advertised services.
+    Scan {
+        /// How long to listen, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// List the known profiles.
     List {
@@ -128,6 +143,7 @@ pub enum ProfileCommand {
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Run { config } => run_daemon(&config).await,
+        Command::Ble { command: BleCommand::Scan { seconds } } => ble_scan(seconds).await,
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => {
                 println!("{}: valid ({} devices)", config.display(), c.devices.len());
@@ -328,6 +344,29 @@ async fn run_watch(url: &str, key_files: &[PathBuf], json: bool, filter: String,
         Err(e) => {
             eprintln!("spokegate watch: {e}");
             exit::IOERR
+        }
+    }
+}
+
+async fn ble_scan(seconds: u64) -> i32 {
+    match crate::transport::ble::scan(Duration::from_secs(seconds)).await {
+        Ok(seen) => {
+            println!("{:<17}  {:>5}  {:<24}  services", "address", "rssi", "name");
+            for d in &seen {
+                let services: Vec<String> = d
+                    .services
+                    .iter()
+                    .map(|u| crate::decode::gatt::short_uuid(u).map(|s| format!("0x{s:04X}")).unwrap_or_else(|| u.to_string()))
+                    .collect();
+                let rssi = d.rssi.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+                println!("{:<17}  {:>5}  {:<24}  {}", d.address, rssi, d.name.as_deref().unwrap_or("-"), services.join(" "));
+            }
+            eprintln!("{} devices; put one in the configuration as ble = {{ address = \"...\" }}", seen.len());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("spokegate ble scan: {e}");
+            exit::UNAVAILABLE
         }
     }
 }

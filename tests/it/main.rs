@@ -2,6 +2,7 @@
 //! mosquitto started per test on a free loopback port, pseudo-terminals as serial devices, the real
 //! daemon, and an independent Python COSE verifier.
 
+mod ble;
 mod cli;
 mod config_errors;
 mod durability;

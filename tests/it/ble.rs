@@ -1,0 +1,358 @@
+//! BLE end to end with the real btleplug code: a private `dbus-daemon`, a mock BlueZ on it
+//! (`tests/ble_mock/mock_bluez.py`: Adapter1/Device1/GattService1/GattCharacteristic1, notifications
+//! as PropertiesChanged), the real `spokegate` binary pointed at that bus with
+//! `DBUS_SYSTEM_BUS_ADDRESS`, a real mosquitto, and a subscriber verifying every signature.
+//! The notification bytes are the sourced vectors of `tests/fixtures/ble/` and MIT-BIH samples.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+use spokegate::decode::gatt::pmd;
+use spokegate::model::{Body, BodyKind};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A private D-Bus daemon standing in for the system bus.
+struct PrivateBus {
+    address: String,
+    _daemon: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateBus {
+    fn start() -> PrivateBus {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/><allow own="*"/>
+    <allow send_type="method_call"/><allow send_type="signal"/><allow send_type="method_return"/><allow send_type="error"/>
+    <allow receive_type="method_call"/><allow receive_type="signal"/><allow receive_type="method_return"/><allow receive_type="error"/>
+  </policy>
+</busconfig>
+"#,
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt install dbus-daemon)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        PrivateBus { address: line.trim().to_string(), _daemon: KillOnDrop(child), _dir: dir }
+    }
+}
+
+/// The mock BlueZ, and what it reports doing (JSON lines).
+struct MockBluez {
+    _child: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<Value>,
+}
+
+impl MockBluez {
+    fn start(bus: &PrivateBus, scenario: &Value, dir: &Path) -> MockBluez {
+        let path = dir.join("scenario.json");
+        std::fs::write(&path, scenario.to_string()).unwrap();
+        let mut child = Command::new("python3")
+            .arg(format!("{}/tests/ble_mock/mock_bluez.py", env!("CARGO_MANIFEST_DIR")))
+            .arg(&bus.address)
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let ready = rx.recv_timeout(PATIENCE).expect("mock BlueZ starts (pip install dbus-next)");
+        assert_eq!(ready, "READY");
+        MockBluez { _child: KillOnDrop(child), lines: rx, seen: Vec::new() }
+    }
+
+    /// Waits for an event of the mock matching `done`.
+    fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.until_count(what, 1, done)
+    }
+
+    /// Waits for the `n`-th event of the mock matching `done`.
+    fn until_count(&mut self, what: &str, n: usize, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = self.seen.iter().filter(|v| done(v)).nth(n - 1) {
+                return v.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("mock BlueZ: no {what}; saw {:?}", self.seen));
+            self.seen.push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+        }
+    }
+}
+
+fn gateway(config: &Path, bus: &PrivateBus) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap(), "--log", "warn"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// SIGTERM and wait: the gateway drains everything it accepted.
+fn stop(mut g: KillOnDrop) {
+    unsafe { libc::kill(g.0.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while g.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < PATIENCE, "gateway drains in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ble_config(gw: &GatewayDir, port: u16, devices: &[(&str, &str, &str)], profiles: Option<&Path>) -> PathBuf {
+    let mut text = format!(
+        "[gateway]\nsite = \"test-site\"\nid = \"gw-test\"\nstate_dir = \"{}\"\n{}[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n",
+        gw.path().display(),
+        profiles.map(|p| format!("profiles_dir = \"{}\"\n", p.display())).unwrap_or_default()
+    );
+    for (id, profile, ble) in devices {
+        text.push_str(&format!("\n[[device]]\nid = \"{id}\"\nprofile = \"{profile}\"\nble = {ble}\n"));
+    }
+    let path = gw.path().join("spokegate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn vector(uuid: &str, hex_prefix: &str) -> Vec<u8> {
+    let all: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/tests/fixtures/ble/gatt_vectors.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
+    let v = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["characteristic_uuid"] == uuid && v["hex"].as_str().unwrap().starts_with(hex_prefix))
+        .unwrap();
+    hex::decode(v["hex"].as_str().unwrap()).unwrap()
+}
+
+/// Stored records 1..=n made from two sourced Glucose Measurement vectors (their sequence number
+/// replaced), each followed by a sourced-form context (flags 0) with the same number.
+/// Returns the scenario records and, per record, (UCUM unit, value, device time) as the vectors state.
+fn glucose_records(n: u16) -> (Vec<Value>, Vec<(&'static str, f64, &'static str)>) {
+    // 30 kg/L (annotated), 2019-02-27 11:10:30 - 5 min; 81 mol/L, 2020-05-21 10:30:45.
+    let a = vector("0x2A18", "1b0100e3");
+    let c = vector("0x2A18", "1f0200e4");
+    let mut records = Vec::new();
+    let mut expected = Vec::new();
+    for seq in 1..=n {
+        let (mut m, want) = if seq % 2 == 1 {
+            (a.clone(), ("mg/dL", 30.0 * 100_000.0, "2019-02-27T11:05:30Z"))
+        } else {
+            (c.clone(), ("mmol/L", 81.0 * 1_000.0, "2020-05-21T10:30:45Z"))
+        };
+        m[1..3].copy_from_slice(&seq.to_le_bytes());
+        let mut ctx = vec![0x00];
+        ctx.extend(seq.to_le_bytes());
+        records.push(json!({"seq": seq, "measurement": hex::encode(&m), "context": hex::encode(&ctx)}));
+        expected.push(want);
+    }
+    (records, expected)
+}
+
+/// PMD ECG frames of 73 samples (MIT-BIH record 100 MLII in microvolts: (adc - 1024) * 5).
+fn ecg_frames(frames: usize) -> (Vec<String>, Vec<i32>) {
+    let rec = spokegate::sim::waves::mitbih_100();
+    let uv: Vec<i32> = rec.channel(0).iter().map(|&a| (a - 1024) * 5).take(frames * 73).collect();
+    let hexed = uv
+        .chunks(73)
+        .enumerate()
+        .map(|(i, c)| hex::encode(pmd::encode_ecg(1_000_000_000 + (i as u64 + 1) * 73 * 1_000_000_000 / 130, c)))
+        .collect();
+    (hexed, uv)
+}
+
+fn record_of(b: &Body) -> Option<u16> {
+    b.obs.as_ref()?.first()?.ctx.as_ref()?.get("record")?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactly_once() {
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (records, expected) = glucose_records(8);
+    let (frames, samples) = ecg_frames(10);
+    let hr = ["0055", "04ff", "194b00380404043804", "1f0101320101000201ffff"];
+    let scenario = json!({"devices": [
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:01", "name": "Mock Glucose",
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records, "drop_after": 3},
+        {"kind": "heart_rate", "address": "AA:BB:CC:DD:EE:02", "name": "Mock HR",
+         "service": "0000180d-0000-1000-8000-00805f9b34fb", "notifications": hr, "interval_ms": 50},
+        {"kind": "pmd", "address": "AA:BB:CC:DD:EE:03", "name": "Polar H10 MOCK",
+         "service": "fb005c80-02e7-f387-1cad-8acd2d8df0c8", "frames": frames, "interval_ms": 20},
+    ]});
+    let mut mock = MockBluez::start(&bus, &scenario, dir.path());
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let config = ble_config(
+        &gw,
+        broker.port,
+        &[
+            ("glucose-1", "ble-glucose", "{ address = \"AA:BB:CC:DD:EE:01\" }"),
+            ("hr-1", "ble-heart-rate", "{ name = \"Mock HR\" }"),
+            ("ecg-1", "polar-h10-ecg", "{ address = \"aa:bb:cc:dd:ee:03\" }"),
+        ],
+        None,
+    );
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let g = gateway(&config, &bus);
+
+    // The meter walks away after three records; the gateway reconnects and asks for the rest.
+    let second = mock.until("second download", |v| v["event"] == "download" && v["attempt"] == 2);
+    assert_eq!(second["first"], 4, "the gateway asks for the records after the last one delivered");
+    mock.until("download complete", |v| v["event"] == "download-complete");
+    mock.until("ECG stream complete", |v| v["event"] == "stream-complete" && v["device"] == "Polar H10 MOCK");
+    let keys = gw.keys();
+    sub.until_signed("8 records, 4 heart-rate readings and every ECG sample", &keys, |bodies| {
+        let records = bodies.iter().filter(|b| b.dev == "glucose-1" && b.kind == BodyKind::Obs).count();
+        let hr = bodies.iter().filter(|b| b.dev == "hr-1" && b.kind == BodyKind::Obs).count();
+        let ecg: u64 = bodies.iter().filter_map(|b| b.wave.as_ref()).map(|w| u64::from(w.n)).sum();
+        records >= 8 && hr >= 4 && ecg >= samples.len() as u64
+    })
+    .await;
+    stop(g);
+    // After the drain, nothing more can come: count exactly.
+    sub.until("offline status", |seen| {
+        seen.iter().any(|(t, p)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("\"offline\""))
+    })
+    .await;
+    let bodies = sub.bodies(&keys);
+
+    let glucose: Vec<&Body> = bodies.iter().filter(|b| b.dev == "glucose-1" && b.kind == BodyKind::Obs).collect();
+    let numbers: Vec<u16> = glucose.iter().filter_map(|b| record_of(b)).collect();
+    assert_eq!(numbers, (1..=8).collect::<Vec<u16>>(), "every stored record exactly once, in order");
+    for (b, (ucum, value, tdev)) in glucose.iter().zip(&expected) {
+        let o = &b.obs.as_ref().unwrap()[0];
+        assert_eq!((o.code.mdc, o.unit.ucum.as_str(), o.val), (160184, *ucum, Some(*value)));
+        assert_eq!(spokegate::clock::micros_to_rfc3339(o.tdev.unwrap()), *tdev);
+    }
+
+    let heart: Vec<f64> = bodies
+        .iter()
+        .filter(|b| b.dev == "hr-1")
+        .filter_map(|b| b.obs.as_ref())
+        .flat_map(|o| o.iter().filter(|o| o.code.mdc == 147842).map(|o| o.val.unwrap()))
+        .collect();
+    assert_eq!(heart, [85.0, 255.0, 75.0, 257.0], "the sourced vectors' heart rates");
+    let rr: Vec<f64> = bodies
+        .iter()
+        .filter_map(|b| b.obs.as_ref())
+        .flat_map(|o| o.iter().filter(|o| o.code.mdc == 147240).map(|o| o.val.unwrap() * 1024.0))
+        .collect();
+    assert_eq!(rr, [1028.0, 1080.0, 1.0, 258.0, 65535.0], "RR intervals in 1/1024 s");
+
+    let mut hub = spokegate::hub::Reassembler::default();
+    let mut got: Vec<i32> = Vec::new();
+    for b in bodies.iter().filter(|b| b.kind == BodyKind::Wave) {
+        let placed = hub.accept(b).unwrap().unwrap();
+        assert_eq!(placed.gap, None);
+        got.extend(&placed.channels[0]);
+        assert_eq!(b.wave.as_ref().unwrap().rate, 130.0);
+    }
+    assert_eq!(got, samples, "ECG microvolts exactly as the strap sent them");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_hangs() {
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (records, _) = glucose_records(2);
+    // Short, long and nonsense notifications between sourced good ones.
+    let hr = ["0055", "", "01", "0055deadbeef", "17ffff", "ff64", "04ff"];
+    let scenario = json!({"devices": [
+        {"kind": "heart_rate", "address": "AA:BB:CC:DD:EE:02", "name": "Mock HR",
+         "service": "0000180d-0000-1000-8000-00805f9b34fb", "notifications": hr, "interval_ms": 30},
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:04", "name": "Refusing Meter",
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records, "racp_error": 5},
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:05", "name": "Silent Meter",
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": [], "racp_silent": true},
+    ]});
+    let mut mock = MockBluez::start(&bus, &scenario, dir.path());
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let fast = spokegate::profile::BUILTIN.iter().find(|(n, _)| *n == "ble-glucose.toml").unwrap().1;
+    std::fs::write(
+        profiles.join("ble-glucose-fast.toml"),
+        fast.replace("id = \"ble-glucose\"", "id = \"ble-glucose-fast\"").replace("answer_timeout_secs = 15", "answer_timeout_secs = 2"),
+    )
+    .unwrap();
+    let config = ble_config(
+        &gw,
+        broker.port,
+        &[
+            ("hr-1", "ble-heart-rate", "{ address = \"AA:BB:CC:DD:EE:02\" }"),
+            ("refusing-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:04\" }"),
+            ("silent-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:05\" }"),
+        ],
+        Some(&profiles),
+    );
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let g = gateway(&config, &bus);
+    mock.until("racp ignored", |v| v["event"] == "racp-ignored");
+    let keys = gw.keys();
+    let code_of = |b: &Body| b.event.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+    sub.until_signed("the bad-input, RACP-error and silent-device events", &keys, |bodies| {
+        let codes: Vec<String> = bodies.iter().map(code_of).collect();
+        codes.iter().filter(|c| *c == "gatt-invalid").count() >= 5
+            && codes.iter().any(|c| c == "racp-error")
+            && codes.iter().any(|c| c == "device-silent")
+            && bodies.iter().filter(|b| b.dev == "hr-1" && b.kind == BodyKind::Obs).count() >= 2
+    })
+    .await;
+    // The silent meter is dropped after its timeout and tried again: the gateway did not hang.
+    mock.until("the silent meter disconnected", |v| v["event"] == "disconnect" && v["device"] == "Silent Meter");
+    mock.until_count("a new attempt", 2, |v| v["event"] == "connect" && v["device"] == "Silent Meter");
+    stop(g);
+    let bodies = sub.verified.clone();
+    let refused: Vec<&Body> = bodies.iter().filter(|b| code_of(b) == "gatt-invalid").collect();
+    for b in &refused {
+        assert_eq!(b.dev, "hr-1");
+        let e = b.event.as_ref().unwrap();
+        assert!(e.text.contains("0x2A37"), "{}", e.text);
+    }
+    let racp = bodies.iter().find(|b| code_of(b) == "racp-error").unwrap();
+    assert_eq!(racp.dev, "refusing-1");
+    assert!(racp.event.as_ref().unwrap().text.contains("invalid operand"));
+    assert_eq!(bodies.iter().find(|b| code_of(b) == "device-silent").unwrap().dev, "silent-1");
+    // The good notifications around the bad ones still arrived, in order.
+    let heart: Vec<f64> = bodies
+        .iter()
+        .filter(|b| b.dev == "hr-1")
+        .filter_map(|b| b.obs.as_ref())
+        .flat_map(|o| o.iter().map(|o| o.val.unwrap()))
+        .collect();
+    assert_eq!(heart, [85.0, 255.0]);
+}
