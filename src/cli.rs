@@ -356,10 +356,20 @@ async fn ble_scan(seconds: u64) -> i32 {
                 let services: Vec<String> = d
                     .services
                     .iter()
-                    .map(|u| crate::decode::gatt::short_uuid(u).map(|s| format!("0x{s:04X}")).unwrap_or_else(|| u.to_string()))
+                    .map(|u| {
+                        crate::decode::gatt::short_uuid(u)
+                            .map(|s| format!("0x{s:04X}"))
+                            .unwrap_or_else(|| u.to_string())
+                    })
                     .collect();
                 let rssi = d.rssi.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
-                println!("{:<17}  {:>5}  {:<24}  {}", d.address, rssi, d.name.as_deref().unwrap_or("-"), services.join(" "));
+                println!(
+                    "{:<17}  {:>5}  {:<24}  {}",
+                    d.address,
+                    rssi,
+                    d.name.as_deref().unwrap_or("-"),
+                    services.join(" ")
+                );
             }
             eprintln!("{} devices; put one in the configuration as ble = {{ address = \"...\" }}", seen.len());
             exit::OK

@@ -2,6 +2,7 @@
 //! A simulated device is the far end of a real pseudo-terminal: the daemon opens its path exactly as
 //! it opens a USB-serial adapter, so the demo exercises the real serial code.
 
+pub mod ble_mock;
 pub mod broker;
 mod pty;
 pub mod recordings;

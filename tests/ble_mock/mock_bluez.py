@@ -22,6 +22,7 @@ Usage: mock_bluez.py BUS_ADDRESS SCENARIO_JSON
 import asyncio
 import json
 import sys
+import time
 
 from dbus_next import BusType, PropertyAccess, Variant
 from dbus_next.aio import MessageBus
@@ -31,6 +32,7 @@ ADAPTER = "/org/bluez/hci0"
 
 
 def say(**kw):
+    kw["t"] = time.time()
     print(json.dumps(kw), flush=True)
 
 
@@ -419,11 +421,15 @@ class Mock:
         say(event="download-complete", device=spec["name"], sent=len(records))
 
     async def stream(self, dev, char, items, interval_ms):
-        for hexed in items:
+        for n, hexed in enumerate(items):
             if not dev.connected or not char.notifying:
                 return
             char.send(bytes.fromhex(hexed))
-            await asyncio.sleep(interval_ms / 1000)
+            if interval_ms > 0:
+                await asyncio.sleep(interval_ms / 1000)
+            elif n % 8 == 7:
+                # As fast as it goes, but let dbus-next flush its socket (it fails when it fills up).
+                await asyncio.sleep(0.001)
         say(event="stream-complete", device=dev.spec["name"], sent=len(items))
 
     async def pmd_start(self, dev, cp, data, request):

@@ -8,106 +8,10 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use spokegate::decode::gatt::pmd;
 use spokegate::model::{Body, BodyKind};
-use std::io::{BufRead, BufReader};
+use spokegate::sim::ble_mock::{MockBluez, PrivateBus};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A private D-Bus daemon standing in for the system bus.
-struct PrivateBus {
-    address: String,
-    _daemon: KillOnDrop,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateBus {
-    fn start() -> PrivateBus {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("bus");
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/><allow own="*"/>
-    <allow send_type="method_call"/><allow send_type="signal"/><allow send_type="method_return"/><allow send_type="error"/>
-    <allow receive_type="method_call"/><allow receive_type="signal"/><allow receive_type="method_return"/><allow receive_type="error"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (apt install dbus-daemon)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        PrivateBus { address: line.trim().to_string(), _daemon: KillOnDrop(child), _dir: dir }
-    }
-}
-
-/// The mock BlueZ, and what it reports doing (JSON lines).
-struct MockBluez {
-    _child: KillOnDrop,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<Value>,
-}
-
-impl MockBluez {
-    fn start(bus: &PrivateBus, scenario: &Value, dir: &Path) -> MockBluez {
-        let path = dir.join("scenario.json");
-        std::fs::write(&path, scenario.to_string()).unwrap();
-        let mut child = Command::new("python3")
-            .arg(format!("{}/tests/ble_mock/mock_bluez.py", env!("CARGO_MANIFEST_DIR")))
-            .arg(&bus.address)
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let ready = rx.recv_timeout(PATIENCE).expect("mock BlueZ starts (pip install dbus-next)");
-        assert_eq!(ready, "READY");
-        MockBluez { _child: KillOnDrop(child), lines: rx, seen: Vec::new() }
-    }
-
-    /// Waits for an event of the mock matching `done`.
-    fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        self.until_count(what, 1, done)
-    }
-
-    /// Waits for the `n`-th event of the mock matching `done`.
-    fn until_count(&mut self, what: &str, n: usize, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(v) = self.seen.iter().filter(|v| done(v)).nth(n - 1) {
-                return v.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("mock BlueZ: no {what}; saw {:?}", self.seen));
-            self.seen.push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
-        }
-    }
-}
 
 fn gateway(config: &Path, bus: &PrivateBus) -> KillOnDrop {
     KillOnDrop(
@@ -145,7 +49,8 @@ fn ble_config(gw: &GatewayDir, port: u16, devices: &[(&str, &str, &str)], profil
 
 fn vector(uuid: &str, hex_prefix: &str) -> Vec<u8> {
     let all: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{}/tests/fixtures/ble/gatt_vectors.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+        &std::fs::read_to_string(format!("{}/tests/fixtures/ble/gatt_vectors.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap(),
     )
     .unwrap();
     let v = all
@@ -281,6 +186,12 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
         assert_eq!(b.wave.as_ref().unwrap().rate, 130.0);
     }
     assert_eq!(got, samples, "ECG microvolts exactly as the strap sent them");
+
+    // A restarted gateway remembers (the memory was committed with each record): it asks for 9.
+    let g = gateway(&config, &bus);
+    let third = mock.until("a download after the restart", |v| v["event"] == "download" && v["attempt"] == 3);
+    assert_eq!((third["first"].as_u64(), third["records"].as_u64()), (Some(9), Some(0)));
+    stop(g);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +217,8 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
     let fast = spokegate::profile::BUILTIN.iter().find(|(n, _)| *n == "ble-glucose.toml").unwrap().1;
     std::fs::write(
         profiles.join("ble-glucose-fast.toml"),
-        fast.replace("id = \"ble-glucose\"", "id = \"ble-glucose-fast\"").replace("answer_timeout_secs = 15", "answer_timeout_secs = 2"),
+        fast.replace("id = \"ble-glucose\"", "id = \"ble-glucose-fast\"")
+            .replace("answer_timeout_secs = 15", "answer_timeout_secs = 2"),
     )
     .unwrap();
     let config = ble_config(
