@@ -11,7 +11,7 @@
 //! One pipeline, one module per stage:
 //!
 //! ```text
-//! transport (serial; sim PTYs) -> framing -> decode -> pipeline (seq, body, sign) -> queue -> mqtt
+//! transport (serial, BLE; sim PTYs) -> framing -> decode -> pipeline (seq, body, sign) -> queue -> mqtt
 //!   transport/                     framing/    decode/    pipeline.rs, sign/           queue/   mqtt/
 //!                                                                                    \->  hub/ (verify, dedup, view)
 //! ```
@@ -25,8 +25,12 @@
 //!   the durable [`queue`] (SQLite, grouped commits) before the device is acknowledged.
 //! - [`mqtt`] sends the queue in `seq` order at QoS 1 and deletes a message only on its PUBACK;
 //!   birth/will status and retained device state.
-//! - [`wave`] holds the lossless sample packings of `wave` bodies (the waveform pipeline builds on it).
-//! - [`hub`] is the other end: verify, check ids, de-duplicate, print (`spokegate watch`).
+//! - [`wave`] places waveform frames on a sample index (gaps named, never stitched), cuts chunks and
+//!   packs samples losslessly; [`formats`] reads and writes WFDB and WAV.
+//! - [`transport::ble`] (btleplug) finds, connects and subscribes to BLE devices; [`decode::gatt`]
+//!   and [`decode::ble`] read GATT characteristics (RACP for stored records) and the Polar PMD stream.
+//! - [`hub`] is the other end: verify, check ids, de-duplicate, print, reassemble waveforms and
+//!   record them as WFDB/WAV (`spokegate watch --record`).
 //! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
 //!   reporting every problem with file, line, column and item: [`diagnostic`]).
 //! - [`daemon`] wires the stages with bounded channels; [`shutdown`] is the one stop signal;
