@@ -116,6 +116,7 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
     let mut wave = profile.wave.clone().map(WaveStream::new);
     let mut chunks = Vec::new();
     let mut pending: Option<crate::decode::ble::Readings> = None;
+    let mut pmd_clock = crate::decode::gatt::pmd::FrameClock::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -146,9 +147,13 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
                     push(Payload::Obs(r.observations), r.tdev);
                 }
             }
-            Ok(Notified::Samples(frame, _)) => {
+            Ok(Notified::Samples(mut frame, _, ts_ns)) => {
                 if let Some(stream) = wave.as_mut() {
-                    stream.frame(&frame, now_micros(), Instant::now(), &mut chunks);
+                    let rows = frame.samples.len();
+                    frame.counter = Some(pmd_clock.place(ts_ns, rows, profile.wave.as_ref().map_or(130.0, |w| w.rate)));
+                    if let Some(gap) = stream.frame(&frame, now_micros(), Instant::now(), &mut chunks) {
+                        push(Payload::Event(gap), None);
+                    }
                     for c in chunks.drain(..) {
                         push(Payload::Wave(c), None);
                     }

@@ -15,8 +15,9 @@ pub enum Notified {
     Racp(racp::Response),
     /// Polar PMD control point answered.
     PmdControl(pmd::ControlResponse),
-    /// Waveform samples; the device time of the last one.
-    Samples(WaveFrame, i64),
+    /// Waveform samples (no counter yet: see [`pmd::FrameClock`]); the device time of the last
+    /// one in microseconds, and in the device's own nanoseconds.
+    Samples(WaveFrame, i64, u64),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,7 +47,7 @@ pub fn decode(spec: &DecoderSpec, from: &Uuid, bytes: &[u8]) -> Result<Notified,
                     .map_err(|e| bad("pmd-control-invalid", "PMD control point", e));
             }
             let f = pmd::decode_ecg(bytes).map_err(|e| bad("pmd-frame-invalid", "PMD data", e))?;
-            Ok(Notified::Samples(WaveFrame { counter: None, samples: f.samples }, f.last_sample_micros))
+            Ok(Notified::Samples(WaveFrame { counter: None, samples: f.samples }, f.last_sample_micros, f.timestamp_ns))
         }
         _ => Err(DecodeError::new("ble-notification", "this profile does not read BLE notifications")),
     }

@@ -38,9 +38,10 @@ fn subscriptions(decoder: &DecoderSpec) -> Vec<Uuid> {
     }
 }
 
-/// A glucose measurement waiting for the context notification that follows it.
+/// What a session keeps between notifications: a glucose measurement waiting for the context
+/// that follows it, and the PMD frame clock.
 #[derive(Default)]
-struct Pending(Option<Readings>);
+struct Pending(Option<Readings>, pmd::FrameClock);
 
 impl DeviceTask {
     /// Connects to the BLE device and runs its session; how long to wait before the next attempt.
@@ -77,6 +78,32 @@ impl DeviceTask {
         }
     }
 
+    /// Records how far the device clock is from the gateway's (`device-clock` event, and
+    /// `ctx.device_clock_offset_ms` on this session's readings).
+    async fn clock_offset(&mut self, device: i64, gateway: i64, from: &str) {
+        let ms = (device - gateway) / 1000;
+        self.clock_offset_ms = Some(ms);
+        let text = format!(
+            "device clock is {:.1} s {} the gateway's",
+            ms.abs() as f64 / 1000.0,
+            if ms < 0 { "behind" } else { "ahead of" }
+        );
+        self.send_event(Event::new("device-clock", Severity::Info, text).with("offset_ms", ms).with("from", from))
+            .await;
+    }
+
+    /// Reads the device's Current Time (0x2A2B), when it has one, for the clock offset.
+    async fn read_current_time(&mut self, link: &mut BleLink) {
+        let cts = gatt::uuid16(0x2A2B);
+        if let Some(Ok(bytes)) = link.read(cts).await {
+            match gatt::current_time(&bytes) {
+                Ok(Some(device)) => self.clock_offset(device, capture_time(), "current-time").await,
+                Ok(None) => {}
+                Err(e) => self.event(Event::new("gatt-invalid", Severity::Warn, format!("0x2A2B: {e}"))).await,
+            }
+        }
+    }
+
     /// The last stored record delivered (RACP meters).
     fn last_record(&self) -> Option<u16> {
         self.memory.as_deref().and_then(|m| m.parse().ok())
@@ -108,6 +135,8 @@ impl DeviceTask {
 
     async fn ble_session(&mut self, mut link: BleLink, started: Instant) -> String {
         let mut pending = Pending::default();
+        self.clock_offset_ms = None;
+        self.read_current_time(&mut link).await;
         let mut first_reading = true;
         let timeout = match self.ble_start(&mut link).await {
             Ok(t) => t,
@@ -203,7 +232,12 @@ impl DeviceTask {
                 }
                 true
             }
-            Ok(Notified::Samples(frame, _tdev)) => {
+            Ok(Notified::Samples(mut frame, tdev, ts_ns)) => {
+                let rate = self.cfg.profile.wave.as_ref().map_or(130.0, |w| w.rate);
+                if pending.1.is_empty() {
+                    self.clock_offset(tdev, t, "pmd-frame").await;
+                }
+                frame.counter = Some(pending.1.place(ts_ns, frame.samples.len(), rate));
                 self.wave_frame(&frame, t).await;
                 false
             }
@@ -259,7 +293,12 @@ impl DeviceTask {
         if let Some(n) = r.record {
             self.memory = Some(n.to_string());
         }
-        let observations: Vec<Observation> = r.observations;
+        let mut observations: Vec<Observation> = r.observations;
+        if let Some(ms) = self.clock_offset_ms {
+            for o in &mut observations {
+                o.ctx.get_or_insert_with(Default::default).insert("device_clock_offset_ms".into(), ms.to_string());
+            }
+        }
         if observations.is_empty() && remember.is_none() {
             return;
         }

@@ -50,6 +50,8 @@ pub struct DeviceTask {
     wave: Option<WaveStream>,
     /// The device's memory in the queue: for RACP meters, the last record delivered.
     memory: Option<String>,
+    /// How far the device's clock is from the gateway's, when the device says (BLE).
+    clock_offset_ms: Option<i64>,
     last_state: Option<(LinkState, Option<String>)>,
 }
 
@@ -64,7 +66,19 @@ impl DeviceTask {
         let decoder = Decoder::new(cfg.profile.decoder.clone());
         let wave = cfg.profile.wave.clone().map(WaveStream::new);
         let limiter = EventLimiter::new(5, 20);
-        Self { cfg, source, out, shutdown, counters, limiter, decoder, wave, memory: None, last_state: None }
+        Self {
+            cfg,
+            source,
+            out,
+            shutdown,
+            counters,
+            limiter,
+            decoder,
+            wave,
+            memory: None,
+            clock_offset_ms: None,
+            last_state: None,
+        }
     }
 
     /// Starts from what the device remembered when the gateway last ran.

@@ -217,7 +217,8 @@ impl Checker<'_> {
         let (counter_modulus, rows_per_frame) = match decoder {
             Some(DecoderSpec::Cyton(_)) => (Some(256), Some(1)),
             Some(DecoderSpec::Pcm(p)) => (p.counter.then_some(1 << 32), None),
-            Some(DecoderSpec::PolarPmdEcg(_)) => (None, None),
+            // Counters from frame timestamps (pmd::FrameClock); they do not wrap.
+            Some(DecoderSpec::PolarPmdEcg(_)) => (Some(u64::MAX), None),
             Some(DecoderSpec::Samples(s)) => {
                 let m = raw.decoder.counter_modulus.as_ref().map(|m| {
                     if *m.get_ref() < 2 {

@@ -143,6 +143,12 @@ impl BleLink {
         Ok(())
     }
 
+    /// Reads a characteristic; `None` when the device has no such characteristic.
+    pub async fn read(&mut self, uuid: Uuid) -> Option<Result<Vec<u8>, BleError>> {
+        let c = self.characteristics.iter().find(|c| c.uuid == uuid)?;
+        Some(self.peripheral.read(c).await.map_err(BleError::from))
+    }
+
     pub fn address(&self) -> BDAddr {
         self.peripheral.address()
     }

@@ -9,6 +9,7 @@ PropertiesChanged signals of a characteristic's Value, as BlueZ sends them.
 Scenario (JSON): {"devices": [{"kind": "glucose" | "heart_rate" | "pmd", "address", "name",
 "service", ...}]}
   glucose:    "records": [{"seq", "measurement": hex, "context": hex | null}],
+              "current_time": [y, mo, d, h, mi, s] (a Current Time characteristic, 0x2A2B),
               "drop_after": n (first download only: disconnect after n records),
               "racp_error": code (answer every request with this RACP error),
               "racp_silent": true (never answer)
@@ -374,6 +375,11 @@ class Mock:
             ctx = add(4, sig_uuid(0x2A34), ["notify"])
             racp = add(6, sig_uuid(0x2A52), ["write", "indicate"])
             add(8, sig_uuid(0x2A51), ["read"])
+            if spec.get("current_time"):
+                # Exact Time 256: date time, day of week (0 = unknown), 1/256 s, adjust reason.
+                y, mo, d, h, mi, se = spec["current_time"]
+                cts = add(10, sig_uuid(0x2A2B), ["read"])
+                cts.value = y.to_bytes(2, "little") + bytes([mo, d, h, mi, se, 0, 0, 0])
             racp.on_write = lambda v: self.glucose_download(dev, meas, ctx, racp, v)
         elif kind == "heart_rate":
             hr = add(2, sig_uuid(0x2A37), ["notify"])

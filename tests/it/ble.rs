@@ -111,7 +111,8 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     let hr = ["0055", "04ff", "194b00380404043804", "1f0101320101000201ffff"];
     let scenario = json!({"devices": [
         {"kind": "glucose", "address": "AA:BB:CC:DD:EE:01", "name": "Mock Glucose",
-         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records, "drop_after": 3},
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records, "drop_after": 3,
+         "current_time": [2020, 5, 21, 10, 30, 45]},
         {"kind": "heart_rate", "address": "AA:BB:CC:DD:EE:02", "name": "Mock HR",
          "service": "0000180d-0000-1000-8000-00805f9b34fb", "notifications": hr, "interval_ms": 50},
         {"kind": "pmd", "address": "AA:BB:CC:DD:EE:03", "name": "Polar H10 MOCK",
@@ -157,10 +158,19 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     let glucose: Vec<&Body> = bodies.iter().filter(|b| b.dev == "glucose-1" && b.kind == BodyKind::Obs).collect();
     let numbers: Vec<u16> = glucose.iter().filter_map(|b| record_of(b)).collect();
     assert_eq!(numbers, (1..=8).collect::<Vec<u16>>(), "every stored record exactly once, in order");
+    // The meter's clock (Current Time, 2020-05-21T10:30:45) is years behind the gateway's: recorded.
+    let clock: Vec<&Body> = bodies
+        .iter()
+        .filter(|b| b.dev == "glucose-1" && b.event.as_ref().is_some_and(|e| e.code == "device-clock"))
+        .collect();
+    assert_eq!(clock.len(), 2, "one per connect (the meter walked away once)");
+    let stated = time::macros::datetime!(2020-05-21 10:30:45 UTC).unix_timestamp() * 1000;
     for (b, (ucum, value, tdev)) in glucose.iter().zip(&expected) {
         let o = &b.obs.as_ref().unwrap()[0];
         assert_eq!((o.code.mdc, o.unit.ucum.as_str(), o.val), (160184, *ucum, Some(*value)));
         assert_eq!(spokegate::clock::micros_to_rfc3339(o.tdev.unwrap()), *tdev);
+        let offset: i64 = o.ctx.as_ref().unwrap()["device_clock_offset_ms"].parse().unwrap();
+        assert!((offset - (stated - b.t / 1000)).abs() < 5_000, "offset {offset} ms");
     }
 
     let heart: Vec<f64> = bodies
@@ -199,6 +209,10 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
     let bus = PrivateBus::start();
     let dir = tempfile::tempdir().unwrap();
     let (records, _) = glucose_records(2);
+    // An ECG strap that loses frame 3 and sends a broken one in place of frame 6.
+    let (mut frames, _) = ecg_frames(10);
+    frames[6] = "00ff".into();
+    frames.remove(3);
     // Short, long and nonsense notifications between sourced good ones.
     let hr = ["0055", "", "01", "0055deadbeef", "17ffff", "ff64", "04ff"];
     let scenario = json!({"devices": [
@@ -208,6 +222,8 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
          "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records, "racp_error": 5},
         {"kind": "glucose", "address": "AA:BB:CC:DD:EE:05", "name": "Silent Meter",
          "service": "00001808-0000-1000-8000-00805f9b34fb", "records": [], "racp_silent": true},
+        {"kind": "pmd", "address": "AA:BB:CC:DD:EE:06", "name": "Polar H10 LOSSY",
+         "service": "fb005c80-02e7-f387-1cad-8acd2d8df0c8", "frames": frames, "interval_ms": 20},
     ]});
     let mut mock = MockBluez::start(&bus, &scenario, dir.path());
     let broker = Mosquitto::start();
@@ -228,6 +244,7 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
             ("hr-1", "ble-heart-rate", "{ address = \"AA:BB:CC:DD:EE:02\" }"),
             ("refusing-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:04\" }"),
             ("silent-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:05\" }"),
+            ("ecg-1", "polar-h10-ecg", "{ name = \"Polar H10 LOSSY\" }"),
         ],
         Some(&profiles),
     );
@@ -242,6 +259,8 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
             && codes.iter().any(|c| c == "racp-error")
             && codes.iter().any(|c| c == "device-silent")
             && bodies.iter().filter(|b| b.dev == "hr-1" && b.kind == BodyKind::Obs).count() >= 2
+            && codes.iter().filter(|c| *c == "wave-gap").count() >= 2
+            && codes.iter().any(|c| c == "pmd-frame-invalid")
     })
     .await;
     // The silent meter is dropped after its timeout and tried again: the gateway did not hang.
@@ -267,4 +286,15 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
         .flat_map(|o| o.iter().map(|o| o.val.unwrap()))
         .collect();
     assert_eq!(heart, [85.0, 255.0]);
+    // The lost frame (3) and the broken one (6) are gaps of one frame each, placed by the frame
+    // timestamps; no sample is invented.
+    let gaps: Vec<(u64, u64)> = bodies
+        .iter()
+        .filter(|b| code_of(b) == "wave-gap")
+        .map(|b| {
+            let d = serde_json::to_value(&b.event.as_ref().unwrap().data).unwrap();
+            (d["at"].as_u64().unwrap(), d["missing"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(gaps, [(3 * 73, 73), (6 * 73, 73)]);
 }

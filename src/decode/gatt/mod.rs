@@ -173,6 +173,17 @@ pub fn decode(c: Characteristic, bytes: &[u8]) -> Result<GattReading, GattError>
     }
 }
 
+/// Current Time (0x2A2B): Exact Time 256 (a Date Time, day of week, 1/256 s) and an adjust reason.
+/// The device's time in microseconds (taken as UTC), `None` when it does not know the date.
+pub fn current_time(bytes: &[u8]) -> Result<Option<i64>, GattError> {
+    let mut r = Reader::new(bytes);
+    let t = r.date_time("date time")?;
+    r.u8("day of week")?;
+    let fraction = i64::from(r.u8("fractions256")?);
+    r.u8("adjust reason")?;
+    Ok(t.map(|t| reader::micros(t) + fraction * 1_000_000 / 256))
+}
+
 /// Names of the bits set in `bits`, from a table of (bit, name).
 fn bit_names(bits: u32, table: &[(u32, &str)]) -> String {
     table.iter().filter(|(b, _)| bits & (1 << b) != 0).map(|(_, n)| *n).collect::<Vec<_>>().join(",")

@@ -160,3 +160,58 @@ pub fn decode_control_response(bytes: &[u8]) -> Result<ControlResponse, GattErro
         _ => Err(GattError::new("not a PMD control point response (0xF0 ...)")),
     }
 }
+
+/// Places PMD frames on a sample counter from their device timestamps: the H10 clock runs at
+/// 130 Hz +/- 2 %, so sample-exact indexes cannot come from time, but a whole lost frame shows as
+/// a timestamp step of about two frame periods. Consecutive frames get consecutive counters; a
+/// step of k frame periods (k >= 2, rounded) is k - 1 missing frames of this frame's length.
+#[derive(Debug, Default)]
+pub struct FrameClock {
+    last: Option<(u64, u64)>,
+}
+
+impl FrameClock {
+    /// No frame placed yet (a new session).
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none()
+    }
+
+    /// The counter of the first sample of a frame of `n` samples whose last sample is at `ts_ns`.
+    pub fn place(&mut self, ts_ns: u64, n: usize, rate: f64) -> u64 {
+        let n = n as u64;
+        let counter = match self.last {
+            None => 0,
+            Some((prev_ts, next)) => {
+                let period_ns = n as f64 * 1e9 / rate;
+                let steps = (ts_ns.saturating_sub(prev_ts) as f64 / period_ns).round() as u64;
+                next + steps.saturating_sub(1) * n
+            }
+        };
+        self.last = Some((ts_ns, counter + n));
+        counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_frames_show_as_counter_jumps_despite_clock_drift() {
+        let mut c = FrameClock::default();
+        // 73 samples at 130 Hz = 561.5 ms per frame; the device clock runs 2 % fast.
+        let period = (73.0 / 130.0 * 1e9 / 1.02) as u64;
+        assert_eq!(c.place(1_000_000_000, 73, 130.0), 0);
+        assert_eq!(c.place(1_000_000_000 + period, 73, 130.0), 73);
+        // Two frames lost.
+        assert_eq!(c.place(1_000_000_000 + 4 * period, 73, 130.0), 73 * 4);
+        assert_eq!(c.place(1_000_000_000 + 5 * period, 73, 130.0), 73 * 5);
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let f = decode_ecg(&encode_ecg(5, &[1, -1, 8_388_607, -8_388_608])).unwrap();
+        assert_eq!(f.samples, [1, -1, 8_388_607, -8_388_608]);
+        assert!(decode_ecg(&encode_ecg(5, &[1])[..12]).is_err());
+    }
+}
