@@ -186,12 +186,8 @@ impl Config {
                             );
                         }
                     }
-                    if address.is_none() && ble.name.as_deref().is_none_or(str::is_empty) {
-                        at(
-                            b.span(),
-                            &item("ble"),
-                            "name the device: ble = { address = \"AA:BB:CC:DD:EE:FF\" } or { name = \"...\" }".into(),
-                        );
+                    if ble.name.as_deref() == Some("") {
+                        at(b.span(), &item("ble.name"), "must not be empty (leave it out to find the device by its service)".into());
                     }
                     Some(DeviceTransport::Ble { address: address.map(|a| a.to_uppercase()), name: ble.name.clone() })
                 }

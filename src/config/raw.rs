@@ -49,7 +49,8 @@ pub struct RawDevice {
     pub ble: Option<Spanned<RawBleDevice>>,
 }
 
-/// `ble = { address = "AA:BB:CC:DD:EE:FF" }` or `ble = { name = "Meter 123" }`.
+/// `ble = { address = "AA:BB:CC:DD:EE:FF" }`, `ble = { name = "Meter 123" }`, or `ble = {}` for the
+/// first device advertising the profile's service.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBleDevice {

@@ -21,6 +21,10 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static 
         ("device without transport", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\n"), 8, "device[0].serial", "transport"),
         ("wrong type", format!("{GOOD_GATEWAY}[mqtt]\nurl = 1883\n"), 6, "mqtt.url", "string"),
         ("zero queue cap", format!("{GOOD_GATEWAY}{GOOD_MQTT}[queue]\nwave_max_mb = 0\n"), 8, "queue.wave_max_mb", "between 1"),
+        ("BLE address malformed", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"g1\"\nprofile = \"ble-glucose\"\nble = {{ address = \"AA:BB:CC\" }}\n"), 10, "device[0].ble.address", "Bluetooth address"),
+        ("serial port for a BLE profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"g1\"\nprofile = \"ble-heart-rate\"\nserial = {{ path = \"/dev/ttyUSB0\" }}\n"), 10, "device[0].serial", "BLE device"),
+        ("ble for a serial profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nble = {{ name = \"x\" }}\n"), 10, "device[0].ble", "serial device"),
+        ("BLE device without ble", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"g1\"\nprofile = \"ble-glucose\"\n"), 8, "device[0].ble", "transport"),
         ("bad body format", format!("[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nbody_format = \"xml\"\n{GOOD_MQTT}"), 5, "gateway.body_format", "cbor, json"),
     ]
 }
@@ -67,6 +71,15 @@ fn broken_profiles() -> Vec<(&'static str, String, usize, &'static str)> {
         ("invalid id", "id = \"P 1\"\n[framing]\nkind = \"mllp\"\n[decoder]\nkind = \"hl7-oru\"\n".into(), 1, "id"),
         ("frame limit too big", "id = \"p\"\n[framing]\nkind = \"mllp\"\nmax_len = 99999999\n[decoder]\nkind = \"hl7-oru\"\n".into(), 4, "framing.max_len"),
         ("unknown key", format!("{PROFILE_HEAD}[decoder]\nkind = \"hl7-oru\"\nspeed = 3\n"), 6, "decoder.speed"),
+        ("gatt characteristic unknown", "id = \"b\"\n[ble]\nservice = \"0x180D\"\n[decoder]\nkind = \"gatt\"\ncharacteristics = [\"0x2A37\", \"0x2A99\"]\n[[field]]\nsource = \"heart_rate\"\nmdc = 147842\n".into(), 6, "decoder.characteristics[1]"),
+        ("gatt field no characteristic gives", "id = \"b\"\n[ble]\nservice = \"0x180D\"\n[decoder]\nkind = \"gatt\"\ncharacteristics = [\"0x2A37\"]\n[[field]]\nsource = \"spo2\"\nmdc = 150456\n".into(), 8, "field[0].source"),
+        ("BLE service not a UUID", "id = \"b\"\n[ble]\nservice = \"heart\"\n[decoder]\nkind = \"gatt\"\ncharacteristics = [\"0x2A37\"]\n[[field]]\nsource = \"heart_rate\"\nmdc = 1\n".into(), 3, "ble.service"),
+        ("BLE profile with framing", "id = \"b\"\n[ble]\nservice = \"0x180D\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"gatt\"\ncharacteristics = [\"0x2A37\"]\n[[field]]\nsource = \"heart_rate\"\nmdc = 1\n".into(), 5, "framing"),
+        ("RACP without glucose measurement", "id = \"b\"\n[ble]\nservice = \"0x1808\"\n[decoder]\nkind = \"gatt\"\ncharacteristics = [\"0x2A37\"]\nracp = true\n[[field]]\nsource = \"heart_rate\"\nmdc = 1\n".into(), 5, "decoder.racp"),
+        ("waveform without channels", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ecg\"\nrate = 250.0\n"), 5, "channel"),
+        ("wave window too short", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ecg\"\nrate = 250.0\nwindow_ms = 1\n[[channel]]\nsource = 1\nlabel = \"II\"\nmdc = 131330\nucum = \"mV\"\ngain = 0.005\n"), 9, "wave.window_ms"),
+        ("stream name not a topic segment", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ECG/II\"\nrate = 250.0\n[[channel]]\nsource = 1\nlabel = \"II\"\nmdc = 131330\nucum = \"mV\"\ngain = 0.005\n"), 7, "wave.stream"),
+        ("sync word too long", "id = \"s\"\n[framing]\nkind = \"sync-length\"\nsync = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n[decoder]\nkind = \"pcm\"\nchannels = 1\n[wave]\nstream = \"pcg\"\nrate = 4000.0\n[[channel]]\nsource = 1\nlabel = \"P\"\nmdc = 1\nucum = \"1\"\ngain = 1.0\n".into(), 4, "framing.sync"),
     ]
 }
 
