@@ -244,7 +244,8 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
             ("hr-1", "ble-heart-rate", "{ address = \"AA:BB:CC:DD:EE:02\" }"),
             ("refusing-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:04\" }"),
             ("silent-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:05\" }"),
-            ("ecg-1", "polar-h10-ecg", "{ name = \"Polar H10 LOSSY\" }"),
+            // Found by the profile's service alone.
+            ("ecg-1", "polar-h10-ecg", "{}"),
         ],
         Some(&profiles),
     );
