@@ -10,11 +10,10 @@
 
 mod common;
 
-use common::{cpu_seconds, start_broker, status_kib, Proc};
+use common::{cpu_seconds, status_kib};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use spokegate::sim::ble_mock::{MockBluez, PrivateBus};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,10 +31,7 @@ fn unix_now() -> f64 {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let port = spokegate::sim::broker::free_port().unwrap();
-    let conf = dir.path().join("m.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
-    let _broker = start_broker(&conf, port);
+    let (_broker, port) = common::mosquitto(dir.path());
 
     let count = Arc::new(AtomicU64::new(0));
     let first_at: Arc<Mutex<Option<f64>>> = Arc::default();
@@ -83,13 +79,7 @@ async fn run() {
     )
     .unwrap();
     let started = unix_now();
-    let gateway = Proc(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap(), "--log", "warn"])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = common::gateway(&config, &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)]);
     let pid = gateway.0.id();
     let connect = mock.until("connect", |v| v["event"] == "connect");
     let connected_at = connect["t"].as_f64().unwrap();

@@ -25,7 +25,7 @@ const PACED_SECONDS: u64 = 10;
 
 mod common;
 
-use common::{cpu_seconds, cpu_split, percentile, start_broker, status_kib, Proc};
+use common::{cpu_seconds, cpu_split, percentile, start_broker, status_kib};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -89,12 +89,7 @@ async fn run() {
         ),
     )
     .unwrap();
-    let gateway = Proc(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap(), "--log", "warn"])
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = common::gateway(&config, &[]);
     let pid = gateway.0.id();
     tokio::time::sleep(Duration::from_millis(500)).await; // let it connect before the clock starts
     let idle_rss = status_kib(pid, "VmRSS:");

@@ -19,13 +19,12 @@
 
 mod common;
 
-use common::{cpu_seconds, cpu_split, percentile, start_broker, status_kib, Proc};
+use common::{cpu_seconds, cpu_split, percentile, status_kib};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use spokegate::model::{Body, BodyFormat};
 use spokegate::sim::waves::{self, Recording, WireProtocol};
 use spokegate::sim::{PtyDevice, PtyPeer};
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,10 +105,7 @@ fn publish_bytes(topic: usize, payload: usize) -> usize {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let port = spokegate::sim::broker::free_port().unwrap();
-    let conf = dir.path().join("m.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
-    let _broker = start_broker(&conf, port);
+    let (_broker, port) = common::mosquitto(dir.path());
 
     let arrivals: Arc<Arrivals> = Arc::default();
     let mut o = MqttOptions::new("bench-hub", "127.0.0.1", port);
@@ -168,12 +164,7 @@ async fn measure(port: u16, window_ms: u64, arrivals: &Arrivals) {
         ),
     )
     .unwrap();
-    let gateway = Proc(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap(), "--log", "warn"])
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = common::gateway(&config, &[]);
     let pid = gateway.0.id();
     tokio::time::sleep(Duration::from_millis(1000)).await; // connected before the clock starts
     let idle_rss = status_kib(pid, "VmRSS:");

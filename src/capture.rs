@@ -46,14 +46,10 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
 
 /// Decodes a whole capture: every reading and every problem, as the bodies the daemon would sign.
 pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
-    let from = Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() };
     let decoder = Decoder::new(profile.decoder.clone());
     let mut framer = framer_for(&profile.framing);
-    let mut bodies = Vec::new();
-    let mut push = |payload: Payload, tdev: Option<i64>| {
-        let seq = bodies.len() as u64 + 1;
-        bodies.push(make_body(OFFLINE_SITE, OFFLINE_GW, &from, payload, seq, now_micros(), tdev));
-    };
+    let mut bodies = Bodies::new(profile);
+    let mut push = |payload: Payload, tdev: Option<i64>| bodies.push(payload, tdev);
     let mut wave = profile.wave.clone().map(WaveStream::new);
     let mut chunks = Vec::new();
     let rejected = |wave: &mut Option<WaveStream>, push: &mut dyn FnMut(Payload, Option<i64>)| {
@@ -99,7 +95,21 @@ pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
     if let Some(c) = wave.as_mut().and_then(WaveStream::flush) {
         push(Payload::Wave(c), None);
     }
-    bodies
+    bodies.0
+}
+
+/// The bodies of an offline decode, numbered from 1.
+struct Bodies(Vec<Body>, Source);
+
+impl Bodies {
+    fn new(profile: &Profile) -> Self {
+        Self(Vec::new(), Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() })
+    }
+
+    fn push(&mut self, payload: Payload, tdev: Option<i64>) {
+        let seq = self.0.len() as u64 + 1;
+        self.0.push(make_body(OFFLINE_SITE, OFFLINE_GW, &self.1, payload, seq, now_micros(), tdev));
+    }
 }
 
 /// Decodes a BLE capture: one notification per line, `<characteristic uuid> <hex bytes>`
@@ -107,12 +117,8 @@ pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
 /// measurement as the daemon does.
 pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, HexError> {
     use crate::decode::ble::{decode, Notified};
-    let from = Source { dev: profile.id.as_str().into(), profile: profile.id.as_str().into() };
-    let mut bodies = Vec::new();
-    let mut push = |payload: Payload, tdev: Option<i64>| {
-        let seq = bodies.len() as u64 + 1;
-        bodies.push(make_body(OFFLINE_SITE, OFFLINE_GW, &from, payload, seq, now_micros(), tdev));
-    };
+    let mut bodies = Bodies::new(profile);
+    let mut push = |payload: Payload, tdev: Option<i64>| bodies.push(payload, tdev);
     let mut wave = profile.wave.clone().map(WaveStream::new);
     let mut chunks = Vec::new();
     let mut pending: Option<crate::decode::ble::Readings> = None;
@@ -169,7 +175,7 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
     if let Some(c) = wave.as_mut().and_then(WaveStream::flush) {
         push(Payload::Wave(c), None);
     }
-    Ok(bodies)
+    Ok(bodies.0)
 }
 
 #[cfg(test)]

@@ -62,3 +62,21 @@ pub fn start_broker(conf: &std::path::Path, port: u16) -> Proc {
     }
     p
 }
+
+/// A mosquitto without persistence on a free loopback port: (process, port).
+pub fn mosquitto(dir: &std::path::Path) -> (Proc, u16) {
+    let port = spokegate::sim::broker::free_port().unwrap();
+    let conf = dir.join("m.conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
+    (start_broker(&conf, port), port)
+}
+
+/// The real gateway binary running `config`, logging warnings, with extra environment.
+pub fn gateway(config: &std::path::Path, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spokegate"));
+    cmd.args(["run", "--config", config.to_str().unwrap(), "--log", "warn"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().unwrap())
+}

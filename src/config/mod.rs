@@ -187,7 +187,11 @@ impl Config {
                         }
                     }
                     if ble.name.as_deref() == Some("") {
-                        at(b.span(), &item("ble.name"), "must not be empty (leave it out to find the device by its service)".into());
+                        at(
+                            b.span(),
+                            &item("ble.name"),
+                            "must not be empty (leave it out to find the device by its service)".into(),
+                        );
                     }
                     Some(DeviceTransport::Ble { address: address.map(|a| a.to_uppercase()), name: ble.name.clone() })
                 }

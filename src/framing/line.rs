@@ -70,9 +70,7 @@ impl Framer for LineFramer {
     }
 
     fn finish(&mut self) -> Option<FrameError> {
-        let left = self.buf.data().len() + self.skipping.take().unwrap_or(0);
-        self.buf.consume(usize::MAX);
-        (left > 0).then_some(FrameError::Truncated { bytes: left })
+        self.buf.finish(self.skipping.take().unwrap_or(0))
     }
 }
 

@@ -116,6 +116,14 @@ impl Buffer {
         &self.bytes[self.start..]
     }
 
+    /// At end of stream: drops what is left (plus `skipped` bytes of a frame being skipped) and
+    /// reports it as a truncated frame.
+    pub fn finish(&mut self, skipped: usize) -> Option<FrameError> {
+        let left = self.data().len() + skipped;
+        self.consume(usize::MAX);
+        (left > 0).then_some(FrameError::Truncated { bytes: left })
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.start = self.start.saturating_add(n).min(self.bytes.len());
         if self.start == self.bytes.len() {

@@ -26,6 +26,37 @@ fn wave_gateway(broker_port: u16, devices: &[(&str, &str, &Path)]) -> (GatewayDi
     (gw, config)
 }
 
+/// A broker and a gateway with three waveform devices on pseudo-terminals: MIT-BIH as Cyton
+/// packets (`ecg-1`), PTB-XL as text rows (`ecg-2`) and the heart sound as PCM frames (`steth-1`).
+struct WaveRig {
+    broker: Mosquitto,
+    dir: tempfile::TempDir,
+    ecg: PtyDevice,
+    ecg12: PtyDevice,
+    steth: PtyDevice,
+    gw: GatewayDir,
+    config: std::path::PathBuf,
+}
+
+impl WaveRig {
+    fn new() -> WaveRig {
+        let broker = Mosquitto::start();
+        let dir = tempfile::tempdir().unwrap();
+        let ecg = PtyDevice::create(&dir.path().join("ttyECG")).unwrap();
+        let ecg12 = PtyDevice::create(&dir.path().join("ttyECG12")).unwrap();
+        let steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
+        let (gw, config) = wave_gateway(
+            broker.port,
+            &[
+                ("ecg-1", "mitbih-cyton", &ecg.path),
+                ("ecg-2", "ptbxl-text", &ecg12.path),
+                ("steth-1", "pcg-pcm", &steth.path),
+            ],
+        );
+        WaveRig { broker, dir, ecg, ecg12, steth, gw, config }
+    }
+}
+
 /// Reads a WFDB record written by the hub: its header and each signal's samples.
 fn read_record(dir: &Path, name: &str) -> (wfdb::Header, Vec<Vec<i32>>) {
     let header = wfdb::parse_header(&std::fs::read_to_string(dir.join(format!("{name}.hea"))).unwrap()).unwrap();
@@ -38,19 +69,7 @@ fn read_record(dir: &Path, name: &str) -> (wfdb::Header, Vec<Vec<i32>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut ecg = PtyDevice::create(&dir.path().join("ttyECG")).unwrap();
-    let mut ecg12 = PtyDevice::create(&dir.path().join("ttyECG12")).unwrap();
-    let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
-    let (gw, config) = wave_gateway(
-        broker.port,
-        &[
-            ("ecg-1", "mitbih-cyton", &ecg.path),
-            ("ecg-2", "ptbxl-text", &ecg12.path),
-            ("steth-1", "pcg-pcm", &steth.path),
-        ],
-    );
+    let WaveRig { broker, dir, mut ecg, mut ecg12, mut steth, gw, config } = WaveRig::new();
     let jwk = gw.path().join("gateway.jwk");
     std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
     let record = dir.path().join("record");
@@ -182,19 +201,7 @@ fn damaged_stream(rec: &Recording, protocol: WireProtocol, rows: usize, drop: &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut ecg = PtyDevice::create(&dir.path().join("ttyECG")).unwrap();
-    let mut ecg12 = PtyDevice::create(&dir.path().join("ttyECG12")).unwrap();
-    let mut steth = PtyDevice::create(&dir.path().join("ttySTETH")).unwrap();
-    let (gw, config) = wave_gateway(
-        broker.port,
-        &[
-            ("ecg-1", "mitbih-cyton", &ecg.path),
-            ("ecg-2", "ptbxl-text", &ecg12.path),
-            ("steth-1", "pcg-pcm", &steth.path),
-        ],
-    );
+    let WaveRig { broker, dir: _dir, mut ecg, mut ecg12, mut steth, gw, config } = WaveRig::new();
     let mut sub = Subscriber::connect(broker.port, "test-hub").await;
     let gateway = RunningGateway::start(&config, gw.key());
     let (mit, ptb, pcg) = (waves::mitbih_100(), waves::ptbxl_00001(), waves::pcg_c0003());
