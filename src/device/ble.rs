@@ -172,6 +172,11 @@ impl DeviceTask {
                 },
                 _ = shutdown.triggered() => {
                     self.flush_pending(&mut pending).await;
+                    if matches!(self.cfg.profile.decoder, DecoderSpec::PolarPmdEcg(_)) {
+                        // Let the strap stop streaming (its battery), if it still listens.
+                        let cp = Uuid::parse_str(pmd::CONTROL_POINT).unwrap_or_default();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), link.write(cp, &pmd::stop_ecg())).await;
+                    }
                     link.close().await;
                     return "gateway stopping".into();
                 }
