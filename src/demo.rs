@@ -11,6 +11,7 @@ use crate::framing::mllp_wrap;
 use crate::hub::{watch, KeyRing, WatchFormat, WatchOptions, WatchStats};
 use crate::shutdown::{self, Shutdown};
 use crate::sign::GatewayKey;
+use crate::sim::ble_mock::{ecg_frames, MockBluez, PrivateBus};
 use crate::sim::waves::{self, WireProtocol};
 use crate::sim::{broker, recordings, PtyDevice, PtyPeer};
 use anyhow::Context;
@@ -40,6 +41,8 @@ pub struct DemoReport {
 
 pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<DemoReport> {
     let dir = tempfile::Builder::new().prefix("spokegate-demo-").tempdir().context("temporary state directory")?;
+    // First, before any other thread reads the environment: the BLE devices' private bus.
+    let ble = ble_devices(dir.path());
     let key = GatewayKey::generate(&dir.path().join("gateway.key"))?;
     let keys = KeyRing::new([key.public().clone()]);
     let port = broker::free_port()?;
@@ -52,7 +55,11 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     recordings::write_wave_profiles(&dir.path().join("profiles"))?;
     let config_path = dir.path().join("spokegate.toml");
     let paths = [&monitor.path, &meter.path, &ecg.path, &steth.path];
-    std::fs::write(&config_path, demo_config(dir.path(), port, paths))?;
+    let mut text = demo_config(dir.path(), port, paths);
+    if ble.is_ok() {
+        text.push_str(BLE_DEVICES);
+    }
+    std::fs::write(&config_path, text)?;
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
 
     writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
@@ -64,6 +71,14 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         ecg.path.display()
     )?;
     writeln!(out, "  steth-1    PhysioNet 2016 heart sound c0003 (2 kHz) as PCM frames on {}", steth.path.display())?;
+    match &ble {
+        Ok(_) => {
+            writeln!(out, "  bp-1       BLE blood-pressure cuff (GATT 0x2A35) on a mock BlueZ, private D-Bus")?;
+            writeln!(out, "  temp-1     BLE thermometer (GATT 0x2A1C) on the same bus")?;
+            writeln!(out, "  ecg-2      BLE Polar H10 streaming MIT-BIH 100 as PMD ECG frames, 130 Hz")?;
+        }
+        Err(why) => writeln!(out, "  (BLE devices left out: {why})")?,
+    }
     writeln!(out, "hub view (every line below passed COSE_Sign1 verification with the public key):")?;
 
     let (trigger, shutdown) = shutdown::channel();
@@ -192,6 +207,46 @@ serial = {{ path = "{steth}" }}
         ecg = ecg.display(),
         steth = steth.display(),
     )
+}
+
+/// The BLE devices of the demo, as configured.
+const BLE_DEVICES: &str = r#"
+[[device]]
+id = "bp-1"
+profile = "ble-blood-pressure"
+ble = { name = "Demo BP Cuff" }
+
+[[device]]
+id = "temp-1"
+profile = "ble-thermometer"
+ble = { address = "D0:00:00:00:00:02" }
+
+[[device]]
+id = "ecg-2"
+profile = "polar-h10-ecg"
+ble = {}
+"#;
+
+/// A private D-Bus with a mock BlueZ serving a blood-pressure cuff, a thermometer and a Polar H10,
+/// for the real btleplug code; `Err` says why not (dbus-daemon or python3 with dbus-next missing).
+fn ble_devices(dir: &Path) -> Result<(PrivateBus, MockBluez), String> {
+    let bus = PrivateBus::try_start()?;
+    // The strap's clock: now, in ns since 2000-01-01 (the PMD epoch).
+    let since_2000 = (crate::clock::now_micros() - 946_684_800_000_000).max(0) as u64 * 1000;
+    let (frames, _) = ecg_frames(40, since_2000);
+    let scenario = serde_json::json!({"devices": [
+        {"kind": "notify", "char": "2A35", "address": "D0:00:00:00:00:01", "name": "Demo BP Cuff",
+         "service": "00001810-0000-1000-8000-00805f9b34fb", "notifications": recordings::ble::BLOOD_PRESSURE,
+         "interval_ms": 4000, "repeat": true},
+        {"kind": "notify", "char": "2A1C", "address": "D0:00:00:00:00:02", "name": "Demo Thermometer",
+         "service": "00001809-0000-1000-8000-00805f9b34fb", "notifications": recordings::ble::TEMPERATURE,
+         "interval_ms": 5000, "repeat": true},
+        {"kind": "pmd", "address": "D0:00:00:00:00:03", "name": "Polar H10 DEMO",
+         "service": "fb005c80-02e7-f387-1cad-8acd2d8df0c8", "frames": frames, "interval_ms": 561, "repeat": true},
+    ]});
+    let mock = MockBluez::try_start(&bus, &scenario, dir)?;
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
+    Ok((bus, mock))
 }
 
 /// Replays a waveform recording at its real rate, round and round, until shutdown.

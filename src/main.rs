@@ -12,7 +12,7 @@ fn main() {
     }
     let cli = spokegate::cli::Cli::parse();
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=off,rumqttc=warn", cli.log)))
+        .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=off,rumqttc=warn,bluez_async=warn,btleplug=warn", cli.log)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     // One thread: the gateway's work per reading is small, and a single-threaded runtime spares

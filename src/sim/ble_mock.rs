@@ -30,8 +30,13 @@ pub struct PrivateBus {
 }
 
 impl PrivateBus {
+    /// Starts the bus; panics when it cannot (tests, benches).
     pub fn start() -> PrivateBus {
-        let dir = tempfile::tempdir().unwrap();
+        Self::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start() -> Result<PrivateBus, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let socket = dir.path().join("bus");
         let conf = dir.path().join("bus.conf");
         std::fs::write(
@@ -52,17 +57,21 @@ impl PrivateBus {
                 socket.display()
             ),
         )
-        .unwrap();
+        .map_err(|e| e.to_string())?;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))
             .args(["--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("dbus-daemon (apt install dbus-daemon)");
+            .map_err(|e| format!("dbus-daemon (apt install dbus-daemon): {e}"))?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        PrivateBus { address: line.trim().to_string(), _daemon: Killed(child), _dir: dir }
+        let out = child.stdout.take().ok_or("dbus-daemon without stdout")?;
+        BufReader::new(out).read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            return Err("dbus-daemon printed no address".into());
+        }
+        Ok(PrivateBus { address: line.trim().to_string(), _daemon: Killed(child), _dir: dir })
     }
 }
 
@@ -73,18 +82,29 @@ pub struct MockBluez {
     pub seen: Vec<Value>,
 }
 
+/// The mock's source, built in so the demo can run it from any folder.
+const SCRIPT: &str = include_str!("../../tests/ble_mock/mock_bluez.py");
+
 impl MockBluez {
+    /// Starts the mock; panics when it cannot (tests, benches).
     pub fn start(bus: &PrivateBus, scenario: &Value, dir: &Path) -> MockBluez {
+        Self::try_start(bus, scenario, dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start(bus: &PrivateBus, scenario: &Value, dir: &Path) -> Result<MockBluez, String> {
         let path = dir.join("scenario.json");
-        std::fs::write(&path, scenario.to_string()).unwrap();
+        let script = dir.join("mock_bluez.py");
+        std::fs::write(&path, scenario.to_string()).map_err(|e| e.to_string())?;
+        std::fs::write(&script, SCRIPT).map_err(|e| e.to_string())?;
         let mut child = Command::new("python3")
-            .arg(format!("{}/tests/ble_mock/mock_bluez.py", env!("CARGO_MANIFEST_DIR")))
+            .arg(&script)
             .arg(&bus.address)
             .arg(&path)
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
+            .map_err(|e| format!("python3: {e}"))?;
+        let out = child.stdout.take().ok_or("mock without stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -93,9 +113,11 @@ impl MockBluez {
                 }
             }
         });
-        let ready = rx.recv_timeout(PATIENCE).expect("mock BlueZ starts (pip install dbus-next)");
-        assert_eq!(ready, "READY");
-        MockBluez { _child: Killed(child), lines: rx, seen: Vec::new() }
+        let child = Killed(child);
+        match rx.recv_timeout(PATIENCE) {
+            Ok(line) if line == "READY" => Ok(MockBluez { _child: child, lines: rx, seen: Vec::new() }),
+            _ => Err("the mock BlueZ did not start (python3 -m pip install dbus-next)".into()),
+        }
     }
 
     /// Waits for an event of the mock matching `done`.
@@ -116,4 +138,21 @@ impl MockBluez {
             self.seen.push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
         }
     }
+}
+
+/// PMD ECG frames of 73 samples made from MIT-BIH record 100 MLII in microvolts
+/// ((adc - 1024) * 5, the record's 200 adu/mV), with device timestamps 73/130 s apart from
+/// `start_ns` (ns since 2000-01-01): the frames (hex) and their samples.
+pub fn ecg_frames(frames: usize, start_ns: u64) -> (Vec<String>, Vec<i32>) {
+    let rec = crate::sim::waves::mitbih_100();
+    let uv: Vec<i32> = rec.channel(0).iter().map(|&a| (a - 1024) * 5).take(frames * 73).collect();
+    let hexed = uv
+        .chunks(73)
+        .enumerate()
+        .map(|(i, c)| {
+            let ts = start_ns + (i as u64 + 1) * 73 * 1_000_000_000 / 130;
+            hex::encode(crate::decode::gatt::pmd::encode_ecg(ts, c))
+        })
+        .collect();
+    (hexed, uv)
 }

@@ -29,3 +29,13 @@ pub fn write_wave_profiles(dir: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// BLE notifications the demo's simulated BLE devices send: sourced GATT vectors (see
+/// `recordings/SOURCES.md`; the same bytes as `tests/fixtures/ble/gatt_vectors.json`).
+pub mod ble {
+    /// Blood Pressure Measurement (0x2A35): 138/88 mmHg, MAP 120, pulse 60, user 1 (Nordic
+    /// Android-BLE-Library); 18.9/11.0 kPa, MAP 15.9, pulse 60 (same source).
+    pub const BLOOD_PRESSURE: &[&str] = &["1e8a00580078000000041114293b3c00012700", "15bdf00b009ff03c001200"];
+    /// Temperature Measurement (0x2A1C): 37.6 Cel at the finger, 2012-12-05T11:50:27 (Nordic).
+    pub const TEMPERATURE: &[&str] = &["06b00e00fedc070c050b321b04"];
+}

@@ -15,6 +15,8 @@ Scenario (JSON): {"devices": [{"kind": "glucose" | "heart_rate" | "pmd", "addres
               "racp_silent": true (never answer)
   heart_rate: "notifications": [hex], "interval_ms"
   pmd:        "frames": [hex], "interval_ms"
+  notify:     "char": "0x2A35", "notifications": [hex], "interval_ms" (any measurement characteristic)
+  heart_rate, notify and pmd take "repeat": true to start over at the end (PMD timestamps move on)
 
 What it does is printed as JSON lines on stdout ({"event": ...}); "READY" once it owns org.bluez.
 Usage: mock_bluez.py BUS_ADDRESS SCENARIO_JSON
@@ -384,6 +386,9 @@ class Mock:
         elif kind == "heart_rate":
             hr = add(2, sig_uuid(0x2A37), ["notify"])
             hr.on_notify = lambda: self.stream(dev, hr, spec["notifications"], spec.get("interval_ms", 20))
+        elif kind == "notify":
+            c = add(2, sig_uuid(int(spec["char"], 16)), ["notify", "indicate"])
+            c.on_notify = lambda: self.stream(dev, c, spec["notifications"], spec.get("interval_ms", 20))
         elif kind == "pmd":
             cp = add(2, "fb005c81-02e7-f387-1cad-8acd2d8df0c8", ["read", "write", "indicate"])
             data = add(4, "fb005c82-02e7-f387-1cad-8acd2d8df0c8", ["notify"])
@@ -427,16 +432,34 @@ class Mock:
         say(event="download-complete", device=spec["name"], sent=len(records))
 
     async def stream(self, dev, char, items, interval_ms):
+        loops = 0
+        while True:
+            if not await self.stream_once(dev, char, items, interval_ms, loops):
+                return
+            if not dev.spec.get("repeat"):
+                say(event="stream-complete", device=dev.spec["name"], sent=len(items))
+                return
+            loops += 1
+
+    async def stream_once(self, dev, char, items, interval_ms, loop):
         for n, hexed in enumerate(items):
             if not dev.connected or not char.notifying:
-                return
-            char.send(bytes.fromhex(hexed))
+                return False
+            data = bytes.fromhex(hexed)
+            if dev.spec["kind"] == "pmd" and loop and len(data) >= 10:
+                # Frames repeat: their device timestamps move on by the span of the whole list.
+                first = int.from_bytes(bytes.fromhex(items[0])[1:9], "little")
+                last = int.from_bytes(bytes.fromhex(items[-1])[1:9], "little")
+                period = (last - first) // max(len(items) - 1, 1)
+                ts = int.from_bytes(data[1:9], "little") + loop * (last - first + period)
+                data = data[:1] + ts.to_bytes(8, "little") + data[9:]
+            char.send(data)
             if interval_ms > 0:
                 await asyncio.sleep(interval_ms / 1000)
             elif n % 8 == 7:
                 # As fast as it goes, but let dbus-next flush its socket (it fails when it fills up).
                 await asyncio.sleep(0.001)
-        say(event="stream-complete", device=dev.spec["name"], sent=len(items))
+        return True
 
     async def pmd_start(self, dev, cp, data, request):
         if request[:2] != b"\x02\x00":

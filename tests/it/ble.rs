@@ -6,9 +6,8 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
-use spokegate::decode::gatt::pmd;
 use spokegate::model::{Body, BodyKind};
-use spokegate::sim::ble_mock::{MockBluez, PrivateBus};
+use spokegate::sim::ble_mock::{ecg_frames, MockBluez, PrivateBus};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,18 +85,6 @@ fn glucose_records(n: u16) -> (Vec<Value>, Vec<(&'static str, f64, &'static str)
     (records, expected)
 }
 
-/// PMD ECG frames of 73 samples (MIT-BIH record 100 MLII in microvolts: (adc - 1024) * 5).
-fn ecg_frames(frames: usize) -> (Vec<String>, Vec<i32>) {
-    let rec = spokegate::sim::waves::mitbih_100();
-    let uv: Vec<i32> = rec.channel(0).iter().map(|&a| (a - 1024) * 5).take(frames * 73).collect();
-    let hexed = uv
-        .chunks(73)
-        .enumerate()
-        .map(|(i, c)| hex::encode(pmd::encode_ecg(1_000_000_000 + (i as u64 + 1) * 73 * 1_000_000_000 / 130, c)))
-        .collect();
-    (hexed, uv)
-}
-
 fn record_of(b: &Body) -> Option<u16> {
     b.obs.as_ref()?.first()?.ctx.as_ref()?.get("record")?.parse().ok()
 }
@@ -107,7 +94,7 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     let bus = PrivateBus::start();
     let dir = tempfile::tempdir().unwrap();
     let (records, expected) = glucose_records(8);
-    let (frames, samples) = ecg_frames(10);
+    let (frames, samples) = ecg_frames(10, 1_000_000_000);
     let hr = ["0055", "04ff", "194b00380404043804", "1f0101320101000201ffff"];
     let scenario = json!({"devices": [
         {"kind": "glucose", "address": "AA:BB:CC:DD:EE:01", "name": "Mock Glucose",
@@ -210,7 +197,7 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
     let dir = tempfile::tempdir().unwrap();
     let (records, _) = glucose_records(2);
     // An ECG strap that loses frame 3 and sends a broken one in place of frame 6.
-    let (mut frames, _) = ecg_frames(10);
+    let (mut frames, _) = ecg_frames(10, 1_000_000_000);
     frames[6] = "00ff".into();
     frames.remove(3);
     // Short, long and nonsense notifications between sourced good ones.
