@@ -139,7 +139,7 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
                 }
                 if r.is_context {
                     if let Some(mut m) = pending.take().filter(|m| m.record == r.record) {
-                        m.observations.extend(r.observations);
+                        m.join(r);
                         push(Payload::Obs(m.observations), m.tdev);
                     }
                     continue;
@@ -194,6 +194,24 @@ mod tests {
         assert_eq!(obs.iter().filter(|o| o.code.mdc == 147240).count(), 2);
         assert_eq!(bodies[1].event.as_ref().unwrap().code, "gatt-invalid");
         assert!(decode_ble_capture(&hr, "0x2A37 zz").is_err());
+    }
+
+    #[test]
+    fn a_glucose_context_joins_its_measurement() {
+        let reg = crate::profile::ProfileRegistry::builtin().unwrap();
+        let meter = reg.get("ble-glucose").unwrap();
+        // Measurement record 2 (81 mol/L, context follows) and a context for record 2: meal
+        // "casual" (4) as in the Levio vector's layout (flags 0x02: meal only).
+        let text = "0x2A18 1f0200e40705150a1e2d00005100140600\n0x2A34 02020004\n";
+        let bodies = decode_ble_capture(&meter, text).unwrap();
+        assert_eq!(bodies.len(), 1);
+        let o = &bodies[0].obs.as_ref().unwrap()[0];
+        assert_eq!((o.val, o.unit.ucum.as_str()), (Some(81_000.0), "mmol/L"));
+        let ctx = o.ctx.as_ref().unwrap();
+        assert_eq!(
+            (ctx["meal"].as_str(), ctx["record"].as_str(), ctx["sample_type"].as_str()),
+            ("casual", "2", "venous-plasma")
+        );
     }
 
     #[test]

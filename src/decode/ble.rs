@@ -28,8 +28,27 @@ pub struct Readings {
     pub record: Option<u16>,
     pub context_follows: bool,
     pub is_context: bool,
+    /// The context the device gave (also on every observation).
+    pub ctx: std::collections::BTreeMap<String, String>,
     /// Values the profile refused (out of range, unit mismatch).
     pub problems: Vec<Event>,
+}
+
+impl Readings {
+    /// Joins a Glucose Measurement Context to its measurement: the context's values, and its
+    /// context (meal, tester, health, medication) on every observation.
+    pub fn join(&mut self, context: Readings) {
+        for o in &mut self.observations {
+            let ctx = o.ctx.get_or_insert_with(Default::default);
+            for (k, v) in &context.ctx {
+                if k != "record" {
+                    ctx.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.observations.extend(context.observations);
+        self.problems.extend(context.problems);
+    }
 }
 
 fn bad(code: &'static str, c: impl std::fmt::Display, e: impl std::fmt::Display) -> DecodeError {
@@ -71,6 +90,7 @@ pub fn readings(spec: &GattSpec, c: Characteristic, r: GattReading) -> Readings 
         record: r.record,
         context_follows: r.context_follows,
         is_context: c == Characteristic::GlucoseContext,
+        ctx: r.ctx.clone(),
         ..Default::default()
     };
     let ctx = (!r.ctx.is_empty()).then(|| r.ctx.clone());

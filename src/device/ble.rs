@@ -261,7 +261,7 @@ impl DeviceTask {
         if r.is_context {
             match pending.0.take() {
                 Some(mut m) if m.record == r.record => {
-                    m.observations.extend(r.observations);
+                    m.join(r);
                     self.deliver(m, t).await;
                 }
                 other => {
