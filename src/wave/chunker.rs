@@ -6,7 +6,7 @@ use super::{pack, Encoding};
 use crate::model::{Channel, Wave};
 use crate::profile::WaveSpec;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct Chunker {
@@ -58,9 +58,10 @@ impl Chunker {
         }
     }
 
-    /// When the partial chunk must go out even if no more rows come.
+    /// When the partial chunk must go out even if no more rows come: one window after its first
+    /// row arrived, so no sample waits longer than the window before it is sent.
     pub fn deadline(&self) -> Option<Instant> {
-        self.first_arrival.map(|a| a + self.spec.window + Duration::from_millis(1))
+        self.first_arrival.map(|a| a + self.spec.window)
     }
 
     /// The partial chunk, if any.
@@ -108,7 +109,7 @@ mod tests {
         Arc::new(WaveSpec {
             stream: "ecg".into(),
             rate: 100.0,
-            window: Duration::from_millis(200),
+            window: std::time::Duration::from_millis(200),
             enc: Encoding::Rice,
             channels: (0..channels)
                 .map(|i| ChannelSpec {
