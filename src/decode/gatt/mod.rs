@@ -188,3 +188,27 @@ pub fn current_time(bytes: &[u8]) -> Result<Option<i64>, GattError> {
 fn bit_names(bits: u32, table: &[(u32, &str)]) -> String {
     table.iter().filter(|(b, _)| bits & (1 << b) != 0).map(|(_, n)| *n).collect::<Vec<_>>().join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A device can send anything: every decoder answers with a value or an error, never a panic.
+        #[test]
+        fn no_notification_makes_a_decoder_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            for u in [0x2A18u16, 0x2A34, 0x2A37, 0x2A35, 0x2A1C, 0x2A5E, 0x2A5F, 0x2A60] {
+                let _ = decode(Characteristic::from_uuid16(u).unwrap(), &bytes);
+            }
+            let _ = racp::decode_response(&bytes);
+            let _ = current_time(&bytes);
+            let _ = pmd::decode_ecg(&bytes);
+            let _ = pmd::decode_header(&bytes);
+            let _ = pmd::decode_settings(&bytes);
+            let _ = pmd::decode_control_response(&bytes);
+        }
+    }
+}
