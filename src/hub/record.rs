@@ -3,9 +3,10 @@
 //! - Every stream becomes a **WFDB** record `{gw}_{dev}_{stream}` (`.hea` + `.dat`, format 16, or
 //!   format 32 once a sample needs more than 16 bits), with the 16-bit checksum of every signal in
 //!   the header. Missing samples are WFDB's invalid sample (-32768 in format 16), never invented
-//!   values; a gap longer than ten minutes, or a restarted stream, starts a new record (`_2`, ...).
+//!   values; a gap longer than ten minutes, a restarted stream or a different number of channels
+//!   starts a new record (`_2`, ...).
 //! - A stream whose samples fit 16 bits and whose rate is a whole number of hertz (heart sounds)
-//!   is also written as **WAV**, one file per contiguous run (`.wav`, then `_2.wav` after a gap).
+//!   is also written as **WAV**, one file per contiguous run (`.wav`, then `-2.wav` after a gap).
 //!
 //! Files are appended to as chunks arrive, and their headers are kept true after every chunk, so
 //! a recording interrupted by Ctrl-C is still readable.
@@ -51,8 +52,10 @@ impl Recorder {
     /// Appends a placed chunk to its stream's files.
     pub fn write(&mut self, placed: &Placed, wave: &Wave) -> std::io::Result<()> {
         let key = &placed.key;
-        let new_record =
-            placed.restarted || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
+        let reshaped = self.streams.get(key).is_some_and(|f| f.wfdb.signals.len() != placed.channels.len());
+        let new_record = placed.restarted
+            || reshaped
+            || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
         if !self.streams.contains_key(key) || new_record {
             let base = format!("{}_{}_{}", wfdb_name(&key.gw), wfdb_name(&key.dev), wfdb_name(&key.stream));
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
@@ -80,7 +83,7 @@ impl Recorder {
         if s.wav_possible {
             if s.wav.is_none() {
                 s.wav_segments += 1;
-                let name = if s.wav_segments == 1 { s.base.clone() } else { format!("{}_{}", s.base, s.wav_segments) };
+                let name = if s.wav_segments == 1 { s.base.clone() } else { format!("{}-{}", s.base, s.wav_segments) };
                 let path = self.dir.join(format!("{name}.wav"));
                 s.wav = Some(WavWriter::create(File::create(&path)?, wave.rate as u32, placed.channels.len() as u16)?);
                 self.written.push(path);
@@ -250,5 +253,73 @@ impl WfdbWriter {
         let tmp = self.hea.with_extension("hea.tmp");
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &self.hea)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Reassembler;
+    use crate::model::{Body, Channel, Code, Unit};
+    use crate::pipeline::{make_body, Payload, Source};
+    use crate::wave::{pack, Encoding};
+
+    fn body(seq: u64, i0: u64, channels: &[&[i32]]) -> Body {
+        let n = channels[0].len() as u32;
+        let ch = channels
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Channel {
+                label: format!("L{i}"),
+                code: Code { mdc: 131330, loinc: None, name: None },
+                unit: Unit { ucum: "mV".into(), mdc: None },
+                gain: 0.005,
+                base: 1024,
+                enc: "rice".into(),
+                data: pack(s, Encoding::Rice).unwrap(),
+            })
+            .collect();
+        let wave = Wave { stream: "ecg".into(), rate: 100.0, i0, t0: 0, n, ch };
+        let from = Source { dev: "d".into(), profile: "p".into() };
+        make_body("s", "gw", &from, Payload::Wave(wave), seq, 0, None)
+    }
+
+    fn write(rec: &mut Recorder, hub: &mut Reassembler, b: Body) {
+        let placed = hub.accept(&b).unwrap().unwrap();
+        rec.write(&placed, b.wave.as_ref().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn gaps_are_invalid_samples_and_a_wider_sample_widens_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::new(dir.path()).unwrap();
+        let mut hub = Reassembler::default();
+        write(&mut rec, &mut hub, body(1, 0, &[&[1, 2], &[3, 4]]));
+        write(&mut rec, &mut hub, body(2, 4, &[&[5, 6], &[7, 8]]));
+        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("gw_d_ecg.hea")).unwrap()).unwrap();
+        let s0 = &h.signals[0];
+        assert_eq!((h.nsamp, s0.fmt, s0.gain, s0.baseline), (Some(6), 16, 200.0, 1024));
+        let dat = wfdb::decode(16, &std::fs::read(dir.path().join("gw_d_ecg.dat")).unwrap(), 2).unwrap();
+        assert_eq!(dat, [1, 3, 2, 4, INVALID_16, INVALID_16, INVALID_16, INVALID_16, 5, 7, 6, 8]);
+        // The header's checksums are the 16-bit sums of what the file holds.
+        for (c, s) in h.signals.iter().enumerate() {
+            assert_eq!(s.checksum_matches(dat.iter().skip(c).step_by(2).copied()), Some(true));
+        }
+        // One WAV per contiguous run.
+        assert!(dir.path().join("gw_d_ecg.wav").exists() && dir.path().join("gw_d_ecg-2.wav").exists());
+
+        write(&mut rec, &mut hub, body(3, 6, &[&[100_000], &[9]]));
+        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("gw_d_ecg.hea")).unwrap()).unwrap();
+        assert_eq!(h.signals[0].fmt, 32);
+        let dat = wfdb::decode(32, &std::fs::read(dir.path().join("gw_d_ecg.dat")).unwrap(), 2).unwrap();
+        assert_eq!(dat[4], INVALID_32);
+        assert_eq!(&dat[12..], [100_000, 9]);
+        for (c, s) in h.signals.iter().enumerate() {
+            assert_eq!(s.checksum_matches(dat.iter().skip(c).step_by(2).copied()), Some(true));
+        }
+
+        // Three channels now: a new record.
+        write(&mut rec, &mut hub, body(4, 7, &[&[1], &[2], &[3]]));
+        assert!(dir.path().join("gw_d_ecg_2.hea").exists());
     }
 }
