@@ -48,3 +48,79 @@ async fn the_daemon_reopens_a_replugged_serial_device_and_carries_on() {
     assert!(gateway.counters.devices["monitor-1"].connects.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_stethoscope_leaves_an_estimated_gap_and_no_invented_sample() {
+    use spokegate::sim::waves::{self, WireProtocol};
+    use std::time::Duration;
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
+    let mut dev = PtyDevice::create(&gw.path().join("ttySTETH")).unwrap();
+    let link = dev.path.clone();
+    let config = gw.config(
+        broker.port,
+        &[("steth-1", "pcg-pcm", &dev.path)],
+        &format!("profiles_dir = \"{}\"", profiles.display()),
+    );
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let gateway = RunningGateway::start(&config, gw.key());
+    let keys = gw.keys();
+    let pcg = waves::pcg_c0003();
+    let pcm = WireProtocol::Pcm { rows: 20 };
+    // One second at the real rate, then the cable is pulled.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        waves::replay(&mut dev.peer, &pcg, pcm, 1.0, None, Duration::from_millis(10)),
+    )
+    .await;
+    drop(dev);
+    sub.until("the disconnected state", |seen| {
+        seen.iter()
+            .any(|(t, p)| t.ends_with("/dev/steth-1/state") && String::from_utf8_lossy(p).contains("\"disconnected\""))
+    })
+    .await;
+    // Replugged (the device restarted: its counter starts again at 0); half a second more.
+    let mut dev = PtyDevice::create(&link).unwrap();
+    let _ = tokio::time::timeout(
+        Duration::from_millis(500),
+        waves::replay(&mut dev.peer, &pcg, pcm, 1.0, None, Duration::from_millis(10)),
+    )
+    .await;
+    sub.until_signed("the link-lost gap and samples after it", &keys, |bodies| {
+        let gap = bodies.iter().filter_map(|b| b.event.as_ref()).any(|e| e.code == "wave-gap");
+        gap && bodies.iter().filter_map(|b| b.wave.as_ref()).any(|w| w.i0 > 2_000)
+    })
+    .await;
+    gateway.stop().await;
+
+    let bodies = sub.verified.clone();
+    let gap = bodies.iter().filter_map(|b| b.event.as_ref()).find(|e| e.code == "wave-gap").unwrap();
+    let data = serde_json::to_value(&gap.data).unwrap();
+    assert_eq!((data["reason"].as_str(), data["estimated"].as_bool()), (Some("link-lost"), Some(true)));
+    let (at, missing) = (data["at"].as_u64().unwrap(), data["missing"].as_u64().unwrap());
+    assert!(missing > 0, "{data}");
+    let mut hub = spokegate::hub::Reassembler::default();
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for b in &bodies {
+        let Some(placed) = hub.accept(b) else { continue };
+        let placed = placed.unwrap();
+        assert!(!placed.restarted);
+        let w = b.wave.as_ref().unwrap();
+        if w.i0 < at {
+            before.extend(placed.channels[0].iter().copied());
+        } else {
+            assert!(w.i0 >= at + missing, "no chunk inside the gap");
+            after.extend(placed.channels[0].iter().copied());
+        }
+    }
+    // Before the gap: the recording from its start, up to the gap; after: the recording again
+    // from its start (the device restarted). Nothing in between, nothing made up.
+    assert_eq!(before.len() as u64, at);
+    let source: Vec<i32> = pcg.channel(0);
+    assert_eq!(before, source[..before.len()]);
+    assert!(!after.is_empty());
+    assert_eq!(after, source[..after.len()]);
+}
