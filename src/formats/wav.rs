@@ -62,7 +62,7 @@ impl<W: Write + Seek> WavWriter<W> {
         h.extend(1u16.to_le_bytes());
         h.extend(channels.to_le_bytes());
         h.extend(rate.to_le_bytes());
-        h.extend((rate * u32::from(block)).to_le_bytes());
+        h.extend(rate.saturating_mul(u32::from(block)).to_le_bytes());
         h.extend(block.to_le_bytes());
         h.extend(16u16.to_le_bytes());
         h.extend(b"data");
@@ -78,7 +78,7 @@ impl<W: Write + Seek> WavWriter<W> {
         self.out.write_all(&bytes)?;
         self.data_bytes = self.data_bytes.saturating_add(bytes.len() as u32);
         self.out.seek(SeekFrom::Start(4))?;
-        self.out.write_all(&(36 + self.data_bytes).to_le_bytes())?;
+        self.out.write_all(&self.data_bytes.saturating_add(36).to_le_bytes())?;
         self.out.seek(SeekFrom::Start(40))?;
         self.out.write_all(&self.data_bytes.to_le_bytes())?;
         self.out.flush()
@@ -103,5 +103,7 @@ mod tests {
         let pcm = read_pcm16(&bytes).unwrap();
         assert_eq!(pcm, Pcm16 { rate: 2000, channels: 1, samples: vec![1, -2, 3, i16::MIN, i16::MAX] });
         assert!(read_pcm16(b"RIFX....WAVE").is_err());
+        // A rate no sound card has is written, not a panic.
+        assert!(WavWriter::create(std::io::Cursor::new(Vec::new()), u32::MAX, 16).is_ok());
     }
 }

@@ -90,10 +90,10 @@ impl Reassembler {
         } else if w.i0 > tally.next {
             gap = Some((tally.next, w.i0 - tally.next));
             tally.gaps += 1;
-            tally.missing += w.i0 - tally.next;
+            tally.missing = tally.missing.saturating_add(w.i0 - tally.next);
         }
-        tally.next = w.i0 + u64::from(w.n);
-        tally.samples += u64::from(w.n);
+        tally.next = w.i0.saturating_add(u64::from(w.n));
+        tally.samples = tally.samples.saturating_add(u64::from(w.n));
         Ok(Placed { key, gap, restarted, channels })
     }
 
@@ -139,6 +139,9 @@ mod tests {
         assert!(r.place(key(), &chunk(0, &[5])).unwrap().restarted);
         let t = r.tallies().next().unwrap().1.clone();
         assert_eq!((t.samples, t.gaps, t.missing, t.restarts), (5, 1, 7, 1));
+        // A chunk at the very end of the index space is placed, not a panic.
+        let end = r.place(key(), &chunk(u64::MAX - 1, &[1, 2, 3])).unwrap();
+        assert_eq!(end.gap.map(|g| g.0), Some(1));
         let mut bad = chunk(1, &[1, 2]);
         bad.ch[0].data.push(0xff);
         assert!(matches!(r.place(key(), &bad), Err(ChunkError::Unpack { .. })));

@@ -20,8 +20,10 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Longest gap filled with invalid samples inside one WFDB record.
+/// Longest gap filled with invalid samples inside one WFDB record: ten minutes, and never more
+/// samples than ten minutes at the highest rate a profile may declare (1 MHz).
 const MAX_FILL_SECONDS: f64 = 600.0;
+const MAX_FILL_SAMPLES: u64 = 600 * 1_000_000;
 
 pub struct Recorder {
     dir: PathBuf,
@@ -55,7 +57,9 @@ impl Recorder {
         let reshaped = self.streams.get(key).is_some_and(|f| f.wfdb.signals.len() != placed.channels.len());
         let new_record = placed.restarted
             || reshaped
-            || placed.gap.is_some_and(|(_, missing)| missing as f64 > MAX_FILL_SECONDS * wave.rate);
+            || placed.gap.is_some_and(|(_, missing)| {
+                missing > MAX_FILL_SAMPLES || missing as f64 > MAX_FILL_SECONDS * wave.rate
+            });
         if !self.streams.contains_key(key) || new_record {
             let base = format!("{}_{}_{}", wfdb_name(&key.gw), wfdb_name(&key.dev), wfdb_name(&key.stream));
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
@@ -173,7 +177,7 @@ impl WfdbWriter {
         for (sum, c) in self.sums.iter_mut().zip(channels) {
             *sum = sum.wrapping_add(wfdb::checksum(c.iter().copied()));
         }
-        self.nsamp += channels.first().map_or(0, |c| c.len() as u64);
+        self.nsamp = self.nsamp.saturating_add(channels.first().map_or(0, |c| c.len() as u64));
         Ok(())
     }
 
@@ -189,7 +193,7 @@ impl WfdbWriter {
         for sum in &mut self.sums {
             *sum = sum.wrapping_add((invalid as u16).wrapping_mul(rows as u16));
         }
-        self.nsamp += rows;
+        self.nsamp = self.nsamp.saturating_add(rows);
         Ok(())
     }
 

@@ -76,7 +76,7 @@ pub fn wave_lines(b: &Body, placed: &Placed) -> Vec<String> {
         w.stream,
         w.rate,
         w.i0,
-        w.i0 + u64::from(w.n),
+        w.i0.saturating_add(u64::from(w.n)),
         labels.join(","),
         trace
     ));

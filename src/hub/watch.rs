@@ -143,10 +143,10 @@ fn place_wave(
     match result {
         Ok(placed) => {
             stats.chunks += 1;
-            stats.samples += placed.channels.first().map_or(0, |c| c.len() as u64);
+            stats.samples = stats.samples.saturating_add(placed.channels.first().map_or(0, |c| c.len() as u64));
             if let Some((_, missing)) = placed.gap {
                 stats.gaps += 1;
-                stats.missing += missing;
+                stats.missing = stats.missing.saturating_add(missing);
             }
             if let (Some(rec), Some(wave)) = (recorder, body.wave.as_ref()) {
                 if let Err(e) = rec.write(&placed, wave) {

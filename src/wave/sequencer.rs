@@ -83,7 +83,7 @@ impl Sequencer {
                 let m = u128::from(m);
                 let mut missing = ((u128::from(got) + m - u128::from(expected) % m) % m) as u64;
                 if m <= 1 << 16 {
-                    missing += self.wraps_missed(missing, rows, t, m as u64);
+                    missing = missing.saturating_add(self.wraps_missed(missing, rows, t, m as u64));
                 }
                 Some(Gap { at, missing, cause: GapCause::CounterJump { expected, got } })
             }
@@ -93,8 +93,8 @@ impl Sequencer {
             }
             _ => None,
         };
-        let first = at + gap.map(|g| g.missing).unwrap_or(0);
-        self.next = first + rows;
+        let first = at.saturating_add(gap.map(|g| g.missing).unwrap_or(0));
+        self.next = first.saturating_add(rows);
         self.expected = match (counter, self.modulus) {
             (Some(c), Some(m)) => Some(((u128::from(c) + u128::from(rows)) % u128::from(m)) as u64),
             _ => None,
@@ -110,7 +110,7 @@ impl Sequencer {
             return None;
         }
         let gap = Gap { at: self.next, missing: rows, cause: GapCause::Rejected };
-        self.next += rows;
+        self.next = self.next.saturating_add(rows);
         Some(gap)
     }
 
@@ -124,7 +124,7 @@ impl Sequencer {
     /// Rows that should have arrived between the last frame and this one, beyond `rows`.
     fn estimate_missing(&self, rows: u64, t: i64) -> u64 {
         let Some(last) = self.last_t else { return 0 };
-        let expected_rows = (t - last).max(0) as f64 / 1e6 * self.rate;
+        let expected_rows = t.saturating_sub(last).max(0) as f64 / 1e6 * self.rate;
         (expected_rows - rows as f64).round().max(0.0) as u64
     }
 
@@ -132,7 +132,7 @@ impl Sequencer {
     fn wraps_missed(&self, shown: u64, rows: u64, t: i64, modulus: u64) -> u64 {
         let estimate = self.estimate_missing(rows, t) as f64;
         let cycles = ((estimate - shown as f64) / modulus as f64).round().max(0.0) as u64;
-        cycles * modulus
+        cycles.saturating_mul(modulus)
     }
 }
 
@@ -182,6 +182,25 @@ mod tests {
         plain.place(None, 1, 0);
         assert_eq!(plain.rejected(1), Some(Gap { at: 1, missing: 1, cause: GapCause::Rejected }));
         assert_eq!(plain.place(None, 1, 20 * MS), (2, None));
+    }
+
+    proptest::proptest! {
+        /// Counters come from devices: any value, any order, any time never panics.
+        #[test]
+        fn any_counters_and_times_are_placed_without_panic(
+            modulus in proptest::prop_oneof![proptest::strategy::Just(256u64), proptest::strategy::Just(1u64 << 32), proptest::strategy::Just(u64::MAX)],
+            frames in proptest::collection::vec((proptest::prelude::any::<u64>(), 1u64..1000, proptest::prelude::any::<i64>(), proptest::prelude::any::<bool>()), 1..40),
+        ) {
+            let mut s = Sequencer::new(Some(modulus), 4000.0);
+            for (counter, rows, t, lost) in frames {
+                if lost {
+                    s.link_lost();
+                }
+                let (first, gap) = s.place(Some(counter), rows, t);
+                proptest::prop_assert!(first >= gap.map_or(0, |g| g.at));
+                let _ = s.rejected(rows);
+            }
+        }
     }
 
     #[test]

@@ -184,10 +184,10 @@ impl FrameClock {
             Some((prev_ts, next)) => {
                 let period_ns = n as f64 * 1e9 / rate;
                 let steps = (ts_ns.saturating_sub(prev_ts) as f64 / period_ns).round() as u64;
-                next + steps.saturating_sub(1) * n
+                next.saturating_add(steps.saturating_sub(1).saturating_mul(n))
             }
         };
-        self.last = Some((ts_ns, counter + n));
+        self.last = Some((ts_ns, counter.saturating_add(n)));
         counter
     }
 }
