@@ -116,13 +116,12 @@ impl Bodies {
 /// (`0x2A37 0e4b00` or a 128-bit UUID; `#` starts a comment). Glucose contexts are joined to their
 /// measurement as the daemon does.
 pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, HexError> {
-    use crate::decode::ble::{decode, Notified};
+    use crate::decode::ble::{decode, Assembled, Assembler, Notified};
     let mut bodies = Bodies::new(profile);
     let mut push = |payload: Payload, tdev: Option<i64>| bodies.push(payload, tdev);
     let mut wave = profile.wave.clone().map(WaveStream::new);
     let mut chunks = Vec::new();
-    let mut pending: Option<crate::decode::ble::Readings> = None;
-    let mut pmd_clock = crate::decode::gatt::pmd::FrameClock::default();
+    let mut session = Assembler::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -137,26 +136,17 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
                 for p in &r.problems {
                     push(Payload::Event(p.clone()), None);
                 }
-                if r.is_context {
-                    if let Some(mut m) = pending.take().filter(|m| m.record == r.record) {
-                        m.join(r);
-                        push(Payload::Obs(m.observations), m.tdev);
+                for a in session.reading(r, |_| false) {
+                    match a {
+                        Assembled::Ready(m) if !m.observations.is_empty() => push(Payload::Obs(m.observations), m.tdev),
+                        Assembled::Ready(_) => {}
+                        Assembled::Unmatched(event) => push(Payload::Event(event), None),
                     }
-                    continue;
-                }
-                if let Some(m) = pending.take() {
-                    push(Payload::Obs(m.observations), m.tdev);
-                }
-                if r.context_follows {
-                    pending = Some(r);
-                } else if !r.observations.is_empty() {
-                    push(Payload::Obs(r.observations), r.tdev);
                 }
             }
             Ok(Notified::Samples(mut frame, _, ts_ns)) => {
                 if let Some(stream) = wave.as_mut() {
-                    let rows = frame.samples.len();
-                    frame.counter = Some(pmd_clock.place(ts_ns, rows, profile.wave.as_ref().map_or(130.0, |w| w.rate)));
+                    session.place(&mut frame, ts_ns, profile.wave.as_ref().map_or(130.0, |w| w.rate));
                     if let Some(gap) = stream.frame(&frame, now_micros(), Instant::now(), &mut chunks) {
                         push(Payload::Event(gap), None);
                     }
@@ -169,7 +159,7 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
             Err(e) => push(Payload::Event(e.to_event()), None),
         }
     }
-    if let Some(m) = pending.take() {
+    if let Some(m) = session.flush().filter(|m| !m.observations.is_empty()) {
         push(Payload::Obs(m.observations), m.tdev);
     }
     if let Some(c) = wave.as_mut().and_then(WaveStream::flush) {

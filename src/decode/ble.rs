@@ -60,7 +60,7 @@ pub fn decode(spec: &DecoderSpec, from: &Uuid, bytes: &[u8]) -> Result<Notified,
     match spec {
         DecoderSpec::Gatt(g) => gatt_notification(g, from, bytes),
         DecoderSpec::PolarPmdEcg(_) => {
-            if from.to_string() == pmd::CONTROL_POINT {
+            if *from == pmd::CONTROL_POINT {
                 return pmd::decode_control_response(bytes)
                     .map(Notified::PmdControl)
                     .map_err(|e| bad("pmd-control-invalid", "PMD control point", e));
@@ -127,4 +127,62 @@ pub fn readings(spec: &GattSpec, c: Characteristic, r: GattReading) -> Readings 
         });
     }
     out
+}
+
+/// What a BLE session keeps between notifications, shared by the daemon and `profile test`: a
+/// glucose measurement waiting for the context that follows it, and the PMD frame clock.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    waiting: Option<Readings>,
+    clock: pmd::FrameClock,
+}
+
+/// What is ready after a reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assembled {
+    /// Readings to deliver (a measurement, joined to its context when one came).
+    Ready(Readings),
+    /// A context with no measurement waiting for it (reported, not delivered).
+    Unmatched(Event),
+}
+
+impl Assembler {
+    /// Takes a measurement or a context. A measurement whose context follows waits for it; one
+    /// whose record `delivered` says was delivered before is passed over.
+    pub fn reading(&mut self, r: Readings, delivered: impl Fn(u16) -> bool) -> Vec<Assembled> {
+        if r.is_context {
+            return match self.waiting.take() {
+                Some(mut m) if m.record == r.record => {
+                    m.join(r);
+                    vec![Assembled::Ready(m)]
+                }
+                other => {
+                    self.waiting = other;
+                    let text = format!("a glucose context for record {:?} came without its measurement", r.record);
+                    vec![Assembled::Unmatched(Event::new("context-unmatched", Severity::Info, text))]
+                }
+            };
+        }
+        let mut out: Vec<Assembled> = self.flush().map(Assembled::Ready).into_iter().collect();
+        if r.record.is_some_and(delivered) {
+            tracing::debug!(record = r.record, "record already delivered");
+        } else if r.context_follows {
+            self.waiting = Some(r);
+        } else {
+            out.push(Assembled::Ready(r));
+        }
+        out
+    }
+
+    /// The waiting measurement, if any (a control point answered, the link ended, the capture ended).
+    pub fn flush(&mut self) -> Option<Readings> {
+        self.waiting.take()
+    }
+
+    /// Puts a PMD frame on the stream's sample counter; true for the session's first frame.
+    pub fn place(&mut self, frame: &mut WaveFrame, ts_ns: u64, rate: f64) -> bool {
+        let first = self.clock.is_empty();
+        frame.counter = Some(self.clock.place(ts_ns, frame.samples.len(), rate));
+        first
+    }
 }

@@ -6,7 +6,7 @@
 
 use super::DeviceTask;
 use crate::config::DeviceTransport;
-use crate::decode::ble::{self as notify, Notified, Readings};
+use crate::decode::ble::{self as notify, Assembled, Assembler, Notified, Readings};
 use crate::decode::gatt::{self, pmd, racp, Characteristic};
 use crate::model::{Event, Observation, Severity};
 use crate::mqtt::status::LinkState;
@@ -32,16 +32,11 @@ fn subscriptions(decoder: &DecoderSpec) -> Vec<Uuid> {
             out
         }
         DecoderSpec::PolarPmdEcg(_) => {
-            [pmd::CONTROL_POINT, pmd::DATA].iter().filter_map(|u| Uuid::parse_str(u).ok()).collect()
+            vec![pmd::CONTROL_POINT, pmd::DATA]
         }
         _ => Vec::new(),
     }
 }
-
-/// What a session keeps between notifications: a glucose measurement waiting for the context
-/// that follows it, and the PMD frame clock.
-#[derive(Default)]
-struct Pending(Option<Readings>, pmd::FrameClock);
 
 impl DeviceTask {
     /// Connects to the BLE device and runs its session; how long to wait before the next attempt.
@@ -125,8 +120,7 @@ impl DeviceTask {
                 Ok(Some(g.answer_timeout))
             }
             DecoderSpec::PolarPmdEcg(p) => {
-                let cp = Uuid::parse_str(pmd::CONTROL_POINT).unwrap_or_default();
-                link.write(cp, &pmd::start_ecg()).await.map_err(|e| format!("PMD start: {e}"))?;
+                link.write(pmd::CONTROL_POINT, &pmd::start_ecg()).await.map_err(|e| format!("PMD start: {e}"))?;
                 Ok(Some(p.answer_timeout))
             }
             _ => Ok(None),
@@ -134,7 +128,7 @@ impl DeviceTask {
     }
 
     async fn ble_session(&mut self, mut link: BleLink, started: Instant) -> String {
-        let mut pending = Pending::default();
+        let mut pending = Assembler::default();
         self.clock_offset_ms = None;
         self.read_current_time(&mut link).await;
         let mut first_reading = true;
@@ -174,8 +168,8 @@ impl DeviceTask {
                     self.flush_pending(&mut pending).await;
                     if matches!(self.cfg.profile.decoder, DecoderSpec::PolarPmdEcg(_)) {
                         // Let the strap stop streaming (its battery), if it still listens.
-                        let cp = Uuid::parse_str(pmd::CONTROL_POINT).unwrap_or_default();
-                        let _ = tokio::time::timeout(Duration::from_secs(1), link.write(cp, &pmd::stop_ecg())).await;
+                        let stop = pmd::stop_ecg();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), link.write(pmd::CONTROL_POINT, &stop)).await;
                     }
                     link.close().await;
                     return "gateway stopping".into();
@@ -201,7 +195,7 @@ impl DeviceTask {
     }
 
     /// Handles one notification; true when it answered the awaited control point request.
-    async fn ble_notification(&mut self, uuid: &Uuid, bytes: &[u8], pending: &mut Pending) -> bool {
+    async fn ble_notification(&mut self, uuid: &Uuid, bytes: &[u8], pending: &mut Assembler) -> bool {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
         let t = capture_time();
         match notify::decode(&self.cfg.profile.decoder, uuid, bytes) {
@@ -239,10 +233,9 @@ impl DeviceTask {
             }
             Ok(Notified::Samples(mut frame, tdev, ts_ns)) => {
                 let rate = self.cfg.profile.wave.as_ref().map_or(130.0, |w| w.rate);
-                if pending.1.is_empty() {
+                if pending.place(&mut frame, ts_ns, rate) {
                     self.clock_offset(tdev, t, "pmd-frame").await;
                 }
-                frame.counter = Some(pending.1.place(ts_ns, frame.samples.len(), rate));
                 self.wave_frame(&frame, t).await;
                 false
             }
@@ -255,39 +248,20 @@ impl DeviceTask {
         }
     }
 
-    /// A measurement or context. A measurement whose context follows waits for it; a record
-    /// already delivered (by number) is passed over.
-    async fn reading(&mut self, r: Readings, pending: &mut Pending, t: i64) {
-        if r.is_context {
-            match pending.0.take() {
-                Some(mut m) if m.record == r.record => {
-                    m.join(r);
-                    self.deliver(m, t).await;
-                }
-                other => {
-                    pending.0 = other;
-                    let text = format!("a glucose context for record {:?} came without its measurement", r.record);
-                    self.event(Event::new("context-unmatched", Severity::Info, text)).await;
-                }
+    /// A measurement or context, through the session's assembler; a record already delivered
+    /// (by number) is passed over.
+    async fn reading(&mut self, r: Readings, pending: &mut Assembler, t: i64) {
+        let last = self.last_record();
+        for a in pending.reading(r, |record| last.is_some_and(|l| record <= l)) {
+            match a {
+                Assembled::Ready(m) => self.deliver(m, t).await,
+                Assembled::Unmatched(event) => self.event(event).await,
             }
-            return;
-        }
-        self.flush_pending(pending).await;
-        if let (Some(record), Some(last)) = (r.record, self.last_record()) {
-            if record <= last {
-                tracing::debug!(record, last, "record already delivered");
-                return;
-            }
-        }
-        if r.context_follows {
-            pending.0 = Some(r);
-        } else {
-            self.deliver(r, t).await;
         }
     }
 
-    async fn flush_pending(&mut self, pending: &mut Pending) {
-        if let Some(m) = pending.0.take() {
+    async fn flush_pending(&mut self, pending: &mut Assembler) {
+        if let Some(m) = pending.flush() {
             self.deliver(m, capture_time()).await;
         }
     }

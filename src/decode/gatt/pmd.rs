@@ -8,9 +8,9 @@
 
 use super::reader::GattError;
 
-pub const SERVICE: &str = "fb005c80-02e7-f387-1cad-8acd2d8df0c8";
-pub const CONTROL_POINT: &str = "fb005c81-02e7-f387-1cad-8acd2d8df0c8";
-pub const DATA: &str = "fb005c82-02e7-f387-1cad-8acd2d8df0c8";
+pub const SERVICE: uuid::Uuid = uuid::Uuid::from_u128(0xfb005c80_02e7_f387_1cad_8acd2d8df0c8);
+pub const CONTROL_POINT: uuid::Uuid = uuid::Uuid::from_u128(0xfb005c81_02e7_f387_1cad_8acd2d8df0c8);
+pub const DATA: uuid::Uuid = uuid::Uuid::from_u128(0xfb005c82_02e7_f387_1cad_8acd2d8df0c8);
 
 /// Seconds from the Unix epoch to 2000-01-01T00:00:00Z.
 const EPOCH_2000: i64 = 946_684_800;
