@@ -3,16 +3,10 @@
 #![allow(dead_code)]
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub struct Proc(pub Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use spokegate::sim::KillOnDrop as Proc;
 
 /// (utime, stime) of a process in seconds.
 pub fn cpu_split(pid: u32) -> (f64, f64) {

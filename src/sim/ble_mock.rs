@@ -2,30 +2,21 @@
 //! the mock BlueZ of `tests/ble_mock/mock_bluez.py` on it (needs python3 with dbus-next). Point
 //! the gateway at it with `DBUS_SYSTEM_BUS_ADDRESS` and the real btleplug code talks to the mock.
 
+use super::KillOnDrop;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long the bench waits for the mock.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A private D-Bus daemon standing in for the system bus.
 pub struct PrivateBus {
     pub address: String,
-    _daemon: Killed,
+    _daemon: KillOnDrop,
     _dir: tempfile::TempDir,
 }
 
@@ -71,13 +62,13 @@ impl PrivateBus {
         if line.trim().is_empty() {
             return Err("dbus-daemon printed no address".into());
         }
-        Ok(PrivateBus { address: line.trim().to_string(), _daemon: Killed(child), _dir: dir })
+        Ok(PrivateBus { address: line.trim().to_string(), _daemon: KillOnDrop(child), _dir: dir })
     }
 }
 
 /// The mock BlueZ, and what it reports doing (JSON lines).
 pub struct MockBluez {
-    _child: Killed,
+    _child: KillOnDrop,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<Value>,
 }
@@ -113,7 +104,7 @@ impl MockBluez {
                 }
             }
         });
-        let child = Killed(child);
+        let child = KillOnDrop(child);
         match rx.recv_timeout(PATIENCE) {
             Ok(line) if line == "READY" => Ok(MockBluez { _child: child, lines: rx, seen: Vec::new() }),
             _ => Err("the mock BlueZ did not start (python3 -m pip install dbus-next)".into()),

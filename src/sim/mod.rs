@@ -9,3 +9,14 @@ pub mod recordings;
 pub mod waves;
 
 pub use pty::{PtyDevice, PtyPeer};
+
+/// A child process (broker, bus, mock, gateway) that is killed and reaped when dropped, even when
+/// a test fails half-way.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

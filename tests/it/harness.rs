@@ -349,12 +349,4 @@ impl Rig {
     }
 }
 
-/// A child process that is killed when the test ends, even by a failed assertion.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use spokegate::sim::KillOnDrop;
