@@ -27,24 +27,38 @@ pub enum Payload {
     Wave(Wave),
 }
 
+/// Something to sign and send.
+#[derive(Debug)]
+pub struct ToSign {
+    pub from: Source,
+    pub payload: Payload,
+    pub t: i64,
+    pub tdev: Option<i64>,
+    /// Told once the message is safely handed on (with the durable queue: committed), so the
+    /// device is acknowledged only then.
+    pub accepted: Option<oneshot::Sender<()>>,
+    /// The device's new memory (the last stored record delivered: RACP), committed in the same
+    /// transaction as the message, so a reading is never fetched twice nor lost.
+    pub remember: Option<String>,
+}
+
+impl ToSign {
+    /// A message nobody waits for and that changes no device memory.
+    pub fn new(from: Source, payload: Payload, t: i64, tdev: Option<i64>) -> Self {
+        Self { from, payload, t, tdev, accepted: None, remember: None }
+    }
+}
+
 /// What device tasks send to the pipeline.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// Something to sign and send. `accepted` is told once the message is safely handed on (with the
-    /// durable queue: committed), so the device is acknowledged only then.
-    ///
-    /// `remember` is the device's new memory (the last stored record delivered: RACP), committed in
-    /// the same transaction as the message, so a reading is never fetched twice nor lost.
-    Signed {
-        from: Source,
-        payload: Payload,
-        t: i64,
-        tdev: Option<i64>,
-        accepted: Option<oneshot::Sender<()>>,
-        remember: Option<String>,
-    },
+    Signed(ToSign),
     /// A device's link state (retained, unsigned).
-    State { from: Source, state: LinkState, detail: Option<String> },
+    State {
+        from: Source,
+        state: LinkState,
+        detail: Option<String>,
+    },
 }
 
 /// A contract body for a payload.
@@ -134,16 +148,6 @@ fn class_of(kind: BodyKind) -> Class {
     }
 }
 
-/// A message waiting to be signed.
-struct Job {
-    from: Source,
-    payload: Payload,
-    t: i64,
-    tdev: Option<i64>,
-    accepted: Option<oneshot::Sender<()>>,
-    remember: Option<String>,
-}
-
 /// What one sign-and-commit round did.
 struct Round {
     committed: Result<(), QueueError>,
@@ -152,7 +156,7 @@ struct Round {
 }
 
 /// Numbers, signs and commits jobs (on a blocking thread: signing and fsync are the slow parts).
-fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<Job>) -> Round {
+fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<ToSign>) -> Round {
     let first = match lock(queue).reserve_seqs(jobs.len() as u64) {
         Ok(first) => first,
         Err(e) => {
@@ -205,9 +209,7 @@ impl Sealer {
             for msg in batch.drain(..) {
                 match msg {
                     Outgoing::State { from, state, detail } => state_updates.push(self.state(&from, state, detail)),
-                    Outgoing::Signed { from, payload, t, tdev, accepted, remember } => {
-                        jobs.push(Job { from, payload, t, tdev, accepted, remember })
-                    }
+                    Outgoing::Signed(job) => jobs.push(job),
                 }
             }
             if !jobs.is_empty() {
@@ -267,7 +269,7 @@ impl Sealer {
                 return;
             }
         };
-        let jobs: Vec<Job> = dropped
+        let jobs: Vec<ToSign> = dropped
             .into_iter()
             .map(|d| {
                 tracing::error!(dev = %d.dev, class = d.class.as_str(), reason = d.reason, count = d.count, "queued messages evicted");
@@ -278,7 +280,7 @@ impl Sealer {
                     .with("count", d.count)
                     .with("bytes", d.bytes);
                 let from = Source { dev: d.dev.as_str().into(), profile: "spokegate".into() };
-                Job { from, payload: Payload::Event(event), t: now_micros(), tdev: None, accepted: None, remember: None }
+                ToSign::new(from, Payload::Event(event), now_micros(), None)
             })
             .collect();
         if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs).committed.is_ok() {

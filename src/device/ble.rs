@@ -10,7 +10,7 @@ use crate::decode::ble::{self as notify, Assembled, Assembler, Notified, Reading
 use crate::decode::gatt::{self, pmd, racp, Characteristic};
 use crate::model::{Event, Observation, Severity};
 use crate::mqtt::status::LinkState;
-use crate::pipeline::{capture_time, Outgoing, Payload};
+use crate::pipeline::{capture_time, Outgoing, Payload, ToSign};
 use crate::profile::DecoderSpec;
 use crate::transport::ble::{BleEvent, BleLink, BleTarget};
 use crate::transport::Backoff;
@@ -291,7 +291,7 @@ impl DeviceTask {
             self.counters.readings.fetch_add(observations.len() as u64, Ordering::Relaxed);
             Payload::Obs(observations)
         };
-        let msg = Outgoing::Signed { from: self.source.clone(), payload, t, tdev: r.tdev, accepted: None, remember };
-        let _ = self.out.send(msg).await;
+        let msg = ToSign { remember, ..ToSign::new(self.source.clone(), payload, t, r.tdev) };
+        let _ = self.out.send(Outgoing::Signed(msg)).await;
     }
 }

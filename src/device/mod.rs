@@ -13,7 +13,7 @@ use crate::decode::Decoder;
 use crate::framing::{framer_for, FrameError, Framer};
 use crate::model::{Event, Severity};
 use crate::mqtt::status::LinkState;
-use crate::pipeline::{capture_time, Outgoing, Payload, Source};
+use crate::pipeline::{capture_time, Outgoing, Payload, Source, ToSign};
 use crate::shutdown::Shutdown;
 use crate::transport::{self, Backoff, Link};
 use crate::wave::WaveStream;
@@ -214,14 +214,10 @@ impl DeviceTask {
                 }
                 let n = decoded.observations.len() as u64;
                 let (tx, rx) = decoded.reply.is_some().then(oneshot::channel).unzip();
-                let msg = Outgoing::Signed {
-                    from: self.source.clone(),
-                    payload: Payload::Obs(decoded.observations),
-                    t,
-                    tdev: decoded.tdev,
+                let msg = Outgoing::Signed(ToSign {
                     accepted: tx,
-                    remember: None,
-                };
+                    ..ToSign::new(self.source.clone(), Payload::Obs(decoded.observations), t, decoded.tdev)
+                });
                 if self.out.send(msg).await.is_err() {
                     return Ok(());
                 }
@@ -282,15 +278,8 @@ impl DeviceTask {
     }
 
     async fn send_chunk(&self, chunk: crate::model::Wave) {
-        let msg = Outgoing::Signed {
-            from: self.source.clone(),
-            payload: Payload::Wave(chunk),
-            t: capture_time(),
-            tdev: None,
-            accepted: None,
-            remember: None,
-        };
-        let _ = self.out.send(msg).await;
+        let msg = ToSign::new(self.source.clone(), Payload::Wave(chunk), capture_time(), None);
+        let _ = self.out.send(Outgoing::Signed(msg)).await;
     }
 
     /// Sends an event, within the device's event rate.
@@ -313,15 +302,8 @@ impl DeviceTask {
     }
 
     async fn send_event(&self, event: Event) {
-        let msg = Outgoing::Signed {
-            from: self.source.clone(),
-            payload: Payload::Event(event),
-            t: capture_time(),
-            tdev: None,
-            accepted: None,
-            remember: None,
-        };
-        let _ = self.out.send(msg).await;
+        let msg = ToSign::new(self.source.clone(), Payload::Event(event), capture_time(), None);
+        let _ = self.out.send(Outgoing::Signed(msg)).await;
     }
 
     /// Publishes the link state when it changes.
