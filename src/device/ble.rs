@@ -9,7 +9,6 @@ use crate::config::DeviceTransport;
 use crate::decode::ble::{self as notify, Assembled, Assembler, Notified, Readings};
 use crate::decode::gatt::{self, pmd, racp, Characteristic};
 use crate::model::{Event, Observation, Severity};
-use crate::mqtt::status::LinkState;
 use crate::pipeline::{capture_time, Outgoing, Payload, ToSign};
 use crate::profile::DecoderSpec;
 use crate::transport::ble::{BleEvent, BleLink, BleTarget};
@@ -52,24 +51,13 @@ impl DeviceTask {
         };
         match opened {
             Ok(link) => {
-                self.counters.connects.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 tracing::info!(address = %link.address(), "BLE device connected");
-                self.state(LinkState::Connected, None).await;
-                backoff.reset();
+                self.link_up(backoff).await;
                 let why = self.ble_session(link, started).await;
-                self.wave_link_lost().await;
-                if !self.shutdown.is_triggered() {
-                    tracing::warn!(reason = %why, "BLE device gone; reconnecting");
-                    self.state(LinkState::Disconnected, Some(why)).await;
-                }
-                backoff.next_delay()
+                self.link_down(why, backoff).await
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot reach the BLE device");
-                self.state(LinkState::Error, Some(e.to_string())).await;
-                backoff.next_delay()
-            }
+            Err(e) => self.link_failed(e.to_string(), backoff).await,
         }
     }
 

@@ -121,24 +121,38 @@ impl DeviceTask {
     async fn serial_attempt(&mut self, backoff: &mut Backoff) -> Duration {
         match transport::open(&self.cfg.transport, &self.cfg.profile.serial) {
             Ok(link) => {
-                self.counters.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("device link open");
-                self.state(LinkState::Connected, None).await;
-                backoff.reset();
+                self.link_up(backoff).await;
                 let why = self.session(link).await;
-                self.wave_link_lost().await;
-                if !self.shutdown.is_triggered() {
-                    tracing::warn!(reason = %why, "device link lost; reopening");
-                    self.state(LinkState::Disconnected, Some(why)).await;
-                }
-                backoff.next_delay()
+                self.link_down(why, backoff).await
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot open the device");
-                self.state(LinkState::Error, Some(e.to_string())).await;
-                backoff.next_delay()
-            }
+            Err(e) => self.link_failed(e.to_string(), backoff).await,
         }
+    }
+
+    /// The link is up: counted, published, backoff reset.
+    async fn link_up(&mut self, backoff: &mut Backoff) {
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        self.state(LinkState::Connected, None).await;
+        backoff.reset();
+    }
+
+    /// The link ended: a partial waveform chunk goes out, the state says why; how long to wait
+    /// before the next attempt.
+    async fn link_down(&mut self, why: String, backoff: &mut Backoff) -> Duration {
+        self.wave_link_lost().await;
+        if !self.shutdown.is_triggered() {
+            tracing::warn!(reason = %why, "device link lost; reconnecting");
+            self.state(LinkState::Disconnected, Some(why)).await;
+        }
+        backoff.next_delay()
+    }
+
+    /// The link could not be opened; how long to wait before the next attempt.
+    async fn link_failed(&mut self, why: String, backoff: &mut Backoff) -> Duration {
+        tracing::debug!(error = %why, "cannot reach the device");
+        self.state(LinkState::Error, Some(why)).await;
+        backoff.next_delay()
     }
 
     /// Reads until the link ends; returns why it ended.
