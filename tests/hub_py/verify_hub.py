@@ -9,46 +9,24 @@ Subscribes to spokegate/v1/#, prints READY once subscribed, then for each messag
 JSON line per verified body. Exits 0 after COUNT signed bodies, 1 on any verification failure.
 Written against the spokegate wire contract only; it shares no code with the gateway.
 """
-import base64
 import json
 import sys
 
-import cbor2
-import paho.mqtt.client as mqtt
-from pycose.headers import KID
-from pycose.keys import OKPKey
-from pycose.keys.curves import Ed25519
-from pycose.messages import CoseMessage
+from hub_common import load_jwk, subscribe, verified_body
 
 host, port, jwk_file, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-jwk = json.load(open(jwk_file))
-x = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
-key = OKPKey(crv=Ed25519, x=x)
+jwk, key = load_jwk(jwk_file)
 seen = 0
 failed = False
 
 
-def on_connect(client, userdata, flags, reason_code, properties):
-    client.subscribe("spokegate/v1/#", qos=1)
-
-
-def on_subscribe(client, userdata, mid, reason_codes, properties):
-    print("READY", flush=True)
-
-
-def on_message(client, userdata, msg):
+def on_message(client, msg):
     global seen, failed
     parts = msg.topic.split("/")
     if parts[-1] not in ("obs", "event"):
         return
     try:
-        cose = CoseMessage.decode(msg.payload)
-        cose.key = key
-        if not cose.verify_signature():
-            raise ValueError("signature does not verify")
-        if cose.phdr.get(KID, b"").hex() != jwk["kid"]:
-            raise ValueError("kid mismatch")
-        body = cbor2.loads(cose.payload)
+        body = verified_body(msg.payload, jwk, key)
         site, gw, dev = parts[2], parts[3], parts[5]
         if (body["site"], body["gw"], body["dev"]) != (site, gw, dev):
             raise ValueError("ids do not match the topic")
@@ -61,10 +39,5 @@ def on_message(client, userdata, msg):
         client.disconnect()
 
 
-client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="python-hub")
-client.on_connect = on_connect
-client.on_subscribe = on_subscribe
-client.on_message = on_message
-client.connect(host, port)
-client.loop_forever()
+subscribe(host, port, "python-hub", "spokegate/v1/#", on_message)
 sys.exit(1 if failed else 0)

@@ -10,20 +10,14 @@ and once a stream holds as many samples as the WFDB header's record says, compar
 channel's 16-bit sample sum with the checksum the header states. Prints one JSON line per stream
 and exits 0 when every stream matched, 1 otherwise. Shares no code with the gateway.
 """
-import base64
 import json
 import sys
 
-import cbor2
-import paho.mqtt.client as mqtt
-from pycose.keys import OKPKey
-from pycose.keys.curves import Ed25519
-from pycose.messages import CoseMessage
+from hub_common import load_jwk, subscribe, verified_body
 
 host, port, jwk_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 wanted = dict(arg.split("=", 1) for arg in sys.argv[4:])
-jwk = json.load(open(jwk_file))
-key = OKPKey(crv=Ed25519, x=base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4)))
+jwk, key = load_jwk(jwk_file)
 
 
 def header(path):
@@ -100,23 +94,11 @@ done = {}
 failed = False
 
 
-def on_connect(client, userdata, flags, reason_code, properties):
-    client.subscribe("spokegate/v1/+/+/dev/+/wave/+", qos=1)
-
-
-def on_subscribe(client, userdata, mid, reason_codes, properties):
-    print("READY", flush=True)
-
-
-def on_message(client, userdata, msg):
+def on_message(client, msg):
     global failed
     stream = msg.topic.split("/")[-1]
     try:
-        cose = CoseMessage.decode(msg.payload)
-        cose.key = key
-        if not cose.verify_signature():
-            raise ValueError("signature does not verify")
-        body = cbor2.loads(cose.payload)
+        body = verified_body(msg.payload, jwk, key)
         if body["type"] != "wave" or body["stream"] != stream:
             raise ValueError("not this stream's wave body")
         st = streams.setdefault(stream, {"next": 0, "ch": [[] for _ in body["ch"]], "labels": [c["label"] for c in body["ch"]]})
@@ -146,10 +128,5 @@ def on_message(client, userdata, msg):
         client.disconnect()
 
 
-client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="python-wave-hub")
-client.on_connect = on_connect
-client.on_subscribe = on_subscribe
-client.on_message = on_message
-client.connect(host, port)
-client.loop_forever()
+subscribe(host, port, "python-wave-hub", "spokegate/v1/+/+/dev/+/wave/+", on_message)
 sys.exit(1 if failed else 0)
