@@ -67,7 +67,7 @@ async fn run() {
     let mut mock = MockBluez::start(&bus, &scenario, dir.path());
 
     let key = dir.path().join("gateway.key");
-    spokegate::sign::GatewayKey::generate(&key).unwrap();
+    spokegate::sign::SigningKey::generate(&key).unwrap();
     let config = dir.path().join("spokegate.toml");
     std::fs::write(
         &config,

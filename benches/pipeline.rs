@@ -77,7 +77,7 @@ async fn run() {
     }
 
     let key = dir.path().join("gateway.key");
-    spokegate::sign::GatewayKey::generate(&key).unwrap();
+    spokegate::sign::SigningKey::generate(&key).unwrap();
     let mut dev = PtyDevice::create(&dir.path().join("ttyBENCH")).unwrap();
     let config = dir.path().join("spokegate.toml");
     std::fs::write(

@@ -138,7 +138,7 @@ async fn run() {
 async fn measure(port: u16, window_ms: u64, arrivals: &Arrivals) {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("gateway.key");
-    spokegate::sign::GatewayKey::generate(&key).unwrap();
+    spokegate::sign::SigningKey::generate(&key).unwrap();
     // The shipped profiles, with the window under test.
     let profiles = dir.path().join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();

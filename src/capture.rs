@@ -108,7 +108,7 @@ impl Bodies {
 
     fn push(&mut self, payload: Payload, tdev: Option<i64>) {
         let seq = self.0.len() as u64 + 1;
-        self.0.push(make_body(OFFLINE_SITE, OFFLINE_GW, &self.1, payload, seq, now_micros(), tdev));
+        self.0.push(make_body(OFFLINE_SITE, OFFLINE_GW, Some(&self.1), payload, seq, now_micros(), tdev));
     }
 }
 

@@ -1,18 +1,24 @@
 //! `spokegate run`: wires the pipeline for a configuration and runs it until shutdown.
 //!
-//! devices (one task each) -> [bounded channel] -> sealer (seq, body, COSE) -> [bounded channel] -> MQTT link
+//! ```text
+//! devices (one task each) ─┐
+//! command executor ────────┴-> [bounded channel] -> sealer (seq, consult, body, COSE, commit) -> MQTT link
+//!   ^ hub commands <- MQTT link          ^ operator requests <- control socket
+//! ```
 
+use crate::command::{self, Context, DeviceHandle, Executor};
 use crate::config::Config;
 use crate::device::{DeviceCounters, DeviceTask};
-use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, QueueHealth};
-use crate::pipeline::{Sealer, Signer};
+use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, Publication, QueueHealth};
+use crate::pipeline::{ConsultNow, Sealer, Signer};
 use crate::queue::Queue;
 use crate::shutdown::Shutdown;
-use crate::sign::GatewayKey;
+use crate::sign::SigningKey;
+use crate::snapshot::{self, Snapshot};
 use crate::systemd;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Capacity of the channels between stages.
 const STAGE_CAPACITY: usize = 1024;
@@ -32,12 +38,14 @@ pub enum DaemonError {
     Queue(#[from] crate::queue::QueueError),
     #[error("MQTT: {0}")]
     Mqtt(std::io::Error),
+    #[error("control socket {path}: {source}")]
+    Socket { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// Runs the daemon until `shutdown`, then drains. `counters` is filled in as it starts.
 pub async fn run(
     config: Config,
-    key: GatewayKey,
+    key: SigningKey,
     shutdown: Shutdown,
     counters: &mut Counters,
 ) -> Result<(), DaemonError> {
@@ -51,48 +59,97 @@ pub async fn run(
             "queue opened with undelivered messages; sending them first"
         );
     }
+    // The consult binding resumes where it was, and its signed body is re-published as it was.
+    let stored_consult = opened.consult()?;
+    let consult = stored_consult.as_ref().map(ConsultNow::from_stored).unwrap_or_default();
+    if let Some(c) = &consult.consult {
+        tracing::info!(consult = %c, "readings stay bound to the open consult");
+    }
     let queue = Arc::new(std::sync::Mutex::new(opened));
     counters.queue = Some(queue.clone());
+    for d in &config.devices {
+        counters.devices.entry(d.id.clone()).or_default();
+    }
     let key = Arc::new(key);
     let kid = key.public().kid_hex();
-    let committed = Arc::new(tokio::sync::Notify::new());
+    let (snapshot_tx, snapshot_rx) =
+        snapshot::channel(Snapshot { consult: consult.consult.clone(), ..Snapshot::default() });
+    let committed = Arc::new(Notify::new());
+    let rebirth = Arc::new(Notify::new());
     let health = Arc::new(QueueHealth::default());
     let (out_tx, out_rx) = mpsc::channel(STAGE_CAPACITY);
     let (state_tx, state_rx) = mpsc::channel(STAGE_CAPACITY);
     let (live_tx, live_rx) = mpsc::channel(STAGE_CAPACITY);
     let (fresh_tx, fresh_rx) = mpsc::channel(8);
+    let (hub_cmd_tx, hub_cmd_rx) = mpsc::channel(64);
+    let (local_tx, local_rx) = mpsc::channel(16);
 
+    let retained = stored_consult
+        .map(|c| Publication { topic: topics::consult(&g.site, &g.id), payload: c.envelope, retain: true })
+        .into_iter()
+        .collect();
     let link = tokio::spawn(run_link(
         config.mqtt.clone(),
-        topics::status(&g.site, &g.id),
-        kid.clone(),
         LinkInputs {
+            site: g.site.clone(),
+            gw: g.id.clone(),
+            kid: kid.clone(),
             queue: queue.clone(),
             fresh: fresh_rx,
             committed: committed.clone(),
             states: state_rx,
+            retained,
             live: live_rx,
+            commands: hub_cmd_tx,
+            rebirth: rebirth.clone(),
+            hub: config.hub.clone(),
             counters: counters.link.clone(),
             health: health.clone(),
+            snapshot: snapshot_tx.clone(),
         },
     ));
-    let signer = Arc::new(Signer { site: g.site.clone(), gw: g.id.clone(), key, format: g.body_format });
+    let signer = Arc::new(Signer::new(&g.site, &g.id, key, g.body_format, consult));
     // What each device remembers (the last stored record delivered), read before the queue moves on.
     let memories: Vec<Option<String>> = {
         let q = crate::queue::lock(&queue);
         config.devices.iter().map(|d| q.device_memory(&d.id).ok().flatten()).collect()
     };
-    let sealer = Sealer { signer, queue, committed, health };
+    let sealer =
+        Sealer { signer: signer.clone(), queue: queue.clone(), committed, health, snapshot: snapshot_tx.clone() };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
     let mut devices = Vec::new();
+    let mut handles = BTreeMap::new();
     for (d, memory) in config.devices.iter().zip(memories) {
         let c = counters.devices.entry(d.id.clone()).or_default().clone();
-        let task = DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c).remembering(memory);
+        let (control_tx, control_rx) = mpsc::channel(4);
+        handles.insert(d.id.clone(), DeviceHandle { profile: d.profile.clone(), control: control_tx });
+        let task = DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c)
+            .remembering(memory)
+            .controlled_by(control_rx);
         devices.push(tokio::spawn(task.run()));
     }
-    drop(out_tx);
-    tracing::info!(site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url, "spokegate running");
+    let ctx = Context {
+        pipeline: out_tx,
+        signer,
+        devices: handles,
+        snapshot: snapshot_rx,
+        counters: counters.clone(),
+        rebirth,
+        delivery: config.hub.delivery,
+    };
+    let executor = Executor { ctx, keys: config.hub.keys.clone(), queue: queue.clone() };
+    let executor = tokio::spawn(command::run_executor(executor, hub_cmd_rx, local_rx, shutdown.clone()));
+    let socket_path = command::socket::path(&g.state_dir);
+    let listener = command::socket::bind(&g.state_dir)
+        .map_err(|source| DaemonError::Socket { path: socket_path.clone(), source })?;
+    let socket = tokio::spawn(command::socket::serve(listener, g.state_dir.clone(), local_tx, shutdown.clone()));
+
+    tracing::info!(
+        site = %g.site, gw = %g.id, kid = %kid, devices = config.devices.len(), broker = %config.mqtt.url,
+        delivery = config.hub.delivery.as_str(), hub_keys = config.hub.keys.len(), socket = %socket_path.display(),
+        "spokegate running"
+    );
     systemd::ready();
     let watchdog = systemd::watchdog_interval().map(|every| {
         tokio::spawn(async move {
@@ -109,6 +166,8 @@ pub async fn run(
     for d in devices {
         let _ = d.await;
     }
+    let _ = executor.await;
+    let _ = socket.await;
     let _ = sealer.await;
     let result = match link.await {
         Ok(Ok(())) => Ok(()),

@@ -10,7 +10,7 @@ use crate::daemon::{self, Counters};
 use crate::framing::mllp_wrap;
 use crate::hub::{watch, KeyRing, WatchFormat, WatchOptions, WatchStats};
 use crate::shutdown::{self, Shutdown};
-use crate::sign::GatewayKey;
+use crate::sign::SigningKey;
 use crate::sim::ble_mock::{ecg_frames, MockBluez, PrivateBus};
 use crate::sim::waves::{self, WireProtocol};
 use crate::sim::{broker, recordings, PtyDevice, PtyPeer};
@@ -43,8 +43,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     let dir = tempfile::Builder::new().prefix("spokegate-demo-").tempdir().context("temporary state directory")?;
     // First, before any other thread reads the environment: the BLE devices' private bus.
     let ble = ble_devices(dir.path());
-    let key = GatewayKey::generate(&dir.path().join("gateway.key"))?;
-    let keys = KeyRing::new([key.public().clone()]);
+    let key = SigningKey::generate(&dir.path().join("gateway.key"))?;
+    let keys = KeyRing::gateway(key.public(), "demo-site", "gw-demo");
     let port = broker::free_port()?;
     broker::start(port)?;
 
@@ -103,6 +103,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         filter: "spokegate/v1/#".into(),
         client_id: "spokegate-demo-hub".into(),
         record: opts.record.clone(),
+        ack_key: None,
     };
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let hub = tokio::spawn(async move {

@@ -19,6 +19,8 @@ pub const OSERR: i32 = 71;
 pub const CANTCREAT: i32 = 73;
 /// An I/O error.
 pub const IOERR: i32 = 74;
+/// A temporary failure: try again (no answer in time).
+pub const TEMPFAIL: i32 = 75;
 /// Permission denied (e.g. a private key readable by others).
 pub const NOPERM: i32 = 77;
 /// Something was found in an unconfigured or misconfigured state.

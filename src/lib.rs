@@ -40,6 +40,7 @@
 pub mod capture;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod decode;
@@ -59,6 +60,7 @@ pub mod queue;
 pub mod shutdown;
 pub mod sign;
 pub mod sim;
+pub mod snapshot;
 pub mod systemd;
 pub mod transport;
 pub mod wave;

@@ -11,6 +11,7 @@ use crate::ids::is_valid_id;
 use crate::model::BodyFormat;
 use crate::profile::{Profile, ProfileRegistry};
 use crate::queue::QueuePolicy;
+use crate::sign::{read_bound_keys, Binding, KeyRing};
 use raw::RawConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +24,55 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub mqtt: MqttConfig,
     pub queue: QueuePolicy,
+    pub hub: HubConfig,
     pub devices: Vec<DeviceConfig>,
 }
+
+/// What deletes a message from the durable queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The broker's PUBACK (v1).
+    Broker,
+    /// A signed `ack` from a hub whose key the gateway obeys (v1.1, end to end).
+    Hub,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Broker => "broker",
+            Delivery::Hub => "hub",
+        }
+    }
+}
+
+/// The hubs a gateway obeys.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Hub keys: commands and acknowledgements signed by them are obeyed.
+    pub keys: KeyRing,
+    pub delivery: Delivery,
+    /// Hub delivery: a message not acknowledged this long after it was sent is sent again.
+    pub ack_timeout: Duration,
+    /// Hub delivery: at most this many messages sent and not yet acknowledged by a hub.
+    pub unacked_max: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            keys: KeyRing::default(),
+            delivery: Delivery::Broker,
+            ack_timeout: Duration::from_secs(DEFAULT_ACK_TIMEOUT_SECS),
+            unacked_max: DEFAULT_UNACKED_MAX,
+        }
+    }
+}
+
+/// Defaults of `[hub]`: a minute before resending, and at most as many messages out as
+/// mosquitto queues for a slow subscriber by default (`max_queued_messages 1000`).
+pub const DEFAULT_ACK_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_UNACKED_MAX: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -250,6 +298,8 @@ impl Config {
             }
         }
 
+        let hub = hub_config(&raw.hub, base, &mut at);
+
         let Some(url) = url else { return Err(problems) };
         let config = Config {
             source: path.to_path_buf(),
@@ -274,8 +324,67 @@ impl Config {
                 keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
             },
             queue,
+            hub,
             devices,
         };
         problems.into_result(config)
     }
+}
+
+/// `[hub]`: the keys a gateway obeys (files read and checked now) and the delivery it promises.
+fn hub_config(raw: &raw::RawHub, base: &Path, at: &mut impl FnMut(std::ops::Range<usize>, &str, String)) -> HubConfig {
+    let mut hub = HubConfig::default();
+    for (i, k) in raw.keys.iter().enumerate() {
+        let item = format!("hub.keys[{i}]");
+        let path = base.join(k.get_ref());
+        match read_bound_keys(&path) {
+            Ok(keys) => {
+                for bound in keys {
+                    if !matches!(bound.binding, Binding::Hub { .. }) {
+                        at(
+                            k.span(),
+                            &item,
+                            format!(
+                                "{}: key {} is not a hub key (it has no \"hub\")",
+                                path.display(),
+                                bound.key.kid_hex()
+                            ),
+                        );
+                    } else if let Err(e) = hub.keys.insert(bound) {
+                        at(k.span(), &item, format!("{}: {e}", path.display()));
+                    }
+                }
+            }
+            Err(e) => at(k.span(), &item, format!("{}: {e}", path.display())),
+        }
+    }
+    hub.delivery = match raw.delivery.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+        Some(("broker", _)) => Delivery::Broker,
+        Some(("hub", span)) => {
+            if raw.keys.is_empty() {
+                at(span, "hub.delivery", "hub delivery needs the hub's key: add hub.keys = [\"hub.jwk\"]".into());
+            }
+            Delivery::Hub
+        }
+        Some((other, span)) => {
+            at(span, "hub.delivery", format!("`{other}` is not one of broker, hub"));
+            Delivery::Broker
+        }
+        // With hub keys configured, the hub confirms delivery; without, the broker does.
+        None if raw.keys.is_empty() => Delivery::Broker,
+        None => Delivery::Hub,
+    };
+    if let Some(t) = &raw.ack_timeout_secs {
+        if !(1..=86_400).contains(t.get_ref()) {
+            at(t.span(), "hub.ack_timeout_secs", "must be between 1 and 86400 seconds".into());
+        }
+        hub.ack_timeout = Duration::from_secs(*t.get_ref());
+    }
+    if let Some(n) = &raw.unacked_max {
+        if !(1..=1_000_000).contains(n.get_ref()) {
+            at(n.span(), "hub.unacked_max", "must be between 1 and 1000000 messages".into());
+        }
+        hub.unacked_max = *n.get_ref() as usize;
+    }
+    hub
 }

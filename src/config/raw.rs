@@ -11,6 +11,8 @@ pub struct RawConfig {
     pub mqtt: RawMqtt,
     #[serde(default)]
     pub queue: RawQueue,
+    #[serde(default)]
+    pub hub: RawHub,
     #[serde(default, rename = "device")]
     pub devices: Vec<RawDevice>,
 }
@@ -73,4 +75,17 @@ pub struct RawQueue {
     pub media_max_mb: Option<Spanned<u64>>,
     pub wave_ttl_hours: Option<Spanned<u64>>,
     pub media_ttl_hours: Option<Spanned<u64>>,
+}
+
+/// The hubs this gateway obeys, and what "delivered" means.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    /// Public JWK files of hub keys (each carries its `hub` id).
+    #[serde(default)]
+    pub keys: Vec<Spanned<PathBuf>>,
+    /// "broker" or "hub".
+    pub delivery: Option<Spanned<String>>,
+    pub ack_timeout_secs: Option<Spanned<u64>>,
+    pub unacked_max: Option<Spanned<u64>>,
 }

@@ -4,7 +4,8 @@
 //! device goes away. A device that does not answer a control point in time is reported and
 //! dropped, and tried again with backoff.
 
-use super::DeviceTask;
+use super::{DeviceControl, DeviceTask};
+use crate::command::Answer;
 use crate::config::DeviceTransport;
 use crate::decode::ble::{self as notify, Assembled, Assembler, Notified, Readings};
 use crate::decode::gatt::{self, pmd, racp, Characteristic};
@@ -107,7 +108,8 @@ impl DeviceTask {
                 link.write(racp_uuid, &request.encode()).await.map_err(|e| format!("RACP write: {e}"))?;
                 Ok(Some(g.answer_timeout))
             }
-            DecoderSpec::PolarPmdEcg(p) => {
+            // An on-demand strap streams only once asked (its battery).
+            DecoderSpec::PolarPmdEcg(p) if self.streaming => {
                 link.write(pmd::CONTROL_POINT, &pmd::start_ecg()).await.map_err(|e| format!("PMD start: {e}"))?;
                 Ok(Some(p.answer_timeout))
             }
@@ -130,6 +132,12 @@ impl DeviceTask {
         };
         let mut answer_due = timeout.map(|t| Instant::now() + t);
         let mut shutdown = self.shutdown.clone();
+        // A `records.fetch` waiting for the meter's answer.
+        let mut fetch: Option<super::Done> = None;
+        let racp_timeout = match &self.cfg.profile.decoder {
+            DecoderSpec::Gatt(g) if g.racp => Some(g.answer_timeout),
+            _ => None,
+        };
         loop {
             let chunk_due = self.wave.as_ref().and_then(crate::wave::WaveStream::deadline);
             tokio::select! {
@@ -138,9 +146,11 @@ impl DeviceTask {
                         if let (Some(t), Some(_)) = (timeout, answer_due) {
                             answer_due = Some(Instant::now() + t);
                         }
-                        let answered = self.ble_notification(&uuid, &bytes, &mut pending).await;
-                        if answered {
+                        if let Some(result) = self.ble_notification(&uuid, &bytes, &mut pending).await {
                             answer_due = None;
+                            if let Some(done) = fetch.take() {
+                                let _ = done.send(result);
+                            }
                         }
                         if first_reading && self.counters.readings.load(Ordering::Relaxed) > 0 {
                             first_reading = false;
@@ -149,7 +159,38 @@ impl DeviceTask {
                     }
                     BleEvent::Disconnected => {
                         self.flush_pending(&mut pending).await;
+                        if let Some(done) = fetch.take() {
+                            let _ = done.send(Err(Answer::new("device-disconnected", "the device went away mid-download")));
+                        }
                         return "device disconnected".into();
+                    }
+                },
+                Some(c) = self.control.recv() => match c {
+                    DeviceControl::FetchRecords { done } => match racp_timeout {
+                        Some(wait) => {
+                            if answer_due.is_none() {
+                                if let Err(why) = self.ble_start(&mut link).await {
+                                    let _ = done.send(Err(Answer::new("device-control-failed", why)));
+                                    continue;
+                                }
+                                answer_due = Some(Instant::now() + wait);
+                            }
+                            // A download already running answers this request too.
+                            fetch = Some(done);
+                        }
+                        None => DeviceControl::FetchRecords { done }.not_supported(&self.cfg.id),
+                    },
+                    DeviceControl::Stream { on, done } if matches!(self.cfg.profile.decoder, DecoderSpec::PolarPmdEcg(_)) => {
+                        let request = if on { pmd::start_ecg() } else { pmd::stop_ecg() };
+                        match link.write(pmd::CONTROL_POINT, &request).await {
+                            Ok(()) => { let _ = done.send(self.set_streaming(on).await); }
+                            Err(e) => { let _ = done.send(Err(Answer::new("device-control-failed", format!("PMD: {e}")))); }
+                        }
+                    }
+                    other => {
+                        if let Some(c) = self.control_any(other).await {
+                            c.not_supported(&self.cfg.id);
+                        }
                     }
                 },
                 _ = shutdown.triggered() => {
@@ -165,6 +206,9 @@ impl DeviceTask {
                 _ = tokio::time::sleep_until(answer_due.unwrap_or_else(Instant::now).into()), if answer_due.is_some() => {
                     self.flush_pending(&mut pending).await;
                     let secs = timeout.unwrap_or_default().as_secs();
+                    if let Some(done) = fetch.take() {
+                        let _ = done.send(Err(Answer::new("device-silent", format!("no answer in {secs} s"))));
+                    }
                     let text = format!("the device did not answer its control point within {secs} s");
                     self.event(Event::new("device-silent", Severity::Warn, text.clone()).with("timeout_s", secs)).await;
                     link.close().await;
@@ -182,8 +226,14 @@ impl DeviceTask {
         }
     }
 
-    /// Handles one notification; true when it answered the awaited control point request.
-    async fn ble_notification(&mut self, uuid: &Uuid, bytes: &[u8], pending: &mut Assembler) -> bool {
+    /// Handles one notification; `Some` when it answered the awaited control point request (done,
+    /// or failed and why).
+    async fn ble_notification(
+        &mut self,
+        uuid: &Uuid,
+        bytes: &[u8],
+        pending: &mut Assembler,
+    ) -> Option<Result<Answer, Answer>> {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
         let t = capture_time();
         match notify::decode(&self.cfg.profile.decoder, uuid, bytes) {
@@ -192,32 +242,40 @@ impl DeviceTask {
                     self.event(p.clone()).await;
                 }
                 self.reading(r, pending, t).await;
-                false
+                None
             }
             Ok(Notified::Racp(resp)) => {
                 self.flush_pending(pending).await;
-                match resp {
+                Some(match resp {
                     racp::Response::Code { code, .. } if resp.is_success() || resp.is_no_records() => {
                         tracing::info!(code, "stored records delivered");
+                        let last = self.memory.clone().unwrap_or_default();
+                        Ok(Answer::ok("stored records delivered").with("last_record", last))
                     }
                     racp::Response::Code { request, code } => {
                         let text =
                             format!("the meter refused the record request: {} ({code})", racp::code_meaning(code));
                         self.event(
-                            Event::new("racp-error", Severity::Warn, text).with("request", request).with("code", code),
+                            Event::new("racp-error", Severity::Warn, text.clone())
+                                .with("request", request)
+                                .with("code", code),
                         )
                         .await;
+                        Err(Answer::new("racp-error", text))
                     }
-                    racp::Response::NumberOfRecords(n) => tracing::info!(records = n, "meter holds records"),
-                }
-                true
+                    racp::Response::NumberOfRecords(n) => {
+                        tracing::info!(records = n, "meter holds records");
+                        Ok(Answer::ok(format!("the meter holds {n} records")).with("records", n))
+                    }
+                })
             }
             Ok(Notified::PmdControl(c)) => {
                 if c.status != 0 {
                     let text = format!("the device refused the ECG start: {} ({})", c.status_meaning(), c.status);
-                    self.event(Event::new("pmd-error", Severity::Warn, text).with("status", c.status)).await;
+                    self.event(Event::new("pmd-error", Severity::Warn, text.clone()).with("status", c.status)).await;
+                    return Some(Err(Answer::new("pmd-error", text)));
                 }
-                true
+                Some(Ok(Answer::ok("the device accepted")))
             }
             Ok(Notified::Samples(mut frame, tdev, ts_ns)) => {
                 let rate = self.cfg.profile.wave.as_ref().map_or(130.0, |w| w.rate);
@@ -225,13 +283,13 @@ impl DeviceTask {
                     self.clock_offset(tdev, t, "pmd-frame").await;
                 }
                 self.wave_frame(&frame, t).await;
-                false
+                None
             }
             Err(e) => {
                 self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
                 let event = e.to_event().with("characteristic", uuid.to_string()).with("bytes", hex::encode(bytes));
                 self.event(event).await;
-                false
+                None
             }
         }
     }

@@ -4,8 +4,10 @@
 //! Bad input is counted, logged and reported as an `event`, and the stream carries on.
 
 mod ble;
+mod control;
 mod limiter;
 
+pub use control::{DeviceControl, Done};
 pub use limiter::EventLimiter;
 
 use crate::config::DeviceConfig;
@@ -52,7 +54,11 @@ pub struct DeviceTask {
     memory: Option<String>,
     /// How far the device's clock is from the gateway's, when the device says (BLE).
     clock_offset_ms: Option<i64>,
-    last_state: Option<(LinkState, Option<String>)>,
+    last_state: Option<(LinkState, Option<String>, Option<bool>)>,
+    /// Requests from commands (stream start/stop, fetch records, capture).
+    control: mpsc::Receiver<DeviceControl>,
+    /// Whether samples are sent: always, unless the profile streams on demand.
+    streaming: bool,
 }
 
 impl DeviceTask {
@@ -66,6 +72,9 @@ impl DeviceTask {
         let decoder = Decoder::new(cfg.profile.decoder.clone());
         let wave = cfg.profile.wave.clone().map(WaveStream::new);
         let limiter = EventLimiter::new(5, 20);
+        let streaming = !cfg.profile.wave.as_ref().is_some_and(|w| w.on_demand);
+        // Without a control channel, no request ever arrives.
+        let (_, control) = mpsc::channel(1);
         Self {
             cfg,
             source,
@@ -78,7 +87,15 @@ impl DeviceTask {
             memory: None,
             clock_offset_ms: None,
             last_state: None,
+            control,
+            streaming,
         }
+    }
+
+    /// Takes requests from commands on this channel.
+    pub fn controlled_by(mut self, control: mpsc::Receiver<DeviceControl>) -> Self {
+        self.control = control;
+        self
     }
 
     /// Starts from what the device remembered when the gateway last ran.
@@ -106,9 +123,17 @@ impl DeviceTask {
                 if self.shutdown.is_triggered() {
                     break;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = self.shutdown.triggered() => {}
+                let until = tokio::time::Instant::now() + wait;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = self.shutdown.triggered() => break,
+                        Some(c) = self.control.recv() => {
+                            if let Some(c) = self.control_any(c).await {
+                                c.not_connected();
+                            }
+                        }
+                    }
                 }
             }
             self.state(LinkState::Disconnected, Some("gateway stopping".into())).await;
@@ -173,6 +198,12 @@ impl DeviceTask {
                 }
                 _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
                     self.report_suppressed().await;
+                    continue;
+                }
+                Some(c) = self.control.recv() => {
+                    if let Some(c) = self.control_any(c).await {
+                        c.not_supported(&self.cfg.id);
+                    }
                     continue;
                 }
             };
@@ -265,8 +296,12 @@ impl DeviceTask {
         self.wave_rejected().await;
     }
 
-    /// Samples of a waveform device: into the stream; full chunks and gaps out.
+    /// Samples of a waveform device: into the stream; full chunks and gaps out. An on-demand
+    /// device's samples are dropped while it is stopped.
     async fn wave_frame(&mut self, frame: &crate::decode::WaveFrame, t: i64) {
+        if !self.streaming {
+            return;
+        }
         let Some(stream) = self.wave.as_mut() else { return };
         let mut chunks = Vec::new();
         let gap = stream.frame(frame, t, Instant::now(), &mut chunks);
@@ -322,11 +357,47 @@ impl DeviceTask {
 
     /// Publishes the link state when it changes.
     async fn state(&mut self, state: LinkState, detail: Option<String>) {
-        let now = Some((state, detail.clone()));
+        let streaming = self.cfg.profile.wave.as_ref().is_some_and(|w| w.on_demand).then_some(self.streaming);
+        let now = Some((state, detail.clone(), streaming));
         if self.last_state == now {
             return;
         }
         self.last_state = now;
-        let _ = self.out.send(Outgoing::State { from: self.source.clone(), state, detail }).await;
+        let _ = self.out.send(Outgoing::State { from: self.source.clone(), state, detail, streaming }).await;
+    }
+
+    /// Handles what every device handles the same way (an on-demand stream's start and stop);
+    /// gives back what the transport must handle.
+    async fn control_any(&mut self, c: DeviceControl) -> Option<DeviceControl> {
+        match c {
+            DeviceControl::Stream { on, done } => {
+                let _ = done.send(self.set_streaming(on).await);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Starts or stops sending an on-demand device's samples. Each start begins a new stream
+    /// (`i0` = 0), so the hub records every on-demand strip as its own record.
+    async fn set_streaming(&mut self, on: bool) -> Result<crate::command::Answer, crate::command::Answer> {
+        use crate::command::Answer;
+        if self.streaming == on {
+            let now = if on { "already streaming" } else { "already stopped" };
+            return Ok(Answer::ok(format!("{} {now}", self.cfg.id)).with("streaming", on));
+        }
+        if !on {
+            if let Some(chunk) = self.wave.as_mut().and_then(WaveStream::flush) {
+                self.send_chunk(chunk).await;
+            }
+        }
+        self.wave = self.cfg.profile.wave.clone().map(WaveStream::new);
+        self.streaming = on;
+        tracing::info!(streaming = on, "on-demand stream");
+        if let Some((state, detail, _)) = self.last_state.clone() {
+            self.state(state, detail).await;
+        }
+        let text = if on { "samples are sent from now on" } else { "samples are no longer sent" };
+        Ok(Answer::ok(format!("{}: {text}", self.cfg.id)).with("streaming", on))
     }
 }

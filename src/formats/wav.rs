@@ -87,6 +87,11 @@ impl<W: Write + Seek> WavWriter<W> {
     pub fn channels(&self) -> u16 {
         self.channels
     }
+
+    /// The file (or buffer) written to.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
 }
 
 #[cfg(test)]

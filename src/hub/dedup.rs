@@ -1,12 +1,13 @@
-//! De-duplication on (`gw`, `seq`): at-least-once delivery means a hub may see a message twice.
-//! Remembers the most recent `capacity` numbers per gateway.
+//! De-duplication on (`site`, `gw`, `seq`): at-least-once delivery means a hub may see a message
+//! twice. Remembers the most recent `capacity` numbers per gateway; two sites may both have a
+//! `gw-01`, so the site is part of the key.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 #[derive(Debug)]
 pub struct Deduplicator {
     capacity: usize,
-    seen: HashMap<String, (HashSet<u64>, VecDeque<u64>)>,
+    seen: HashMap<(String, String), (HashSet<u64>, VecDeque<u64>)>,
 }
 
 impl Deduplicator {
@@ -14,9 +15,9 @@ impl Deduplicator {
         Self { capacity: capacity.max(1), seen: HashMap::new() }
     }
 
-    /// True the first time (`gw`, `seq`) is seen.
-    pub fn first_time(&mut self, gw: &str, seq: u64) -> bool {
-        let (set, order) = self.seen.entry(gw.to_string()).or_default();
+    /// True the first time (`site`, `gw`, `seq`) is seen.
+    pub fn first_time(&mut self, site: &str, gw: &str, seq: u64) -> bool {
+        let (set, order) = self.seen.entry((site.to_string(), gw.to_string())).or_default();
         if !set.insert(seq) {
             return false;
         }
@@ -35,19 +36,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeat_is_caught_per_gateway() {
+    fn a_repeat_is_caught_per_site_and_gateway() {
         let mut d = Deduplicator::new(10);
-        assert!(d.first_time("gw-1", 5));
-        assert!(!d.first_time("gw-1", 5));
-        assert!(d.first_time("gw-2", 5));
+        assert!(d.first_time("s1", "gw-1", 5));
+        assert!(!d.first_time("s1", "gw-1", 5));
+        assert!(d.first_time("s1", "gw-2", 5));
+        assert!(d.first_time("s2", "gw-1", 5), "another site's gw-1 is another gateway");
     }
 
     #[test]
     fn memory_is_bounded() {
         let mut d = Deduplicator::new(3);
         for s in 0..10 {
-            assert!(d.first_time("g", s));
+            assert!(d.first_time("s", "g", s));
         }
-        assert_eq!(d.seen["g"].0.len(), 3);
+        assert_eq!(d.seen[&("s".to_string(), "g".to_string())].0.len(), 3);
     }
 }

@@ -2,6 +2,8 @@
 //! public key, check the body's ids against the topic, de-duplicate on (`gw`, `seq`), and show
 //! the readings. A tampered, unsigned or mismatched message is reported, never shown as valid.
 
+mod acker;
+pub mod ask;
 mod dedup;
 mod reassembly;
 mod record;
@@ -9,9 +11,11 @@ mod verify;
 mod view;
 mod watch;
 
+pub use crate::sign::KeyRing;
+pub use acker::Acker;
 pub use dedup::Deduplicator;
 pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
 pub use record::Recorder;
-pub use verify::{check, HubMessage, KeyRing, Rejection};
-pub use view::{human_lines, json_line, wave_lines};
+pub use verify::{check, check_hub_body, HubMessage, Rejection};
+pub use view::{clean, human_lines, json_line, wave_lines};
 pub use watch::{watch, WatchFormat, WatchOptions, WatchStats};

@@ -1,4 +1,4 @@
-//! Waveform reassembly at the hub: per (`gw`, `dev`, `stream`), unpack every chunk's channels,
+//! Waveform reassembly at the hub: per (`site`, `gw`, `dev`, `stream`), unpack every chunk's channels,
 //! check that chunks are contiguous, and name what is missing. A chunk that starts past the
 //! expected index is a gap; one that starts at 0 after samples were seen is a restarted stream
 //! (the gateway restarted); samples are never invented.
@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
+    pub site: String,
     pub gw: String,
     pub dev: String,
     pub stream: String,
@@ -16,7 +17,7 @@ pub struct StreamKey {
 
 impl std::fmt::Display for StreamKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.gw, self.dev, self.stream)
+        write!(f, "{}/{}/{}/{}", self.site, self.gw, self.dev, self.stream)
     }
 }
 
@@ -72,7 +73,12 @@ impl Reassembler {
     /// Places a verified, de-duplicated `wave` body; `None` for other bodies.
     pub fn accept(&mut self, body: &Body) -> Option<Result<Placed, ChunkError>> {
         let w = body.wave.as_ref()?;
-        let key = StreamKey { gw: body.gw.clone(), dev: body.dev.clone(), stream: w.stream.clone() };
+        let key = StreamKey {
+            site: body.site.clone(),
+            gw: body.gw.clone(),
+            dev: body.dev.clone().unwrap_or_default(),
+            stream: w.stream.clone(),
+        };
         Some(self.place(key, w))
     }
 
@@ -130,7 +136,7 @@ mod tests {
     #[test]
     fn contiguous_gapped_restarted_and_overlapping_chunks() {
         let mut r = Reassembler::default();
-        let key = || StreamKey { gw: "gw".into(), dev: "d".into(), stream: "ecg".into() };
+        let key = || StreamKey { site: "s".into(), gw: "gw".into(), dev: "d".into(), stream: "ecg".into() };
         let a = r.place(key(), &chunk(0, &[1, 2, 3])).unwrap();
         assert_eq!((a.gap, a.restarted, a.channels), (None, false, vec![vec![1, 2, 3]]));
         let b = r.place(key(), &chunk(10, &[4])).unwrap();

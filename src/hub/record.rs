@@ -1,6 +1,6 @@
 //! `spokegate watch --record DIR`: what the hub received, as files a clinician's tools open.
 //!
-//! - Every stream becomes a **WFDB** record `{gw}_{dev}_{stream}` (`.hea` + `.dat`, format 16, or
+//! - Every stream becomes a **WFDB** record `{site}_{gw}_{dev}_{stream}` (`.hea` + `.dat`, format 16, or
 //!   format 32 once a sample needs more than 16 bits), with the 16-bit checksum of every signal in
 //!   the header. Missing samples are WFDB's invalid sample (-32768 in format 16), never invented
 //!   values; a gap longer than ten minutes, a restarted stream or a different number of channels
@@ -61,7 +61,7 @@ impl Recorder {
                 missing > MAX_FILL_SAMPLES || missing as f64 > MAX_FILL_SECONDS * wave.rate
             });
         if !self.streams.contains_key(key) || new_record {
-            let base = format!("{}_{}_{}", wfdb_name(&key.gw), wfdb_name(&key.dev), wfdb_name(&key.stream));
+            let base = [&key.site, &key.gw, &key.dev, &key.stream].map(|p| wfdb_name(p)).join("_");
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
             let name = if records == 1 { base.clone() } else { format!("{base}_{records}") };
             let wfdb = WfdbWriter::create(&self.dir, &name, wave)?;
@@ -95,6 +95,19 @@ impl Recorder {
             let frames: Vec<i16> = interleave(&placed.channels).into_iter().map(|v| v as i16).collect();
             if let Some(w) = s.wav.as_mut() {
                 w.append(&frames)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces everything written so far to disk (data and headers), so what a hub acknowledges
+    /// survives a power cut.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        for s in self.streams.values_mut() {
+            s.wfdb.dat.sync_data()?;
+            File::open(&s.wfdb.hea)?.sync_all()?;
+            if let Some(w) = s.wav.as_ref() {
+                w.get_ref().sync_data()?;
             }
         }
         Ok(())
@@ -285,7 +298,7 @@ mod tests {
             .collect();
         let wave = Wave { stream: "ecg".into(), rate: 100.0, i0, t0: 0, n, ch };
         let from = Source { dev: "d".into(), profile: "p".into() };
-        make_body("s", "gw", &from, Payload::Wave(wave), seq, 0, None)
+        make_body("s", "gw", Some(&from), Payload::Wave(wave), seq, 0, None)
     }
 
     fn write(rec: &mut Recorder, hub: &mut Reassembler, b: Body) {
@@ -300,22 +313,22 @@ mod tests {
         let mut hub = Reassembler::default();
         write(&mut rec, &mut hub, body(1, 0, &[&[1, 2], &[3, 4]]));
         write(&mut rec, &mut hub, body(2, 4, &[&[5, 6], &[7, 8]]));
-        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("gw_d_ecg.hea")).unwrap()).unwrap();
+        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("s_gw_d_ecg.hea")).unwrap()).unwrap();
         let s0 = &h.signals[0];
         assert_eq!((h.nsamp, s0.fmt, s0.gain, s0.baseline), (Some(6), 16, 200.0, 1024));
-        let dat = wfdb::decode(16, &std::fs::read(dir.path().join("gw_d_ecg.dat")).unwrap(), 2).unwrap();
+        let dat = wfdb::decode(16, &std::fs::read(dir.path().join("s_gw_d_ecg.dat")).unwrap(), 2).unwrap();
         assert_eq!(dat, [1, 3, 2, 4, INVALID_16, INVALID_16, INVALID_16, INVALID_16, 5, 7, 6, 8]);
         // The header's checksums are the 16-bit sums of what the file holds.
         for (c, s) in h.signals.iter().enumerate() {
             assert_eq!(s.checksum_matches(dat.iter().skip(c).step_by(2).copied()), Some(true));
         }
         // One WAV per contiguous run.
-        assert!(dir.path().join("gw_d_ecg.wav").exists() && dir.path().join("gw_d_ecg-2.wav").exists());
+        assert!(dir.path().join("s_gw_d_ecg.wav").exists() && dir.path().join("s_gw_d_ecg-2.wav").exists());
 
         write(&mut rec, &mut hub, body(3, 6, &[&[100_000], &[9]]));
-        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("gw_d_ecg.hea")).unwrap()).unwrap();
+        let h = wfdb::parse_header(&std::fs::read_to_string(dir.path().join("s_gw_d_ecg.hea")).unwrap()).unwrap();
         assert_eq!(h.signals[0].fmt, 32);
-        let dat = wfdb::decode(32, &std::fs::read(dir.path().join("gw_d_ecg.dat")).unwrap(), 2).unwrap();
+        let dat = wfdb::decode(32, &std::fs::read(dir.path().join("s_gw_d_ecg.dat")).unwrap(), 2).unwrap();
         assert_eq!(dat[4], INVALID_32);
         assert_eq!(&dat[12..], [100_000, 9]);
         for (c, s) in h.signals.iter().enumerate() {
@@ -324,6 +337,6 @@ mod tests {
 
         // Three channels now: a new record.
         write(&mut rec, &mut hub, body(4, 7, &[&[1], &[2], &[3]]));
-        assert!(dir.path().join("gw_d_ecg_2.hea").exists());
+        assert!(dir.path().join("s_gw_d_ecg_2.hea").exists());
     }
 }

@@ -3,27 +3,56 @@
 use super::reassembly::Placed;
 use super::verify::HubMessage;
 use crate::clock::micros_to_rfc3339;
-use crate::model::Body;
+use crate::model::{Body, BodyKind};
 
-/// Human lines for a verified message (one per observation).
+/// Human lines for a verified message (one per observation). Retained status and state are
+/// marked unsigned: nothing proves them.
 pub fn human_lines(msg: &HubMessage) -> Vec<String> {
     match msg {
         HubMessage::Status { site, gw, status } => {
-            vec![format!(
-                "{site}/{gw}  gateway {} since {} (kid {}, v{})",
+            vec![clean(&format!(
+                "{site}/{gw}  gateway {} since {} (kid {}, v{}; unsigned status)",
                 status.state, status.since, status.kid, status.version
-            )]
+            ))]
         }
         HubMessage::DeviceState { site, gw, dev, state } => {
             let detail = state.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-            vec![format!("{site}/{gw}/{dev}  device {:?} ({}){detail}", state.state, state.profile).to_lowercase()]
+            let streaming = match state.streaming {
+                Some(true) => ", streaming",
+                Some(false) => ", stream stopped",
+                None => "",
+            };
+            let line = format!("{site}/{gw}/{dev}  device {:?} ({}{streaming}){detail}", state.state, state.profile);
+            vec![clean(&line.to_lowercase()) + " (unsigned state)"]
         }
         HubMessage::Signed(body) => body_lines(body),
+        HubMessage::Command(c) => vec![clean(&format!(
+            "{} hub {} → {}/{} command {} ({}) {}",
+            time_of(c.iat),
+            c.hub,
+            c.site,
+            c.gw,
+            c.name,
+            c.id,
+            serde_json::to_string(&c.args).unwrap_or_default()
+        ))],
+        HubMessage::Ack(a) => vec![clean(&format!(
+            "{} hub {} acknowledged {}/{} seq {}",
+            time_of(a.t),
+            a.hub,
+            a.site,
+            a.gw,
+            a.ranges()
+                .map(|(x, y)| if x == y { x.to_string() } else { format!("{x}-{y}") })
+                .collect::<Vec<_>>()
+                .join(",")
+        ))],
     }
 }
 
 fn body_lines(b: &Body) -> Vec<String> {
-    let head = format!("{} {}/{}/{} #{}", time_of(b.t), b.site, b.gw, b.dev, b.seq);
+    let consult = b.consult_id().filter(|_| b.kind != BodyKind::Consult).map(|c| format!(" [{c}]")).unwrap_or_default();
+    let head = format!("{} {} #{}{consult}", time_of(b.t), b.origin(), b.seq);
     let mut out = Vec::new();
     for o in b.obs.iter().flatten() {
         let name = o.code.name.clone().unwrap_or_else(|| format!("MDC {}", o.code.mdc));
@@ -38,7 +67,35 @@ fn body_lines(b: &Body) -> Vec<String> {
     if let Some(e) = &b.event {
         out.push(format!("{head} ✔ event {} {}: {}", e.sev.as_str().to_uppercase(), e.code, e.text));
     }
-    out
+    if let (Some(binding), BodyKind::Consult) = (&b.binding, b.kind) {
+        let by = binding.by.as_str();
+        out.push(match b.consult_id() {
+            Some(c) => format!("{head} ✔ consult {c} open (by {by})"),
+            None => format!("{head} ✔ no consult open (ended by {by})"),
+        });
+    }
+    if let Some(r) = &b.reply {
+        let data =
+            r.data.as_ref().map(|d| format!(" {}", serde_json::to_string(d).unwrap_or_default())).unwrap_or_default();
+        out.push(format!(
+            "{head} ✔ reply to {} of {}: {} {}: {}{data}",
+            r.cmd,
+            r.hub,
+            r.state.as_str(),
+            r.code,
+            r.text
+        ));
+    }
+    out.into_iter().map(|l| clean(&l)).collect()
+}
+
+/// Device and network text on a terminal: control characters (escape sequences that could
+/// rewrite the screen) are shown as `\u{..}` instead of being printed.
+pub fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 fn time_of(t: i64) -> String {
@@ -52,6 +109,8 @@ pub fn json_line(topic: &str, verdict: &str, msg: Option<&HubMessage>, reason: O
         Some(HubMessage::Signed(b)) => serde_json::to_value(b).ok(),
         Some(HubMessage::Status { status, .. }) => serde_json::to_value(status).ok(),
         Some(HubMessage::DeviceState { state, .. }) => serde_json::to_value(state).ok(),
+        Some(HubMessage::Command(c)) => serde_json::to_value(c).ok(),
+        Some(HubMessage::Ack(a)) => serde_json::to_value(a).ok(),
         None => None,
     };
     serde_json::json!({ "topic": topic, "verdict": verdict, "body": body, "reason": reason }).to_string()
@@ -61,7 +120,7 @@ pub fn json_line(topic: &str, verdict: &str, msg: Option<&HubMessage>, reason: O
 /// channel (one block character per slice of samples, scaled to the chunk).
 pub fn wave_lines(b: &Body, placed: &Placed) -> Vec<String> {
     let Some(w) = &b.wave else { return Vec::new() };
-    let head = format!("{} {}/{}/{} #{}", time_of(b.t), b.site, b.gw, b.dev, b.seq);
+    let head = format!("{} {} #{}", time_of(b.t), clean(&b.origin()), b.seq);
     let mut out = Vec::new();
     if placed.restarted {
         out.push(format!("{head} ⟲ stream {} restarted at index 0", w.stream));

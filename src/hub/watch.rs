@@ -1,16 +1,22 @@
 //! `spokegate watch`: subscribe to a broker, check every message, print what is valid and report
-//! what is not.
+//! what is not; with a hub key, acknowledge (v1.1 `ack`) what it has shown or recorded, so that
+//! gateways under hub delivery free their queues.
 
+use super::acker::Acker;
 use super::dedup::Deduplicator;
 use super::reassembly::Reassembler;
 use super::record::Recorder;
-use super::verify::{check, HubMessage, KeyRing};
+use super::verify::{check, HubMessage};
 use super::view::{human_lines, json_line, wave_lines};
 use crate::config::MqttUrl;
+use crate::mqtt::spawn_poller;
 use crate::shutdown::Shutdown;
+use crate::sign::{Binding, BoundKey, KeyRing, SigningKey};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchFormat {
@@ -18,9 +24,10 @@ pub enum WatchFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WatchOptions {
     pub url: MqttUrl,
+    /// Gateway keys bound to their (site, gw), and hub keys (to show commands).
     pub keys: KeyRing,
     pub format: WatchFormat,
     /// Topic filter, `spokegate/v1/#` by default.
@@ -28,13 +35,18 @@ pub struct WatchOptions {
     pub client_id: String,
     /// Write waveform streams as WFDB records and WAV files here.
     pub record: Option<std::path::PathBuf>,
+    /// Acknowledge what was shown or recorded, signed with this hub key.
+    pub ack_key: Option<Arc<SigningKey>>,
 }
 
 /// What a watch session saw.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WatchStats {
+    /// Signed messages verified (first time each).
     pub verified: u64,
-    /// Signed messages seen again (same gw and seq): at-least-once delivery.
+    /// Retained status and state messages (unsigned, shown as such).
+    pub unsigned: u64,
+    /// Signed messages seen again (same site, gw and seq): at-least-once delivery.
     pub duplicates: u64,
     pub rejected: u64,
     /// Waveform chunks placed, their samples per channel, and the gaps between them.
@@ -42,119 +54,211 @@ pub struct WatchStats {
     pub samples: u64,
     pub gaps: u64,
     pub missing: u64,
+    /// Acknowledgements sent (messages of `ack` type, each covering many seqs).
+    pub acks_sent: u64,
+}
+
+/// Acknowledgements are sent at the latest this long after the first seq they cover, or as soon
+/// as this many seqs of one gateway wait.
+const ACK_DELAY: Duration = Duration::from_millis(100);
+const ACK_BATCH: usize = 256;
+
+/// Everything a watch session keeps across connections.
+struct Watcher {
+    opts: WatchOptions,
+    dedup: Deduplicator,
+    /// Retained status and state are published again after every reconnect; show changes only.
+    last_retained: HashMap<String, Vec<u8>>,
+    stats: WatchStats,
+    waves: Reassembler,
+    recorder: Option<Recorder>,
+    acker: Option<Acker>,
+}
+
+fn mqtt_options(opts: &WatchOptions) -> MqttOptions {
+    let mut o = MqttOptions::new(&opts.client_id, &opts.url.host, opts.url.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    if opts.url.tls {
+        o.set_transport(rumqttc::Transport::tls_with_default_config());
+    }
+    o
 }
 
 /// Watches until shutdown, writing a line per reading to `out`.
 pub async fn watch(
-    opts: WatchOptions,
+    mut opts: WatchOptions,
     mut shutdown: Shutdown,
     out: &mut (dyn Write + Send),
 ) -> std::io::Result<WatchStats> {
-    let mut mqtt = MqttOptions::new(&opts.client_id, &opts.url.host, opts.url.port);
-    mqtt.set_keep_alive(Duration::from_secs(30));
-    mqtt.set_max_packet_size(1 << 20, 1 << 20);
-    if opts.url.tls {
-        mqtt.set_transport(rumqttc::Transport::tls_with_default_config());
+    let acker = opts.ack_key.clone().and_then(|k| Acker::new(k, ACK_DELAY, ACK_BATCH));
+    if let (Some(a), Some(k)) = (&acker, &opts.ack_key) {
+        // Its own acknowledgements come back on the subscription: they verify.
+        let own = BoundKey { key: k.public().clone(), binding: Binding::Hub { hub: a.hub().to_string() } };
+        let _ = opts.keys.insert(own);
     }
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-    let mut dedup = Deduplicator::new(1 << 20);
-    // Retained status and state are published again after every reconnect; show changes only.
-    let mut last_retained: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
-    let mut stats = WatchStats::default();
-    let mut waves = Reassembler::default();
-    let mut recorder = opts.record.as_deref().map(Recorder::new).transpose()?;
-    loop {
-        let event = tokio::select! {
-            e = eventloop.poll() => e,
-            _ = shutdown.triggered() => break,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                // Subscribe on every connect: the session is clean.
-                let _ = client.try_subscribe(opts.filter.clone(), QoS::AtLeastOnce);
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let line = match check(&p.topic, &p.payload, &opts.keys) {
-                    Ok(msg) => {
-                        let fresh = match &msg {
-                            HubMessage::Signed(b) => dedup.first_time(&b.gw, b.seq),
-                            // A retained status or state published again unchanged (after a
-                            // reconnect) is not news, and not a duplicate reading either.
-                            _ if last_retained.insert(p.topic.clone(), p.payload.to_vec()).as_deref()
-                                == Some(&p.payload[..]) =>
-                            {
-                                continue
-                            }
-                            _ => true,
-                        };
-                        if fresh {
-                            stats.verified += 1;
-                            let wave_notes = match &msg {
-                                HubMessage::Signed(b) => place_wave(b, &mut waves, recorder.as_mut(), &mut stats),
-                                _ => Vec::new(),
-                            };
-                            match opts.format {
-                                WatchFormat::Human if !wave_notes.is_empty() => wave_notes.join("\n"),
-                                WatchFormat::Human => human_lines(&msg).join("\n"),
-                                WatchFormat::Json => json_line(&p.topic, "verified", Some(&msg), None),
-                            }
-                        } else {
-                            stats.duplicates += 1;
-                            match opts.format {
-                                WatchFormat::Human => continue,
-                                WatchFormat::Json => json_line(&p.topic, "duplicate", Some(&msg), None),
-                            }
-                        }
+    let recorder = opts.record.as_deref().map(Recorder::new).transpose()?;
+    let mut w = Watcher {
+        opts,
+        dedup: Deduplicator::new(1 << 20),
+        last_retained: HashMap::new(),
+        stats: WatchStats::default(),
+        waves: Reassembler::default(),
+        recorder,
+        acker,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(25));
+    'connections: loop {
+        let (client, eventloop) = AsyncClient::new(mqtt_options(&w.opts), 1024);
+        let mut events = spawn_poller(eventloop);
+        let mut connected = false;
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev.unwrap_or(Err(None)) {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        // Subscribe on every connect: the session is clean.
+                        connected = true;
+                        let _ = client.try_subscribe(w.opts.filter.clone(), QoS::AtLeastOnce);
                     }
-                    Err(why) => {
-                        stats.rejected += 1;
-                        match opts.format {
-                            WatchFormat::Human => format!("✘ REJECTED {}: {why}", p.topic),
-                            WatchFormat::Json => json_line(&p.topic, "rejected", None, Some(&why.to_string())),
-                        }
+                    Ok(Event::Incoming(Packet::Publish(p))) => w.message(&p.topic, &p.payload, out)?,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let why = e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into());
+                        tracing::warn!(error = %why, "watch: broker connection lost; retrying");
+                        break;
                     }
-                };
-                if !line.is_empty() {
-                    writeln!(out, "{line}")?;
-                    out.flush()?;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "watch: broker connection lost; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.triggered() => break,
+                },
+                _ = tick.tick(), if connected => w.flush_acks(&client, false)?,
+                _ = shutdown.triggered() => {
+                    if connected {
+                        w.flush_acks(&client, true)?;
+                        // Give the client a moment to write them.
+                        let _ = client.try_disconnect();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Some(Ok(e)) = events.recv().await {
+                                if matches!(e, Event::Outgoing(rumqttc::Outgoing::Disconnect)) { break }
+                            }
+                        }).await;
+                    }
+                    break 'connections;
                 }
             }
         }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.triggered() => break,
+        }
     }
-    Ok(stats)
+    if let Some(r) = w.recorder.as_mut() {
+        r.sync()?;
+    }
+    Ok(w.stats)
 }
 
-/// Reassembles a `wave` body (and records it): the lines to show for it.
-fn place_wave(
-    body: &crate::model::Body,
-    waves: &mut Reassembler,
-    recorder: Option<&mut Recorder>,
-    stats: &mut WatchStats,
-) -> Vec<String> {
-    let Some(result) = waves.accept(body) else { return Vec::new() };
-    match result {
-        Ok(placed) => {
-            stats.chunks += 1;
-            stats.samples = stats.samples.saturating_add(placed.channels.first().map_or(0, |c| c.len() as u64));
-            if let Some((_, missing)) = placed.gap {
-                stats.gaps += 1;
-                stats.missing = stats.missing.saturating_add(missing);
-            }
-            if let (Some(rec), Some(wave)) = (recorder, body.wave.as_ref()) {
-                if let Err(e) = rec.write(&placed, wave) {
-                    tracing::error!(error = %e, stream = %placed.key, "cannot record the waveform");
+impl Watcher {
+    /// Checks, shows (and records) one message; a verified signed one is acknowledged later.
+    fn message(&mut self, topic: &str, payload: &[u8], out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        let format = self.opts.format;
+        let line = match check(topic, payload, &self.opts.keys) {
+            Ok(HubMessage::Ack(_)) if format == WatchFormat::Human => return Ok(()),
+            Ok(msg) => {
+                let fresh = match &msg {
+                    HubMessage::Signed(b) => {
+                        let first = self.dedup.first_time(&b.site, &b.gw, b.seq);
+                        // Stored (shown, recorded) now or before: acknowledged either way.
+                        if let Some(a) = self.acker.as_mut() {
+                            a.stored(&b.site, &b.gw, b.seq, Instant::now());
+                        }
+                        first
+                    }
+                    HubMessage::Command(_) | HubMessage::Ack(_) => true,
+                    // A retained status or state published again unchanged (after a reconnect)
+                    // is not news, and not a duplicate reading either.
+                    _ if self.last_retained.insert(topic.to_string(), payload.to_vec()).as_deref() == Some(payload) => {
+                        return Ok(())
+                    }
+                    _ => true,
+                };
+                if fresh {
+                    if msg.is_signed() {
+                        self.stats.verified += 1;
+                    } else {
+                        self.stats.unsigned += 1;
+                    }
+                    let wave_notes = match &msg {
+                        HubMessage::Signed(b) => self.place_wave(b),
+                        _ => Vec::new(),
+                    };
+                    match format {
+                        WatchFormat::Human if !wave_notes.is_empty() => wave_notes.join("\n"),
+                        WatchFormat::Human => human_lines(&msg).join("\n"),
+                        WatchFormat::Json => {
+                            let verdict = if msg.is_signed() { "verified" } else { "unsigned" };
+                            json_line(topic, verdict, Some(&msg), None)
+                        }
+                    }
+                } else {
+                    self.stats.duplicates += 1;
+                    match format {
+                        WatchFormat::Human => return Ok(()),
+                        WatchFormat::Json => json_line(topic, "duplicate", Some(&msg), None),
+                    }
                 }
             }
-            wave_lines(body, &placed)
+            Err(why) => {
+                self.stats.rejected += 1;
+                match format {
+                    WatchFormat::Human => format!("✘ REJECTED {}: {why}", super::view::clean(topic)),
+                    WatchFormat::Json => json_line(topic, "rejected", None, Some(&why.to_string())),
+                }
+            }
+        };
+        if !line.is_empty() {
+            writeln!(out, "{line}")?;
+            out.flush()?;
         }
-        Err(e) => vec![format!("✘ wave chunk #{} of {}/{}: {e}", body.seq, body.gw, body.dev)],
+        Ok(())
+    }
+
+    /// Sends the acknowledgements that are due (all with `all`); what is recorded is synced to
+    /// disk first, so an acknowledged seq is really stored.
+    fn flush_acks(&mut self, client: &AsyncClient, all: bool) -> std::io::Result<()> {
+        let Some(acker) = self.acker.as_mut() else { return Ok(()) };
+        let now = Instant::now();
+        if acker.is_empty() || !(all || acker.due(now)) {
+            return Ok(());
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.sync()?;
+        }
+        for p in acker.take(now, all) {
+            if client.try_publish(p.topic, QoS::AtLeastOnce, false, p.payload).is_ok() {
+                self.stats.acks_sent += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reassembles a `wave` body (and records it): the lines to show for it.
+    fn place_wave(&mut self, body: &crate::model::Body) -> Vec<String> {
+        let Some(result) = self.waves.accept(body) else { return Vec::new() };
+        match result {
+            Ok(placed) => {
+                let stats = &mut self.stats;
+                stats.chunks += 1;
+                stats.samples = stats.samples.saturating_add(placed.channels.first().map_or(0, |c| c.len() as u64));
+                if let Some((_, missing)) = placed.gap {
+                    stats.gaps += 1;
+                    stats.missing = stats.missing.saturating_add(missing);
+                }
+                if let (Some(rec), Some(wave)) = (self.recorder.as_mut(), body.wave.as_ref()) {
+                    if let Err(e) = rec.write(&placed, wave) {
+                        tracing::error!(error = %e, stream = %placed.key, "cannot record the waveform");
+                    }
+                }
+                wave_lines(body, &placed)
+            }
+            Err(e) => vec![format!("✘ wave chunk #{} of {}: {e}", body.seq, super::view::clean(&body.origin()))],
+        }
     }
 }

@@ -4,11 +4,20 @@
 //! A body serialises to a CBOR map with text keys (the default) or to JSON with the same keys.
 
 pub mod body;
+mod bytes_or_base64;
+mod cmd;
+mod consult;
 mod event;
+mod media;
 mod observation;
+mod reply;
 mod wave;
 
-pub use body::{Body, BodyError, BodyFormat, BodyKind, BODY_VERSION};
+pub use body::{decode, encode, Body, BodyError, BodyFormat, BodyKind, BODY_VERSION};
+pub use cmd::{ranges_of, AckBody, CmdBody};
+pub use consult::{ConsultBinding, ConsultBy};
 pub use event::{Event, Severity};
+pub use media::Media;
 pub use observation::{Code, Observation, Quality, Unit};
+pub use reply::{Reply, ReplyState};
 pub use wave::{Channel, Wave};

@@ -4,20 +4,31 @@
 //!   sent again from the queue, in `seq` order, starting with the oldest undelivered message. The
 //!   queue, not the MQTT client, is the memory of what is undelivered.
 //! - Packet ids are mapped to `seq`: each `publish` is remembered in order, the client reports the
-//!   packet id it gave each one (`Outgoing::Publish`), and the broker's PUBACK names that id. Only
-//!   then is the message deleted from the queue (deletes are grouped).
-//! - At most [`WINDOW`] messages are in flight; the rest wait in the queue, on disk.
-//! - The will is the retained `offline` status; the retained `online` birth (with queue figures)
-//!   and every device's retained state are published after every connect, because a broker
-//!   without persistence forgets retained messages when it restarts. The status is refreshed every
-//!   [`STATUS_EVERY`].
+//!   packet id it gave each one (`Outgoing::Publish`), and the broker's PUBACK names that id.
+//!   Under broker delivery the message is then deleted from the queue (deletes are grouped).
+//! - Under hub delivery ([`HubDelivery`]) the PUBACK deletes nothing: a message leaves the queue
+//!   when a hub whose key the gateway obeys acknowledges its `seq` (`{root}/ack`); what stays
+//!   unacknowledged past the timeout is sent again, and at most `unacked_max` messages are out
+//!   without a hub's acknowledgement, so a slow hub slows the gateway, not the broker's memory.
+//! - At most [`WINDOW`] messages are in flight to the broker; the rest wait in the queue, on disk.
+//! - Commands (`{root}/cmd/+`) are handed to the command executor as they arrive.
+//! - The will is the retained `offline` status; the retained `online` birth (with queue figures),
+//!   every device's retained state and the retained `consult` are published after every connect
+//!   (and on `rebirth`), because a broker without persistence forgets retained messages when it
+//!   restarts. The status is refreshed every [`STATUS_EVERY`].
 //! - Shutdown: once the sealer has committed its last message, wait (bounded) for what is in
 //!   flight, publish `offline`, disconnect. Whatever is undelivered stays queued for the next start.
 
+use super::delivery::HubDelivery;
 use super::status::{GatewayStatus, QueueStatus};
-use crate::clock::{now_micros, now_rfc3339};
-use crate::config::MqttConfig;
+use super::topics;
+use crate::clock::{micros_to_rfc3339, now_micros, now_rfc3339};
+use crate::config::{Delivery, HubConfig, MqttConfig};
+use crate::hub::check_hub_body;
+use crate::model::{AckBody, BodyKind};
 use crate::queue::{self, Queue, Record};
+use crate::sign::open_from_hub;
+use crate::snapshot::SnapshotTx;
 use crate::transport::Backoff;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
-/// Messages in flight (published, not yet acknowledged) at most.
+/// Messages in flight (published, not yet acknowledged by the broker) at most.
 pub const WINDOW: usize = 256;
 /// How often the retained status is refreshed while connected.
 pub const STATUS_EVERY: Duration = Duration::from_secs(10);
@@ -48,12 +59,24 @@ pub struct Publication {
 /// What the link has done, for status and benchmarks.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
-    /// Queued messages handed to the client.
+    /// Queued messages handed to the client (first sends).
     pub published: AtomicU64,
     /// Queued messages acknowledged by the broker.
     pub acked: AtomicU64,
     /// Successful connections (CONNACK).
     pub connects: AtomicU64,
+    /// Messages a hub acknowledged (hub delivery).
+    pub hub_acked: AtomicU64,
+    /// Messages sent again because no hub acknowledged them in time (hub delivery).
+    pub resent: AtomicU64,
+    /// Messages out now without a hub's acknowledgement, and the most there ever were.
+    pub unacked: AtomicU64,
+    pub unacked_peak: AtomicU64,
+    /// Hub commands received (before any check) and dropped because the executor was busy.
+    pub commands_in: AtomicU64,
+    pub commands_dropped: AtomicU64,
+    /// Acknowledgements that failed verification.
+    pub bad_acks: AtomicU64,
 }
 
 /// The queue's health as the status topic reports it.
@@ -74,19 +97,38 @@ impl QueueHealth {
     }
 }
 
+/// A hub command as it arrived (checked by the command executor, not here).
+#[derive(Debug, Clone)]
+pub struct InboundCommand {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
 /// Everything the link reads from.
 pub struct LinkInputs {
+    pub site: String,
+    pub gw: String,
+    pub kid: String,
     pub queue: Arc<Mutex<Queue>>,
     /// Records just committed, in `seq` order: sent from memory when the link is caught up.
     pub fresh: mpsc::Receiver<Vec<Record>>,
     /// Told when committed records were not handed over in memory (read them from the queue).
     pub committed: Arc<Notify>,
-    /// Retained device states; closes when the sealer is done (the signal to drain).
+    /// Retained messages (device states, the consult); closes when the sealer is done (the
+    /// signal to drain).
     pub states: mpsc::Receiver<Publication>,
+    /// Retained messages to re-publish on every connect from the start (the stored consult).
+    pub retained: Vec<Publication>,
     /// Signed messages that could not be committed (disk full): sent live, best effort.
     pub live: mpsc::Receiver<Publication>,
+    /// Hub commands go here.
+    pub commands: mpsc::Sender<InboundCommand>,
+    /// Re-publish status, states and consult now (the `rebirth` command).
+    pub rebirth: Arc<Notify>,
+    pub hub: HubConfig,
     pub counters: Arc<LinkCounters>,
     pub health: Arc<QueueHealth>,
+    pub snapshot: SnapshotTx,
 }
 
 fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<MqttOptions> {
@@ -138,32 +180,47 @@ impl Session {
 
 struct Link {
     status_topic: String,
-    kid: String,
+    cmd_filter: String,
+    ack_topic: String,
     inputs: LinkInputs,
     /// Committed records handed over in memory, not yet published.
     fresh: VecDeque<Record>,
     /// After a failed delete, when to try again.
     delete_retry_at: Option<tokio::time::Instant>,
     retained: BTreeMap<String, Vec<u8>>,
+    /// Broker delivery: seqs acknowledged by the broker, to delete.
     acked: Vec<u64>,
+    /// Hub delivery: what is out without a hub's acknowledgement, and the ranges to delete.
+    hub: Option<HubDelivery>,
+    hub_acked: Vec<(u64, u64)>,
 }
 
 /// Runs the uplink until the sealer is done and the drain is over.
-pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs: LinkInputs) -> std::io::Result<()> {
+pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()> {
+    let hub = (inputs.hub.delivery == Delivery::Hub)
+        .then(|| HubDelivery::new(inputs.hub.ack_timeout, inputs.hub.unacked_max));
+    let retained = inputs.retained.iter().map(|p| (p.topic.clone(), p.payload.clone())).collect();
     let mut link = Link {
-        status_topic,
-        kid,
+        status_topic: topics::status(&inputs.site, &inputs.gw),
+        cmd_filter: topics::cmd(&inputs.site, &inputs.gw, "+"),
+        ack_topic: topics::ack(&inputs.site, &inputs.gw),
         inputs,
         fresh: VecDeque::new(),
         delete_retry_at: None,
-        retained: BTreeMap::new(),
+        retained,
         acked: Vec::new(),
+        hub,
+        hub_acked: Vec::new(),
     };
+    link.inputs.snapshot.send_modify(|s| {
+        s.uplink.delivery = link.inputs.hub.delivery.as_str().into();
+        s.uplink.since = Some(now_rfc3339());
+    });
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
-        let (client, eventloop) = AsyncClient::new(options(&cfg, &link.status_topic, &link.kid)?, WINDOW + 512);
+        let (client, eventloop) = AsyncClient::new(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
         let mut events = spawn_poller(eventloop);
         let mut s = Session { maybe_more: true, ..Session::default() };
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -172,7 +229,7 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
             if s.connected {
                 link.fill(&client, &mut s);
             }
-            if link.acked.len() >= DELETE_BATCH {
+            if link.acked.len() >= DELETE_BATCH || link.hub_acked.len() >= 64 {
                 link.flush_deletes();
             }
             if let Some(deadline) = draining {
@@ -192,6 +249,11 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                             Some(t) => tracing::info!(url = %cfg.url, outage_ms = t.elapsed().as_millis() as u64, "MQTT reconnected"),
                             None => tracing::info!(url = %cfg.url, "MQTT connected"),
                         }
+                        link.inputs.snapshot.send_modify(|snap| {
+                            snap.uplink.connected = true;
+                            snap.uplink.since = Some(now_rfc3339());
+                        });
+                        link.subscribe(&client);
                         link.birth(&client, &mut s);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -202,7 +264,14 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if let Some(seq) = s.in_flight.remove(&ack.pkid) {
                             link.inputs.counters.acked.fetch_add(1, Ordering::Relaxed);
-                            link.acked.push(seq);
+                            if link.hub.is_none() {
+                                link.acked.push(seq);
+                            }
+                            s.maybe_more = true;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if link.incoming(&p.topic, &p.payload) {
                             s.maybe_more = true;
                         }
                     }
@@ -210,6 +279,7 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                     Err(e) => break e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()),
                 },
                 _ = link.inputs.committed.notified() => s.maybe_more = true,
+                _ = link.inputs.rebirth.notified() => if s.connected { link.birth(&client, &mut s) },
                 Some(batch) = link.inputs.fresh.recv() => {
                     link.fresh.extend(batch);
                     if link.fresh.len() > 4 * WINDOW {
@@ -237,16 +307,29 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
                 }
                 _ = tick.tick() => {
                     link.flush_deletes();
-                    if s.connected && tokio::time::Instant::now() >= status_due {
-                        status_due = tokio::time::Instant::now() + STATUS_EVERY;
-                        let status = link.status(true);
-                        publish_untracked(&client, &mut s, status);
+                    if s.connected {
+                        link.resend_overdue(&client, &mut s);
+                        if tokio::time::Instant::now() >= status_due {
+                            status_due = tokio::time::Instant::now() + STATUS_EVERY;
+                            let status = link.status(true);
+                            publish_untracked(&client, &mut s, status);
+                        }
                     }
                 }
             }
         };
         // The connection is gone: what was in flight stays queued and is sent on the next one.
         link.flush_deletes();
+        if let Some(h) = link.hub.as_mut() {
+            h.connection_lost();
+        }
+        link.publish_unacked();
+        link.inputs.snapshot.send_modify(|snap| {
+            if snap.uplink.connected {
+                snap.uplink.connected = false;
+                snap.uplink.since = Some(now_rfc3339());
+            }
+        });
         if down_since.is_none() {
             tracing::warn!(url = %cfg.url, error = %lost, "MQTT connection lost; messages stay queued; retrying");
             down_since = Some(tokio::time::Instant::now());
@@ -280,12 +363,12 @@ pub async fn run_link(cfg: MqttConfig, status_topic: String, kid: String, inputs
 }
 
 /// One event of the MQTT client, or why the connection ended (`None`: the poller stopped).
-type PollResult = Result<Event, Option<rumqttc::ConnectionError>>;
+pub(crate) type PollResult = Result<Event, Option<rumqttc::ConnectionError>>;
 
 /// Polls the client's event loop in its own task: a poll is never cancelled half-way (which could
-/// leave written packets unflushed), and its events reach the link through a channel. Ends after an
-/// error or a disconnect; each connection has its own.
-fn spawn_poller(mut eventloop: rumqttc::EventLoop) -> mpsc::UnboundedReceiver<PollResult> {
+/// leave written packets unflushed), and its events reach the caller through a channel. Ends
+/// after an error or a disconnect; each connection has its own.
+pub(crate) fn spawn_poller(mut eventloop: rumqttc::EventLoop) -> mpsc::UnboundedReceiver<PollResult> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -306,10 +389,81 @@ fn publish_untracked(client: &AsyncClient, s: &mut Session, p: Publication) {
 }
 
 impl Link {
-    /// Hands queued messages to the client, in seq order, up to the window: from the queue while
+    /// Subscribes to what hubs send this gateway (on every connect: the session is clean).
+    fn subscribe(&self, client: &AsyncClient) {
+        let _ = client.try_subscribe(self.cmd_filter.clone(), QoS::AtLeastOnce);
+        if self.hub.is_some() {
+            let _ = client.try_subscribe(self.ack_topic.clone(), QoS::AtLeastOnce);
+        }
+    }
+
+    /// A message from a hub; true when it freed room to send.
+    fn incoming(&mut self, topic: &str, payload: &[u8]) -> bool {
+        if topic == self.ack_topic {
+            return self.hub_ack(payload);
+        }
+        if !matches!(topics::parse(topic), Some(topics::TopicRef::Cmd { .. })) {
+            return false;
+        }
+        let c = &self.inputs.counters;
+        c.commands_in.fetch_add(1, Ordering::Relaxed);
+        let cmd = InboundCommand { topic: topic.to_string(), payload: payload.to_vec() };
+        if self.inputs.commands.try_send(cmd).is_err() {
+            c.commands_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%topic, "command executor busy; command dropped unread (the hub may send it again)");
+        }
+        false
+    }
+
+    /// A hub's acknowledgement: verified with the hub keys, addressed to this gateway.
+    fn hub_ack(&mut self, payload: &[u8]) -> bool {
+        let Some(hub) = self.hub.as_mut() else { return false };
+        let opened = open_from_hub::<AckBody>(payload, &self.inputs.hub.keys).map_err(|e| e.to_string()).and_then(
+            |(ack, key_hub)| {
+                check_hub_body(
+                    ack.kind,
+                    BodyKind::Ack,
+                    (&ack.site, &ack.gw, &ack.hub),
+                    (&self.inputs.site, &self.inputs.gw, &key_hub),
+                )
+                .map(|()| ack)
+                .map_err(|e| e.to_string())
+            },
+        );
+        let ack = match opened {
+            Ok(a) => a,
+            Err(why) => {
+                self.inputs.counters.bad_acks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(reason = %why, "acknowledgement refused");
+                return false;
+            }
+        };
+        let ranges: Vec<(u64, u64)> = ack.ranges().collect();
+        let n = hub.acknowledged(&ranges);
+        self.inputs.counters.hub_acked.fetch_add(n as u64, Ordering::Relaxed);
+        self.hub_acked.extend(ranges);
+        self.publish_unacked();
+        n > 0
+    }
+
+    fn publish_unacked(&self) {
+        if let Some(h) = &self.hub {
+            let c = &self.inputs.counters;
+            c.unacked.store(h.unacked() as u64, Ordering::Relaxed);
+            c.unacked_peak.fetch_max(h.peak() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Room to send: the broker window, and under hub delivery the unacknowledged limit.
+    fn room(&self, s: &Session) -> usize {
+        let broker = WINDOW.saturating_sub(s.outstanding());
+        self.hub.as_ref().map_or(broker, |h| broker.min(h.room()))
+    }
+
+    /// Hands queued messages to the client, in seq order, up to the room: from the queue while
     /// it may hold messages not handed over in memory, then from memory.
     fn fill(&mut self, client: &AsyncClient, s: &mut Session) {
-        let room = WINDOW.saturating_sub(s.outstanding());
+        let room = self.room(s);
         if room == 0 {
             return;
         }
@@ -352,26 +506,73 @@ impl Link {
         }
     }
 
-    fn send(&self, client: &AsyncClient, s: &mut Session, seq: u64, topic: String, payload: Vec<u8>) -> bool {
+    fn send(&mut self, client: &AsyncClient, s: &mut Session, seq: u64, topic: String, payload: Vec<u8>) -> bool {
         if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
             return false;
         }
         s.awaiting_pkid.push_back(Some(seq));
-        s.last_sent = seq;
+        s.last_sent = s.last_sent.max(seq);
         self.inputs.counters.published.fetch_add(1, Ordering::Relaxed);
+        if let Some(h) = self.hub.as_mut() {
+            h.sent(seq, std::time::Instant::now());
+        }
+        self.publish_unacked();
         true
     }
 
-    fn flush_deletes(&mut self) {
-        if self.acked.is_empty() || self.delete_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+    /// Hub delivery: sends again (same bytes, same seq) what no hub acknowledged in time.
+    fn resend_overdue(&mut self, client: &AsyncClient, s: &mut Session) {
+        let Some(h) = self.hub.as_ref() else { return };
+        let room = WINDOW.saturating_sub(s.outstanding());
+        let due = h.overdue(std::time::Instant::now(), room);
+        if due.is_empty() {
             return;
         }
         let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
-        let result = q.delete(&self.acked);
+        let rows = q.by_seq(&due);
+        drop(q);
+        let Ok(rows) = rows else { return };
+        let found: std::collections::HashSet<u64> = rows.iter().map(|r| r.seq).collect();
+        if let Some(h) = self.hub.as_mut() {
+            for seq in due.iter().filter(|s| !found.contains(s)) {
+                h.forget(*seq);
+            }
+        }
+        tracing::debug!(count = rows.len(), "no hub acknowledged these in time; sending them again");
+        for r in rows {
+            if client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload).is_err() {
+                break;
+            }
+            s.awaiting_pkid.push_back(Some(r.seq));
+            self.inputs.counters.resent.fetch_add(1, Ordering::Relaxed);
+            if let Some(h) = self.hub.as_mut() {
+                h.sent(r.seq, std::time::Instant::now());
+            }
+        }
+    }
+
+    fn flush_deletes(&mut self) {
+        if (self.acked.is_empty() && self.hub_acked.is_empty())
+            || self.delete_retry_at.is_some_and(|t| tokio::time::Instant::now() < t)
+        {
+            return;
+        }
+        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
+        let result = if self.hub.is_some() {
+            let now = now_micros();
+            let r = q.delete_acked(&self.hub_acked, now).map(|_| ());
+            if r.is_ok() {
+                self.inputs.snapshot.send_modify(|snap| snap.uplink.last_hub_ack = Some(micros_to_rfc3339(now)));
+            }
+            r
+        } else {
+            q.delete(&self.acked)
+        };
         drop(q);
         match result {
             Ok(()) => {
                 self.acked.clear();
+                self.hub_acked.clear();
                 if self.delete_retry_at.take().is_some() {
                     tracing::info!("delivered messages are deleted from the queue again");
                 }
@@ -383,19 +584,25 @@ impl Link {
                     tracing::warn!(error = %e, "cannot delete delivered messages from the queue; retrying every second");
                 }
                 self.delete_retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
-                if self.acked.len() > MAX_PENDING_DELETES {
-                    let excess = self.acked.len() - MAX_PENDING_DELETES;
-                    self.acked.drain(..excess);
+                for list in [self.acked.len(), self.hub_acked.len()] {
+                    if list > MAX_PENDING_DELETES {
+                        let excess = list - MAX_PENDING_DELETES;
+                        self.acked.drain(..excess.min(self.acked.len()));
+                        self.hub_acked.drain(..excess.min(self.hub_acked.len()));
+                    }
                 }
             }
         }
     }
 
     fn status(&self, online: bool) -> Publication {
-        let mut status = GatewayStatus::new(online, now_rfc3339(), self.kid.clone());
+        let mut status = GatewayStatus::new(online, now_rfc3339(), self.inputs.kid.clone());
         let stats = queue::lock(&self.inputs.queue).stats();
         if let Ok(st) = stats {
-            status.queue = Some(QueueStatus::from_stats(&st, now_micros(), self.inputs.health.get()));
+            let delivery = self.inputs.hub.delivery;
+            let unacked = self.hub.as_ref().map(|h| h.unacked() as u64);
+            status.queue =
+                Some(QueueStatus::from_stats(&st, now_micros(), self.inputs.health.get(), delivery, unacked));
         }
         Publication { topic: self.status_topic.clone(), payload: status.to_json(), retain: true }
     }
@@ -422,9 +629,12 @@ impl Link {
                 match events.recv().await.unwrap_or(Err(None)) {
                     Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(seq) = s.in_flight.get(&ack.pkid) {
+                        if let (Some(seq), None) = (s.in_flight.get(&ack.pkid), &self.hub) {
                             self.acked.push(*seq);
                         }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        self.incoming(&p.topic, &p.payload);
                     }
                     Ok(_) => {}
                 }

@@ -170,6 +170,8 @@ pub struct WaveSpec {
     pub counter_modulus: Option<u64>,
     /// Rows each frame carries when the frame has no counter (a rejected frame is that many missing).
     pub rows_per_frame: Option<u64>,
+    /// Samples are sent only between `stream.start` and `stream.stop` (stopped at start).
+    pub on_demand: bool,
 }
 
 /// One channel of a stream. Physical value = (count - base) * gain.

@@ -151,6 +151,8 @@ pub struct RawWave {
     pub window_ms: Option<Spanned<u64>>,
     /// Sample packing on the wire (`rice` when absent).
     pub enc: Option<Spanned<String>>,
+    /// Samples are sent only between the hub's `stream.start` and `stream.stop` (false when absent).
+    pub on_demand: Option<bool>,
 }
 
 /// One channel of a waveform stream: `[[channel]]`.

@@ -238,6 +238,7 @@ impl Checker<'_> {
             channels,
             counter_modulus,
             rows_per_frame,
+            on_demand: w.on_demand.unwrap_or(false),
         }))
     }
 }

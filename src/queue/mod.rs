@@ -5,8 +5,14 @@
 //!
 //! 1. A message is signed and **committed** (SQLite transaction, WAL, `synchronous=FULL`) before it
 //!    is first published, and the device is acknowledged (HL7 ACK) only after that commit.
-//! 2. A message is deleted only after the broker's PUBACK for it (the MQTT link maps packet ids to
-//!    `seq`; a `publish()` that returned means queued in the client, not delivered).
+//! 2. A message is deleted only once it is delivered: under broker delivery (the default) after
+//!    the broker's PUBACK for it (the MQTT link maps packet ids to `seq`; a `publish()` that
+//!    returned means queued in the client, not delivered); under hub delivery only after a hub
+//!    whose key the gateway obeys acknowledged its `seq` with a signed `ack` (the PUBACK then
+//!    deletes nothing). A message moves written -> sent -> broker-acknowledged -> hub-acknowledged;
+//!    only the first and the last are on disk (a row is in `outbox` until it is delivered), the
+//!    middle two are the uplink's memory of one connection, so after a restart or a lost
+//!    connection every undelivered row is sent again (same bytes, same `seq`).
 //! 3. `seq` is strictly increasing and never reused: numbers are reserved 4096 at a time in
 //!    `seq.reserved` (rewritten in place and synced before a number of the block is used; in-place
 //!    rewrites work on a full disk too), and a restart resumes above the reservation and above
@@ -27,7 +33,12 @@
 //!        topic TEXT, payload BLOB)             -- the MQTT topic and the signed COSE_Sign1 bytes
 //! device_memory(dev TEXT PRIMARY KEY, value TEXT)  -- per device: the last record delivered
 //!                                                  -- (RACP, meter memory), so a restart fetches only newer
+//! consult(one = 1, consult, since, by, cmd,        -- the consult binding and the signed `consult` body
+//!         envelope BLOB)                           -- that announced it (committed together)
+//! seen_command(hub, id, exp)                       -- hub commands executed, kept until `exp` (no replay)
 //! ```
+//!
+//! `meta` also holds `last_hub_ack`, the time of the last hub acknowledgement (µs).
 //!
 //! and `<state_dir>/seq.reserved`: the decimal end of the current `seq` reservation, fixed width.
 //!
@@ -35,7 +46,10 @@
 //! one fsync covers many messages. Deletes after PUBACK are grouped too; a delete lost in a crash
 //! only means the message is sent again (at-least-once; the hub de-duplicates on (`gw`, `seq`)).
 
+mod consult;
+mod hub_ack;
 mod policy;
+mod seen;
 mod store;
 
 pub use policy::{Class, QueuePolicy};
@@ -56,4 +70,5 @@ pub fn try_lock(queue: &Mutex<Queue>) -> Option<MutexGuard<'_, Queue>> {
         Err(TryLockError::WouldBlock) => None,
     }
 }
+pub use consult::StoredConsult;
 pub use store::{Dropped, Queue, QueueError, QueueStats, Record};

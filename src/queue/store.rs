@@ -79,6 +79,8 @@ pub struct QueueStats {
     /// Messages evicted (waveform, media) since the store was created.
     pub dropped: u64,
     pub next_seq: u64,
+    /// When a hub last acknowledged messages (hub delivery), µs since the epoch.
+    pub last_hub_ack: Option<i64>,
 }
 
 /// Messages evicted at once, for one device.
@@ -117,15 +119,15 @@ const MEMORY_UPSERT: &str =
     "INSERT INTO device_memory(dev, value) VALUES (?1, ?2) ON CONFLICT(dev) DO UPDATE SET value = ?2";
 
 pub struct Queue {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
     policy: QueuePolicy,
     next_seq: u64,
     reserved_until: u64,
     reservation: Reservation,
     depth: u64,
     bytes: [u64; 3],
-    delivered: u64,
+    pub(super) delivered: u64,
     dropped: u64,
 }
 
@@ -154,7 +156,11 @@ impl Queue {
              CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, class INTEGER NOT NULL,
                  created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS device_memory(dev TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta VALUES ('format', 1), ('delivered', 0), ('dropped', 0);",
+             CREATE TABLE IF NOT EXISTS consult(one INTEGER PRIMARY KEY CHECK (one = 1), consult TEXT,
+                 since INTEGER NOT NULL, by TEXT NOT NULL, cmd TEXT, envelope BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS seen_command(hub TEXT NOT NULL, id TEXT NOT NULL, exp INTEGER NOT NULL,
+                 PRIMARY KEY(hub, id)) WITHOUT ROWID;
+             INSERT OR IGNORE INTO meta VALUES ('format', 1), ('delivered', 0), ('dropped', 0), ('last_hub_ack', 0);",
         )
         .map_err(sql)?;
         let meta = |key: &str| -> Result<i64, QueueError> {
@@ -226,6 +232,7 @@ impl Queue {
             oldest_created: oldest,
             delivered: meta("delivered")?,
             dropped: meta("dropped")?,
+            last_hub_ack: Some(meta("last_hub_ack")? as i64).filter(|t| *t > 0),
             next_seq: std::fs::read_to_string(state_dir.join(RESERVATION_FILE))
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok())
@@ -257,9 +264,18 @@ impl Queue {
         Ok(first)
     }
 
-    /// Commits records in one transaction: all or none.
-    /// Commits records, and device memories `(dev, value)`, in one transaction.
+    /// Commits records, and device memories `(dev, value)`, in one transaction: all or none.
     pub fn append(&mut self, records: &[Record], memories: &[(String, String)]) -> Result<(), QueueError> {
+        self.commit(records, memories, None)
+    }
+
+    /// Commits records, device memories and a new consult binding in one transaction.
+    pub fn commit(
+        &mut self,
+        records: &[Record],
+        memories: &[(String, String)],
+        consult: Option<&super::StoredConsult>,
+    ) -> Result<(), QueueError> {
         let path = self.path.clone();
         let sql = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(sql)?;
@@ -273,6 +289,9 @@ impl Queue {
             let mut remember = tx.prepare_cached(MEMORY_UPSERT).map_err(sql)?;
             for (dev, value) in memories {
                 remember.execute(params![dev, value]).map_err(sql)?;
+            }
+            if let Some(c) = consult {
+                c.save(&tx).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)?;
@@ -293,17 +312,7 @@ impl Queue {
                 "SELECT seq, class, created, topic, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )
             .map_err(sql)?;
-        let rows = stmt
-            .query_map(params![after as i64, limit as i64], |r| {
-                Ok(Record {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    class: Class::from_i64(r.get(1)?).unwrap_or(Class::Spot),
-                    created: r.get(2)?,
-                    topic: r.get(3)?,
-                    payload: r.get(4)?,
-                })
-            })
-            .map_err(sql)?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], record_of).map_err(sql)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql)
     }
 
@@ -348,7 +357,7 @@ impl Queue {
         Ok(())
     }
 
-    fn forget(&mut self, rows: &[(i64, i64)]) {
+    pub(super) fn forget(&mut self, rows: &[(i64, i64)]) {
         for (class, len) in rows {
             self.depth = self.depth.saturating_sub(1);
             if let Some(c) = Class::from_i64(*class) {
@@ -432,6 +441,10 @@ impl Queue {
             .query_row("SELECT created FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(|e| classify(&self.path, e))?;
+        let last_hub_ack: i64 = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'last_hub_ack'", [], |r| r.get(0))
+            .map_err(|e| classify(&self.path, e))?;
         Ok(QueueStats {
             depth: self.depth,
             bytes: self.bytes.iter().sum(),
@@ -439,6 +452,7 @@ impl Queue {
             delivered: self.delivered,
             dropped: self.dropped,
             next_seq: self.next_seq,
+            last_hub_ack: Some(last_hub_ack).filter(|t| *t > 0),
         })
     }
 
@@ -455,6 +469,17 @@ impl Queue {
     }
 }
 
+/// A queued record from a row `seq, class, created, topic, payload`.
+pub(super) fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        seq: r.get::<_, i64>(0)? as u64,
+        class: Class::from_i64(r.get(1)?).unwrap_or(Class::Spot),
+        created: r.get(2)?,
+        topic: r.get(3)?,
+        payload: r.get(4)?,
+    })
+}
+
 fn tally(
     into: &mut BTreeMap<(String, Class, &'static str), (u64, u64)>,
     class: Class,
@@ -463,7 +488,7 @@ fn tally(
 ) {
     for (topic, len) in rows {
         let dev = match topics::parse(&topic) {
-            Some(topics::TopicRef::Body { dev, .. }) => dev.to_string(),
+            Some(topics::TopicRef::Body { dev, .. }) => dev.unwrap_or_default().to_string(),
             _ => String::new(),
         };
         let e = into.entry((dev, class, reason)).or_default();
@@ -473,7 +498,7 @@ fn tally(
 }
 
 /// A damaged file is reported as such; everything else as a SQLite error.
-fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
+pub(super) fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
         if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) {
             return QueueError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };

@@ -2,7 +2,7 @@
 //! protected header {alg, content type, kid}, empty unprotected header, empty external AAD, and
 //! the body as payload. Built and read with `coset`, the Rust COSE library.
 
-use super::{GatewayKey, PublicKey};
+use super::{PublicKey, SigningKey};
 use crate::model::BodyFormat;
 use coset::{iana, CborSerializable, ContentType, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 
@@ -29,7 +29,7 @@ pub enum EnvelopeError {
 }
 
 /// Signs `body` and returns the tagged COSE_Sign1 bytes.
-pub fn seal(key: &GatewayKey, body: Vec<u8>, format: BodyFormat) -> Result<Vec<u8>, EnvelopeError> {
+pub fn seal(key: &SigningKey, body: Vec<u8>, format: BodyFormat) -> Result<Vec<u8>, EnvelopeError> {
     let header = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(key.public().kid().to_vec());
     let protected = match format {
         BodyFormat::Cbor => header.content_format(iana::CoapContentFormat::Cbor),
@@ -98,9 +98,9 @@ pub fn verify_envelope(sign1: CoseSign1, key: &PublicKey) -> Result<Envelope, En
 mod tests {
     use super::*;
 
-    fn key() -> (tempfile::TempDir, GatewayKey) {
+    fn key() -> (tempfile::TempDir, SigningKey) {
         let dir = tempfile::tempdir().unwrap();
-        let k = GatewayKey::generate(&dir.path().join("k")).unwrap();
+        let k = SigningKey::generate(&dir.path().join("k")).unwrap();
         (dir, k)
     }
 

@@ -1,5 +1,7 @@
-//! The gateway's Ed25519 signing key: a PKCS#8 document in PEM (`-----BEGIN PRIVATE KEY-----`),
-//! readable by OpenSSL. Like ssh, the daemon refuses a key file that others can read.
+//! Ed25519 signing keys (a gateway's, or a hub's): a PKCS#8 document in PEM
+//! (`-----BEGIN PRIVATE KEY-----`), readable by OpenSSL. Like ssh, spokegate refuses a key file that
+//! others can read. A hub key's file says whose it is in the explanatory text before the PEM block
+//! (RFC 7468 section 5.2): a line `spokegate-hub: <hub id>`.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -28,22 +30,35 @@ pub enum KeyError {
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
+/// The explanatory line naming a hub key's hub.
+const HUB_LABEL: &str = "spokegate-hub:";
 
-/// The private signing key.
-pub struct GatewayKey {
+/// A private signing key.
+pub struct SigningKey {
     pair: Ed25519KeyPair,
     public: PublicKey,
+    /// The hub this key signs for (hub keys only).
+    hub: Option<String>,
 }
 
-impl std::fmt::Debug for GatewayKey {
+impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayKey").field("kid", &self.public.kid_hex()).finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.public.kid_hex()).finish_non_exhaustive()
     }
 }
 
-impl GatewayKey {
-    /// Creates a new key file with mode 0600 (never overwrites one).
-    pub fn generate(path: &Path) -> Result<GatewayKey, KeyError> {
+impl SigningKey {
+    /// Creates a new gateway key file with mode 0600 (never overwrites one).
+    pub fn generate(path: &Path) -> Result<SigningKey, KeyError> {
+        Self::create(path, None)
+    }
+
+    /// Creates a new hub key file for hub `hub` with mode 0600 (never overwrites one).
+    pub fn generate_hub(path: &Path, hub: &str) -> Result<SigningKey, KeyError> {
+        Self::create(path, Some(hub))
+    }
+
+    fn create(path: &Path, hub: Option<&str>) -> Result<SigningKey, KeyError> {
         let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Generate)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -56,13 +71,16 @@ impl GatewayKey {
                 io(e)
             }
         })?;
-        let pem = format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(doc.as_ref()));
+        let label = hub.map(|h| format!("{HUB_LABEL} {h}\n")).unwrap_or_default();
+        let pem = format!("{label}{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(doc.as_ref()));
         file.write_all(pem.as_bytes()).and_then(|_| file.sync_all()).map_err(io)?;
-        Self::from_pkcs8(path, doc.as_ref())
+        let mut key = Self::from_pkcs8(path, doc.as_ref())?;
+        key.hub = hub.map(str::to_string);
+        Ok(key)
     }
 
     /// Loads a key file, refusing one that group or others can read.
-    pub fn load(path: &Path) -> Result<GatewayKey, KeyError> {
+    pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         let meta = fs::metadata(path).map_err(io)?;
         let mode = meta.permissions().mode() & 0o777;
@@ -71,26 +89,38 @@ impl GatewayKey {
         }
         let text = fs::read_to_string(path).map_err(io)?;
         let malformed = |why: &str| KeyError::Malformed { path: path.to_path_buf(), why: why.into() };
-        let inner = text
+        let begin = text.find(PEM_BEGIN).ok_or_else(|| malformed("no PRIVATE KEY PEM block"))?;
+        let (explanatory, block) = text.split_at(begin);
+        let inner = block
             .trim()
             .strip_prefix(PEM_BEGIN)
             .and_then(|t| t.strip_suffix(PEM_END))
             .ok_or_else(|| malformed("no PRIVATE KEY PEM block"))?;
         let b64: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
         let der = STANDARD.decode(b64).map_err(|_| malformed("bad base64"))?;
-        Self::from_pkcs8(path, &der)
+        let mut key = Self::from_pkcs8(path, &der)?;
+        key.hub = explanatory.lines().find_map(|l| l.trim().strip_prefix(HUB_LABEL)).map(|h| h.trim().to_string());
+        if key.hub.as_deref().is_some_and(|h| !crate::ids::is_valid_id(h)) {
+            return Err(malformed("the hub id must match [a-z0-9][a-z0-9-]{0,62}"));
+        }
+        Ok(key)
     }
 
-    fn from_pkcs8(path: &Path, der: &[u8]) -> Result<GatewayKey, KeyError> {
+    fn from_pkcs8(path: &Path, der: &[u8]) -> Result<SigningKey, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
             .map_err(|e| KeyError::Malformed { path: path.to_path_buf(), why: e.to_string() })?;
         let mut raw = [0u8; 32];
         raw.copy_from_slice(pair.public_key().as_ref());
-        Ok(GatewayKey { pair, public: PublicKey::from_raw(raw) })
+        Ok(SigningKey { pair, public: PublicKey::from_raw(raw), hub: None })
     }
 
     pub fn public(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// The hub this key signs for, when it is a hub key.
+    pub fn hub(&self) -> Option<&str> {
+        self.hub.as_deref()
     }
 
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
@@ -132,19 +162,28 @@ impl PublicKey {
 
     /// `{"kty":"OKP","crv":"Ed25519","x":...,"kid":...}` (RFC 8037).
     pub fn to_jwk(&self) -> String {
+        self.to_jwk_value().to_string()
+    }
+
+    /// The JWK as a JSON object, for adding members (`site`, `gw`, `hub`).
+    pub fn to_jwk_value(&self) -> serde_json::Value {
         serde_json::json!({
             "kty": "OKP",
             "crv": "Ed25519",
             "x": URL_SAFE_NO_PAD.encode(self.raw),
             "kid": self.kid_hex(),
         })
-        .to_string()
     }
 
     /// Reads a public JWK; a `kid` in it must match the key.
     pub fn from_jwk(text: &str) -> Result<Self, KeyError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| KeyError::BadJwk(e.to_string()))?;
+        Self::from_jwk_value(&v)
+    }
+
+    /// Reads a public JWK already parsed as JSON.
+    pub fn from_jwk_value(v: &serde_json::Value) -> Result<Self, KeyError> {
         let bad = |w: &str| KeyError::BadJwk(w.to_string());
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
         if v["kty"] != "OKP" || v["crv"] != "Ed25519" {
             return Err(bad("kty must be OKP and crv Ed25519"));
         }
@@ -172,23 +211,37 @@ mod tests {
     fn a_generated_key_is_private_reloads_and_verifies_its_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k/gateway.key");
-        let key = GatewayKey::generate(&path).unwrap();
+        let key = SigningKey::generate(&path).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let again = GatewayKey::load(&path).unwrap();
+        let again = SigningKey::load(&path).unwrap();
         assert_eq!(again.public(), key.public());
         let sig = again.sign(b"hello");
         assert!(key.public().verify(b"hello", &sig));
         assert!(!key.public().verify(b"hellO", &sig));
-        assert!(matches!(GatewayKey::generate(&path), Err(KeyError::Exists { .. })));
+        assert!(matches!(SigningKey::generate(&path), Err(KeyError::Exists { .. })));
+        assert_eq!(again.hub(), None);
+    }
+
+    #[test]
+    fn a_hub_key_file_names_its_hub_and_stays_a_pem_openssl_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.key");
+        let key = SigningKey::generate_hub(&path, "hub-dhaka").unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("spokegate-hub: hub-dhaka\n-----BEGIN PRIVATE KEY-----"), "{text}");
+        let again = SigningKey::load(&path).unwrap();
+        assert_eq!((again.hub(), again.public()), (Some("hub-dhaka"), key.public()));
+        fs::write(&path, text.replace("hub-dhaka", "Hub Dhaka")).unwrap();
+        assert!(matches!(SigningKey::load(&path), Err(KeyError::Malformed { .. })));
     }
 
     #[test]
     fn a_key_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.key");
-        GatewayKey::generate(&path).unwrap();
+        SigningKey::generate(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(GatewayKey::load(&path), Err(KeyError::TooOpen { mode: 0o644, .. })));
+        assert!(matches!(SigningKey::load(&path), Err(KeyError::TooOpen { mode: 0o644, .. })));
     }
 
     #[test]

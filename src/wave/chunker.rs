@@ -122,6 +122,7 @@ mod tests {
                 .collect(),
             counter_modulus: None,
             rows_per_frame: Some(1),
+            on_demand: false,
         })
     }
 

@@ -128,8 +128,9 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     mock.until("ECG stream complete", |v| v["event"] == "stream-complete" && v["device"] == "Polar H10 MOCK");
     let keys = gw.keys();
     sub.until_signed("8 records, 4 heart-rate readings and every ECG sample", &keys, |bodies| {
-        let records = bodies.iter().filter(|b| b.dev == "glucose-1" && b.kind == BodyKind::Obs).count();
-        let hr = bodies.iter().filter(|b| b.dev == "hr-1" && b.kind == BodyKind::Obs).count();
+        let records =
+            bodies.iter().filter(|b| b.dev.as_deref() == Some("glucose-1") && b.kind == BodyKind::Obs).count();
+        let hr = bodies.iter().filter(|b| b.dev.as_deref() == Some("hr-1") && b.kind == BodyKind::Obs).count();
         let ecg: u64 = bodies.iter().filter_map(|b| b.wave.as_ref()).map(|w| u64::from(w.n)).sum();
         records >= 8 && hr >= 4 && ecg >= samples.len() as u64
     })
@@ -142,13 +143,14 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     .await;
     let bodies = sub.bodies(&keys);
 
-    let glucose: Vec<&Body> = bodies.iter().filter(|b| b.dev == "glucose-1" && b.kind == BodyKind::Obs).collect();
+    let glucose: Vec<&Body> =
+        bodies.iter().filter(|b| b.dev.as_deref() == Some("glucose-1") && b.kind == BodyKind::Obs).collect();
     let numbers: Vec<u16> = glucose.iter().filter_map(|b| record_of(b)).collect();
     assert_eq!(numbers, (1..=8).collect::<Vec<u16>>(), "every stored record exactly once, in order");
     // The meter's clock (Current Time, 2020-05-21T10:30:45) is years behind the gateway's: recorded.
     let clock: Vec<&Body> = bodies
         .iter()
-        .filter(|b| b.dev == "glucose-1" && b.event.as_ref().is_some_and(|e| e.code == "device-clock"))
+        .filter(|b| b.dev.as_deref() == Some("glucose-1") && b.event.as_ref().is_some_and(|e| e.code == "device-clock"))
         .collect();
     assert_eq!(clock.len(), 2, "one per connect (the meter walked away once)");
     let stated = time::macros::datetime!(2020-05-21 10:30:45 UTC).unix_timestamp() * 1000;
@@ -162,7 +164,7 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
 
     let heart: Vec<f64> = bodies
         .iter()
-        .filter(|b| b.dev == "hr-1")
+        .filter(|b| b.dev.as_deref() == Some("hr-1"))
         .filter_map(|b| b.obs.as_ref())
         .flat_map(|o| o.iter().filter(|o| o.code.mdc == 147842).map(|o| o.val.unwrap()))
         .collect();
@@ -246,7 +248,7 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
         codes.iter().filter(|c| *c == "gatt-invalid").count() >= 5
             && codes.iter().any(|c| c == "racp-error")
             && codes.iter().any(|c| c == "device-silent")
-            && bodies.iter().filter(|b| b.dev == "hr-1" && b.kind == BodyKind::Obs).count() >= 2
+            && bodies.iter().filter(|b| b.dev.as_deref() == Some("hr-1") && b.kind == BodyKind::Obs).count() >= 2
             && codes.iter().filter(|c| *c == "wave-gap").count() >= 2
             && codes.iter().any(|c| c == "pmd-frame-invalid")
     })
@@ -258,18 +260,18 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
     let bodies = sub.verified.clone();
     let refused: Vec<&Body> = bodies.iter().filter(|b| code_of(b) == "gatt-invalid").collect();
     for b in &refused {
-        assert_eq!(b.dev, "hr-1");
+        assert_eq!(b.dev.as_deref(), Some("hr-1"));
         let e = b.event.as_ref().unwrap();
         assert!(e.text.contains("0x2A37"), "{}", e.text);
     }
     let racp = bodies.iter().find(|b| code_of(b) == "racp-error").unwrap();
-    assert_eq!(racp.dev, "refusing-1");
+    assert_eq!(racp.dev.as_deref(), Some("refusing-1"));
     assert!(racp.event.as_ref().unwrap().text.contains("invalid operand"));
-    assert_eq!(bodies.iter().find(|b| code_of(b) == "device-silent").unwrap().dev, "silent-1");
+    assert_eq!(bodies.iter().find(|b| code_of(b) == "device-silent").unwrap().dev.as_deref(), Some("silent-1"));
     // The good notifications around the bad ones still arrived, in order.
     let heart: Vec<f64> = bodies
         .iter()
-        .filter(|b| b.dev == "hr-1")
+        .filter(|b| b.dev.as_deref() == Some("hr-1"))
         .filter_map(|b| b.obs.as_ref())
         .flat_map(|o| o.iter().map(|o| o.val.unwrap()))
         .collect();

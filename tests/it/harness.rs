@@ -5,7 +5,7 @@ use spokegate::daemon::{self, Counters};
 use spokegate::hub::{check, HubMessage, KeyRing};
 use spokegate::model::Body;
 use spokegate::shutdown::{self, ShutdownTrigger};
-use spokegate::sign::GatewayKey;
+use spokegate::sign::SigningKey;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -185,7 +185,7 @@ impl Subscriber {
         loop {
             for (t, p) in &self.seen[self.checked..] {
                 match check(t, p, keys) {
-                    Ok(HubMessage::Signed(b)) => self.verified.push(b),
+                    Ok(HubMessage::Signed(b)) => self.verified.push(*b),
                     Ok(_) => {}
                     Err(e) => panic!("{t}: {e}"),
                 }
@@ -211,7 +211,7 @@ impl Subscriber {
         self.seen
             .iter()
             .filter_map(|(t, p)| match check(t, p, keys) {
-                Ok(HubMessage::Signed(b)) => Some(b),
+                Ok(HubMessage::Signed(b)) => Some(*b),
                 Ok(_) => None,
                 Err(e) => panic!("{t}: {e}"),
             })
@@ -234,7 +234,7 @@ fn topic_counts(seen: &[(String, Vec<u8>)]) -> String {
 pub fn signed(seen: &[(String, Vec<u8>)], keys: &KeyRing) -> Vec<Body> {
     seen.iter()
         .filter_map(|(t, p)| match check(t, p, keys) {
-            Ok(HubMessage::Signed(b)) => Some(b),
+            Ok(HubMessage::Signed(b)) => Some(*b),
             _ => None,
         })
         .collect()
@@ -248,7 +248,7 @@ pub struct GatewayDir {
 impl GatewayDir {
     pub fn new() -> GatewayDir {
         let dir = tempfile::tempdir().unwrap();
-        GatewayKey::generate(&dir.path().join("gateway.key")).unwrap();
+        SigningKey::generate(&dir.path().join("gateway.key")).unwrap();
         GatewayDir { dir }
     }
 
@@ -256,12 +256,24 @@ impl GatewayDir {
         self.dir.path()
     }
 
-    pub fn key(&self) -> GatewayKey {
-        GatewayKey::load(&self.path().join("gateway.key")).unwrap()
+    pub fn key(&self) -> SigningKey {
+        SigningKey::load(&self.path().join("gateway.key")).unwrap()
+    }
+
+    /// The gateway's public JWK bound to its site and gateway (as `spokegate key show --config`
+    /// prints it), written next to the key; its path.
+    pub fn jwk_file(&self) -> PathBuf {
+        let path = self.path().join("gateway.jwk");
+        let bound = spokegate::sign::BoundKey {
+            key: self.key().public().clone(),
+            binding: spokegate::sign::Binding::Gateway { site: "test-site".into(), gw: "gw-test".into() },
+        };
+        std::fs::write(&path, bound.to_jwk()).unwrap();
+        path
     }
 
     pub fn keys(&self) -> KeyRing {
-        KeyRing::new([self.key().public().clone()])
+        KeyRing::gateway(self.key().public(), "test-site", "gw-test")
     }
 
     /// Writes a configuration with one serial device per `(id, profile, path)`.
@@ -290,7 +302,7 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    pub fn start(config: &Path, key: GatewayKey) -> RunningGateway {
+    pub fn start(config: &Path, key: SigningKey) -> RunningGateway {
         let config = Config::load(config).unwrap_or_else(|d| panic!("{d}"));
         let mut counters = Counters::default();
         for d in &config.devices {

@@ -14,8 +14,7 @@ use std::process::{Command, Stdio};
 async fn a_python_hub_verifies_every_signature_with_pycose_and_reads_the_values() {
     let broker = Mosquitto::start();
     let gw = GatewayDir::new();
-    let jwk = gw.path().join("gateway.jwk");
-    std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
+    let jwk = gw.jwk_file();
     let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
     let config = gw.config(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "");
 
@@ -72,8 +71,7 @@ async fn a_python_hub_unpacks_the_waveforms_and_finds_the_source_checksums() {
     use spokegate::sim::waves::{self, WireProtocol};
     let broker = Mosquitto::start();
     let gw = GatewayDir::new();
-    let jwk = gw.path().join("gateway.jwk");
-    std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
+    let jwk = gw.jwk_file();
     let profiles = gw.path().join("profiles");
     spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
     let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();

@@ -70,8 +70,7 @@ fn read_record(dir: &Path, name: &str) -> (wfdb::Header, Vec<Vec<i32>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
     let WaveRig { broker, dir, mut ecg, mut ecg12, mut steth, gw, config } = WaveRig::new();
-    let jwk = gw.path().join("gateway.jwk");
-    std::fs::write(&jwk, gw.key().public().to_jwk()).unwrap();
+    let jwk = gw.jwk_file();
     let record = dir.path().join("record");
     let mut hub = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"))
         .args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{}", broker.port), "--key"])
@@ -88,7 +87,8 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let line = tokio::time::timeout_at(deadline, lines.next_line()).await.expect("hub sees the gateway").unwrap();
-        if line.is_some_and(|l| l.contains("/status") && l.contains("online")) {
+        let line = line.expect("the hub keeps running");
+        if line.contains("/status") && line.contains("online") {
             break;
         }
     }
@@ -132,7 +132,9 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
 
     // MIT-BIH through Cyton packets: the WFDB record equals the source, and its checksums are the
     // ones the source header states.
-    for (name, rec, stream) in [("gw_test_ecg_1_ecg", &mit, "ecg"), ("gw_test_ecg_2_ecg12", &ptb, "ecg12")] {
+    for (name, rec, stream) in
+        [("test_site_gw_test_ecg_1_ecg", &mit, "ecg"), ("test_site_gw_test_ecg_2_ecg12", &ptb, "ecg12")]
+    {
         let (header, signals) = read_record(&record, name);
         let source = rec.header.as_ref().unwrap();
         assert_eq!(header.signals.len(), source.signals.len(), "{stream}");
@@ -153,7 +155,7 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
         }
     }
     // The heart sound comes back as a WAV identical in samples (whole 20-sample frames were sent).
-    let wav = wav::read_pcm16(&std::fs::read(record.join("gw_test_steth_1_pcg.wav")).unwrap()).unwrap();
+    let wav = wav::read_pcm16(&std::fs::read(record.join("test_site_gw_test_steth_1_pcg.wav")).unwrap()).unwrap();
     assert_eq!((wav.rate, wav.channels), (2000, 1));
     let sent: Vec<i16> = pcg.samples[..65_280].iter().map(|&v| v as i16).collect();
     assert_eq!(wav.samples.len(), sent.len());
@@ -263,7 +265,7 @@ async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
         assert_eq!(hub_gaps.get(*stream), Some(&want), "{stream}: gaps seen by the hub");
         assert_eq!(gateway_gaps.get(*stream), Some(&want), "{stream}: wave-gap events");
     }
-    let key = StreamKey { gw: "gw-test".into(), dev: "steth-1".into(), stream: "pcg".into() };
+    let key = StreamKey { site: "test-site".into(), gw: "gw-test".into(), dev: "steth-1".into(), stream: "pcg".into() };
     let tally = hub.tallies().find(|(k, _)| **k == key).unwrap().1;
     assert_eq!(tally.samples + tally.missing, 8_000);
     // The corrupt units were reported as such, too.

@@ -1,0 +1,64 @@
+//! The running daemon's picture of itself, in one watch channel: what the `status` command, the
+//! retained status and (later) the operator's page read. Stages write their part (the pipeline
+//! device states and the consult, the uplink its connection); readers never reach into a stage.
+
+use crate::mqtt::status::{DeviceState, LinkState};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The writing side, shared by the stages.
+pub type SnapshotTx = Arc<tokio::sync::watch::Sender<Snapshot>>;
+
+/// A new snapshot channel.
+pub fn channel(snapshot: Snapshot) -> (SnapshotTx, tokio::sync::watch::Receiver<Snapshot>) {
+    let (tx, rx) = tokio::sync::watch::channel(snapshot);
+    (Arc::new(tx), rx)
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub devices: BTreeMap<String, DeviceSnapshot>,
+    pub uplink: UplinkSnapshot,
+    /// The consult open now.
+    pub consult: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSnapshot {
+    pub profile: String,
+    pub state: LinkState,
+    pub since: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UplinkSnapshot {
+    pub connected: bool,
+    /// Since when the uplink is connected (or disconnected), RFC 3339.
+    pub since: Option<String>,
+    /// `broker` or `hub`: what deletes a message from the queue.
+    pub delivery: String,
+    /// Messages sent that no hub has acknowledged yet (hub delivery).
+    pub unacked: u64,
+    /// When a hub last acknowledged (hub delivery), RFC 3339.
+    pub last_hub_ack: Option<String>,
+}
+
+impl Snapshot {
+    pub fn device_state(&mut self, dev: &str, s: &DeviceState) {
+        self.devices.insert(
+            dev.to_string(),
+            DeviceSnapshot {
+                profile: s.profile.clone(),
+                state: s.state,
+                since: s.since.clone(),
+                detail: s.detail.clone(),
+                streaming: s.streaming,
+            },
+        );
+    }
+}
