@@ -60,7 +60,7 @@ pub struct WatchStats {
 
 /// Acknowledgements are sent at the latest this long after the first seq they cover, or as soon
 /// as this many seqs of one gateway wait.
-const ACK_DELAY: Duration = Duration::from_millis(100);
+const ACK_DELAY: Duration = Duration::from_millis(20);
 const ACK_BATCH: usize = 256;
 
 /// Everything a watch session keeps across connections.
@@ -107,7 +107,7 @@ pub async fn watch(
         recorder,
         acker,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(25));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
     'connections: loop {
         let (client, eventloop) = AsyncClient::new(mqtt_options(&w.opts), 1024);
         let mut events = spawn_poller(eventloop);

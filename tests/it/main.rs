@@ -4,11 +4,15 @@
 
 mod ble;
 mod cli;
+mod commands;
 mod config_errors;
+mod consult;
 mod durability;
 mod e2e;
 mod gatt_vectors;
 mod harness;
+mod hub_delivery;
+mod hub_trust;
 mod python_hub;
 mod robustness;
 mod unplug;

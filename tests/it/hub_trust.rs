@@ -1,0 +1,100 @@
+//! Hub-side trust with the real `spokegate watch`: every gateway key is bound to one (site, gw); a
+//! key bound to nothing is refused when the keyring is read; a body signed by a gateway key on
+//! another gateway's topic, or by a hub key, is rejected; unsigned status is shown as unsigned.
+
+use crate::harness::*;
+use spokegate::model::{BodyFormat, Code, Observation, Unit};
+use spokegate::pipeline::{make_body, Payload, Source};
+use spokegate::sign::{seal, Binding, BoundKey};
+use std::process::Stdio;
+use tokio::io::AsyncBufReadExt;
+
+fn watch_cmd(port: u16, keys: &[&std::path::Path]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"));
+    c.args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{port}")]);
+    for k in keys {
+        c.arg("--key").arg(k);
+    }
+    c.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_bound_to_nothing_is_refused_when_the_keyring_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubKey::new("hub-x");
+    // A bare JWK (no site/gw, no hub): bound to nothing.
+    let bare = dir.path().join("bare.jwk");
+    std::fs::write(&bare, hub.key.public().to_jwk()).unwrap();
+    let out = watch_cmd(1, &[&bare]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bound to nothing"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_key_on_another_gateways_topic_or_a_hub_key_is_rejected_and_status_is_unsigned() {
+    let broker = Mosquitto::start();
+    let a = GatewayDir::new();
+    let b = tempfile::tempdir().unwrap();
+    let b_key = spokegate::sign::SigningKey::generate(&b.path().join("b.key")).unwrap();
+    let b_jwk = b.path().join("b.jwk");
+    let bound_b = BoundKey {
+        key: b_key.public().clone(),
+        binding: Binding::Gateway { site: "test-site".into(), gw: "gw-other".into() },
+    };
+    std::fs::write(&b_jwk, bound_b.to_jwk()).unwrap();
+    let hub = HubKey::new("hub-x");
+    let mut watch = watch_cmd(broker.port, &[&a.jwk_file(), &b_jwk, &hub.jwk]).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let publisher = Publisher::connect(broker.port, "forger").await;
+    // Wait until watch is subscribed: it shows a status published after it connected.
+    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let status_line = loop {
+        publisher.publish("spokegate/v1/test-site/gw-other/status", status.clone()).await;
+        match tokio::time::timeout(std::time::Duration::from_millis(200), lines.next_line()).await {
+            Ok(l) => break l.unwrap().expect("watch runs"),
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&status_line).unwrap();
+    assert_eq!(v["verdict"], "unsigned", "a status proves nothing: {status_line}");
+
+    let obs = || {
+        Payload::Obs(vec![Observation::measured(
+            Code { mdc: 150021, loinc: None, name: None },
+            120.0,
+            Unit { ucum: "mm[Hg]".into(), mdc: None },
+        )])
+    };
+    let from = Source { dev: "monitor-1".into(), profile: "hl7-pcd01".into() };
+    let forge = |key: &spokegate::sign::SigningKey, gw: &str, seq| {
+        let body = make_body("test-site", gw, Some(&from), obs(), seq, 1, None);
+        seal(key, body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+    };
+    let topic_b = "spokegate/v1/test-site/gw-other/dev/monitor-1/obs";
+    // Gateway A's key speaking for gateway B; a hub's key speaking for B; then B's own message.
+    publisher.publish(topic_b, forge(&a.key(), "gw-other", 1)).await;
+    publisher.publish(topic_b, forge(&hub.key, "gw-other", 2)).await;
+    publisher.publish(topic_b, forge(&b_key, "gw-other", 3)).await;
+    let mut verdicts = Vec::new();
+    while verdicts.len() < 3 {
+        let l = tokio::time::timeout_at(deadline, lines.next_line()).await.expect("watch answers").unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        if v["topic"] == topic_b {
+            verdicts.push((v["verdict"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap_or("").to_string()));
+        }
+    }
+    assert_eq!(verdicts[0].0, "rejected");
+    assert!(
+        verdicts[0].1.contains("bound to gateway test-site/gw-test, not to gateway test-site/gw-other"),
+        "{:?}",
+        verdicts[0]
+    );
+    assert_eq!(verdicts[1].0, "rejected");
+    assert!(verdicts[1].1.contains("bound to hub hub-x"), "{:?}", verdicts[1]);
+    assert_eq!(verdicts[2].0, "verified");
+    unsafe { libc::kill(watch.id().unwrap() as i32, libc::SIGTERM) };
+    let _ = watch.wait().await;
+}
