@@ -104,6 +104,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         client_id: "spokegate-demo-hub".into(),
         record: opts.record.clone(),
         ack_key: None,
+        out_file: None,
     };
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let hub = tokio::spawn(async move {

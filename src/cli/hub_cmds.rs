@@ -32,6 +32,9 @@ pub struct WatchArgs {
     /// under hub delivery free their queues.
     #[arg(long, value_name = "HUB_KEY")]
     pub hub_key: Option<PathBuf>,
+    /// Append the lines to FILE (synced to disk before every acknowledgement) instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +109,7 @@ pub async fn watch(a: WatchArgs) -> i32 {
         client_id: format!("spokegate-watch-{}", std::process::id()),
         record: a.record,
         ack_key,
+        out_file: a.out,
     };
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {

@@ -69,9 +69,9 @@ impl Default for HubConfig {
     }
 }
 
-/// Defaults of `[hub]`: a minute before resending, and at most as many messages out as
+/// Defaults of `[hub]`: half a minute before resending, and at most as many messages out as
 /// mosquitto queues for a slow subscriber by default (`max_queued_messages 1000`).
-pub const DEFAULT_ACK_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_ACK_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_UNACKED_MAX: usize = 1000;
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use crate::config::MqttUrl;
 use crate::model::{Body, CmdBody, ReplyState};
 use crate::mqtt::{spawn_poller, topics};
 use crate::sign::{open_from_gateway, KeyRing, SigningKey};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 
 /// One reply as it arrived: the body, and whether its signature was checked.
@@ -58,7 +58,7 @@ pub async fn ask(a: Ask<'_>, mut each: impl FnMut(&ReceivedReply)) -> Result<Vec
     if a.url.tls {
         o.set_transport(rumqttc::Transport::tls_with_default_config());
     }
-    let (client, eventloop) = AsyncClient::new(o, 16);
+    let (client, eventloop) = crate::mqtt::client(o, 16);
     let mut events = spawn_poller(eventloop);
     let reply_topic = topics::reply(a.site, a.gw, &id);
     let mut replies = Vec::new();

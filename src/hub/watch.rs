@@ -37,6 +37,9 @@ pub struct WatchOptions {
     pub record: Option<std::path::PathBuf>,
     /// Acknowledge what was shown or recorded, signed with this hub key.
     pub ack_key: Option<Arc<SigningKey>>,
+    /// Append the lines to this file instead of the output, synced before each acknowledgement
+    /// (a hub that stores every message in a file).
+    pub out_file: Option<std::path::PathBuf>,
 }
 
 /// What a watch session saw.
@@ -73,6 +76,7 @@ struct Watcher {
     waves: Reassembler,
     recorder: Option<Recorder>,
     acker: Option<Acker>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 fn mqtt_options(opts: &WatchOptions) -> MqttOptions {
@@ -98,7 +102,12 @@ pub async fn watch(
         let _ = opts.keys.insert(own);
     }
     let recorder = opts.record.as_deref().map(Recorder::new).transpose()?;
+    let file = match &opts.out_file {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
+        None => None,
+    };
     let mut w = Watcher {
+        file,
         opts,
         dedup: Deduplicator::new(1 << 20),
         last_retained: HashMap::new(),
@@ -109,7 +118,7 @@ pub async fn watch(
     };
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     'connections: loop {
-        let (client, eventloop) = AsyncClient::new(mqtt_options(&w.opts), 1024);
+        let (client, eventloop) = crate::mqtt::client(mqtt_options(&w.opts), 1024);
         let mut events = spawn_poller(eventloop);
         let mut connected = false;
         loop {
@@ -149,9 +158,7 @@ pub async fn watch(
             _ = shutdown.triggered() => break,
         }
     }
-    if let Some(r) = w.recorder.as_mut() {
-        r.sync()?;
-    }
+    w.sync()?;
     Ok(w.stats)
 }
 
@@ -214,8 +221,25 @@ impl Watcher {
             }
         };
         if !line.is_empty() {
-            writeln!(out, "{line}")?;
-            out.flush()?;
+            match self.file.as_mut() {
+                Some(f) => writeln!(f, "{line}")?,
+                None => {
+                    writeln!(out, "{line}")?;
+                    out.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces what was recorded and written to disk.
+    fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(r) = self.recorder.as_mut() {
+            r.sync()?;
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.flush()?;
+            f.get_ref().sync_data()?;
         }
         Ok(())
     }
@@ -228,10 +252,9 @@ impl Watcher {
         if acker.is_empty() || !(all || acker.due(now)) {
             return Ok(());
         }
-        if let Some(r) = self.recorder.as_mut() {
-            r.sync()?;
-        }
-        for p in acker.take(now, all) {
+        let acks = acker.take(now, all);
+        self.sync()?;
+        for p in acks {
             if client.try_publish(p.topic, QoS::AtLeastOnce, false, p.payload).is_ok() {
                 self.stats.acks_sent += 1;
             }

@@ -193,6 +193,8 @@ struct Link {
     /// Hub delivery: what is out without a hub's acknowledgement, and the ranges to delete.
     hub: Option<HubDelivery>,
     hub_acked: Vec<(u64, u64)>,
+    /// Hub delivery: messages an acknowledgement showed lost, to send again.
+    lost: Vec<u64>,
 }
 
 /// Runs the uplink until the sealer is done and the drain is over.
@@ -211,6 +213,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
         acked: Vec::new(),
         hub,
         hub_acked: Vec::new(),
+        lost: Vec::new(),
     };
     link.inputs.snapshot.send_modify(|s| {
         s.uplink.delivery = link.inputs.hub.delivery.as_str().into();
@@ -220,7 +223,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
-        let (client, eventloop) = AsyncClient::new(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
+        let (client, eventloop) = super::client(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
         let mut events = spawn_poller(eventloop);
         let mut s = Session { maybe_more: true, ..Session::default() };
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -274,6 +277,9 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                         if link.incoming(&p.topic, &p.payload) {
                             s.maybe_more = true;
                         }
+                        if !link.lost.is_empty() {
+                            link.resend_due(&client, &mut s);
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => break e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()),
@@ -308,7 +314,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                 _ = tick.tick() => {
                     link.flush_deletes();
                     if s.connected {
-                        link.resend_overdue(&client, &mut s);
+                        link.resend_due(&client, &mut s);
                         if tokio::time::Instant::now() >= status_due {
                             status_due = tokio::time::Instant::now() + STATUS_EVERY;
                             let status = link.status(true);
@@ -323,6 +329,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
         if let Some(h) = link.hub.as_mut() {
             h.connection_lost();
         }
+        link.lost.clear();
         link.publish_unacked();
         link.inputs.snapshot.send_modify(|snap| {
             if snap.uplink.connected {
@@ -439,9 +446,10 @@ impl Link {
             }
         };
         let ranges: Vec<(u64, u64)> = ack.ranges().collect();
-        let n = hub.acknowledged(&ranges);
+        let (n, lost) = hub.acknowledged(&ranges, std::time::Instant::now());
         self.inputs.counters.hub_acked.fetch_add(n as u64, Ordering::Relaxed);
         self.hub_acked.extend(ranges);
+        self.lost.extend(lost);
         self.publish_unacked();
         n > 0
     }
@@ -520,11 +528,18 @@ impl Link {
         true
     }
 
-    /// Hub delivery: sends again (same bytes, same seq) what no hub acknowledged in time.
-    fn resend_overdue(&mut self, client: &AsyncClient, s: &mut Session) {
+    /// Hub delivery: sends again (same bytes, same seq) what an acknowledgement showed lost, what
+    /// no hub acknowledged in time, and the probe while no hub acknowledges anything.
+    fn resend_due(&mut self, client: &AsyncClient, s: &mut Session) {
         let Some(h) = self.hub.as_ref() else { return };
+        let now = std::time::Instant::now();
         let room = WINDOW.saturating_sub(s.outstanding());
-        let due = h.overdue(std::time::Instant::now(), room);
+        let mut due: Vec<u64> = std::mem::take(&mut self.lost);
+        due.extend(h.overdue(now, room));
+        due.extend(h.probe(now));
+        due.sort_unstable();
+        due.dedup();
+        due.truncate(room);
         if due.is_empty() {
             return;
         }
@@ -538,7 +553,7 @@ impl Link {
                 h.forget(*seq);
             }
         }
-        tracing::debug!(count = rows.len(), "no hub acknowledged these in time; sending them again");
+        tracing::debug!(count = rows.len(), "sending again what no hub acknowledged");
         for r in rows {
             if client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload).is_err() {
                 break;
@@ -546,7 +561,7 @@ impl Link {
             s.awaiting_pkid.push_back(Some(r.seq));
             self.inputs.counters.resent.fetch_add(1, Ordering::Relaxed);
             if let Some(h) = self.hub.as_mut() {
-                h.sent(r.seq, std::time::Instant::now());
+                h.sent(r.seq, now);
             }
         }
     }

@@ -10,3 +10,14 @@ pub mod topics;
 pub use delivery::HubDelivery;
 pub(crate) use link::spawn_poller;
 pub use link::{run_link, InboundCommand, LinkCounters, LinkInputs, Publication, QueueHealth};
+
+/// An MQTT client and its event loop, with Nagle's algorithm off: commands, replies and
+/// acknowledgements are small packets answered by small packets, and Nagle with delayed ACKs would
+/// hold each of them back tens of milliseconds.
+pub fn client(options: rumqttc::MqttOptions, capacity: usize) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, capacity);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}

@@ -26,7 +26,27 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static 
         ("ble for a serial profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nble = {{ name = \"x\" }}\n"), 10, "device[0].ble", "serial device"),
         ("BLE device without ble", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"g1\"\nprofile = \"ble-glucose\"\n"), 8, "device[0].ble", "transport"),
         ("bad body format", format!("[gateway]\nsite = \"s\"\nid = \"g\"\nstate_dir = \"/x\"\nbody_format = \"xml\"\n{GOOD_MQTT}"), 5, "gateway.body_format", "cbor, json"),
+        ("hub key file missing", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\nkeys = [\"/nonexistent/hub.jwk\"]\n"), 8, "hub.keys[0]", "No such file"),
+        ("hub key not JSON", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\nkeys = [\"/etc/hostname\"]\n"), 8, "hub.keys[0]", "not JSON"),
+        ("hub delivery without a hub key", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\ndelivery = \"hub\"\n"), 8, "hub.delivery", "needs the hub's key"),
+        ("unknown delivery", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\ndelivery = \"carrier-pigeon\"\n"), 8, "hub.delivery", "broker, hub"),
+        ("unacked_max zero", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\nunacked_max = 0\n"), 8, "hub.unacked_max", "between 1"),
     ]
+}
+
+#[test]
+fn a_gateway_key_among_the_hub_keys_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw_key = spokegate::sign::SigningKey::generate(&dir.path().join("g.key")).unwrap();
+    let bound = spokegate::sign::BoundKey {
+        key: gw_key.public().clone(),
+        binding: spokegate::sign::Binding::Gateway { site: "s1".into(), gw: "gw-1".into() },
+    };
+    let jwk = dir.path().join("g.jwk");
+    std::fs::write(&jwk, bound.to_jwk()).unwrap();
+    let text = format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\nkeys = [\"{}\"]\n", jwk.display());
+    let err = Config::parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+    assert!(err.contains("c.toml:8:") && err.contains("hub.keys[0]") && err.contains("not a hub key"), "{err}");
 }
 
 #[test]
