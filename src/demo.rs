@@ -10,13 +10,14 @@ use crate::daemon::{self, Counters};
 use crate::framing::mllp_wrap;
 use crate::hub::{watch, KeyRing, WatchFormat, WatchOptions, WatchStats};
 use crate::shutdown::{self, Shutdown};
-use crate::sign::SigningKey;
+use crate::sign::{Binding, BoundKey, SigningKey};
 use crate::sim::ble_mock::{ecg_frames, MockBluez, PrivateBus};
 use crate::sim::waves::{self, WireProtocol};
 use crate::sim::{broker, recordings, PtyDevice, PtyPeer};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -44,7 +45,12 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     // First, before any other thread reads the environment: the BLE devices' private bus.
     let ble = ble_devices(dir.path());
     let key = SigningKey::generate(&dir.path().join("gateway.key"))?;
-    let keys = KeyRing::gateway(key.public(), "demo-site", "gw-demo");
+    let mut keys = KeyRing::gateway(key.public(), "demo-site", "gw-demo");
+    // The demo's hub: it opens a consult, and acknowledges what it shows (hub delivery).
+    let hub_key = Arc::new(SigningKey::generate_hub(&dir.path().join("hub.key"), "demo-hub")?);
+    let hub_bound = BoundKey { key: hub_key.public().clone(), binding: Binding::Hub { hub: "demo-hub".into() } };
+    std::fs::write(dir.path().join("hub.jwk"), hub_bound.to_jwk())?;
+    keys.insert(hub_bound).map_err(|e| anyhow::anyhow!(e))?;
     let port = broker::free_port()?;
     broker::start(port)?;
 
@@ -79,7 +85,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         }
         Err(why) => writeln!(out, "  (BLE devices left out: {why})")?,
     }
-    writeln!(out, "hub view (every line below passed COSE_Sign1 verification with the public key):")?;
+    writeln!(out, "  hub        demo-hub: opens a consult with a signed consult.start, acknowledges what it shows")?;
+    writeln!(out, "hub view (every ✔ line passed COSE_Sign1 verification with the key bound to its sender; status and state are unsigned):")?;
 
     let (trigger, shutdown) = shutdown::channel();
     let (hub_trigger, hub_shutdown) = shutdown::channel();
@@ -98,18 +105,49 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     });
     let hub_opts = WatchOptions {
         url: crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port },
-        keys,
+        keys: keys.clone(),
         format: opts.format,
         filter: "spokegate/v1/#".into(),
         client_id: "spokegate-demo-hub".into(),
         record: opts.record.clone(),
-        ack_key: None,
+        ack_key: Some(hub_key.clone()),
         out_file: None,
     };
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let hub = tokio::spawn(async move {
         let mut sink = ChannelWriter(lines_tx);
         watch(hub_opts, hub_shutdown, &mut sink).await
+    });
+
+    // The hub doctor opens the consult: a signed command, answered by a signed reply.
+    let consult_id = format!("DEMO-{}", crate::clock::now_rfc3339().get(..10).unwrap_or("consult"));
+    let url = crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port };
+    let ask_keys = keys.clone();
+    let link_counters = counters.link.clone();
+    let asker = tokio::spawn(async move {
+        // Once the gateway is connected (it subscribes to its commands first thing); a command
+        // that still went unheard is asked again.
+        while link_counters.connects.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for _ in 0..5 {
+            let args =
+                crate::command::Args::from([("consult".to_string(), serde_json::Value::String(consult_id.clone()))]);
+            let ask = crate::hub::ask::Ask {
+                url: &url,
+                key: &hub_key,
+                site: "demo-site",
+                gw: "gw-demo",
+                name: "consult.start",
+                args,
+                keys: &ask_keys,
+                timeout: Duration::from_secs(2),
+            };
+            match crate::hub::ask::ask(ask, |_| {}).await {
+                Ok(_) => return,
+                Err(e) => tracing::debug!(error = %e, "the demo hub asks again"),
+            }
+        }
     });
 
     let stop = async {
@@ -128,6 +166,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
             },
         }
     }
+    asker.abort();
     trigger.trigger();
     daemon.await??;
     let device_acks = sims.await.unwrap_or(0);
@@ -182,6 +221,10 @@ profiles_dir = "{state}/profiles"
 
 [mqtt]
 url = "mqtt://127.0.0.1:{port}"
+
+[hub]
+keys = ["{state}/hub.jwk"]
+delivery = "hub"
 
 [[device]]
 id = "monitor-1"

@@ -132,4 +132,10 @@ fn the_demo_runs_with_no_setup_and_shows_verified_readings() {
     for stream in ["ecg", "pcg"] {
         assert!(lines.iter().any(|l| l["body"]["type"] == "wave" && l["body"]["stream"] == stream), "{stream}");
     }
+    // The demo's hub opened a consult: the gateway's signed consult and reply, and readings bound to it.
+    let consult = lines.iter().find(|l| l["body"]["type"] == "consult").expect("a consult message");
+    let id = consult["body"]["consult"].as_str().unwrap();
+    assert!(id.starts_with("DEMO-"), "{consult}");
+    assert!(lines.iter().any(|l| l["body"]["type"] == "reply" && l["body"]["state"] == "done"), "{stdout}");
+    assert!(lines.iter().any(|l| l["body"]["type"] == "obs" && l["body"]["consult"] == id), "{stdout}");
 }
