@@ -122,6 +122,7 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
     let mut wave = profile.wave.clone().map(WaveStream::new);
     let mut chunks = Vec::new();
     let mut session = Assembler::default();
+    let mut not_forwarded = crate::decode::ble::NotForwarded::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -135,6 +136,9 @@ pub fn decode_ble_capture(profile: &Profile, text: &str) -> Result<Vec<Body>, He
             Ok(Notified::Reading(r)) => {
                 for p in &r.problems {
                     push(Payload::Event(p.clone()), None);
+                }
+                if let Some(e) = not_forwarded.report(&r) {
+                    push(Payload::Event(e), None);
                 }
                 for a in session.reading(r, |_| false) {
                     match a {

@@ -63,4 +63,5 @@ pub mod sim;
 pub mod snapshot;
 pub mod systemd;
 pub mod transport;
+pub mod units;
 pub mod wave;

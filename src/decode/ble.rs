@@ -32,6 +32,8 @@ pub struct Readings {
     pub ctx: std::collections::BTreeMap<String, String>,
     /// Values the profile refused (out of range, unit mismatch).
     pub problems: Vec<Event>,
+    /// Values the device sent that the profile maps to no code (not forwarded).
+    pub unmapped: Vec<&'static str>,
 }
 
 impl Readings {
@@ -48,6 +50,11 @@ impl Readings {
         }
         self.observations.extend(context.observations);
         self.problems.extend(context.problems);
+        for u in context.unmapped {
+            if !self.unmapped.contains(&u) {
+                self.unmapped.push(u);
+            }
+        }
     }
 }
 
@@ -95,7 +102,12 @@ pub fn readings(spec: &GattSpec, c: Characteristic, r: GattReading) -> Readings 
     };
     let ctx = (!r.ctx.is_empty()).then(|| r.ctx.clone());
     for v in &r.values {
-        let Some(field) = spec.fields.iter().find(|f| f.source == v.source) else { continue };
+        let Some(field) = spec.fields.iter().find(|f| f.source == v.source) else {
+            if !out.unmapped.contains(&v.source) {
+                out.unmapped.push(v.source);
+            }
+            continue;
+        };
         if !field.unit.ucum.is_empty() && field.unit.ucum != v.ucum {
             out.problems.push(
                 Event::new(
@@ -117,16 +129,48 @@ pub fn readings(spec: &GattSpec, c: Characteristic, r: GattReading) -> Readings 
             },
             None => None,
         };
+        // Fast and slow averages of a pulse oximeter are the same measurand at another modality
+        // (IEEE 11073-10404: MDC_MODALITY_FAST / MDC_MODALITY_SLOW).
+        let mut ctx = ctx.clone();
+        for (suffix, modality) in [("_fast", "MDC_MODALITY_FAST"), ("_slow", "MDC_MODALITY_SLOW")] {
+            if v.source.ends_with(suffix) {
+                ctx.get_or_insert_with(Default::default).insert("modality".into(), modality.into());
+            }
+        }
         out.observations.push(Observation {
             code: field.code.clone(),
             val,
-            unit: Unit { ucum: v.ucum.to_string(), mdc: field.unit.mdc },
+            unit: Unit {
+                ucum: v.ucum.to_string(),
+                mdc: field.unit.mdc.or_else(|| crate::units::by_ucum(v.ucum).map(|u| u.code)),
+            },
             q: v.q,
             tdev: r.tdev,
-            ctx: ctx.clone(),
+            ctx,
         });
     }
     out
+}
+
+/// Values a device sends that its profile does not forward, reported once per connection (an info
+/// event, so an operator sees them and can map them).
+#[derive(Debug, Default)]
+pub struct NotForwarded {
+    seen: std::collections::BTreeSet<&'static str>,
+}
+
+impl NotForwarded {
+    /// The `values-not-forwarded` event for names in `r` not reported before, if any.
+    pub fn report(&mut self, r: &Readings) -> Option<Event> {
+        let new: Vec<&'static str> = r.unmapped.iter().copied().filter(|n| self.seen.insert(n)).collect();
+        (!new.is_empty()).then(|| {
+            let text = format!(
+                "the device sends {} that the profile maps to no code; they are not forwarded (add a [[field]] to forward them)",
+                new.join(", ")
+            );
+            Event::new("values-not-forwarded", Severity::Info, text).with("values", new)
+        })
+    }
 }
 
 /// What a BLE session keeps between notifications, shared by the daemon and `profile test`: a

@@ -4,7 +4,8 @@
 //!   profile's `[[metric]]` table maps it (by LOINC) to an MDC code.
 //! - OBX-5 values of type NM and SN become numbers; rows without a value (the MDS/VMD/channel
 //!   containment rows) are structure; other types are passed over and reported.
-//! - OBX-6 `code^name^MDC` units map to UCUM through the profile's `[[unit]]` table; a UCUM unit is
+//! - OBX-6 `code^name^MDC` units map to UCUM through the profile's `[[unit]]` table, else the
+//!   built-in MDC unit table ([`crate::units`]); a UCUM unit is
 //!   taken as it is.
 //! - OBX-14 (or OBR-7 for the whole message) is the device time; OBX-18 the equipment id.
 //! - PID and every other patient segment are never read: the hub knows the patient from the consult.
@@ -114,7 +115,7 @@ fn observation(spec: &Hl7Spec, obx: &Segment) -> Result<Option<Observation>, Obx
     let unit_field = field(obx, 6);
     let unit = unit_field.and_then(|f| unit(spec, f)).ok_or_else(|| {
         let raw = unit_field.map(|f| f.raw_value()).unwrap_or("");
-        problem("unit-unmapped", format!("OBX {set_id}: unit `{raw}` has no UCUM mapping in the profile"))
+        problem("unit-unmapped", format!("OBX {set_id}: unit `{raw}` is in neither the profile nor the MDC unit table"))
     })?;
 
     let mut obs = Observation::measured(code, number, unit);
@@ -159,7 +160,9 @@ fn unit(spec: &Hl7Spec, f: &Field) -> Option<Unit> {
     let mdc_text = component(f, 2).is_some_and(|t| t.starts_with("MDC_DIM"));
     if system == "MDC" || mdc_text {
         let code = id.parse::<u32>().ok()?;
-        return spec.units.get(&code).map(|u| Unit { ucum: u.clone(), mdc: Some(code) });
+        let ucum =
+            spec.units.get(&code).cloned().or_else(|| crate::units::by_code(code).map(|u| u.ucum.to_string()))?;
+        return Some(Unit { ucum, mdc: Some(code) });
     }
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
@@ -167,7 +170,14 @@ fn unit(spec: &Hl7Spec, f: &Field) -> Option<Unit> {
     let spelled = spec.units.iter().find(|(_, u)| u.eq_ignore_ascii_case(id));
     Some(match spelled {
         Some((code, u)) => Unit { ucum: u.clone(), mdc: Some(*code) },
-        None => Unit { ucum: id.to_string(), mdc: None },
+        None => match crate::units::by_ucum(id) {
+            // The table's spelling of the same unit (UCUM is case-sensitive).
+            Some(u) => Unit {
+                ucum: u.synonyms.iter().find(|s| s.eq_ignore_ascii_case(id)).unwrap_or(&u.ucum).to_string(),
+                mdc: Some(u.code),
+            },
+            None => Unit { ucum: id.to_string(), mdc: None },
+        },
     })
 }
 

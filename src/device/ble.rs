@@ -119,6 +119,7 @@ impl DeviceTask {
 
     async fn ble_session(&mut self, mut link: BleLink, started: Instant) -> String {
         let mut pending = Assembler::default();
+        self.not_forwarded = Default::default();
         self.clock_offset_ms = None;
         self.read_current_time(&mut link).await;
         let mut first_reading = true;
@@ -297,6 +298,9 @@ impl DeviceTask {
     /// A measurement or context, through the session's assembler; a record already delivered
     /// (by number) is passed over.
     async fn reading(&mut self, r: Readings, pending: &mut Assembler, t: i64) {
+        if let Some(e) = self.not_forwarded.report(&r) {
+            self.send_event(e).await;
+        }
         let last = self.last_record();
         for a in pending.reading(r, |record| last.is_some_and(|l| record <= l)) {
             match a {

@@ -59,6 +59,8 @@ pub struct DeviceTask {
     control: mpsc::Receiver<DeviceControl>,
     /// Whether samples are sent: always, unless the profile streams on demand.
     streaming: bool,
+    /// BLE: values the profile does not forward, reported once per connection.
+    not_forwarded: crate::decode::ble::NotForwarded,
 }
 
 impl DeviceTask {
@@ -89,6 +91,7 @@ impl DeviceTask {
             last_state: None,
             control,
             streaming,
+            not_forwarded: Default::default(),
         }
     }
 

@@ -311,10 +311,21 @@ impl Checker<'_> {
             if !known(f.source.get_ref()) {
                 self.problem(&f.source, &item("source"), unknown.replace("{}", f.source.get_ref()));
             }
-            match &f.ucum {
-                Some(u) => self.ucum(u, &item("ucum")),
-                None if unit_required => self.problem(&f.source, &item("ucum"), "a text field needs its UCUM unit"),
-                None => {}
+            // Without `ucum`, the built-in MDC unit table gives it from `unit_mdc`.
+            let from_table = f.unit_mdc.and_then(crate::units::by_code).map(|u| u.ucum.to_string());
+            match (&f.ucum, f.unit_mdc) {
+                (Some(u), _) => self.ucum(u, &item("ucum")),
+                (None, Some(code)) if from_table.is_none() => self.problem(
+                    &f.source,
+                    &item("unit_mdc"),
+                    format!("MDC unit {code} is not in the built-in MDC unit table: give its `ucum`"),
+                ),
+                (None, None) if unit_required => self.problem(
+                    &f.source,
+                    &item("ucum"),
+                    "a text field needs its unit: `ucum`, or `unit_mdc` from the MDC unit table",
+                ),
+                _ => {}
             }
             if let Some(l) = &f.loinc {
                 self.loinc(l, &item("loinc"));
@@ -332,7 +343,12 @@ impl Checker<'_> {
             maps.push(FieldMap {
                 source: f.source.get_ref().clone(),
                 code: Code { mdc: f.mdc, loinc: f.loinc.as_ref().map(|l| l.get_ref().clone()), name: f.name.clone() },
-                unit: Unit { ucum: f.ucum.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default(), mdc: f.unit_mdc },
+                unit: Unit {
+                    ucum: f.ucum.as_ref().map(|u| u.get_ref().clone()).or(from_table).unwrap_or_default(),
+                    mdc: f
+                        .unit_mdc
+                        .or_else(|| f.ucum.as_ref().and_then(|u| crate::units::by_ucum(u.get_ref())).map(|u| u.code)),
+                },
                 scale: f.scale.as_ref().map(|s| *s.get_ref()).unwrap_or(1.0),
                 offset: f.offset.unwrap_or(0.0),
                 min: f.min,

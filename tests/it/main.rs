@@ -15,5 +15,6 @@ mod hub_delivery;
 mod hub_trust;
 mod python_hub;
 mod robustness;
+mod units;
 mod unplug;
 mod waves;

@@ -2,7 +2,7 @@
 //! id, 4 measurement status); systolic, diastolic, mean arterial pressure (SFLOAT); then the
 //! optional fields in that order.
 
-use super::reader::{micros, GattError};
+use super::reader::GattError;
 use super::{bit_names, GattReading, GattValue, Reader};
 
 const STATUS: &[(u32, &str)] =
@@ -18,7 +18,7 @@ pub fn decode(bytes: &[u8]) -> Result<GattReading, GattError> {
         out.values.push(GattValue::of(source, n, unit));
     }
     if flags & 0x02 != 0 {
-        out.tdev = r.date_time("time stamp")?.map(micros);
+        out.tdev = r.device_time("time stamp", &mut out)?;
     }
     if flags & 0x04 != 0 {
         let n = r.sfloat("pulse rate")?;

@@ -85,6 +85,18 @@ const MEDICATIONS: [&str; 6] = [
     "premixed-insulin",
 ];
 
+const TESTERS: [&str; 4] = ["reserved", "self", "health-care-professional", "lab-test"];
+const HEALTH: [&str; 6] =
+    ["reserved", "minor-health-issues", "major-health-issues", "during-menses", "under-stress", "no-health-issues"];
+
+/// A tester or health nibble by name (15 = not available).
+fn nibble_name(v: u8, names: &[&'static str]) -> &'static str {
+    match v {
+        0x0f => "not-available",
+        _ => names.get(usize::from(v)).copied().unwrap_or("reserved"),
+    }
+}
+
 /// Glucose Measurement Context: flags (bit 0 carbohydrate, 1 meal, 2 tester-health, 3 exercise,
 /// 4 medication, 5 medication in litres (else kilograms), 6 HbA1c, 7 extended flags); sequence
 /// number; then the fields in that order.
@@ -109,8 +121,8 @@ pub fn context(bytes: &[u8]) -> Result<GattReading, GattError> {
     }
     if flags & 0x04 != 0 {
         let th = r.u8("tester-health")?;
-        out.ctx("tester", th & 0x0f);
-        out.ctx("health", th >> 4);
+        out.ctx("tester", nibble_name(th & 0x0f, &TESTERS));
+        out.ctx("health", nibble_name(th >> 4, &HEALTH));
     }
     if flags & 0x08 != 0 {
         let secs = r.u16("exercise duration")?;

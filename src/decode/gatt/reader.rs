@@ -66,17 +66,37 @@ impl<'a> Reader<'a> {
     /// A Date Time (0x2A08): year (0 = unknown), month, day, hours, minutes, seconds. `None` when
     /// the year or the date is not known; an impossible date is an error.
     pub fn date_time(&mut self, what: &str) -> Result<Option<time::PrimitiveDateTime>, GattError> {
+        Ok(self.date_time_parts(what)?.0)
+    }
+
+    /// A measurement's time stamp: the device time (µs, UTC) when it is known. When only the
+    /// year is unknown (0) the month, day and time still go to `ctx.device_time_without_year`
+    /// (`--MM-DDThh:mm:ss`, ISO 8601), so nothing the device said is dropped.
+    pub fn device_time(&mut self, what: &str, out: &mut super::GattReading) -> Result<Option<i64>, GattError> {
+        let (t, without_year) = self.date_time_parts(what)?;
+        if let Some(text) = without_year {
+            out.ctx("device_time_without_year", text);
+        }
+        Ok(t.map(micros))
+    }
+
+    fn date_time_parts(&mut self, what: &str) -> Result<(Option<time::PrimitiveDateTime>, Option<String>), GattError> {
         let year = self.u16(what)?;
         let b = self.take(5, what)?;
-        if year == 0 || b[0] == 0 || b[1] == 0 {
-            return Ok(None);
+        if b[0] == 0 || b[1] == 0 {
+            return Ok((None, None));
+        }
+        if year == 0 {
+            let valid = b[0] <= 12 && b[1] <= 31 && b[2] < 24 && b[3] < 60 && b[4] < 60;
+            let text = format!("--{:02}-{:02}T{:02}:{:02}:{:02}", b[0], b[1], b[2], b[3], b[4]);
+            return Ok((None, valid.then_some(text)));
         }
         let bad =
             || GattError(format!("{what}: {year}-{}-{} {}:{}:{} is not a date and time", b[0], b[1], b[2], b[3], b[4]));
         let month = time::Month::try_from(b[0]).map_err(|_| bad())?;
         let date = time::Date::from_calendar_date(i32::from(year), month, b[1]).map_err(|_| bad())?;
         let t = time::Time::from_hms(b[2], b[3], b[4]).map_err(|_| bad())?;
-        Ok(Some(time::PrimitiveDateTime::new(date, t)))
+        Ok((Some(time::PrimitiveDateTime::new(date, t)), None))
     }
 
     /// Bytes not read.

@@ -1,7 +1,7 @@
 //! Temperature Measurement (0x2A1C): flags (bit 0 Fahrenheit, 1 time stamp, 2 temperature type;
 //! bits 3-7 reserved and refused); FLOAT temperature; time stamp; type (0x2A1D).
 
-use super::reader::{micros, GattError};
+use super::reader::GattError;
 use super::{GattReading, GattValue, Reader};
 
 const TYPES: [&str; 10] =
@@ -18,7 +18,7 @@ pub fn decode(bytes: &[u8]) -> Result<GattReading, GattError> {
     let n = r.float("temperature")?;
     out.values.push(GattValue::of("temperature", n, unit));
     if flags & 0x02 != 0 {
-        out.tdev = r.date_time("time stamp")?.map(micros);
+        out.tdev = r.device_time("time stamp", &mut out)?;
     }
     if flags & 0x04 != 0 {
         let t = r.u8("temperature type")?;
