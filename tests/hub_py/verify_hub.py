@@ -5,7 +5,8 @@ Usage: verify_hub.py HOST PORT JWK_FILE COUNT
 
 Subscribes to spokegate/v1/#, prints READY once subscribed, then for each message on an
 .../obs or .../event topic verifies the COSE_Sign1 signature with the public key from the JWK
-(and nothing else), decodes the CBOR body, checks site/gw/dev against the topic, and prints one
+(and nothing else; the kid is derived from the key, not taken from the JWK), decodes the CBOR (or
+JSON) body, checks site/gw/dev against the topic, and prints one
 JSON line per verified body. Exits 0 after COUNT signed bodies, 1 on any verification failure.
 Written against the spokegate wire contract only; it shares no code with the gateway.
 """
@@ -27,8 +28,10 @@ def on_message(client, msg):
         return
     try:
         body = verified_body(msg.payload, jwk, key)
-        site, gw, dev = parts[2], parts[3], parts[5]
-        if (body["site"], body["gw"], body["dev"]) != (site, gw, dev):
+        # {root}/dev/{dev}/obs|event, or {root}/event about the gateway itself (no dev).
+        site, gw = parts[2], parts[3]
+        dev = parts[5] if len(parts) == 7 and parts[4] == "dev" else None
+        if (body["site"], body["gw"], body.get("dev")) != (site, gw, dev):
             raise ValueError("ids do not match the topic")
         print(json.dumps({"topic": msg.topic, "body": body}), flush=True)
         seen += 1

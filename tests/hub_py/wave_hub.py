@@ -2,12 +2,13 @@
 """An independent waveform hub: paho-mqtt + pycose + cbor2, and its own unpacking of the sample
 packings as docs/contract.cddl describes them (rice, dzv, i16le, i32le).
 
-Usage: wave_hub.py HOST PORT JWK_FILE STREAM=HEADER.hea [STREAM=HEADER.hea ...]
+Usage: wave_hub.py HOST PORT JWK_FILE STREAM=HEADER.hea|STREAM=wav:FILE.wav:N [...]
 
 Subscribes to spokegate/v1/+/+/dev/+/wave/+, prints READY once subscribed, verifies every
 COSE_Sign1 with the JWK, unpacks every channel, reassembles each stream (i0 must be contiguous),
 and once a stream holds as many samples as the WFDB header's record says, compares each
-channel's 16-bit sample sum with the checksum the header states. Prints one JSON line per stream
+channel's 16-bit sample sum with the checksum the header states; for a WAV source (read with
+Python's own `wave` module) it compares every one of the first N samples (those the device sent). Prints one JSON line per stream
 and exits 0 when every stream matched, 1 otherwise. Shares no code with the gateway.
 """
 import json
@@ -30,6 +31,18 @@ def header(path):
         f = l.split(None, 8)
         sigs.append((f[8].strip() if len(f) > 8 else "", int(f[6]) & 0xFFFF))
     return nsamp, sigs
+
+
+def wav_samples(path):
+    """Every sample of a 16-bit PCM WAV, per channel, read with the standard library."""
+    import wave
+
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError("not 16-bit PCM")
+        ch, frames = w.getnchannels(), w.readframes(w.getnframes())
+    values = [int.from_bytes(frames[i : i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
+    return [values[c::ch] for c in range(ch)]
 
 
 def varint(data, pos):
@@ -101,18 +114,30 @@ def on_message(client, msg):
         body = verified_body(msg.payload, jwk, key)
         if body["type"] != "wave" or body["stream"] != stream:
             raise ValueError("not this stream's wave body")
-        st = streams.setdefault(stream, {"next": 0, "ch": [[] for _ in body["ch"]], "labels": [c["label"] for c in body["ch"]]})
+        st = streams.setdefault(stream, {"next": 0, "ch": [[] for _ in body["ch"]], "labels": [c["label"] for c in body["ch"]], "enc": set()})
         if body["i0"] != st["next"]:
             raise ValueError("chunk at %d, expected %d" % (body["i0"], st["next"]))
         for c, samples in zip(body["ch"], st["ch"]):
             samples.extend(unpack(c["enc"], c["data"], body["n"]))
+            st["enc"].add(c["enc"])
         st["next"] += body["n"]
     except Exception as e:
         print(json.dumps({"stream": stream, "error": str(e)}), flush=True)
         failed = True
         client.disconnect()
         return
-    if stream in wanted and stream not in done:
+    if stream in wanted and stream not in done and wanted[stream].startswith("wav:"):
+        path, count = wanted[stream][4:].rsplit(":", 1)
+        nsamp = int(count)
+        source = [c[:nsamp] for c in wav_samples(path)]
+        st = streams[stream]
+        if st["next"] >= nsamp:
+            same = [samples[:nsamp] == src for samples, src in zip(st["ch"], source)]
+            if not all(same):
+                failed = True
+            done[stream] = True
+            print(json.dumps({"stream": stream, "samples": nsamp, "encodings": sorted(st["enc"]), "identical": same}), flush=True)
+    elif stream in wanted and stream not in done:
         nsamp, sigs = header(wanted[stream])
         st = streams[stream]
         if st["next"] >= nsamp:
@@ -123,7 +148,7 @@ def on_message(client, msg):
                 if ours != stated:
                     failed = True
             done[stream] = True
-            print(json.dumps({"stream": stream, "samples": nsamp, "checksums": result}), flush=True)
+            print(json.dumps({"stream": stream, "samples": nsamp, "encodings": sorted(st["enc"]), "checksums": result}), flush=True)
     if len(done) == len(wanted):
         client.disconnect()
 
