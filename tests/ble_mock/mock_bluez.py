@@ -27,7 +27,7 @@ import json
 import sys
 import time
 
-from dbus_next import BusType, PropertyAccess, Variant
+from dbus_next import BusType, DBusError, PropertyAccess, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.service import ServiceInterface, dbus_property, method, signal
 
@@ -273,6 +273,7 @@ class Char(ServiceInterface):
         self.notifying = False
         self.on_write = on_write
         self.on_notify = on_notify
+        self.needs_indications = False
 
     def props(self):
         return {
@@ -310,6 +311,11 @@ class Char(ServiceInterface):
     @method()
     def WriteValue(self, value: "ay", options: "a{sv}"):
         say(event="write", uuid=self.uuid, hex=bytes(value).hex())
+        if self.needs_indications and not self.notifying:
+            # A Record Access Control Point refuses requests while its indications are off
+            # (ATT error 0xFD, Client Characteristic Configuration Descriptor Improperly Configured).
+            say(event="refused-unsubscribed", uuid=self.uuid)
+            raise DBusError("org.bluez.Error.Failed", "CCC descriptor improperly configured (0xFD)")
         if self.on_write:
             asyncio.get_event_loop().create_task(self.on_write(bytes(value)))
 
@@ -326,6 +332,11 @@ class Char(ServiceInterface):
         self.notifying = False
 
     def send(self, data):
+        # As BlueZ: a notification or indication reaches a client only once it enabled them
+        # (StartNotify writes the characteristic's CCC descriptor); a device does not send before.
+        if not self.notifying:
+            say(event="refused-unsubscribed", uuid=self.uuid)
+            return
         self.value = data
         self.emit_properties_changed({"Value": data})
 
@@ -376,6 +387,7 @@ class Mock:
             meas = add(2, sig_uuid(0x2A18), ["notify"])
             ctx = add(4, sig_uuid(0x2A34), ["notify"])
             racp = add(6, sig_uuid(0x2A52), ["write", "indicate"])
+            racp.needs_indications = True
             add(8, sig_uuid(0x2A51), ["read"])
             if spec.get("current_time"):
                 # Exact Time 256: date time, day of week (0 = unknown), 1/256 s, adjust reason.

@@ -191,6 +191,53 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
     let third = mock.until("a download after the restart", |v| v["event"] == "download" && v["attempt"] == 3);
     assert_eq!((third["first"].as_u64(), third["records"].as_u64()), (Some(9), Some(0)));
     stop(g);
+    // The gateway enabled every notification before the devices sent (the mock, as BlueZ,
+    // refuses to send on a characteristic nobody subscribed to).
+    assert!(!mock.seen.iter().any(|v| v["event"] == "refused-unsubscribed"), "{:?}", mock.seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_characteristic_the_profile_does_not_subscribe_to_sends_nothing() {
+    // As BlueZ does, the mock delivers only what was subscribed: an operator's glucose profile
+    // without the context characteristic gets the measurements, never the contexts.
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (records, _) = glucose_records(2);
+    let scenario = json!({"devices": [
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:07", "name": "Mock Glucose",
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": records},
+    ]});
+    let mut mock = MockBluez::start(&bus, &scenario, dir.path());
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let glucose = spokegate::profile::BUILTIN.iter().find(|(n, _)| *n == "ble-glucose.toml").unwrap().1;
+    // The shipped profile without its context fields.
+    let glucose = glucose.split("# The Glucose Measurement Context's values").next().unwrap();
+    std::fs::write(
+        profiles.join("ble-glucose-no-context.toml"),
+        glucose
+            .replace("id = \"ble-glucose\"", "id = \"ble-glucose-no-context\"")
+            .replace("characteristics = [\"0x2A18\", \"0x2A34\"]", "characteristics = [\"0x2A18\"]"),
+    )
+    .unwrap();
+    let config = ble_config(
+        &gw,
+        broker.port,
+        &[("glucose-1", "ble-glucose-no-context", "{ address = \"AA:BB:CC:DD:EE:07\" }")],
+        Some(&profiles),
+    );
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let g = gateway(&config, &bus);
+    mock.until("download complete", |v| v["event"] == "download-complete");
+    let context = "00002a34-0000-1000-8000-00805f9b34fb";
+    let refused = mock.until("the context refused", |v| v["event"] == "refused-unsubscribed");
+    assert_eq!(refused["uuid"], context);
+    let keys = gw.keys();
+    sub.until_signed("both measurements", &keys, |b| b.iter().filter(|x| x.kind == BodyKind::Obs).count() >= 2).await;
+    stop(g);
+    assert!(mock.seen.iter().filter(|v| v["event"] == "refused-unsubscribed").all(|v| v["uuid"] == context));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

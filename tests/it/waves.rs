@@ -160,6 +160,34 @@ async fn ecgs_and_a_heart_sound_arrive_lossless_as_wfdb_and_wav() {
     let sent: Vec<i16> = pcg.samples[..65_280].iter().map(|&v| v as i16).collect();
     assert_eq!(wav.samples.len(), sent.len());
     assert!(wav.samples == sent, "WAV samples equal the source");
+
+    // The same files read by readers that are not ours: PhysioNet's wfdb package for the records
+    // (against the source records read the same way), the standard library's wave module and
+    // libsndfile (soundfile) for the heart sound.
+    let recordings = format!("{}/src/sim/recordings", env!("CARGO_MANIFEST_DIR"));
+    let independent = |args: &[String]| {
+        let out = std::process::Command::new("python3")
+            .arg(format!("{}/tests/hub_py/read_records.py", env!("CARGO_MANIFEST_DIR")))
+            .args(args)
+            .output()
+            .expect("python3 with wfdb and soundfile (.ci/setup installs them)");
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{line} {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    for (name, source) in [("test_site_gw_test_ecg_1_ecg", "100s"), ("test_site_gw_test_ecg_2_ecg12", "00001_lr")] {
+        let r =
+            independent(&["wfdb".into(), record.join(name).display().to_string(), format!("{recordings}/{source}")]);
+        assert_eq!(r["same_samples"], true, "{r}");
+        assert_eq!(r["checksum_header"], r["checksum_source"], "{r}");
+    }
+    let r = independent(&[
+        "wav".into(),
+        record.join("test_site_gw_test_steth_1_pcg.wav").display().to_string(),
+        format!("{recordings}/physionet2016_c0003_normal.wav"),
+        sent.len().to_string(),
+    ]);
+    assert_eq!((r["same_wave"].clone(), r["same_soundfile"].clone()), (true.into(), true.into()), "{r}");
 }
 
 /// Expected gaps when units starting at these rows are not delivered: (first missing row, rows).
