@@ -311,9 +311,19 @@ impl Sealer {
         live: mpsc::Sender<Publication>,
     ) {
         let mut batch = Vec::with_capacity(COMMIT_BATCH);
-        let mut last_enforce = std::time::Instant::now();
+        // Caps and TTLs are enforced on a clock, not only while readings arrive: a queue that
+        // stopped growing while the uplink is down must still come back under its caps.
+        let mut enforce = tokio::time::interval(ENFORCE_EVERY);
+        enforce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if input.recv_many(&mut batch, COMMIT_BATCH).await == 0 {
+            let received = tokio::select! {
+                n = input.recv_many(&mut batch, COMMIT_BATCH) => n,
+                _ = enforce.tick() => {
+                    self.enforce();
+                    continue;
+                }
+            };
+            if received == 0 {
                 break;
             }
             let mut jobs = Vec::with_capacity(batch.len());
@@ -344,10 +354,6 @@ impl Sealer {
                 if states.send(s).await.is_err() {
                     return;
                 }
-            }
-            if last_enforce.elapsed() >= ENFORCE_EVERY {
-                last_enforce = std::time::Instant::now();
-                self.enforce();
             }
         }
     }

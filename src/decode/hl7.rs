@@ -108,7 +108,9 @@ fn observation(spec: &Hl7Spec, obx: &Segment) -> Result<Option<Observation>, Obx
     let Some(number) = number else {
         return Err(problem("value-invalid", format!("OBX {set_id}: {value_type} value is not a number")));
     };
-    let code_field = field(obx, 3).ok_or_else(|| problem("code-missing", format!("OBX {set_id}: no OBX-3")))?;
+    let code_field = field(obx, 3)
+        .filter(|f| !f.raw_value().trim().is_empty())
+        .ok_or_else(|| problem("code-missing", format!("OBX {set_id}: no OBX-3")))?;
     let code = metric_code(spec, code_field).ok_or_else(|| {
         problem("code-unmapped", format!("OBX {set_id}: `{}` has no MDC code in the profile", code_field.raw_value()))
     })?;

@@ -8,7 +8,7 @@ mod pty;
 pub mod recordings;
 pub mod waves;
 
-pub use pty::{PtyDevice, PtyPeer};
+pub use pty::{PtyDevice, PtyPeer, PtyReader, PtyWriter};
 
 /// A child process (broker, bus, mock, gateway) that is killed and reaped when dropped, even when
 /// a test fails half-way.

@@ -46,3 +46,33 @@ impl PtyPeer {
         self.master.read(buf).await
     }
 }
+
+/// The reading half of a split [`PtyPeer`].
+pub struct PtyReader(tokio::io::ReadHalf<SerialStream>);
+
+/// The writing half of a split [`PtyPeer`] (it keeps the slave side open).
+pub struct PtyWriter {
+    half: tokio::io::WriteHalf<SerialStream>,
+    _slave: SerialStream,
+}
+
+impl PtyPeer {
+    /// Reading and writing apart, so a simulator can answer while it sends.
+    pub fn split(self) -> (PtyReader, PtyWriter) {
+        let (r, w) = tokio::io::split(self.master);
+        (PtyReader(r), PtyWriter { half: w, _slave: self._slave })
+    }
+}
+
+impl PtyReader {
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).await
+    }
+}
+
+impl PtyWriter {
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.half.write_all(bytes).await?;
+        self.half.flush().await
+    }
+}

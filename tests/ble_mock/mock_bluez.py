@@ -274,6 +274,7 @@ class Char(ServiceInterface):
         self.on_write = on_write
         self.on_notify = on_notify
         self.needs_indications = False
+        self.write_error = None
 
     def props(self):
         return {
@@ -311,6 +312,9 @@ class Char(ServiceInterface):
     @method()
     def WriteValue(self, value: "ay", options: "a{sv}"):
         say(event="write", uuid=self.uuid, hex=bytes(value).hex())
+        if self.write_error:
+            say(event="write-refused", uuid=self.uuid)
+            raise DBusError("org.bluez.Error.Failed", self.write_error)
         if self.needs_indications and not self.notifying:
             # A Record Access Control Point refuses requests while its indications are off
             # (ATT error 0xFD, Client Characteristic Configuration Descriptor Improperly Configured).
@@ -388,6 +392,8 @@ class Mock:
             ctx = add(4, sig_uuid(0x2A34), ["notify"])
             racp = add(6, sig_uuid(0x2A52), ["write", "indicate"])
             racp.needs_indications = True
+            if spec.get("racp_write_fails"):
+                racp.write_error = "Operation failed with ATT error: 0x0e (unlikely error)"
             add(8, sig_uuid(0x2A51), ["read"])
             if spec.get("current_time"):
                 # Exact Time 256: date time, day of week (0 = unknown), 1/256 s, adjust reason.
@@ -410,6 +416,8 @@ class Mock:
 
     async def glucose_download(self, dev, meas, ctx, racp, request):
         spec = dev.spec
+        if spec.get("racp_write_fails"):
+            return
         if spec.get("racp_silent"):
             say(event="racp-ignored", device=spec["name"])
             return
@@ -474,6 +482,10 @@ class Mock:
         return True
 
     async def pmd_start(self, dev, cp, data, request):
+        if dev.spec.get("refuse_start") is not None:
+            cp.send(bytes([0xF0, 0x02, 0x00, dev.spec["refuse_start"], 0x00]))
+            say(event="pmd-refused", device=dev.spec["name"])
+            return
         if request[:2] != b"\x02\x00":
             cp.send(bytes([0xF0, request[0], request[1] if len(request) > 1 else 0, 0x01, 0x00]))
             return

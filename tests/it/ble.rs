@@ -260,6 +260,16 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
          "service": "00001808-0000-1000-8000-00805f9b34fb", "records": [], "racp_silent": true},
         {"kind": "pmd", "address": "AA:BB:CC:DD:EE:06", "name": "Polar H10 LOSSY",
          "service": "fb005c80-02e7-f387-1cad-8acd2d8df0c8", "frames": frames, "interval_ms": 20},
+        // A strap that refuses the ECG start (status 5, invalid parameter).
+        {"kind": "pmd", "address": "AA:BB:CC:DD:EE:08", "name": "Polar H10 REFUSING",
+         "service": "fb005c80-02e7-f387-1cad-8acd2d8df0c8", "frames": [], "refuse_start": 5},
+        // A meter whose record access control point fails every write.
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:09", "name": "Broken Meter",
+         "service": "00001808-0000-1000-8000-00805f9b34fb", "records": [], "racp_write_fails": true},
+        // A meter with a stored record that holds no concentration (the sourced vector, seq 42).
+        {"kind": "glucose", "address": "AA:BB:CC:DD:EE:0A", "name": "Empty Meter",
+         "service": "00001808-0000-1000-8000-00805f9b34fb",
+         "records": [{"seq": 42, "measurement": "002a00e807030f0e1e2d"}]},
     ]});
     let mut mock = MockBluez::start(&bus, &scenario, dir.path());
     let broker = Mosquitto::start();
@@ -280,8 +290,10 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
             ("hr-1", "ble-heart-rate", "{ address = \"AA:BB:CC:DD:EE:02\" }"),
             ("refusing-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:04\" }"),
             ("silent-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:05\" }"),
-            // Found by the profile's service alone.
-            ("ecg-1", "polar-h10-ecg", "{}"),
+            ("ecg-1", "polar-h10-ecg", "{ address = \"AA:BB:CC:DD:EE:06\" }"),
+            ("ecg-refusing", "polar-h10-ecg", "{ address = \"AA:BB:CC:DD:EE:08\" }"),
+            ("broken-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:09\" }"),
+            ("empty-1", "ble-glucose-fast", "{ address = \"AA:BB:CC:DD:EE:0A\" }"),
         ],
         Some(&profiles),
     );
@@ -298,8 +310,18 @@ async fn bad_notifications_refusing_and_silent_devices_are_reported_and_nothing_
             && bodies.iter().filter(|b| b.dev.as_deref() == Some("hr-1") && b.kind == BodyKind::Obs).count() >= 2
             && codes.iter().filter(|c| *c == "wave-gap").count() >= 2
             && codes.iter().any(|c| c == "pmd-frame-invalid")
+            && codes.iter().any(|c| c == "pmd-error")
+            && codes.iter().any(|c| c == "device-control-failed")
+            && codes.iter().any(|c| c == "record-without-values")
     })
     .await;
+    let by_code = |code: &str| sub.verified.iter().find(|b| code_of(b) == code).cloned().unwrap();
+    assert_eq!(by_code("pmd-error").dev.as_deref(), Some("ecg-refusing"));
+    assert!(by_code("pmd-error").event.unwrap().text.contains("(5)"));
+    assert_eq!(by_code("device-control-failed").dev.as_deref(), Some("broken-1"));
+    let empty = by_code("record-without-values");
+    assert_eq!(empty.dev.as_deref(), Some("empty-1"));
+    assert_eq!(empty.event.unwrap().data.unwrap()["record"], 42, "the record is remembered, not fetched again");
     // The silent meter is dropped after its timeout and tried again: the gateway did not hang.
     mock.until("the silent meter disconnected", |v| v["event"] == "disconnect" && v["device"] == "Silent Meter");
     mock.until_count("a new attempt", 2, |v| v["event"] == "connect" && v["device"] == "Silent Meter");

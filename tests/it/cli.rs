@@ -90,23 +90,121 @@ fn profile_test_reads_hex_captures_and_reports_bad_frames() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_publishes_offline_and_exits_0() {
-    let Rig { broker: _broker, gw: _gw, mut dev, config, mut sub } = Rig::hl7_monitor().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spokegate"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    dev.peer.send(&mllp_wrap(&fixture("pcd01_oru_r01_nibp_acme"))).await.unwrap();
-    assert_eq!(read_acks(&mut dev.peer, 1).await, ["AA"]);
-    sub.until("the reading", |seen| seen.iter().any(|(t, _)| t.ends_with("/obs"))).await;
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+async fn sigterm_with_readings_in_flight_drains_them_or_keeps_them_queued() {
+    use crate::durability::numbered_hl7;
+    let Rig { broker: _broker, gw, dev, config, mut sub } = Rig::hl7_monitor().await;
+    let births = sub.births();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sub.until_birth_after(births).await;
+    // 300 readings back to back; SIGTERM as soon as the first is acknowledged, while the rest are
+    // on the line, in the pipeline, in the queue or in flight to the broker.
+    let (mut reader, mut writer) = dev.peer.split();
+    let burst: Vec<u8> = (1..=300).flat_map(numbered_hl7).collect();
+    let (gone, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        // The line stops taking bytes once the daemon is gone: stop writing then.
+        tokio::select! {
+            _ = writer.send(&burst) => {}
+            _ = &mut gone_rx => {}
+        }
+        writer
+    });
+    let mut acked = read_acks_ids(&mut reader, 1).await;
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < PATIENCE, "the daemon drains in time");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(status.code(), Some(0));
+    acked.extend(acks_after_exit(&mut reader).await);
+    let _ = gone.send(());
+    let _writer = sender.await.unwrap();
     sub.until("the offline status", |seen| {
         seen.iter().any(|(t, p)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("\"offline\""))
     })
     .await;
+    let keys = gw.keys();
+    let delivered: std::collections::BTreeSet<String> = sub.bodies(&keys).iter().filter_map(systolic_id).collect();
+    eprintln!("SIGTERM drain: {} acknowledged, {} delivered before the exit", acked.len(), delivered.len());
+    // What the device heard accepted either reached the broker before the exit or is still queued.
+    let missing: Vec<&String> = acked.iter().filter(|id| !delivered.contains(*id)).collect();
+    let queued = spokegate::queue::Queue::inspect(gw.path()).unwrap().depth;
+    assert!(
+        missing.len() as u64 <= queued,
+        "{} acknowledged readings neither delivered nor queued ({queued} queued)",
+        missing.len()
+    );
+    // ... and the next start delivers them.
+    let _again = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sub.until_signed("every acknowledged reading after the restart", &keys, |bodies| {
+        let got: std::collections::BTreeSet<String> = bodies.iter().filter_map(systolic_id).collect();
+        acked.iter().all(|id| got.contains(id))
+    })
+    .await;
+}
+
+/// `MSGn` of a numbered NIBP reading (its systolic value is n).
+fn systolic_id(b: &spokegate::model::Body) -> Option<String> {
+    let o = b.obs.as_ref()?.iter().find(|o| o.code.mdc == 150021)?;
+    Some(format!("MSG{}", o.val? as u32))
+}
+
+/// Control ids of the first `n` AA acknowledgements.
+async fn read_acks_ids(peer: &mut spokegate::sim::PtyReader, n: usize) -> Vec<String> {
+    let mut framer = spokegate::framing::MllpFramer::new(1 << 16);
+    let mut buf = [0u8; 4096];
+    let mut ids = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    use spokegate::framing::Framer;
+    while ids.len() < n {
+        let got = tokio::time::timeout_at(deadline, peer.read(&mut buf)).await.expect("ACKs in time").unwrap();
+        framer.push(&buf[..got]);
+        while let Ok(Some(f)) = framer.next_frame() {
+            let text = String::from_utf8_lossy(&f).to_string();
+            if let Some(msa) = text.split('\r').find(|s| s.starts_with("MSA|AA|")) {
+                ids.push(msa.split('|').nth(2).unwrap_or("").to_string());
+            }
+        }
+    }
+    ids
+}
+
+/// Every AA the device got before the daemon closed the line.
+async fn acks_after_exit(peer: &mut spokegate::sim::PtyReader) -> Vec<String> {
+    let mut framer = spokegate::framing::MllpFramer::new(1 << 16);
+    let mut buf = [0u8; 4096];
+    let mut ids = Vec::new();
+    use spokegate::framing::Framer;
+    // The daemon is gone: what it wrote is in the line's buffer already.
+    while let Ok(Ok(got)) = tokio::time::timeout(std::time::Duration::from_millis(100), peer.read(&mut buf)).await {
+        if got == 0 {
+            break;
+        }
+        framer.push(&buf[..got]);
+        while let Ok(Some(f)) = framer.next_frame() {
+            let text = String::from_utf8_lossy(&f).to_string();
+            if let Some(msa) = text.split('\r').find(|s| s.starts_with("MSA|AA|")) {
+                ids.push(msa.split('|').nth(2).unwrap_or("").to_string());
+            }
+        }
+    }
+    ids
 }
 
 #[test]
@@ -138,4 +236,140 @@ fn the_demo_runs_with_no_setup_and_shows_verified_readings() {
     assert!(id.starts_with("DEMO-"), "{consult}");
     assert!(lines.iter().any(|l| l["body"]["type"] == "reply" && l["body"]["state"] == "done"), "{stdout}");
     assert!(lines.iter().any(|l| l["body"]["type"] == "obs" && l["body"]["consult"] == id), "{stdout}");
+}
+
+/// A minimal configuration whose state directory is `state` and broker `port`.
+fn minimal_config(dir: &std::path::Path, state: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nsite = \"test-site\"\nid = \"gw-test\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn every_exit_code_the_readme_lists_is_what_the_binary_exits_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let config = minimal_config(dir.path(), &state, 1);
+    let c = config.to_str().unwrap();
+    let code = |args: &[&str]| {
+        let out = spokegate(args);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    // 78: a configuration `run` refuses (not only check-config).
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[gateway]\nsite = \"Bad Site\"\nid = \"g\"\nstate_dir = \"/x\"\n[mqtt]\nurl = \"mqtt://h\"\n",
+    )
+    .unwrap();
+    let (got, err) = code(&["run", "--config", bad.to_str().unwrap()]);
+    assert_eq!(got, Some(78), "{err}");
+    assert!(err.contains("bad.toml:2:") && err.contains("gateway.site"), "{err}");
+    // 66: no key yet (and the message says how to make one); a capture that does not exist.
+    let (got, err) = code(&["run", "--config", c]);
+    assert_eq!(got, Some(66), "{err}");
+    assert!(err.contains("spokegate keygen --config"), "{err}");
+    assert_eq!(code(&["profile", "test", "hl7-pcd01", "/nonexistent/capture.bin"]).0, Some(66));
+    // 65: a damaged queue store is refused and left in place.
+    assert_eq!(code(&["keygen", "--config", c]).0, Some(0));
+    std::fs::write(state.join("queue.sqlite"), vec![0x5a; 8192]).unwrap();
+    let (got, err) = code(&["run", "--config", c]);
+    assert_eq!(got, Some(65), "{err}");
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(std::fs::read(state.join("queue.sqlite")).unwrap(), vec![0x5a; 8192]);
+    // 74: the state directory cannot hold the queue (a file is in the way).
+    std::fs::remove_file(state.join("queue.sqlite")).unwrap();
+    std::fs::create_dir(state.join("queue.sqlite")).unwrap();
+    let (got, err) = code(&["run", "--config", c]);
+    assert_eq!(got, Some(74), "{err}");
+    // 69: the daemon the operator asks is not running; a broker that is not there.
+    let (got, err) = code(&["consult", "start", "C-1", "--config", c]);
+    assert_eq!(got, Some(69), "{err}");
+    assert!(err.contains("is spokegate running"), "{err}");
+    let hub = HubKey::new("hub-x");
+    let (got, err) = code(&[
+        "hub",
+        "send",
+        "--url",
+        "mqtt://127.0.0.1:1",
+        "--key",
+        hub.path.to_str().unwrap(),
+        "--site",
+        "s",
+        "--gw",
+        "g",
+        "--timeout",
+        "5",
+        "status",
+    ]);
+    assert_eq!(got, Some(69), "{err}");
+    // 64: a malformed URL.
+    assert_eq!(code(&["watch", "--url", "http://x", "--key", hub.jwk.to_str().unwrap()]).0, Some(64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateway_is_shown_offline_by_its_will() {
+    let Rig { broker: _broker, gw: _gw, dev: _dev, config, mut sub } = Rig::hl7_monitor().await;
+    let births = sub.births();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sub.until_birth_after(births).await;
+    child.0.kill().unwrap(); // SIGKILL: no drain, no goodbye
+    child.0.wait().unwrap();
+    // The broker publishes the will when it notices the dead connection.
+    sub.until("the will: offline", |seen| {
+        seen.iter().any(|(t, p)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("\"offline\""))
+    })
+    .await;
+}
+
+#[test]
+fn profile_list_names_every_shipped_profile() {
+    let out = spokegate(&["profile", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (file, _) in spokegate::profile::BUILTIN {
+        let id = file.trim_end_matches(".toml");
+        assert!(text.lines().any(|l| l.starts_with(id) && l.contains("builtin")), "{id} missing:\n{text}");
+    }
+}
+
+#[test]
+fn profile_test_reads_a_ble_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("strap.txt");
+    // Nordic's and StanfordSpezi's Heart Rate vectors, as a sniffer would log them.
+    std::fs::write(
+        &capture,
+        "# Heart Rate Measurement notifications\n0x2A37 0055\n0x2A37 194b00380404043804\n0x2A37 ff64\n",
+    )
+    .unwrap();
+    let out = spokegate(&["profile", "test", "ble-heart-rate", capture.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let bodies: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rates: Vec<f64> = bodies
+        .iter()
+        .filter_map(|b| b["obs"].as_array())
+        .flat_map(|o| o.iter().filter(|x| x["code"]["mdc"] == 147842).map(|x| x["val"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(rates, [85.0, 75.0], "the vectors' stated heart rates");
+    assert!(bodies.iter().any(|b| b["event"]["code"] == "gatt-invalid"), "the invalid vector is reported");
+    // A line that is not `<uuid> <hex>`: refused with its line number.
+    std::fs::write(&capture, "0x2A37 0055\nnot a notification\n").unwrap();
+    let out = spokegate(&["profile", "test", "ble-heart-rate", capture.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65));
 }

@@ -87,16 +87,21 @@ async fn ten_broker_outages_lose_nothing_and_keep_order() {
     gateway.stop().await;
 }
 
+/// The sourced NIBP message numbered `n`: the systolic value and the control id carry it.
+pub fn numbered_hl7(n: u32) -> Vec<u8> {
+    let template = String::from_utf8(fixture("pcd01_oru_r01_nibp_acme")).unwrap();
+    mllp_wrap(template.replacen("|120|", &format!("|{n}|"), 1).replace("MSGID1234", &format!("MSG{n}")).as_bytes())
+}
+
 /// A simulated HL7 monitor that numbers its messages (in the systolic value and the control id),
 /// resends a message until it is acknowledged, and records which numbers were acknowledged.
 async fn hl7_until_stopped(mut peer: PtyPeer, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u32>>>) {
-    let template = String::from_utf8(fixture("pcd01_oru_r01_nibp_acme")).unwrap();
     let mut framer = MllpFramer::new(1 << 16);
     let mut buf = [0u8; 4096];
     let mut n: u32 = 1;
     while !stop.load(Ordering::Relaxed) {
-        let msg = template.replacen("|120|", &format!("|{n}|"), 1).replace("MSGID1234", &format!("MSG{n}"));
-        if tokio::time::timeout(Duration::from_millis(500), peer.send(&mllp_wrap(msg.as_bytes()))).await.is_err() {
+        let msg = numbered_hl7(n);
+        if tokio::time::timeout(Duration::from_millis(500), peer.send(&msg)).await.is_err() {
             continue; // the daemon is down and the line is full: try again
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
@@ -153,12 +158,23 @@ async fn fifty_sigkills_lose_no_acknowledged_reading_and_never_repeat_a_seq() {
     })
     .await;
 
-    // A seq names one message only: every copy of a seq carries the same reading.
-    let mut by_seq: BTreeMap<u64, u32> = BTreeMap::new();
-    for b in sub.verified.iter().filter(|b| b.kind == BodyKind::Obs) {
-        let v = systolic(b).unwrap();
-        assert_eq!(*by_seq.entry(b.seq).or_insert(v), v, "seq {} reused for another reading", b.seq);
+    // A seq names one message only: every copy of a seq is the same signed message, byte for byte
+    // (a resent message is the stored one; a reused number would carry another body, another
+    // signature). And across the restarts, seq order is the order the device sent in.
+    let mut by_seq: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut reading_of: BTreeMap<u64, u32> = BTreeMap::new();
+    for (t, p) in sub.seen.iter().filter(|(t, _)| t.ends_with("/obs")) {
+        let Ok(spokegate::hub::HubMessage::Signed(b)) = spokegate::hub::check(t, p, &keys) else { panic!("{t}") };
+        let first = by_seq.entry(b.seq).or_insert_with(|| p.clone());
+        assert!(first == p, "seq {} carries two different messages", b.seq);
+        reading_of.insert(b.seq, systolic(&b).unwrap());
     }
+    let in_seq_order: Vec<u32> = reading_of.values().copied().collect();
+    assert!(
+        in_seq_order.windows(2).all(|w| w[0] <= w[1]),
+        "a later reading never has a lower seq (equal: the device sent it again after a kill)"
+    );
+    assert!(by_seq.len() >= acked.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,4 +217,169 @@ async fn a_full_disk_is_reported_and_live_streaming_goes_on() {
     stop.store(true, Ordering::Relaxed);
     let _ = streamer.await;
     assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon is still running");
+}
+
+/// A small tmpfs the test mounts (the tests run as root, as CI does), unmounted when dropped.
+struct Tmpfs {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(kib: u32) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount (util-linux)");
+        assert!(status.success(), "mounting a tmpfs needs root (CI runs the tests as root)");
+        Tmpfs { path, _dir: dir }
+    }
+
+    /// Writes a file until the file system is full; its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0x5a; 16 * 1024];
+        while f.write_all(&block).and_then(|()| f.sync_data()).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Reads what the monitor got back within `wait`: the MSA control ids acknowledged AA.
+async fn acks_within(peer: &mut PtyPeer, wait: Duration) -> Vec<String> {
+    let mut framer = MllpFramer::new(1 << 16);
+    let mut buf = [0u8; 4096];
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, peer.read(&mut buf)).await {
+        framer.push(&buf[..n]);
+        while let Ok(Some(f)) = framer.next_frame() {
+            let text = String::from_utf8_lossy(&f).to_string();
+            if let Some(msa) = text.split('\r').find(|s| s.starts_with("MSA|AA|")) {
+                out.push(msa.split('|').nth(2).unwrap_or("").to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_really_full_file_system_withholds_acknowledgements_and_commits_resume_when_space_returns() {
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let fs = Tmpfs::mount(1024);
+    // The state directory (key, queue, seq reservation) on the small file system.
+    std::fs::copy(gw.path().join("gateway.key"), fs.path.join("gateway.key")).unwrap();
+    let mut dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
+    let config = gw.path().join("full.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nsite = \"test-site\"\nid = \"gw-test\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n\
+             [[device]]\nid = \"monitor-1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"{}\" }}\n",
+            fs.path.display(),
+            broker.port,
+            dev.path.display()
+        ),
+    )
+    .unwrap();
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let gateway = RunningGateway::start(&config, gw.key());
+    let keys = gw.keys();
+    let arrived = |n: u32| {
+        move |bodies: &[Body]| {
+            bodies.iter().any(|b| b.obs.as_ref().is_some_and(|o| o.iter().any(|x| x.val == Some(f64::from(n)))))
+        }
+    };
+
+    // Space: committed, then acknowledged.
+    dev.peer.send(&numbered_hl7(1001)).await.unwrap();
+    assert_eq!(read_acks(&mut dev.peer, 1).await, ["AA"]);
+    sub.until_signed("reading 1001", &keys, arrived(1001)).await;
+
+    // The file system is full: the reading still streams (live), but the device hears nothing, so
+    // it keeps it and sends it again; the status says why.
+    let filler = fs.fill();
+    dev.peer.send(&numbered_hl7(1002)).await.unwrap();
+    sub.until_signed("reading 1002, streamed live", &keys, arrived(1002)).await;
+    sub.until("a status saying the queue cannot commit", |seen| {
+        seen.iter().any(|(t, p)| {
+            t.ends_with("/status")
+                && serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|s| s["queue"]["error"].is_string())
+        })
+    })
+    .await;
+    // The live message went out after the failed commit, and an acknowledgement would have gone
+    // before it: none came.
+    let acks = acks_within(&mut dev.peer, Duration::from_millis(100)).await;
+    assert!(!acks.iter().any(|id| id == "MSG1002"), "acknowledged while nothing could be stored: {acks:?}");
+
+    // Space returns: the next reading is committed and acknowledged again.
+    std::fs::remove_file(filler).unwrap();
+    dev.peer.send(&numbered_hl7(1003)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut acked = Vec::new();
+    while !acked.iter().any(|id| id == "MSG1003") {
+        assert!(tokio::time::Instant::now() < deadline, "commits resumed: {acked:?}");
+        acked.extend(acks_within(&mut dev.peer, Duration::from_millis(200)).await);
+    }
+    sub.until_signed("reading 1003", &keys, arrived(1003)).await;
+    gateway.stop().await;
+    // It was committed: the queue holds nothing undelivered and numbers kept going up.
+    let st = spokegate::queue::Queue::inspect(&fs.path).unwrap();
+    assert_eq!(st.depth, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
+    use spokegate::sim::waves;
+    let mut broker = Mosquitto::start();
+    broker.stop(); // the uplink is down: everything waits in the queue
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
+    let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
+    let config = gw.config_with(
+        broker.port,
+        &[("ecg-1", "mitbih-cyton", &ecg.path)],
+        &format!("profiles_dir = \"{}\"", profiles.display()),
+        "[queue]\nwave_max_mb = 1\n",
+    );
+    let gateway = RunningGateway::start(&config, gw.key());
+    // Ten minutes of ECG in a burst: well over a megabyte of signed chunks.
+    let mit = waves::mitbih_100();
+    let rows = mit.rows();
+    for block in (0..rows * 10).collect::<Vec<_>>().chunks(5_000) {
+        let bytes: Vec<u8> =
+            block.iter().flat_map(|&i| spokegate::decode::cyton::encode((i % 256) as u8, mit.row(i % rows))).collect();
+        ecg.peer.send(&bytes).await.unwrap();
+    }
+    let queue_bytes = || spokegate::queue::Queue::inspect(gw.path()).map(|s| s.dropped).unwrap_or(0);
+    crate::hub_delivery::wait_long("the cap enforced", || queue_bytes() > 0, Duration::from_secs(30)).await;
+    let st = spokegate::queue::Queue::inspect(gw.path()).unwrap();
+    assert!(st.bytes <= 1 << 20, "the waveform class is back under its cap: {} bytes", st.bytes);
+    // The hub hears what was dropped once the broker is back.
+    broker.restart();
+    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
+    let keys = gw.keys();
+    sub.until_signed("a queue-evicted event", &keys, |bodies| {
+        bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "queue-evicted"))
+    })
+    .await;
+    let e = sub.verified.iter().find_map(|b| b.event.clone().filter(|e| e.code == "queue-evicted")).unwrap();
+    let d = e.data.unwrap();
+    assert_eq!((d["class"].as_str(), d["reason"].as_str()), (Some("wave"), Some("cap")));
+    assert!(d["count"].as_u64().unwrap() > 0);
+    gateway.stop().await;
 }
