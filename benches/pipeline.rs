@@ -122,6 +122,15 @@ async fn run() {
     let n = PACED_RATE * PACED_SECONDS;
     let mut sent = Vec::with_capacity(n as usize);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
+    // SPOKEGATE_BENCH_PERF=FILE records the gateway with `perf record -g` during this run.
+    let perf = std::env::var("SPOKEGATE_BENCH_PERF").ok().map(|out| {
+        Command::new("perf")
+            .args(["record", "-F", "4000", "-g", "-o", &out, "-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("perf (linux-perf)")
+    });
     let cpu0 = cpu_seconds(pid);
     let (u0, s0) = cpu_split(pid);
     let t0 = Instant::now();
@@ -137,6 +146,10 @@ async fn run() {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let (u1, s1) = cpu_split(pid);
+    if let Some(mut p) = perf {
+        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+        let _ = p.wait();
+    }
     let got = arrivals.lock().unwrap().clone();
     let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);

@@ -114,8 +114,14 @@ pub async fn run(
         let q = crate::queue::lock(&queue);
         config.devices.iter().map(|d| q.device_memory(&d.id).ok().flatten()).collect()
     };
-    let sealer =
-        Sealer { signer: signer.clone(), queue: queue.clone(), committed, health, snapshot: snapshot_tx.clone() };
+    let sealer = Sealer {
+        signer: signer.clone(),
+        queue: queue.clone(),
+        committed,
+        health,
+        snapshot: snapshot_tx.clone(),
+        sync_within: config.queue.sync_within,
+    };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
     let mut devices = Vec::new();

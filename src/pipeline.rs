@@ -179,11 +179,11 @@ impl Signer {
     }
 
     /// Builds and signs one message numbered `seq`, stamped with `consult`.
-    pub fn sign(&self, seq: u64, job: &mut ToSign, consult: &ConsultNow) -> Result<Record, SealError> {
+    pub fn sign(&self, seq: u64, job: &mut ToSign, consult: Option<&str>) -> Result<Record, SealError> {
         let payload = std::mem::replace(&mut job.payload, Payload::Obs(Vec::new()));
         let mut body = make_body(&self.site, &self.gw, job.from.as_ref(), payload, seq, job.t, job.tdev);
         if body.kind != BodyKind::Consult {
-            body.consult = consult.consult.clone().map(Some);
+            body.consult = consult.map(|c| Some(c.to_string()));
         }
         let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
         Ok(Record {
@@ -204,6 +204,8 @@ pub struct Sealer {
     pub committed: Arc<Notify>,
     pub health: Arc<QueueHealth>,
     pub snapshot: SnapshotTx,
+    /// Commits nobody waits for are synced within this (zero: every commit at once).
+    pub sync_within: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,9 +240,43 @@ struct Round {
     consult: Option<Publication>,
 }
 
-/// Numbers, stamps, signs and commits jobs (on a blocking thread: signing and fsync are the slow
-/// parts). A consult change in the batch applies to the jobs after it, and is committed with them.
-fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<ToSign>) -> Round {
+/// Batches at least this long are signed on several cores.
+const PARALLEL_SIGNING: usize = 64;
+
+/// Signs `jobs` numbered from `first`, each stamped with `consults[stamp[i]]`; on several cores
+/// for a large batch (Ed25519 signing is most of the work at high rates).
+fn sign_all(
+    signer: &Signer,
+    jobs: &mut [ToSign],
+    first: u64,
+    consults: &[Option<String>],
+    stamp: &[usize],
+) -> Vec<Result<Record, SealError>> {
+    let sign = |i: usize, job: &mut ToSign| signer.sign(first + i as u64, job, consults[stamp[i]].as_deref());
+    // Asked once: the answer reads cgroup files, which costs more than signing a reading.
+    static CORES: std::sync::LazyLock<usize> =
+        std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
+    let cores = *CORES;
+    if jobs.len() < PARALLEL_SIGNING || cores < 2 {
+        return jobs.iter_mut().enumerate().map(|(i, j)| sign(i, j)).collect();
+    }
+    let per = jobs.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = jobs
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(c, chunk)| {
+                scope.spawn(move || chunk.iter_mut().enumerate().map(|(i, j)| sign(c * per + i, j)).collect::<Vec<_>>())
+            })
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+    })
+}
+
+/// Numbers, stamps, signs and commits jobs. A consult change in the batch applies to the jobs
+/// after it, and is committed with them. With `sync`, the commit is on disk before this returns
+/// (someone waits to hear it is stored); otherwise the periodic sync covers it.
+fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, mut jobs: Vec<ToSign>, sync: bool) -> Round {
     let first = match lock(queue).reserve_seqs(jobs.len() as u64) {
         Ok(first) => first,
         Err(e) => {
@@ -248,25 +284,33 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<ToSign>) -> 
             return Round { committed: Err(e), records: Vec::new(), accepted: Vec::new(), consult: None };
         }
     };
-    let mut consult = signer.consult();
+    // Which consult each job is signed with (a change applies to the jobs after it).
+    let mut now = signer.consult();
+    let mut consults = vec![now.consult.clone()];
+    let mut stamp = Vec::with_capacity(jobs.len());
+    let mut change_at = None;
+    for (i, job) in jobs.iter().enumerate() {
+        stamp.push(consults.len() - 1);
+        if let Payload::Consult(c) = &job.payload {
+            now = ConsultNow { consult: c.consult.clone(), since: job.t, by: Some(c.by), cmd: c.cmd.clone() };
+            consults.push(now.consult.clone());
+            change_at = Some(i);
+        }
+    }
+    let signed = sign_all(signer, &mut jobs, first, &consults, &stamp);
     let mut changed: Option<StoredConsult> = None;
     let mut records = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
     let mut memories = Vec::new();
-    for (mut job, seq) in jobs.into_iter().zip(first..) {
-        let change = match &job.payload {
-            Payload::Consult(c) => Some(c.clone()),
-            _ => None,
-        };
-        match signer.sign(seq, &mut job, &consult) {
+    for (i, (job, result)) in jobs.into_iter().zip(signed).enumerate() {
+        match result {
             Ok(r) => {
-                if let Some(c) = change {
-                    consult = ConsultNow { consult: c.consult, since: job.t, by: Some(c.by), cmd: c.cmd };
+                if change_at == Some(i) {
                     changed = Some(StoredConsult {
-                        consult: consult.consult.clone(),
-                        since: consult.since,
-                        by: c.by.as_str().into(),
-                        cmd: consult.cmd.clone(),
+                        consult: now.consult.clone(),
+                        since: now.since,
+                        by: now.by.map(|b| b.as_str()).unwrap_or("operator").into(),
+                        cmd: now.cmd.clone(),
                         envelope: r.payload.clone(),
                     });
                 }
@@ -280,7 +324,15 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<ToSign>) -> 
             Err(e) => tracing::error!(error = %e, "cannot sign a message; not acknowledged"),
         }
     }
-    let committed = lock(queue).commit(&records, &memories, changed.as_ref());
+    let committed = {
+        let mut q = lock(queue);
+        let c = q.commit_unsynced(&records, &memories, changed.as_ref());
+        if sync {
+            c.and_then(|()| q.sync())
+        } else {
+            c
+        }
+    };
     let retained = changed.map(|c| Publication {
         topic: topics::consult(&signer.site, &signer.gw),
         payload: c.envelope,
@@ -288,10 +340,14 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, jobs: Vec<ToSign>) -> 
     });
     if retained.is_some() {
         // The binding applies to what is signed from now on, committed or streamed live.
-        *signer.consult.lock().unwrap_or_else(|p| p.into_inner()) = consult;
+        *signer.consult.lock().unwrap_or_else(|p| p.into_inner()) = now;
     }
     Round { committed, records, accepted, consult: retained }
 }
+
+/// A batch this small that nobody waits on is signed and committed on the runtime thread (no
+/// hand-over to a blocking thread and back).
+const INLINE_BATCH: usize = 16;
 
 impl Sealer {
     fn state(&self, from: &Source, state: LinkState, detail: Option<String>, streaming: Option<bool>) -> Publication {
@@ -315,11 +371,18 @@ impl Sealer {
         // stopped growing while the uplink is down must still come back under its caps.
         let mut enforce = tokio::time::interval(ENFORCE_EVERY);
         enforce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sync_within = self.sync_within;
+        let mut sync = tokio::time::interval(sync_within.max(std::time::Duration::from_millis(1)));
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
                 n = input.recv_many(&mut batch, COMMIT_BATCH) => n,
                 _ = enforce.tick() => {
                     self.enforce();
+                    continue;
+                }
+                _ = sync.tick(), if !sync_within.is_zero() => {
+                    self.sync().await;
                     continue;
                 }
             };
@@ -337,17 +400,27 @@ impl Sealer {
                 }
             }
             if !jobs.is_empty() {
-                let (signer, queue) = (self.signer.clone(), self.queue.clone());
-                match tokio::task::spawn_blocking(move || sign_and_commit(&signer, &queue, jobs)).await {
-                    Ok(mut round) => {
-                        if let Some(c) = round.consult.take() {
-                            let now = self.signer.consult();
-                            self.snapshot.send_modify(|snap| snap.consult = now.consult.clone());
-                            state_updates.push(c);
+                // Synced now when someone is told it is stored; else by the periodic sync.
+                let wait = sync_within.is_zero() || jobs.iter().any(|j| j.accepted.is_some() || j.remember.is_some());
+                let round = if jobs.len() <= INLINE_BATCH && !wait {
+                    Some(sign_and_commit(&self.signer, &self.queue, jobs, false))
+                } else {
+                    let (signer, queue) = (self.signer.clone(), self.queue.clone());
+                    match tokio::task::spawn_blocking(move || sign_and_commit(&signer, &queue, jobs, wait)).await {
+                        Ok(round) => Some(round),
+                        Err(e) => {
+                            tracing::error!(error = %e, "signing task failed; readings not acknowledged");
+                            None
                         }
-                        self.after_commit(round, &fresh, &live);
                     }
-                    Err(e) => tracing::error!(error = %e, "signing task failed; readings not acknowledged"),
+                };
+                if let Some(mut round) = round {
+                    if let Some(c) = round.consult.take() {
+                        let now = self.signer.consult();
+                        self.snapshot.send_modify(|snap| snap.consult = now.consult.clone());
+                        state_updates.push(c);
+                    }
+                    self.after_commit(round, &fresh, &live);
                 }
             }
             for s in state_updates {
@@ -355,6 +428,20 @@ impl Sealer {
                     return;
                 }
             }
+        }
+        self.sync().await;
+    }
+
+    /// Syncs what was committed without a sync (on a blocking thread: it waits for the disk).
+    async fn sync(&self) {
+        if !lock(&self.queue).unsynced() {
+            return;
+        }
+        let queue = self.queue.clone();
+        match tokio::task::spawn_blocking(move || lock(&queue).sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot sync the queue to disk"),
+            Err(e) => tracing::error!(error = %e, "queue sync task failed"),
         }
     }
 
@@ -410,7 +497,7 @@ impl Sealer {
                 ToSign::new(from, Payload::Event(event), now_micros(), None)
             })
             .collect();
-        if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs).committed.is_ok() {
+        if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs, false).committed.is_ok() {
             self.committed.notify_one();
         }
     }

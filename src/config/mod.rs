@@ -298,6 +298,13 @@ impl Config {
             }
         }
 
+        if let Some(ms) = &q.sync_ms {
+            if *ms.get_ref() > 10_000 {
+                at(ms.span(), "queue.sync_ms", "must be between 0 (sync every commit) and 10000 ms".into());
+            }
+            queue.sync_within = Duration::from_millis(*ms.get_ref());
+        }
+
         let hub = hub_config(&raw.hub, base, &mut at);
 
         let Some(url) = url else { return Err(problems) };

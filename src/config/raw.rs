@@ -75,6 +75,8 @@ pub struct RawQueue {
     pub media_max_mb: Option<Spanned<u64>>,
     pub wave_ttl_hours: Option<Spanned<u64>>,
     pub media_ttl_hours: Option<Spanned<u64>>,
+    /// Readings no device waits to hear about are synced to disk within this many milliseconds.
+    pub sync_ms: Option<Spanned<u64>>,
 }
 
 /// The hubs this gateway obeys, and what "delivered" means.

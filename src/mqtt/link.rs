@@ -79,17 +79,21 @@ pub struct LinkCounters {
     pub bad_acks: AtomicU64,
 }
 
-/// The queue's health as the status topic reports it.
+/// The queue's health as the status topic reports it. A change (failing, or healthy again) is
+/// published at once, not at the next periodic status.
 #[derive(Debug, Default)]
 pub struct QueueHealth {
     pub error: Mutex<Option<String>>,
+    changed: tokio::sync::Notify,
 }
 
 impl QueueHealth {
     pub fn set(&self, error: Option<String>) {
-        if let Ok(mut e) = self.error.lock() {
-            *e = error;
+        let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if e.is_some() != error.is_some() {
+            self.changed.notify_one();
         }
+        *e = error;
     }
 
     pub fn get(&self) -> Option<String> {
@@ -226,7 +230,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
         let (client, eventloop) = super::client(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
         let mut events = spawn_poller(eventloop);
         let mut s = Session { maybe_more: true, ..Session::default() };
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut status_due = tokio::time::Instant::now() + STATUS_EVERY;
         let lost = loop {
             if s.connected {
@@ -286,6 +290,10 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                 },
                 _ = link.inputs.committed.notified() => s.maybe_more = true,
                 _ = link.inputs.rebirth.notified() => if s.connected { link.birth(&client, &mut s) },
+                _ = link.inputs.health.changed.notified() => if s.connected {
+                    let status = link.status(true);
+                    publish_untracked(&client, &mut s, status);
+                },
                 Some(batch) = link.inputs.fresh.recv() => {
                     link.fresh.extend(batch);
                     if link.fresh.len() > 4 * WINDOW {
@@ -572,7 +580,23 @@ impl Link {
         {
             return;
         }
-        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
+        let queue = self.inputs.queue.clone();
+        let Some(q) = queue::try_lock(&queue) else { return };
+        self.delete_delivered(q);
+    }
+
+    /// The last deletes before the link stops: whatever a failed delete's retry timer says, and
+    /// waiting for the queue if someone holds it.
+    fn flush_deletes_at_stop(&mut self) {
+        if self.acked.is_empty() && self.hub_acked.is_empty() {
+            return;
+        }
+        let queue = self.inputs.queue.clone();
+        let q = queue.lock().unwrap_or_else(|p| p.into_inner());
+        self.delete_delivered(q);
+    }
+
+    fn delete_delivered(&mut self, mut q: std::sync::MutexGuard<'_, queue::Queue>) {
         let result = if self.hub.is_some() {
             let now = now_micros();
             let r = q.delete_acked(&self.hub_acked, now).map(|_| ());
@@ -656,6 +680,6 @@ impl Link {
             }
         })
         .await;
-        self.flush_deletes();
+        self.flush_deletes_at_stop();
     }
 }

@@ -17,7 +17,6 @@ impl Queue {
     pub fn delete_acked(&mut self, ranges: &[(u64, u64)], now: i64) -> Result<u64, QueueError> {
         let path = self.path.clone();
         let sql = |e| classify(&path, e);
-        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         let result = (|| {
             let tx = self.conn.transaction().map_err(sql)?;
             let mut gone = Vec::new();
@@ -42,7 +41,6 @@ impl Queue {
             tx.commit().map_err(sql)?;
             Ok(gone)
         })();
-        self.conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
         let gone = result?;
         self.forget(&gone);
         self.delivered += gone.len() as u64;

@@ -3,8 +3,13 @@
 //!
 //! # Invariants
 //!
-//! 1. A message is signed and **committed** (SQLite transaction, WAL, `synchronous=FULL`) before it
-//!    is first published, and the device is acknowledged (HL7 ACK) only after that commit.
+//! 1. A message is signed and **committed** (SQLite transaction in WAL mode) before it is first
+//!    published, and the commit is **synced to disk before anyone is told it is stored**: a
+//!    device's acknowledgement (HL7 ACK), a device memory (RACP, meter cursors), an operator's or
+//!    hub's receipt. Commits nobody waits for (a reading from a device that does not retransmit) are
+//!    synced together, at most `sync_ms` (default 200 ms) after they were written: a crash of the
+//!    process loses none of them, a power cut at most that last moment of such readings, which the
+//!    device would not have sent again anyway. `sync_ms = 0` syncs every commit.
 //! 2. A message is deleted only once it is delivered: under broker delivery (the default) after
 //!    the broker's PUBACK for it (the MQTT link maps packet ids to `seq`; a `publish()` that
 //!    returned means queued in the client, not delivered); under hub delivery only after a hub

@@ -39,6 +39,9 @@ pub struct QueuePolicy {
     pub media_max_bytes: u64,
     pub wave_ttl: Option<Duration>,
     pub media_ttl: Option<Duration>,
+    /// Commits nobody waits for are synced to disk together, at most this long after they were
+    /// written (zero: every commit is synced before the next one).
+    pub sync_within: Duration,
 }
 
 impl Default for QueuePolicy {
@@ -48,6 +51,7 @@ impl Default for QueuePolicy {
             media_max_bytes: 512 << 20,
             wave_ttl: Some(Duration::from_secs(6 * 3600)),
             media_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
+            sync_within: Duration::from_millis(200),
         }
     }
 }

@@ -335,6 +335,18 @@ async fn a_really_full_file_system_withholds_acknowledgements_and_commits_resume
         acked.extend(acks_within(&mut dev.peer, Duration::from_millis(200)).await);
     }
     sub.until_signed("reading 1003", &keys, arrived(1003)).await;
+    // The hub hears at once that the queue is healthy again (a status without an error, after the
+    // one with it).
+    sub.until("a status saying the queue commits again", |seen| {
+        let statuses: Vec<serde_json::Value> = seen
+            .iter()
+            .filter(|(t, _)| t.ends_with("/status"))
+            .filter_map(|(_, p)| serde_json::from_slice(p).ok())
+            .collect();
+        let failing = statuses.iter().position(|s| s["queue"]["error"].is_string());
+        failing.is_some_and(|i| statuses[i..].iter().any(|s| s["queue"].is_object() && s["queue"]["error"].is_null()))
+    })
+    .await;
     gateway.stop().await;
     // It was committed: the queue holds nothing undelivered and numbers kept going up.
     let st = spokegate::queue::Queue::inspect(&fs.path).unwrap();
