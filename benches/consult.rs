@@ -144,10 +144,6 @@ fn lines(n: u64) -> Vec<u8> {
     (0..n).flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes()).collect()
 }
 
-fn depth(state: &Path) -> u64 {
-    spokegate::queue::Queue::inspect(state).map(|s| s.depth).unwrap_or(u64::MAX)
-}
-
 async fn run() {
     let s = setup();
     println!("v1.1 protocol benchmark (real spokegate binary, mosquitto, spokegate watch as the hub)");
@@ -216,11 +212,13 @@ async fn run() {
     {
         let mut dev = PtyDevice::create(&s.dir.path().join("tty-backlog")).unwrap();
         let config = gateway_config(&s, "backlog", "hub", &dev.path);
-        let state = s.dir.path().join("backlog");
         let _gw = common::gateway(&config, &[]);
         tokio::time::sleep(Duration::from_millis(500)).await;
         dev.peer.send(&lines(READINGS)).await.unwrap();
-        until("the backlog committed", Duration::from_secs(300), || depth(&state) >= READINGS).await;
+        until("the backlog committed", Duration::from_secs(300), || {
+            common::queue_depth(&config).is_some_and(|d| d >= READINGS)
+        })
+        .await;
         let out = s.dir.path().join("hub-backlog.jsonl");
         let t = Instant::now();
         let _hub = hub(&s, &out);
@@ -230,7 +228,7 @@ async fn run() {
             if first.is_none() && counter.poll() > 0 {
                 first = Some(Instant::now());
             }
-            depth(&state) == 0
+            common::queue_depth(&config) == Some(0)
         })
         .await;
         let secs = t.elapsed().as_secs_f64();

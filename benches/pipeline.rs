@@ -122,15 +122,24 @@ async fn run() {
     let n = PACED_RATE * PACED_SECONDS;
     let mut sent = Vec::with_capacity(n as usize);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
-    // SPOKEGATE_BENCH_PERF=FILE records the gateway with `perf record -g` during this run.
-    let perf = std::env::var("SPOKEGATE_BENCH_PERF").ok().map(|out| {
-        Command::new("perf")
-            .args(["record", "-F", "4000", "-g", "-o", &out, "-p", &pid.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("perf (linux-perf)")
-    });
+    // SPOKEGATE_BENCH_PERF=FILE records the gateway with `perf record -g` during this run;
+    // SPOKEGATE_BENCH_ATTACH="strace -c -f -o FILE -p {pid}" attaches any other tool.
+    let perf = std::env::var("SPOKEGATE_BENCH_PERF")
+        .ok()
+        .map(|out| format!("perf record -F 4000 -g -o {out} -p {{pid}}"))
+        .or_else(|| std::env::var("SPOKEGATE_BENCH_ATTACH").ok())
+        .map(|template| {
+            let line = template.replace("{pid}", &pid.to_string());
+            let mut words = line.split_whitespace();
+            let child = Command::new(words.next().expect("a command"))
+                .args(words)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the attached tool");
+            std::thread::sleep(Duration::from_millis(300)); // attached before the run starts
+            child
+        });
     let cpu0 = cpu_seconds(pid);
     let (u0, s0) = cpu_split(pid);
     let t0 = Instant::now();
@@ -186,17 +195,7 @@ async fn run() {
         dev.peer.send(chunk).await.unwrap();
     }
     drop(lines);
-    let depth = || -> u64 {
-        let out = Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["status", "--config", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["queue"]["depth"].as_u64())
-            .unwrap_or(0)
-    };
-    while depth() < backlog {
+    while common::queue_depth(&config).is_none_or(|d| d < backlog) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let fill = t0.elapsed().as_secs_f64();

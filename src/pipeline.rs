@@ -507,3 +507,88 @@ impl Sealer {
 pub fn capture_time() -> i64 {
     now_micros()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Severity};
+    use crate::queue::QueuePolicy;
+    use std::time::Duration;
+
+    struct Bench {
+        input: mpsc::Sender<Outgoing>,
+        fresh: mpsc::Receiver<Vec<Record>>,
+        queue: Arc<Mutex<Queue>>,
+        run: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+        _states: mpsc::Receiver<Publication>,
+        _live: mpsc::Receiver<Publication>,
+    }
+
+    /// A sealer on a real queue in a temporary folder.
+    fn sealer(sync_within: Duration) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&dir.path().join("gateway.key")).unwrap();
+        let queue = Arc::new(Mutex::new(Queue::open(dir.path(), QueuePolicy::default()).unwrap()));
+        let signer = Signer::new("site", "gw", Arc::new(key), BodyFormat::Cbor, ConsultNow::default());
+        let (snapshot, _) = crate::snapshot::channel(Default::default());
+        let sealer = Sealer {
+            signer: Arc::new(signer),
+            queue: queue.clone(),
+            committed: Arc::default(),
+            health: Arc::default(),
+            snapshot,
+            sync_within,
+        };
+        let (input, rx) = mpsc::channel(8);
+        let (fresh_tx, fresh) = mpsc::channel(8);
+        let (states_tx, _states) = mpsc::channel(8);
+        let (live_tx, _live) = mpsc::channel(8);
+        let run = tokio::spawn(sealer.run(rx, fresh_tx, states_tx, live_tx));
+        Bench { input, fresh, queue, run, _dir: dir, _states, _live }
+    }
+
+    fn event() -> Payload {
+        Payload::Event(Event::new("test", Severity::Info, "a message"))
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_synced_before_anyone_is_told_and_the_rest_by_the_end() {
+        let mut b = sealer(Duration::from_secs(3600));
+        // Someone waits (a device's acknowledgement): synced before the receipt.
+        let (job, receipt) = ToSign::gateway_with_receipt(event());
+        b.input.send(Outgoing::Signed(job)).await.unwrap();
+        receipt.await.unwrap();
+        assert!(!lock(&b.queue).unsynced(), "told before the commit reached the disk");
+        b.fresh.recv().await.unwrap();
+        // Nobody waits: committed (and handed on) without a sync of its own.
+        b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+        let records = b.fresh.recv().await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(lock(&b.queue).unsynced(), "a commit nobody waits for paid for a sync of its own");
+        // The sealer's end syncs what is left.
+        drop(b.input);
+        b.run.await.unwrap();
+        assert!(!lock(&b.queue).unsynced());
+    }
+
+    #[tokio::test]
+    async fn commits_nobody_waits_for_are_synced_within_sync_ms() {
+        let mut b = sealer(Duration::from_millis(50));
+        b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+        b.fresh.recv().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while lock(&b.queue).unsynced() {
+            assert!(tokio::time::Instant::now() < deadline, "not synced by the periodic sync");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sync_ms_zero_syncs_every_commit() {
+        let mut b = sealer(Duration::ZERO);
+        b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+        b.fresh.recv().await.unwrap();
+        assert!(!lock(&b.queue).unsynced());
+    }
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 pub use spokegate::sim::KillOnDrop as Proc;
 
+pub mod load;
+
 /// (utime, stime) of a process in seconds.
 pub fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -73,4 +75,35 @@ pub fn gateway(config: &std::path::Path, env: &[(&str, &str)]) -> Proc {
         cmd.env(k, v);
     }
     Proc(cmd.spawn().unwrap())
+}
+
+/// The real gateway reading `vitals-kv` lines from `tty`, its state in `dir`, publishing to the
+/// broker on `port` as site `bench`, gateway `gw-bench`, device `vitals-1`.
+pub fn gateway_vitals(dir: &std::path::Path, port: u16, tty: &std::path::Path) -> (Proc, std::path::PathBuf) {
+    let key = dir.join("gateway.key");
+    if !key.exists() {
+        spokegate::sign::SigningKey::generate(&key).unwrap();
+    }
+    let config = dir.join("spokegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nsite = \"bench\"\nid = \"gw-bench\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n[[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n",
+            dir.display(),
+            tty.display()
+        ),
+    )
+    .unwrap();
+    (gateway(&config, &[]), config)
+}
+
+/// The queue depth of the gateway running `config`, as `spokegate status` reports it (the
+/// running daemon answers), if anything answers.
+pub fn queue_depth(config: &std::path::Path) -> Option<u64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_spokegate"))
+        .args(["status", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().and_then(|v| v["queue"]["depth"].as_u64())
 }

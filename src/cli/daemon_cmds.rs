@@ -6,6 +6,7 @@ use crate::daemon::{self, Counters};
 use crate::demo::{self, DemoOptions};
 use crate::exit;
 use crate::hub::WatchFormat;
+use crate::mqtt::status::QueueStatus;
 use crate::queue::{Queue, QueueError};
 use crate::shutdown;
 use crate::sign::{KeyError, SigningKey};
@@ -28,41 +29,63 @@ pub fn check_config(path: &Path) -> i32 {
     }
 }
 
-pub fn status(path: &Path) -> i32 {
+/// The queue's figures: asked of the running daemon (it holds the store while it runs), else
+/// read from the state directory.
+pub async fn status(path: &Path) -> i32 {
     let c = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match Queue::inspect(&c.gateway.state_dir) {
-        Ok(st) => {
-            let now = crate::clock::now_micros();
-            let q = crate::mqtt::status::QueueStatus::from_stats(&st, now, None, c.hub.delivery, None);
+    let state_dir = &c.gateway.state_dir;
+    if let Ok(reply) = crate::command::socket::request(state_dir, "status", Default::default(), |_| {}).await {
+        if let Some(data) = reply.data {
             let out = serde_json::json!({
-                "state_dir": c.gateway.state_dir,
+                "state_dir": state_dir,
+                "running": true,
+                "queue": data["queue"],
+                "uplink": data["uplink"],
+                "consult": data["consult"],
+            });
+            println!("{out}");
+            if let Ok(q) = serde_json::from_value::<QueueStatus>(data["queue"].clone()) {
+                explain(&q);
+            }
+            return exit::OK;
+        }
+    }
+    match Queue::inspect(state_dir) {
+        Ok(st) => {
+            let q = QueueStatus::from_stats(&st, crate::clock::now_micros(), None, c.hub.delivery, None);
+            let out = serde_json::json!({
+                "state_dir": state_dir,
+                "running": false,
                 "queue": q,
-                "bytes": st.bytes,
                 "next_seq": st.next_seq,
             });
             println!("{out}");
-            let who = c.hub.delivery.as_str();
-            match (&q.delivered_through, st.oldest_created) {
-                (Some(t), Some(_)) => eprintln!(
-                    "acknowledged by the {who} up to {t}; oldest not acknowledged: {} s old, {} waiting",
-                    q.oldest_age_s.unwrap_or(0.0),
-                    st.depth
-                ),
-                _ => eprintln!("everything committed is acknowledged by the {who}"),
-            }
+            explain(&q);
             exit::OK
         }
         Err(e) => {
             eprintln!("spokegate status: {e}");
-            if matches!(e, QueueError::Corrupt { .. }) {
-                exit::DATAERR
-            } else {
-                exit::NOINPUT
+            match e {
+                QueueError::Corrupt { .. } => exit::DATAERR,
+                QueueError::InUse { .. } => exit::TEMPFAIL,
+                _ => exit::NOINPUT,
             }
         }
+    }
+}
+
+/// One line for a person: how far delivery has come.
+fn explain(q: &QueueStatus) {
+    match (&q.delivered_through, q.depth) {
+        (Some(t), n) if n > 0 => eprintln!(
+            "acknowledged by the {} up to {t}; oldest not acknowledged: {} s old, {n} waiting",
+            q.delivery,
+            q.oldest_age_s.unwrap_or(0.0)
+        ),
+        _ => eprintln!("everything committed is acknowledged by the {}", q.delivery),
     }
 }
 
@@ -91,10 +114,10 @@ pub async fn run_daemon(config_path: &Path) -> i32 {
         Ok(()) => exit::OK,
         Err(daemon::DaemonError::Queue(e)) => {
             eprintln!("spokegate: {e}");
-            if matches!(e, QueueError::Corrupt { .. } | QueueError::Format { .. }) {
-                exit::DATAERR
-            } else {
-                exit::IOERR
+            match e {
+                QueueError::Corrupt { .. } | QueueError::Format { .. } => exit::DATAERR,
+                QueueError::InUse { .. } => exit::TEMPFAIL,
+                _ => exit::IOERR,
             }
         }
         Err(e @ daemon::DaemonError::Socket { .. }) => {

@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(c) => daemon_cmds::run_daemon(&c.config).await,
         Command::CheckConfig(c) => daemon_cmds::check_config(&c.config),
-        Command::Status(c) => daemon_cmds::status(&c.config),
+        Command::Status(c) => daemon_cmds::status(&c.config).await,
         Command::Keygen(loc) => keys::keygen(&loc),
         Command::Key { command } => keys::run(command),
         Command::Consult { command } => operator::consult(command).await,

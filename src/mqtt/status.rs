@@ -19,6 +19,9 @@ pub struct QueueStatus {
     /// Messages committed and not yet delivered (acknowledged by the broker, or under hub
     /// delivery by a hub).
     pub depth: u64,
+    /// Their size in bytes (signed envelopes).
+    #[serde(default)]
+    pub bytes: u64,
     /// Age of the oldest of them, in seconds.
     pub oldest_age_s: Option<f64>,
     pub delivered: u64,
@@ -51,6 +54,7 @@ impl QueueStatus {
         use crate::clock::micros_to_rfc3339;
         Self {
             depth: st.depth,
+            bytes: st.bytes,
             oldest_age_s: st.oldest_created.map(|c| ((now_micros - c).max(0) as f64 / 1e6 * 10.0).round() / 10.0),
             delivered: st.delivered,
             dropped: st.dropped,

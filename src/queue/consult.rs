@@ -4,7 +4,7 @@
 
 use super::store::classify;
 use super::{Queue, QueueError};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 
 /// The consult binding as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct StoredConsult {
 }
 
 impl StoredConsult {
-    pub(super) fn save(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    pub(super) fn save(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
         tx.execute(
             "INSERT INTO consult(one, consult, since, by, cmd, envelope) VALUES (1, ?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(one) DO UPDATE SET consult = ?1, since = ?2, by = ?3, cmd = ?4, envelope = ?5",

@@ -15,32 +15,21 @@ impl Queue {
     /// time of the acknowledgement; returns how many left the queue. Not synced: a lost delete only
     /// means a resend, which the hub acknowledges again.
     pub fn delete_acked(&mut self, ranges: &[(u64, u64)], now: i64) -> Result<u64, QueueError> {
-        let path = self.path.clone();
-        let sql = |e| classify(&path, e);
-        let result = (|| {
-            let tx = self.conn.transaction().map_err(sql)?;
+        let result = self.transaction(|tx| {
             let mut gone = Vec::new();
-            {
-                let mut del = tx
-                    .prepare_cached("DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2 RETURNING class, length(payload)")
-                    .map_err(sql)?;
-                for (a, b) in ranges {
-                    let rows = del
-                        .query_map(params![sql_seq(*a), sql_seq(*b)], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                        })
-                        .map_err(sql)?;
-                    for row in rows {
-                        gone.push(row.map_err(sql)?);
-                    }
+            let mut del =
+                tx.prepare_cached("DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2 RETURNING class, length(payload)")?;
+            for (a, b) in ranges {
+                for row in del
+                    .query_map(params![sql_seq(*a), sql_seq(*b)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                {
+                    gone.push(row?);
                 }
-                tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64])
-                    .map_err(sql)?;
-                tx.execute("UPDATE meta SET value = ?1 WHERE key = 'last_hub_ack'", [now]).map_err(sql)?;
             }
-            tx.commit().map_err(sql)?;
+            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64])?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'last_hub_ack'", [now])?;
             Ok(gone)
-        })();
+        });
         let gone = result?;
         self.forget(&gone);
         self.delivered += gone.len() as u64;

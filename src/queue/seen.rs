@@ -2,7 +2,6 @@
 //! (`hub`, `id`). Ids are kept until the command's `exp` has passed (after that the time window
 //! refuses it anyway), across restarts.
 
-use super::store::classify;
 use super::{Queue, QueueError};
 use rusqlite::params;
 
@@ -10,14 +9,10 @@ impl Queue {
     /// Records (`hub`, `id`) valid until `exp`; false when it was seen before. Forgets ids whose
     /// `exp` is before `now`. Committed (and synced) before the command runs.
     pub fn first_command(&mut self, hub: &str, id: &str, exp: i64, now: i64) -> Result<bool, QueueError> {
-        let path = self.path.clone();
-        let sql = |e| classify(&path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM seen_command WHERE exp < ?1", [now]).map_err(sql)?;
-        let inserted = tx
-            .execute("INSERT OR IGNORE INTO seen_command(hub, id, exp) VALUES (?1, ?2, ?3)", params![hub, id, exp])
-            .map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        let inserted = self.transaction(|tx| {
+            tx.execute("DELETE FROM seen_command WHERE exp < ?1", [now])?;
+            tx.execute("INSERT OR IGNORE INTO seen_command(hub, id, exp) VALUES (?1, ?2, ?3)", params![hub, id, exp])
+        })?;
         Ok(inserted == 1)
     }
 }

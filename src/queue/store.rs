@@ -103,6 +103,8 @@ pub enum QueueError {
     Format { path: PathBuf, found: i64 },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: in use by another process (a spokegate already running with this state_dir? `spokegate status` asks it)")]
+    InUse { path: PathBuf },
 }
 
 impl QueueError {
@@ -147,6 +149,10 @@ impl Queue {
         let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
         let sql = |e| classify(&path, e);
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        // The daemon holds the store for itself: no other process opens it while it runs (two
+        // daemons on one state directory would hand out the same numbers), and no commit pays
+        // for file locks. Set before the write-ahead log is first used, so it lives in memory.
+        conn.query_row("PRAGMA locking_mode=EXCLUSIVE", [], |r| r.get::<_, String>(0)).map_err(sql)?;
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql)?;
         if check != "ok" {
             return Err(QueueError::Corrupt { path, detail: check });
@@ -218,6 +224,8 @@ impl Queue {
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| classify(&path, e))?;
         let sql = |e| classify(&path, e);
+        // A running daemon holds the store for as long as it runs: no use waiting for it.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(sql)?;
         let meta = |key: &str| -> Result<u64, QueueError> {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
                 .map(|v| v as u64)
@@ -249,6 +257,27 @@ impl Queue {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `work` in one transaction: committed when it succeeds, rolled back when it or the
+    /// commit fails. `BEGIN` and `COMMIT` are prepared once (the hot path runs one per reading).
+    pub(super) fn transaction<T>(
+        &mut self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, QueueError> {
+        let conn = &self.conn;
+        let run = || {
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            let value = work(conn)?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(value)
+        };
+        run().map_err(|e| {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            classify(&self.path, e)
+        })
     }
 
     /// The next `seq`. Numbers are reserved on disk a block at a time, so even a message that is
@@ -295,25 +324,22 @@ impl Queue {
         memories: &[(String, String)],
         consult: Option<&super::StoredConsult>,
     ) -> Result<(), QueueError> {
-        let path = self.path.clone();
-        let sql = |e| classify(&path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO outbox(seq, class, created, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(sql)?;
+        self.transaction(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox(seq, class, created, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for r in records {
-                insert.execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload]).map_err(sql)?;
+                insert.execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload])?;
             }
-            let mut remember = tx.prepare_cached(MEMORY_UPSERT).map_err(sql)?;
+            let mut remember = tx.prepare_cached(MEMORY_UPSERT)?;
             for (dev, value) in memories {
-                remember.execute(params![dev, value]).map_err(sql)?;
+                remember.execute(params![dev, value])?;
             }
             if let Some(c) = consult {
-                c.save(&tx).map_err(sql)?;
+                c.save(tx)?;
             }
-        }
-        tx.commit().map_err(sql)?;
+            Ok(())
+        })?;
         self.unsynced = true;
         for r in records {
             self.depth += 1;
@@ -366,26 +392,20 @@ impl Queue {
     }
 
     fn delete_in_tx(&mut self, seqs: &[u64]) -> Result<(), QueueError> {
-        let path = self.path.clone();
-        let sql = |e| classify(&path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let mut gone = Vec::new();
-        {
-            let mut del =
-                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)").map_err(sql)?;
+        let gone = self.transaction(|tx| {
+            let mut gone = Vec::new();
+            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)")?;
             for s in seqs {
-                if let Some(row) = del
-                    .query_row([*s as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                    .optional()
-                    .map_err(sql)?
+                if let Some(row) =
+                    del.query_row([*s as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()?
                 {
                     gone.push(row);
                 }
             }
-            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64])
-                .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
+            tx.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'")?
+                .execute([gone.len() as i64])?;
+            Ok(gone)
+        })?;
         self.forget(&gone);
         self.delivered += gone.len() as u64;
         Ok(())
@@ -453,16 +473,15 @@ impl Queue {
         args: &[&dyn rusqlite::ToSql],
         class: Class,
     ) -> Result<Vec<(String, i64)>, QueueError> {
-        let path = self.path.clone();
-        let sql = |e| classify(&path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let rows: Vec<(String, i64)> = {
-            let mut stmt = tx.prepare(sql_text).map_err(sql)?;
-            let it = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?;
-            it.collect::<Result<_, _>>().map_err(sql)?
-        };
-        tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped'", [rows.len() as i64]).map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        let rows: Vec<(String, i64)> = self.transaction(|tx| {
+            let rows = {
+                let mut stmt = tx.prepare(sql_text)?;
+                let it = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
+                it.collect::<Result<Vec<_>, _>>()?
+            };
+            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped'", [rows.len() as i64])?;
+            Ok(rows)
+        })?;
         let forgotten: Vec<(i64, i64)> = rows.iter().map(|(_, len)| (class as i64, *len)).collect();
         self.forget(&forgotten);
         self.dropped += rows.len() as u64;
@@ -534,8 +553,14 @@ fn tally(
 /// A damaged file is reported as such; everything else as a SQLite error.
 pub(super) fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) {
-            return QueueError::Corrupt { path: path.to_path_buf(), detail: e.to_string() };
+        match f.code {
+            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt => {
+                return QueueError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
+            }
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                return QueueError::InUse { path: path.to_path_buf() }
+            }
+            _ => {}
         }
     }
     QueueError::Sqlite { path: path.to_path_buf(), source: e }
@@ -549,6 +574,19 @@ mod tests {
     fn record(q: &mut Queue, class: Class, created: i64, dev: &str) -> Record {
         let seq = q.reserve_seq().unwrap();
         Record { seq, class, created, topic: format!("spokegate/v1/s/g/dev/{dev}/obs"), payload: vec![seq as u8; 100] }
+    }
+
+    #[test]
+    fn the_store_is_held_by_one_process_while_it_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+        let r = record(&mut q, Class::Spot, 1, "m");
+        q.append(&[r], &[]).unwrap();
+        let err = Queue::inspect(dir.path()).unwrap_err();
+        assert!(matches!(err, QueueError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("spokegate status"), "{err}");
+        drop(q);
+        assert_eq!(Queue::inspect(dir.path()).unwrap().depth, 1);
     }
 
     #[test]

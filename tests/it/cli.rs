@@ -336,6 +336,42 @@ async fn a_killed_gateway_is_shown_offline_by_its_will() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_asks_the_running_daemon_and_a_second_daemon_on_its_state_is_refused_with_75() {
+    use crate::durability::numbered_hl7;
+    let Rig { broker: _broker, gw: _gw, mut dev, config, mut sub } = Rig::hl7_monitor().await;
+    let c = config.to_str().unwrap();
+    let births = sub.births();
+    let mut first = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", c])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sub.until_birth_after(births).await;
+    dev.peer.send(&numbered_hl7(7)).await.unwrap();
+    assert_eq!(read_acks(&mut dev.peer, 1).await, ["AA"]);
+    // `status` while it runs: the daemon answers (it holds the store), with its queue figures.
+    let out = spokegate(&["status", "--config", c]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["running"], true, "{v}");
+    assert!(v["queue"]["depth"].is_u64() && v["queue"]["delivery"] == "broker", "{v}");
+    // A second daemon with the same state directory is refused: 75 (temporary: the first runs).
+    let second = spokegate(&["run", "--config", c]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(75), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(first.0.try_wait().unwrap().is_none(), "the first daemon is unharmed");
+    // Stopped, `status` reads the store itself.
+    Command::new("kill").args(["-TERM", &first.0.id().to_string()]).status().unwrap();
+    assert!(first.0.wait().unwrap().success());
+    let out = spokegate(&["status", "--config", c]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["running"].as_bool(), v["queue"]["depth"].as_u64()), (Some(false), Some(0)), "{v}");
+}
+
 #[test]
 fn profile_list_names_every_shipped_profile() {
     let out = spokegate(&["profile", "list"]);

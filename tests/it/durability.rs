@@ -377,9 +377,7 @@ async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
             block.iter().flat_map(|&i| spokegate::decode::cyton::encode((i % 256) as u8, mit.row(i % rows))).collect();
         ecg.peer.send(&bytes).await.unwrap();
     }
-    let queue_bytes = || spokegate::queue::Queue::inspect(gw.path()).map(|s| s.dropped).unwrap_or(0);
-    crate::hub_delivery::wait_long("the cap enforced", || queue_bytes() > 0, Duration::from_secs(30)).await;
-    let st = spokegate::queue::Queue::inspect(gw.path()).unwrap();
+    let st = until_queue(gw.path(), "the cap enforced", Duration::from_secs(30), |q| q.dropped > 0).await;
     assert!(st.bytes <= 1 << 20, "the waveform class is back under its cap: {} bytes", st.bytes);
     // The hub hears what was dropped once the broker is back.
     broker.restart();

@@ -510,3 +510,27 @@ pub fn refusals(bodies: &[Body]) -> Vec<String> {
         .map(|e| e.data.as_ref().and_then(|d| d.get("reason")).and_then(|r| r.as_str()).unwrap_or("").to_string())
         .collect()
 }
+
+/// The queue's figures as the running daemon reports them (`status` over its local socket: the
+/// daemon holds the store for itself while it runs).
+pub async fn running_queue(state_dir: &Path) -> Option<spokegate::mqtt::status::QueueStatus> {
+    let reply = spokegate::command::socket::request(state_dir, "status", Default::default(), |_| {}).await.ok()?;
+    serde_json::from_value(reply.data?.get("queue")?.clone()).ok()
+}
+
+/// Waits until the running daemon's queue satisfies `done`, failing after `limit`.
+pub async fn until_queue(
+    state_dir: &Path,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&spokegate::mqtt::status::QueueStatus) -> bool,
+) -> spokegate::mqtt::status::QueueStatus {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(q) = running_queue(state_dir).await.filter(|q| done(q)) {
+            return q;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -155,8 +155,7 @@ async fn a_slow_hub_behind_a_small_broker_queue_and_a_broker_restart_lose_nothin
     let sends = l.published.load(Ordering::Relaxed) + l.resent.load(Ordering::Relaxed);
     assert!(sends > sent.len() as u64, "{sends} sends for {} readings", sent.len());
     // The hub's acknowledgements empty the gateway's queue.
-    let depth = || spokegate::queue::Queue::inspect(gw.path()).map(|s| s.depth).unwrap_or(u64::MAX);
-    wait_long("the queue drained by acknowledgements", || depth() == 0, Duration::from_secs(30)).await;
+    until_queue(gw.path(), "the queue drained by acknowledgements", Duration::from_secs(30), |q| q.depth == 0).await;
     gateway.stop().await;
     hub.vanish();
 }
@@ -243,8 +242,8 @@ async fn a_thirty_minute_ecg_sent_as_fast_as_the_line_takes_it_is_recorded_whole
         std::fs::read_to_string(&hea).ok().and_then(|t| wfdb::parse_header(&t).ok()).and_then(|h| h.nsamp).unwrap_or(0)
     };
     wait_long("watch recorded every sample", || nsamp() >= total as u64, Duration::from_secs(240)).await;
-    let depth = || spokegate::queue::Queue::inspect(gw.path()).map(|s| s.depth).unwrap_or(u64::MAX);
-    wait_long("the hub's acknowledgements emptied the queue", || depth() == 0, Duration::from_secs(60)).await;
+    until_queue(gw.path(), "the hub's acknowledgements emptied the queue", Duration::from_secs(60), |q| q.depth == 0)
+        .await;
     gateway.stop().await;
     unsafe { libc::kill(watch.id().unwrap() as i32, libc::SIGTERM) };
     assert!(watch.wait().await.unwrap().success());
