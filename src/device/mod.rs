@@ -22,7 +22,7 @@ use crate::wave::WaveStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -256,7 +256,7 @@ impl DeviceTask {
                 }
                 if decoded.observations.is_empty() {
                     if let Some(reply) = decoded.reply {
-                        link.write_all(&reply).await?;
+                        transport::write_to(link, &reply).await?;
                     }
                     return Ok(());
                 }
@@ -272,7 +272,7 @@ impl DeviceTask {
                 self.counters.readings.fetch_add(n, Ordering::Relaxed);
                 if let (Some(rx), Some(reply)) = (rx, decoded.reply) {
                     match tokio::time::timeout(ACCEPT_TIMEOUT, rx).await {
-                        Ok(Ok(())) => link.write_all(&reply).await?,
+                        Ok(Ok(())) => transport::write_to(link, &reply).await?,
                         _ => tracing::error!("reading not accepted by the pipeline; device not acknowledged"),
                     }
                 }
@@ -284,7 +284,7 @@ impl DeviceTask {
                 self.event(e.to_event()).await;
                 self.wave_rejected().await;
                 if let Some(reply) = &e.reply {
-                    link.write_all(reply).await?;
+                    transport::write_to(link, reply).await?;
                 }
                 Ok(())
             }

@@ -3,6 +3,7 @@
 //! simulator writes and reads on the other end.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{SerialPort, SerialStream};
@@ -26,6 +27,14 @@ impl PtyDevice {
     /// Creates a PTY and points `link` at its slave side (replacing an earlier link).
     pub fn create(link: &Path) -> io::Result<Self> {
         let (master, slave) = SerialStream::pair().map_err(io::Error::other)?;
+        // Not inherited by processes started meanwhile (a daemon under test would otherwise hold
+        // other simulators' lines open after they are dropped).
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: fcntl on descriptors these streams own.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         let target = slave.name().ok_or_else(|| io::Error::other("PTY has no name"))?;
         let tmp = link.with_extension("new");
         let _ = std::fs::remove_file(&tmp);

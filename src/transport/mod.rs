@@ -14,6 +14,24 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Link for T {}
 
+/// How long a device may take to accept what is written to it (an acknowledgement, a request)
+/// before its link is given up and reopened: a device that stops reading never stalls the daemon,
+/// nor its stop.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes all of `bytes` to the device, or fails when it has not taken them within
+/// [`WRITE_TIMEOUT`].
+pub async fn write_to(link: &mut (impl Link + ?Sized), bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::time::timeout(WRITE_TIMEOUT, link.write_all(bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the device took nothing written to it for {} s", WRITE_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
 /// Opens the device's link.
 pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::Result<Box<dyn Link>> {
     match transport {

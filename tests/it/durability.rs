@@ -393,3 +393,42 @@ async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
     assert!(d["count"].as_u64().unwrap() > 0);
     gateway.stop().await;
 }
+
+/// A monitor that stops reading what the gateway writes back (its ACKs pile up until the line
+/// takes no more) must not stall the gateway: writes to a device give up after
+/// `transport::WRITE_TIMEOUT`, the link is reopened, and the stop completes. (Found as a daemon
+/// left running for hours after a test run: its stop waited forever on an ACK.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_reading_its_acknowledgements_does_not_stall_the_stop() {
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let dev = PtyDevice::create(&gw.path().join("ttyMON")).unwrap();
+    let config = gw.config_with(broker.port, &[("monitor-1", "hl7-pcd01", &dev.path)], "", "");
+    let gateway = RunningGateway::start(&config, gw.key());
+    let (_reader, mut writer) = dev.peer.split(); // the reading side is never read
+    let total = 3000;
+    let burst: Vec<u8> = (1..=total).flat_map(numbered_hl7).collect();
+    let _sender = tokio::spawn(async move {
+        let _ = writer.send(&burst).await;
+        writer
+    });
+    // Wait until the gateway is stuck on the full line: readings stop growing short of the total.
+    let readings = || gateway.counters.devices["monitor-1"].readings.load(Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut last = (readings(), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = readings();
+        assert!(now < u64::from(total), "the line never filled: every reading was taken");
+        if now != last.0 || now == 0 {
+            last = (now, tokio::time::Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the gateway never stalled on the line");
+    }
+    // The stop completes (RunningGateway::stop fails after PATIENCE).
+    let t = std::time::Instant::now();
+    gateway.stop().await;
+    assert!(t.elapsed() < spokegate::transport::WRITE_TIMEOUT + Duration::from_secs(5), "{:?}", t.elapsed());
+}
