@@ -54,6 +54,7 @@ pub mod hub;
 pub mod ids;
 pub mod model;
 pub mod mqtt;
+pub mod parallel;
 pub mod pipeline;
 pub mod profile;
 pub mod queue;

@@ -252,24 +252,8 @@ fn sign_all(
     consults: &[Option<String>],
     stamp: &[usize],
 ) -> Vec<Result<Record, SealError>> {
-    let sign = |i: usize, job: &mut ToSign| signer.sign(first + i as u64, job, consults[stamp[i]].as_deref());
-    // Asked once: the answer reads cgroup files, which costs more than signing a reading.
-    static CORES: std::sync::LazyLock<usize> =
-        std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
-    let cores = *CORES;
-    if jobs.len() < PARALLEL_SIGNING || cores < 2 {
-        return jobs.iter_mut().enumerate().map(|(i, j)| sign(i, j)).collect();
-    }
-    let per = jobs.len().div_ceil(cores);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = jobs
-            .chunks_mut(per)
-            .enumerate()
-            .map(|(c, chunk)| {
-                scope.spawn(move || chunk.iter_mut().enumerate().map(|(i, j)| sign(c * per + i, j)).collect::<Vec<_>>())
-            })
-            .collect();
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+    crate::parallel::map_in_order(jobs, PARALLEL_SIGNING, |i, job| {
+        signer.sign(first + i as u64, job, consults[stamp[i]].as_deref())
     })
 }
 

@@ -71,12 +71,24 @@ impl<W: Write + Seek> WavWriter<W> {
         Ok(Self { out, channels, data_bytes: 0 })
     }
 
-    /// Appends interleaved frames.
+    /// Appends interleaved frames; the file is a complete WAV file after it.
     pub fn append(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        self.append_data(samples)?;
+        self.update_header()
+    }
+
+    /// Appends interleaved frames without bringing the header's sizes up to date (the file reads
+    /// as the shorter WAV it was until [`WavWriter::update_header`]).
+    pub fn append_data(&mut self, samples: &[i16]) -> std::io::Result<()> {
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
         self.out.seek(SeekFrom::End(0))?;
         self.out.write_all(&bytes)?;
         self.data_bytes = self.data_bytes.saturating_add(bytes.len() as u32);
+        Ok(())
+    }
+
+    /// Writes the sizes of everything appended into the header.
+    pub fn update_header(&mut self) -> std::io::Result<()> {
         self.out.seek(SeekFrom::Start(4))?;
         self.out.write_all(&self.data_bytes.saturating_add(36).to_le_bytes())?;
         self.out.seek(SeekFrom::Start(40))?;

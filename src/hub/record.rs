@@ -19,16 +19,23 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Longest gap filled with invalid samples inside one WFDB record: ten minutes, and never more
 /// samples than ten minutes at the highest rate a profile may declare (1 MHz).
 const MAX_FILL_SECONDS: f64 = 600.0;
 const MAX_FILL_SAMPLES: u64 = 600 * 1_000_000;
 
+/// Headers (WFDB `.hea`, the WAV sizes) are brought up to date at least this often while
+/// samples arrive, and at every sync; between, each file reads as the shorter record it was.
+const HEADER_EVERY: Duration = Duration::from_millis(250);
+
 pub struct Recorder {
     dir: PathBuf,
     streams: HashMap<StreamKey, StreamFiles>,
     written: Vec<PathBuf>,
+    /// When the headers of streams written since must be rewritten.
+    headers_due: Option<Instant>,
 }
 
 struct StreamFiles {
@@ -38,12 +45,14 @@ struct StreamFiles {
     wav: Option<WavWriter<File>>,
     wav_segments: u32,
     wav_possible: bool,
+    /// Samples appended since the headers were written.
+    dirty: bool,
 }
 
 impl Recorder {
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf(), streams: HashMap::new(), written: Vec::new() })
+        Ok(Self { dir: dir.to_path_buf(), streams: HashMap::new(), written: Vec::new(), headers_due: None })
     }
 
     /// Every file written so far.
@@ -68,20 +77,32 @@ impl Recorder {
             self.note(self.dir.join(format!("{name}.hea")));
             self.note(self.dir.join(format!("{name}.dat")));
             let wav_possible = wave.rate.fract() == 0.0 && wave.rate >= 1.0 && wave.ch.len() <= 16;
-            let files = StreamFiles { base: name, records, wfdb, wav: None, wav_segments: 0, wav_possible };
+            // A record that ends here gets its final header now.
+            if let Some(old) = self.streams.get_mut(key) {
+                old.write_headers()?;
+            }
+            let files =
+                StreamFiles { base: name, records, wfdb, wav: None, wav_segments: 0, wav_possible, dirty: true };
             self.streams.insert(key.clone(), files);
         } else if let Some((_, missing)) = placed.gap {
             let s = self.streams.get_mut(key).expect("stream files exist");
             s.wfdb.append_invalid(missing)?;
+            // The WAV run ends at the gap: its header is final now.
+            if let Some(w) = s.wav.as_mut() {
+                w.update_header()?;
+            }
             s.wav = None;
         }
         let s = self.streams.get_mut(key).expect("stream files exist");
         s.wfdb.append(&placed.channels)?;
-        s.wfdb.write_header()?;
+        s.dirty = true;
         let fits_16 = placed.channels.iter().flatten().all(|&v| i16::try_from(v).is_ok());
         if s.wav_possible && !fits_16 {
             // The WAV written so far stays; the WFDB record has every sample.
             s.wav_possible = false;
+            if let Some(w) = s.wav.as_mut() {
+                w.update_header()?;
+            }
             s.wav = None;
         }
         if s.wav_possible {
@@ -94,8 +115,31 @@ impl Recorder {
             }
             let frames: Vec<i16> = interleave(&placed.channels).into_iter().map(|v| v as i16).collect();
             if let Some(w) = s.wav.as_mut() {
-                w.append(&frames)?;
+                w.append_data(&frames)?;
             }
+        }
+        let now = Instant::now();
+        let due = *self.headers_due.get_or_insert(now + HEADER_EVERY);
+        if now >= due {
+            self.write_headers()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the headers when they are due (call it now and then: after the last chunk of a
+    /// burst, nothing else would).
+    pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
+        match self.headers_due {
+            Some(due) if now >= due => self.write_headers(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Brings every header up to date with what was appended.
+    pub fn write_headers(&mut self) -> std::io::Result<()> {
+        self.headers_due = None;
+        for s in self.streams.values_mut() {
+            s.write_headers()?;
         }
         Ok(())
     }
@@ -103,6 +147,7 @@ impl Recorder {
     /// Forces everything written so far to disk (data and headers), so what a hub acknowledges
     /// survives a power cut.
     pub fn sync(&mut self) -> std::io::Result<()> {
+        self.write_headers()?;
         for s in self.streams.values_mut() {
             s.wfdb.dat.sync_data()?;
             File::open(&s.wfdb.hea)?.sync_all()?;
@@ -117,6 +162,18 @@ impl Recorder {
         if !self.written.contains(&path) {
             self.written.push(path);
         }
+    }
+}
+
+impl StreamFiles {
+    fn write_headers(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.dirty) {
+            self.wfdb.write_header()?;
+            if let Some(w) = self.wav.as_mut() {
+                w.update_header()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -304,6 +361,7 @@ mod tests {
     fn write(rec: &mut Recorder, hub: &mut Reassembler, b: Body) {
         let placed = hub.accept(&b).unwrap().unwrap();
         rec.write(&placed, b.wave.as_ref().unwrap()).unwrap();
+        rec.write_headers().unwrap();
     }
 
     #[test]

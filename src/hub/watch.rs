@@ -66,6 +66,11 @@ pub struct WatchStats {
 const ACK_DELAY: Duration = Duration::from_millis(20);
 const ACK_BATCH: usize = 256;
 
+/// Events taken from the client at once, and how many messages make verifying them on several
+/// cores worth it.
+const EVENT_BATCH: usize = 512;
+const PARALLEL_CHECKS: usize = 32;
+
 /// Everything a watch session keeps across connections.
 struct Watcher {
     opts: WatchOptions,
@@ -123,21 +128,59 @@ pub async fn watch(
         let mut connected = false;
         loop {
             tokio::select! {
-                ev = events.recv() => match ev.unwrap_or(Err(None)) {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        // Subscribe on every connect: the session is clean.
-                        connected = true;
-                        let _ = client.try_subscribe(w.opts.filter.clone(), QoS::AtLeastOnce);
+                ev = events.recv() => {
+                    // Everything that arrived meanwhile is taken at once: its signatures are
+                    // verified on several cores, then the events are handled in order.
+                    let mut batch = vec![ev.unwrap_or(Err(None))];
+                    while batch.len() < EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => w.message(&p.topic, &p.payload, out)?,
-                    Ok(_) => {}
-                    Err(e) => {
-                        let why = e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into());
+                    let mut arrived: Vec<(&str, &[u8])> = batch
+                        .iter()
+                        .filter_map(|e| match e {
+                            Ok(Event::Incoming(Packet::Publish(p))) => Some((p.topic.as_str(), &p.payload[..])),
+                            _ => None,
+                        })
+                        .collect();
+                    let keys = &w.opts.keys;
+                    let mut checked =
+                        crate::parallel::map_in_order(&mut arrived, PARALLEL_CHECKS, |_, (t, p)| check(t, p, keys))
+                            .into_iter();
+                    let mut lost = None;
+                    for e in &batch {
+                        match e {
+                            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                                // Subscribe on every connect: the session is clean.
+                                connected = true;
+                                let _ = client.try_subscribe(w.opts.filter.clone(), QoS::AtLeastOnce);
+                            }
+                            Ok(Event::Incoming(Packet::Publish(p))) => {
+                                if let Some(c) = checked.next() {
+                                    w.message(&p.topic, &p.payload, c, out)?;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                lost = Some(e.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()));
+                                break;
+                            }
+                        }
+                    }
+                    w.flush_lines(out)?;
+                    if let Some(why) = lost {
                         tracing::warn!(error = %why, "watch: broker connection lost; retrying");
                         break;
                     }
-                },
-                _ = tick.tick(), if connected => w.flush_acks(&client, false)?,
+                }
+                _ = tick.tick(), if connected => {
+                    w.flush_acks(&client, false)?;
+                    if let Some(r) = w.recorder.as_mut() {
+                        r.tick(Instant::now())?;
+                    }
+                }
                 _ = shutdown.triggered() => {
                     if connected {
                         w.flush_acks(&client, true)?;
@@ -163,10 +206,17 @@ pub async fn watch(
 }
 
 impl Watcher {
-    /// Checks, shows (and records) one message; a verified signed one is acknowledged later.
-    fn message(&mut self, topic: &str, payload: &[u8], out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    /// Shows (and records) one message as `check` found it; a verified signed one is
+    /// acknowledged later.
+    fn message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        checked: Result<HubMessage, super::verify::Rejection>,
+        out: &mut (dyn Write + Send),
+    ) -> std::io::Result<()> {
         let format = self.opts.format;
-        let line = match check(topic, payload, &self.opts.keys) {
+        let line = match checked {
             Ok(HubMessage::Ack(_)) if format == WatchFormat::Human => return Ok(()),
             Ok(msg) => {
                 let fresh = match &msg {
@@ -223,13 +273,19 @@ impl Watcher {
         if !line.is_empty() {
             match self.file.as_mut() {
                 Some(f) => writeln!(f, "{line}")?,
-                None => {
-                    writeln!(out, "{line}")?;
-                    out.flush()?;
-                }
+                None => writeln!(out, "{line}")?,
             }
         }
         Ok(())
+    }
+
+    /// Hands the lines written so far to the file or stdout (after every batch, so a reader of
+    /// `--out` sees every message without waiting for the next).
+    fn flush_lines(&mut self, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => out.flush(),
+        }
     }
 
     /// Forces what was recorded and written to disk.

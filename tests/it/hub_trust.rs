@@ -98,3 +98,45 @@ async fn a_gateway_key_on_another_gateways_topic_or_a_hub_key_is_rejected_and_st
     unsafe { libc::kill(watch.id().unwrap() as i32, libc::SIGTERM) };
     let _ = watch.wait().await;
 }
+
+/// `watch --out FILE` hands every line to the file as its message arrives (a reader of the file
+/// does not wait for kilobytes of later messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_out_file_gets_each_message_as_it_arrives() {
+    let broker = Mosquitto::start();
+    let a = GatewayDir::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.jsonl");
+    let mut cmd = watch_cmd(broker.port, &[&a.jwk_file()]);
+    cmd.arg("--out").arg(&file);
+    let _watch = cmd.spawn().unwrap();
+    let publisher = Publisher::connect(broker.port, "gw").await;
+    let lines = || std::fs::read_to_string(&file).unwrap_or_default();
+    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while lines().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no line in the --out file");
+        publisher.publish("spokegate/v1/test-site/gw-test/status", status.clone()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let from = Source { dev: "monitor-1".into(), profile: "hl7-pcd01".into() };
+    let obs = Payload::Obs(vec![Observation::measured(
+        Code { mdc: 150021, loinc: None, name: None },
+        120.0,
+        Unit { ucum: "mm[Hg]".into(), mdc: None },
+    )]);
+    let body = make_body("test-site", "gw-test", Some(&from), obs, 1, 1, None);
+    let signed = seal(&a.key(), body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap();
+    publisher.publish("spokegate/v1/test-site/gw-test/dev/monitor-1/obs", signed).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = lines();
+        if let Some(l) = text.lines().find(|l| l.contains("/dev/monitor-1/obs")) {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["verdict"], "verified", "{l}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the reading never reached the --out file: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
