@@ -59,7 +59,10 @@ pub fn decode_capture(profile: &Profile, bytes: &[u8]) -> Vec<Body> {
     };
     framer.push(bytes);
     loop {
-        match framer.next_frame() {
+        let next = framer.next_frame();
+        // Offline, every message counts as stored: the link protocol carries on.
+        framer.settle(true);
+        match next {
             Ok(Some(frame)) => match decoder.decode(&frame, now_micros()) {
                 Ok(d) => {
                     for p in d.problems {

@@ -1,6 +1,7 @@
 //! `spokegate demo`: the whole job on one machine with no setup. An embedded broker, simulated
 //! serial devices on pseudo-terminals replaying real recordings (an IHE PCD-01 monitor speaking HL7
-//! over MLLP, a OneTouch Ultra 2 glucometer dumping its memory, an ECG replaying MIT-BIH record 100
+//! over MLLP, a OneTouch Ultra 2 glucometer that answers the gateway's commands, a Contour
+//! glucometer uploading ASTM E1394 records over ASTM E1381, an ECG replaying MIT-BIH record 100
 //! as OpenBCI Cyton packets, a stethoscope replaying a PhysioNet heart sound as PCM frames), the
 //! real daemon reading them through the serial code, and a hub view verifying every signature,
 //! printing the readings, reassembling the waveforms and (with `--record`) writing WFDB and WAV.
@@ -56,12 +57,17 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     let monitor = PtyDevice::create(&dir.path().join("ttyMONITOR")).context("pseudo-terminal for the monitor")?;
     let meter = PtyDevice::create(&dir.path().join("ttyMETER")).context("pseudo-terminal for the glucometer")?;
+    let astm = PtyDevice::create(&dir.path().join("ttyASTM")).context("pseudo-terminal for the ASTM glucometer")?;
     let ecg = PtyDevice::create(&dir.path().join("ttyECG")).context("pseudo-terminal for the ECG")?;
     let steth = PtyDevice::create(&dir.path().join("ttySTETH")).context("pseudo-terminal for the stethoscope")?;
     recordings::write_wave_profiles(&dir.path().join("profiles"))?;
     let config_path = dir.path().join("spokegate.toml");
     let paths = [&monitor.path, &meter.path, &ecg.path, &steth.path];
     let mut text = demo_config(dir.path(), port, paths);
+    text.push_str(&format!(
+        "\n[[device]]\nid = \"glucose-2\"\nprofile = \"astm-glucometer\"\nserial = {{ path = \"{}\" }}\n",
+        astm.path.display()
+    ));
     if ble.is_ok() {
         text.push_str(BLE_DEVICES);
     }
@@ -70,7 +76,12 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
     writeln!(out, "  monitor-1  IHE PCD-01 HL7 over MLLP on {}", monitor.path.display())?;
-    writeln!(out, "  glucose-1  OneTouch Ultra 2 dump lines on {}", meter.path.display())?;
+    writeln!(out, "  glucose-1  OneTouch Ultra 2 answering DM?, DM@, DMF, DMT and DMP on {}", meter.path.display())?;
+    writeln!(
+        out,
+        "  glucose-2  Contour glucometer uploading ASTM E1394 records over E1381 on {}",
+        astm.path.display()
+    )?;
     writeln!(
         out,
         "  ecg-1      MIT-BIH record 100 (MLII, V5; 360 Hz) as OpenBCI Cyton packets on {}",
@@ -90,7 +101,9 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     let (trigger, shutdown) = shutdown::channel();
     let (hub_trigger, hub_shutdown) = shutdown::channel();
-    let sims = tokio::spawn(simulate(monitor.peer, meter.peer, shutdown.clone()));
+    let sims = tokio::spawn(simulate(monitor.peer, shutdown.clone()));
+    let meter_sim = tokio::spawn(crate::sim::onetouch::serve(onetouch_meter(), meter.peer));
+    let astm_sim = tokio::spawn(upload_astm(astm.peer, shutdown.clone()));
     let ecg_sim = tokio::spawn(replay_forever(ecg.peer, waves::mitbih_100(), WireProtocol::Cyton, shutdown.clone()));
     let pcg_sim =
         tokio::spawn(replay_forever(steth.peer, waves::pcg_c0003(), WireProtocol::Pcm { rows: 20 }, shutdown.clone()));
@@ -170,6 +183,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     trigger.trigger();
     daemon.await??;
     let device_acks = sims.await.unwrap_or(0);
+    meter_sim.abort();
+    let _ = astm_sim.await;
     let _ = tokio::join!(ecg_sim, pcg_sim);
     // Let the hub view print what the broker still holds for it.
     let flush_until = tokio::time::Instant::now() + Duration::from_millis(500);
@@ -306,8 +321,49 @@ async fn replay_forever(mut peer: PtyPeer, rec: waves::Recording, protocol: Wire
     }
 }
 
+/// The simulated OneTouch: the sourced dump's readings, its clock set to the gateway's local time.
+fn onetouch_meter() -> Arc<std::sync::Mutex<crate::sim::onetouch::MeterState>> {
+    let dump = String::from_utf8_lossy(recordings::ONETOUCH_DUMP);
+    let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+05:30));
+    let state = crate::sim::onetouch::MeterState::new(
+        crate::sim::onetouch::MeterState::records_of_dump(&dump),
+        time::PrimitiveDateTime::new(now.date(), now.time()),
+    );
+    Arc::new(std::sync::Mutex::new(state))
+}
+
+/// The Contour glucometer uploads its recorded session now and every 30 s, as the meter does
+/// when it is plugged in, until shutdown.
+async fn upload_astm(mut peer: PtyPeer, mut shutdown: Shutdown) {
+    use crate::sim::astm::{frames, AstmSender};
+    let records: Vec<Vec<u8>> = recordings::CONTOUR_ASTM_SESSION
+        .split(|&b| b == crate::framing::astm_bytes::STX)
+        .skip(1)
+        .filter_map(|f| {
+            let end =
+                f.iter().position(|&b| b == crate::framing::astm_bytes::ETB || b == crate::framing::astm_bytes::ETX)?;
+            f.get(1..end).map(|t| t.strip_suffix(b"\r").unwrap_or(t).to_vec())
+        })
+        .collect();
+    let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    let frames = frames(&records);
+    let sender = AstmSender::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            _ = tick.tick() => {
+                if let Err(e) = sender.send(&mut peer, &frames, |_, _| false, |_| Vec::new()).await {
+                    tracing::warn!(error = %e, "demo ASTM meter stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Replays the recordings until shutdown; returns how many HL7 ACKs the monitor received.
-async fn simulate(mut monitor: PtyPeer, mut meter: PtyPeer, mut shutdown: Shutdown) -> u64 {
+async fn simulate(mut monitor: PtyPeer, mut shutdown: Shutdown) -> u64 {
     let mut acks = 0u64;
     let mut buf = [0u8; 4096];
     let mut tick = tokio::time::interval(Duration::from_millis(1500));
@@ -327,9 +383,6 @@ async fn simulate(mut monitor: PtyPeer, mut meter: PtyPeer, mut shutdown: Shutdo
                 if round % 4 == 3 {
                     // Line noise on the serial cable: reported as an event, then the stream resyncs.
                     let _ = monitor.send(b"\x00\xff~~noise~~").await;
-                }
-                if round % 6 == 1 && meter.send(recordings::ONETOUCH_DUMP).await.is_err() {
-                    return acks;
                 }
                 round += 1;
             }

@@ -19,8 +19,12 @@
 //! - [`device`]: one task per configured device; opens the [`transport`], reopens with capped backoff,
 //!   runs [`framing`] and [`decode`], sends readings to the [`pipeline`] and acknowledges the device
 //!   (HL7 ACK) only after the pipeline accepted them. Bad input becomes counted, rate-limited `event`s.
-//! - [`framing`] cuts bytes into frames (MLLP, lines), bounded, resynchronising after junk.
-//! - [`decode`] holds pure decoders (HL7 ORU^R01, text lines) driven by a [`profile`].
+//! - [`framing`] cuts bytes into frames (MLLP, lines, fixed packets, ASTM E1381 with its ACK/NAK
+//!   link protocol), bounded, resynchronising after junk.
+//! - [`dialogue`] is the state machine that asks a device that speaks only when asked (a meter's
+//!   wake-up, commands, counted replies, retries, clock checks), driven by the profile.
+//! - [`decode`] holds pure decoders (HL7 ORU^R01, text lines, ASTM E1394 records, ...) driven by
+//!   a [`profile`].
 //! - [`pipeline`] assigns `seq`, builds the [`model::Body`], seals it ([`sign`]) and commits it to
 //!   the durable [`queue`] (SQLite, grouped commits) before the device is acknowledged.
 //! - [`mqtt`] sends the queue in `seq` order at QoS 1 and deletes a message only on its PUBACK;
@@ -47,6 +51,7 @@ pub mod decode;
 pub mod demo;
 pub mod device;
 pub mod diagnostic;
+pub mod dialogue;
 pub mod exit;
 pub mod formats;
 pub mod framing;

@@ -1,6 +1,7 @@
 //! Frame -> readings. Decoders are pure functions of a frame and a profile: no IO, no tokio, so they
 //! are tested with byte vectors beside them and fuzzed with arbitrary bytes.
 
+pub mod astm;
 pub mod ble;
 pub mod cyton;
 pub mod gatt;
@@ -98,6 +99,7 @@ impl Decoder {
             DecoderSpec::Cyton(sources) => Ok(Decoded::samples(cyton::decode(sources, frame)?)),
             DecoderSpec::Samples(spec) => Ok(Decoded::samples(samples::decode(spec, frame)?)),
             DecoderSpec::Pcm(spec) => Ok(Decoded::samples(pcm::decode(spec, frame)?)),
+            DecoderSpec::Astm(spec) => astm::decode(spec, frame),
             DecoderSpec::Gatt(_) | DecoderSpec::PolarPmdEcg(_) => {
                 Err(DecodeError::new("ble-notification", "BLE notifications are read with decode::ble"))
             }

@@ -84,7 +84,7 @@ pub fn decode(spec: &TextSpec, frame: &[u8]) -> Result<Decoded, DecodeError> {
 
 /// Parses a device's date and time. A two-digit year (`[year repr:last_two]`, as meters print it)
 /// is taken to be in 2000-2099.
-fn parse_device_time(
+pub(crate) fn parse_device_time(
     text: &str,
     format: &time::format_description::OwnedFormatItem,
 ) -> Option<time::PrimitiveDateTime> {
@@ -100,7 +100,7 @@ fn parse_device_time(
 }
 
 /// Checks and strips a trailing ` XXXX` sum-16 checksum.
-fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
+pub(crate) fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
     let (body, check) =
         line.rsplit_once(' ').ok_or_else(|| DecodeError::new("checksum-missing", "line has no trailing checksum"))?;
     if check.len() != 4 {
@@ -120,7 +120,7 @@ fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
 
 /// Splits delimited columns; a column in double quotes may hold the delimiter. White space around
 /// columns and the quotes are removed.
-fn split_csv(line: &str, delimiter: char) -> Vec<&str> {
+pub(crate) fn split_csv(line: &str, delimiter: char) -> Vec<&str> {
     let mut cols = Vec::new();
     let mut start = 0;
     let mut quoted = false;
@@ -188,8 +188,8 @@ mod tests {
         assert_eq!(d.observations[0].val, Some(81.0));
         assert_eq!(d.observations[0].code.mdc, 160184);
         assert_eq!(d.observations[0].unit.ucum, "mg/dL");
-        // 2015-03-21T16:45:24Z
-        assert_eq!(d.tdev, Some(1_426_956_324_000_000));
+        // 2015-03-21 16:45:24 on the meter's clock, which the profile says runs at +05:30.
+        assert_eq!(d.tdev, Some((1_426_956_324 - 5 * 3600 - 30 * 60) * 1_000_000));
         assert!(d.problems.is_empty());
     }
 

@@ -3,6 +3,7 @@
 //! pipeline; acknowledge the device (HL7 ACK) only once the pipeline has accepted the readings.
 //! Bad input is counted, logged and reported as an `event`, and the stream carries on.
 
+mod asking;
 mod ble;
 mod control;
 mod limiter;
@@ -188,11 +189,54 @@ impl DeviceTask {
         let mut framer = framer_for(&self.cfg.profile.framing);
         let mut buf = vec![0u8; 8192];
         let mut shutdown = self.shutdown.clone();
+        let mut asking = asking::Asking::new(self);
+        if let Some(a) = asking.as_mut() {
+            let on_connect = a.dialogue.spec().on_connect.clone();
+            let steps = a.dialogue.run(&on_connect, Instant::now(), time::OffsetDateTime::now_utc());
+            if let Err(why) = self.asked(a, steps, link.as_mut()).await {
+                return why;
+            }
+        }
         loop {
             let chunk_due = self.wave.as_ref().and_then(WaveStream::deadline);
+            let framer_due = framer.deadline();
+            let reply_due = asking.as_ref().and_then(|a| a.dialogue.deadline());
+            let fetch_due = asking.as_ref().and_then(|a| a.next_fetch);
             let n = tokio::select! {
                 r = link.read(&mut buf) => r,
                 _ = shutdown.triggered() => return "gateway stopping".into(),
+                _ = tokio::time::sleep_until(reply_due.unwrap_or_else(Instant::now).into()), if reply_due.is_some() => {
+                    if let Some(a) = asking.as_mut() {
+                        let steps = a.dialogue.tick(Instant::now(), time::OffsetDateTime::now_utc());
+                        if let Err(why) = self.asked(a, steps, link.as_mut()).await {
+                            return why;
+                        }
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(fetch_due.unwrap_or_else(Instant::now).into()), if fetch_due.is_some() => {
+                    if let Some(a) = asking.as_mut() {
+                        a.next_fetch = a.dialogue.spec().every.map(|e| Instant::now() + e);
+                        let on_fetch = a.dialogue.spec().on_fetch.clone();
+                        let steps = a.dialogue.run(&on_fetch, Instant::now(), time::OffsetDateTime::now_utc());
+                        if let Err(why) = self.asked(a, steps, link.as_mut()).await {
+                            return why;
+                        }
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(framer_due.unwrap_or_else(Instant::now).into()), if framer_due.is_some() => {
+                    if let Some(e) = framer.expire() {
+                        self.frame_error(e).await;
+                    }
+                    let bytes = framer.replies();
+                    if !bytes.is_empty() {
+                        if let Err(e) = transport::write_to(link.as_mut(), &bytes).await {
+                            return e.to_string();
+                        }
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(chunk_due.unwrap_or_else(Instant::now).into()), if chunk_due.is_some() => {
                     if let Some(chunk) = self.wave.as_mut().and_then(WaveStream::flush) {
                         self.send_chunk(chunk).await;
@@ -204,8 +248,29 @@ impl DeviceTask {
                     continue;
                 }
                 Some(c) = self.control.recv() => {
-                    if let Some(c) = self.control_any(c).await {
-                        c.not_supported(&self.cfg.id);
+                    match (self.control_any(c).await, asking.as_mut()) {
+                        (Some(DeviceControl::FetchRecords { done }), Some(a)) if !a.dialogue.spec().on_fetch.is_empty() => {
+                            a.waiting.push(done);
+                            let on_fetch = a.dialogue.spec().on_fetch.clone();
+                            let steps = a.dialogue.run(&on_fetch, Instant::now(), time::OffsetDateTime::now_utc());
+                            if let Err(why) = self.asked(a, steps, link.as_mut()).await {
+                                return why;
+                            }
+                        }
+                        (Some(DeviceControl::FetchRecords { done }), None) if self.astm_query().is_some() => {
+                            let query = self.astm_query().unwrap_or_default();
+                            let header = b"H|\\^&|||spokegate".to_vec();
+                            framer.request(&[&header, query.as_bytes(), b"L|1|N"]);
+                            let bytes = framer.replies();
+                            if let Err(e) = transport::write_to(link.as_mut(), &bytes).await {
+                                let _ = done.send(Err(crate::command::Answer::new("device-control-failed", e.to_string())));
+                                return e.to_string();
+                            }
+                            let text = format!("{}: query sent; results come as the device sends them", self.cfg.id);
+                            let _ = done.send(Ok(crate::command::Answer::ok(text)));
+                        }
+                        (Some(c), _) => c.not_supported(&self.cfg.id),
+                        (None, _) => {}
                     }
                     continue;
                 }
@@ -226,23 +291,74 @@ impl DeviceTask {
                 }
             };
             framer.push(&buf[..n]);
-            if let Err(e) = self.drain_frames(framer.as_mut(), link.as_mut()).await {
+            if let Err(e) = self.drain_frames(framer.as_mut(), link.as_mut(), asking.as_mut()).await {
                 return e.to_string();
             }
         }
     }
 
-    async fn drain_frames(&mut self, framer: &mut dyn Framer, link: &mut dyn Link) -> std::io::Result<()> {
+    /// The host query an ASTM device is asked with on `records.fetch`, if its profile has one.
+    fn astm_query(&self) -> Option<String> {
+        match &self.cfg.profile.decoder {
+            crate::profile::DecoderSpec::Astm(a) => a.fetch_query.clone(),
+            _ => None,
+        }
+    }
+
+    /// Runs dialogue steps; `Err` says why the session ends (link failed, device silent).
+    async fn asked(
+        &mut self,
+        a: &mut asking::Asking,
+        steps: Vec<crate::dialogue::Step>,
+        link: &mut dyn Link,
+    ) -> Result<(), String> {
+        match self.dialogue_steps(a, steps, link).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the device answered none of the gateway's requests".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Takes every whole frame out of the framer; the link protocol's answers (ASTM ACK/NAK) go
+    /// out in order, the one owed for a frame only once its readings are committed.
+    async fn drain_frames(
+        &mut self,
+        framer: &mut dyn Framer,
+        link: &mut dyn Link,
+        mut asking: Option<&mut asking::Asking>,
+    ) -> std::io::Result<()> {
         loop {
-            match framer.next_frame() {
-                Ok(Some(frame)) => self.frame(&frame, link).await?,
+            let next = framer.next_frame();
+            let replies = framer.replies();
+            if !replies.is_empty() {
+                transport::write_to(link, &replies).await?;
+            }
+            match next {
+                Ok(Some(frame)) if asking.as_ref().is_some_and(|a| a.dialogue.deadline().is_some()) => {
+                    // A reply to the gateway's request.
+                    self.counters.frames.fetch_add(1, Ordering::Relaxed);
+                    let a = asking.as_deref_mut().expect("checked above");
+                    let steps =
+                        a.dialogue.line(&frame, Instant::now(), time::OffsetDateTime::now_utc()).unwrap_or_default();
+                    self.asked(a, steps, link).await.map_err(std::io::Error::other)?;
+                }
+                Ok(Some(frame)) => {
+                    let owed = framer.owes_answer();
+                    let accepted = self.frame(&frame, link, owed).await?;
+                    let answer = framer.settle(accepted);
+                    if !answer.is_empty() {
+                        transport::write_to(link, &answer).await?;
+                    }
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => self.frame_error(e).await,
             }
         }
     }
 
-    async fn frame(&mut self, frame: &[u8], link: &mut dyn Link) -> std::io::Result<()> {
+    /// Decodes a frame and hands its readings on. With `confirm` (or a decoder reply to send),
+    /// waits until they are committed; `false` when they were not accepted in time.
+    async fn frame(&mut self, frame: &[u8], link: &mut dyn Link, confirm: bool) -> std::io::Result<bool> {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
         let t = capture_time();
         match self.decoder.decode(frame, t) {
@@ -252,31 +368,37 @@ impl DeviceTask {
                 }
                 if let Some(samples) = &decoded.wave {
                     self.wave_frame(samples, t).await;
-                    return Ok(());
+                    return Ok(true);
                 }
                 if decoded.observations.is_empty() {
                     if let Some(reply) = decoded.reply {
                         transport::write_to(link, &reply).await?;
                     }
-                    return Ok(());
+                    return Ok(true);
                 }
                 let n = decoded.observations.len() as u64;
-                let (tx, rx) = decoded.reply.is_some().then(oneshot::channel).unzip();
+                let (tx, rx) = (confirm || decoded.reply.is_some()).then(oneshot::channel).unzip();
                 let msg = Outgoing::Signed(ToSign {
                     accepted: tx,
                     ..ToSign::new(self.source.clone(), Payload::Obs(decoded.observations), t, decoded.tdev)
                 });
                 if self.out.send(msg).await.is_err() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 self.counters.readings.fetch_add(n, Ordering::Relaxed);
-                if let (Some(rx), Some(reply)) = (rx, decoded.reply) {
-                    match tokio::time::timeout(ACCEPT_TIMEOUT, rx).await {
-                        Ok(Ok(())) => transport::write_to(link, &reply).await?,
-                        _ => tracing::error!("reading not accepted by the pipeline; device not acknowledged"),
+                let Some(rx) = rx else { return Ok(true) };
+                match tokio::time::timeout(ACCEPT_TIMEOUT, rx).await {
+                    Ok(Ok(())) => {
+                        if let Some(reply) = decoded.reply {
+                            transport::write_to(link, &reply).await?;
+                        }
+                        Ok(true)
+                    }
+                    _ => {
+                        tracing::error!("reading not accepted by the pipeline; device not acknowledged");
+                        Ok(false)
                     }
                 }
-                Ok(())
             }
             Err(e) => {
                 self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
@@ -286,7 +408,8 @@ impl DeviceTask {
                 if let Some(reply) = &e.reply {
                     transport::write_to(link, reply).await?;
                 }
-                Ok(())
+                // Sending it again would not make it readable.
+                Ok(true)
             }
         }
     }

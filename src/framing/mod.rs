@@ -2,13 +2,19 @@
 //! oversized frames are reported as a [`FrameError`] and the framer resynchronises on the next
 //! frame start. A partial frame is not an error (`Ok(None)`). Frame length is bounded by the profile.
 
+mod astm;
 mod crc;
 mod fixed;
 mod line;
 mod mllp;
 mod sync_length;
 
+pub use astm::AstmFramer;
 pub use crc::crc16_ccitt_false;
+/// The ASTM E1381 control bytes and frame builder (simulated senders, tests).
+pub mod astm_bytes {
+    pub use super::astm::{checksum, frame, frames, ACK, ENQ, EOT, ETB, ETX, MAX_TEXT, NAK, RECEIVER_TIMEOUT, STX};
+}
 pub use fixed::FixedFramer;
 pub use line::LineFramer;
 pub use mllp::{mllp_wrap, MllpFramer, MLLP_END, MLLP_START};
@@ -27,6 +33,14 @@ pub enum FrameError {
     Oversize { bytes: usize, limit: usize },
     #[error("frame of {bytes} bytes failed its CRC")]
     Crc { bytes: usize },
+    #[error("ASTM frame of {bytes} bytes failed its checksum (NAK sent)")]
+    Checksum { bytes: usize },
+    #[error("ASTM frame number {got:?} where {expected} was due (NAK sent)")]
+    FrameNumber { bytes: usize, expected: u8, got: Option<u8> },
+    #[error("{bytes} bytes of an unfinished message dropped: {why}")]
+    Aborted { bytes: usize, why: &'static str },
+    #[error("the gateway's {bytes}-byte message was not sent: {why}")]
+    NotSent { bytes: usize, why: &'static str },
 }
 
 impl FrameError {
@@ -37,6 +51,10 @@ impl FrameError {
             FrameError::Truncated { .. } => "frame-truncated",
             FrameError::Oversize { .. } => "frame-oversize",
             FrameError::Crc { .. } => "frame-crc",
+            FrameError::Checksum { .. } => "astm-checksum",
+            FrameError::FrameNumber { .. } => "astm-frame-number",
+            FrameError::Aborted { .. } => "astm-aborted",
+            FrameError::NotSent { .. } => "astm-not-sent",
         }
     }
 
@@ -52,7 +70,11 @@ impl FrameError {
             FrameError::Garbage { bytes }
             | FrameError::Truncated { bytes }
             | FrameError::Oversize { bytes, .. }
-            | FrameError::Crc { bytes } => *bytes,
+            | FrameError::Crc { bytes }
+            | FrameError::Checksum { bytes }
+            | FrameError::FrameNumber { bytes, .. }
+            | FrameError::Aborted { bytes, .. }
+            | FrameError::NotSent { bytes, .. } => *bytes,
         }
     }
 }
@@ -66,6 +88,33 @@ pub trait Framer: Send {
     fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError>;
     /// At end of stream: whatever partial frame is left, reported as dropped.
     fn finish(&mut self) -> Option<FrameError>;
+    /// Bytes the link protocol answers now (ASTM ACK/NAK), in order.
+    fn replies(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Whether the frame just yielded waits for [`Framer::settle`] (the device is told only once
+    /// its readings are committed).
+    fn owes_answer(&self) -> bool {
+        false
+    }
+    /// The answer owed for the frame just yielded, once it is known whether its readings were
+    /// committed (ASTM: ACK, or NAK and the sender sends it again). Empty when nothing is owed.
+    fn settle(&mut self, _accepted: bool) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Sends a message to the device through the link protocol (an ASTM host query, as records);
+    /// `false` when this framing cannot. The bytes come out of [`Framer::replies`].
+    fn request(&mut self, _records: &[&[u8]]) -> bool {
+        false
+    }
+    /// When the framer gives up waiting for the rest (ASTM receiver timeout).
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// The deadline passed: whatever was waiting is dropped.
+    fn expire(&mut self) -> Option<FrameError> {
+        None
+    }
 }
 
 /// The framer a profile names.
@@ -76,6 +125,7 @@ pub fn framer_for(spec: &FramingSpec) -> Box<dyn Framer> {
         FramingSpec::Fixed { len, start, end } => Box::new(FixedFramer::new(*len, *start, end.clone())),
         FramingSpec::SyncLength { sync, max_len } => Box::new(SyncLengthFramer::new(sync.clone(), *max_len)),
         FramingSpec::Notification => Box::new(WholeFramer(Vec::new())),
+        FramingSpec::AstmE1381 { max_len } => Box::new(AstmFramer::new(*max_len)),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::raw::{RawDecoder, RawField, RawProfile, RawSerial};
 use super::{
-    DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo, Parity,
-    Profile, SerialSettings, TextFormat, TextSpec,
+    AstmSpec, DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo,
+    Parity, Profile, SerialSettings, TextFormat, TextSpec,
 };
 use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
@@ -49,6 +49,7 @@ impl Checker<'_> {
         let framing = self.framing(&raw);
         let decoder = self.decoder(&raw);
         let wave = self.wave(&raw, decoder.as_ref());
+        let dialogue = self.dialogue(&raw);
         Some(Profile {
             id: raw.id.into_inner(),
             description: raw.description,
@@ -58,6 +59,7 @@ impl Checker<'_> {
             framing: framing?,
             decoder: decoder?,
             wave: wave?,
+            dialogue: dialogue?,
         })
     }
 
@@ -137,11 +139,12 @@ impl Checker<'_> {
             "line" => Some(FramingSpec::Line { max_len: max_len.unwrap_or(1024) }),
             "fixed" => self.fixed_framing(framing),
             "sync-length" => self.sync_length_framing(framing, max_len.unwrap_or(4096)),
+            "astm-e1381" => Some(FramingSpec::AstmE1381 { max_len: max_len.unwrap_or(64 * 1024) }),
             other => {
                 self.problem(
                     &framing.kind,
                     "framing.kind",
-                    format!("unknown framing `{other}` (known: mllp, line, fixed, sync-length)"),
+                    format!("unknown framing `{other}` (known: mllp, line, fixed, sync-length, astm-e1381)"),
                 );
                 None
             }
@@ -158,12 +161,13 @@ impl Checker<'_> {
             "pcm" => self.pcm(raw),
             "gatt" => self.gatt(raw),
             "polar-pmd-ecg" => self.pmd(raw),
+            "astm-e1394" => self.astm(raw).map(DecoderSpec::Astm),
             other => {
                 self.problem(
                     &d.kind,
                     "decoder.kind",
                     format!(
-                        "unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm, gatt, polar-pmd-ecg)"
+                        "unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm, gatt, polar-pmd-ecg, astm-e1394)"
                     ),
                 );
                 None
@@ -262,19 +266,7 @@ impl Checker<'_> {
                     None
                 }
             };
-            let utc_offset = match &t.utc_offset {
-                Some(o) => {
-                    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
-                    match time::UtcOffset::parse(o.get_ref(), &fmt) {
-                        Ok(off) => off,
-                        Err(_) => {
-                            self.problem(o, "decoder.device_time.utc_offset", "must look like +05:30 or -03:00");
-                            time::UtcOffset::UTC
-                        }
-                    }
-                }
-                None => time::UtcOffset::UTC,
-            };
+            let utc_offset = self.utc_offset(&t.utc_offset, "decoder.device_time.utc_offset");
             Some(DeviceTimeSpec {
                 from: t.from.iter().map(|f| f.get_ref().clone()).collect(),
                 format: format?,
@@ -293,6 +285,75 @@ impl Checker<'_> {
             skip_column_counts: d.skip_column_counts.clone(),
             device_time,
             fields: maps,
+        })
+    }
+
+    /// `+05:30`: a device clock's offset from UTC (UTC when absent).
+    pub(super) fn utc_offset_of(&mut self, value: &Option<Spanned<String>>, item: &str) -> time::UtcOffset {
+        self.utc_offset(value, item)
+    }
+
+    fn utc_offset(&mut self, value: &Option<Spanned<String>>, item: &str) -> time::UtcOffset {
+        let Some(o) = value else { return time::UtcOffset::UTC };
+        let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+        time::UtcOffset::parse(o.get_ref(), &fmt).unwrap_or_else(|_| {
+            self.problem(o, item, "must look like +05:30 or -03:00");
+            time::UtcOffset::UTC
+        })
+    }
+
+    /// `astm-e1394`: results mapped by test id and unit.
+    fn astm(&mut self, raw: &RawProfile) -> Option<AstmSpec> {
+        let d = &raw.decoder;
+        if !matches!(raw.framing.as_ref().map(|f| f.kind.get_ref().as_str()), Some("astm-e1381")) {
+            self.problem(&d.kind, "framing.kind", "the astm-e1394 decoder reads messages from `astm-e1381` framing");
+        }
+        let time_field = match &d.time_field {
+            Some(t) if !(2..=20).contains(t.get_ref()) => {
+                self.problem(t, "decoder.time_field", "must be an R record field number, 2..20 (E1394: 13)");
+                13
+            }
+            Some(t) => *t.get_ref(),
+            None => 13,
+        };
+        let mut units = HashMap::new();
+        if let Some(u) = &d.units {
+            for (text, ucum) in u.get_ref() {
+                if ucum.is_empty() || !ucum.bytes().all(|b| b.is_ascii_graphic()) {
+                    self.problem(u, &format!("decoder.units.\"{text}\""), format!("`{ucum}` is not a UCUM unit"));
+                }
+                units.insert(text.clone(), ucum.clone());
+            }
+        }
+        if raw.fields.is_empty() {
+            self.problem(
+                &d.kind,
+                "field",
+                "an astm-e1394 decoder needs at least one [[field]] mapping a test to a code",
+            );
+        }
+        let fields = self.field_maps(&raw.fields, |_| true, "", true);
+        for (i, f) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|p| p.source == f.source && p.unit.ucum == f.unit.ucum) {
+                self.problem(
+                    &raw.fields[i].source,
+                    &format!("field[{i}].source"),
+                    format!("test `{}` in {} is mapped twice", f.source, f.unit.ucum),
+                );
+            }
+        }
+        if let Some(q) = &d.fetch_query {
+            if !q.get_ref().starts_with("Q|") || !q.get_ref().bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                self.problem(q, "decoder.fetch_query", "must be one E1394 Q record in printable ASCII (`Q|1|...`)");
+            }
+        }
+        Some(AstmSpec {
+            fetch_query: d.fetch_query.as_ref().map(|q| q.get_ref().clone()),
+            time_field,
+            utc_offset: self.utc_offset(&d.utc_offset, "decoder.utc_offset"),
+            decimal_comma: d.decimal_comma.unwrap_or(false),
+            units,
+            fields,
         })
     }
 

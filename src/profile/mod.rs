@@ -8,11 +8,13 @@
 
 mod ble_checks;
 mod compile;
+pub mod dialogue_checks;
 pub mod raw;
 mod registry;
 mod wave_checks;
 
 pub use compile::{compile, load_file};
+pub use dialogue_checks::{template_parts, Part};
 pub use registry::{ProfileRegistry, BUILTIN};
 
 use crate::model::{Code, Unit};
@@ -33,6 +35,84 @@ pub struct Profile {
     pub decoder: DecoderSpec,
     /// The waveform stream, for waveform devices.
     pub wave: Option<WaveSpec>,
+    /// What the gateway must ask the device, for devices that speak only when asked.
+    pub dialogue: Option<std::sync::Arc<DialogueSpec>>,
+}
+
+/// A device that must be asked: the requests, when they are sent, and what their replies mean.
+#[derive(Debug, Clone)]
+pub struct DialogueSpec {
+    /// Written before every request (a meter's wake-up bytes).
+    pub wake: Vec<u8>,
+    /// Written after every request (after its checksum).
+    pub end: Vec<u8>,
+    /// Appended to every request's text.
+    pub checksum: Option<RequestChecksum>,
+    /// How long to wait for each line of a reply.
+    pub timeout: std::time::Duration,
+    /// How many more times a request is sent when its reply is late or unusable.
+    pub retries: u32,
+    pub requests: Vec<RequestSpec>,
+    /// Indices into `requests`, run in order when the link opens.
+    pub on_connect: Vec<usize>,
+    /// Run on `records.fetch` (the hub's command, `spokegate fetch DEV`) and every `every`.
+    pub on_fetch: Vec<usize>,
+    pub every: Option<std::time::Duration>,
+    pub clock: Option<ClockSpec>,
+}
+
+/// A checksum appended to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestChecksum {
+    /// A space and four hex digits: the 16-bit sum of the bytes before it.
+    Sum16Hex,
+}
+
+/// One request: what is sent, how its reply ends, what the reply is for.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub name: String,
+    /// Text with `{now:FORMAT}` replaced by the gateway's time in the device's offset.
+    pub send: String,
+    pub reply: ReplyShape,
+    pub role: RequestRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyShape {
+    /// Nothing comes back.
+    None,
+    /// One line.
+    Line,
+    /// A header line whose column `column` (1-based, after the decoder's prefix) counts the lines
+    /// that follow.
+    Counted { column: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestRole {
+    /// The lines are readings, decoded by the profile's decoder; only those newer than the last
+    /// delivered are sent.
+    Readings,
+    /// The reply carries the device's clock ([`ClockSpec`]).
+    ClockRead,
+    /// Sets the device's clock (sent when it is off by more than the allowed skew).
+    ClockSet,
+    /// The reply's text is reported once as device information (firmware, serial number).
+    Info,
+}
+
+/// How the device's clock is read from a reply line and when it is set.
+#[derive(Debug, Clone)]
+pub struct ClockSpec {
+    /// Stripped from the reply line (after its checksum).
+    pub prefix: String,
+    /// Columns (1-based) joined with a space.
+    pub from: Vec<usize>,
+    pub format: time::format_description::OwnedFormatItem,
+    pub utc_offset: time::UtcOffset,
+    /// Larger offsets are reported (`device-clock`) and, with a `clock-set` request, corrected.
+    pub max_skew: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +158,9 @@ pub enum FramingSpec {
     SyncLength { sync: Vec<u8>, max_len: usize },
     /// BLE: every notification is one frame.
     Notification,
+    /// ASTM E1381 (LIS1-A): ENQ/ACK, checksummed numbered frames, EOT; one frame = one message
+    /// (its E1394 records) of at most `max_len` bytes.
+    AstmE1381 { max_len: usize },
 }
 
 /// What identifies a BLE device's kind.
@@ -101,6 +184,26 @@ pub enum DecoderSpec {
     Gatt(GattSpec),
     /// Polar PMD ECG stream (BLE; Polar H10).
     PolarPmdEcg(PmdSpec),
+    /// ASTM E1394 (LIS2-A2) messages: R records mapped to codes.
+    Astm(AstmSpec),
+}
+
+/// ASTM E1394 results mapped to codes and units.
+#[derive(Debug, Clone)]
+pub struct AstmSpec {
+    /// The R field that holds the result's time (E1394: 13, date and time the test completed).
+    pub time_field: usize,
+    /// The device clock's offset from UTC.
+    pub utc_offset: time::UtcOffset,
+    /// Result values written with a decimal comma (`12,5`).
+    pub decimal_comma: bool,
+    /// The device's unit text -> UCUM, where they differ (`mmol/l` -> `mmol/L`).
+    pub units: HashMap<String, String>,
+    /// Matched on the test id's local code (`source`) and the result's unit (`ucum`).
+    pub fields: Vec<FieldMap>,
+    /// The request record (`Q|1|^ALL||||||||||N`) the gateway sends, between its own H and L
+    /// records, on `records.fetch`; `None`: the device only sends on its own.
+    pub fetch_query: Option<String>,
 }
 
 /// GATT notifications mapped to codes.

@@ -26,6 +26,59 @@ pub struct RawProfile {
     pub wave: Option<Spanned<RawWave>>,
     #[serde(default, rename = "channel")]
     pub channels: Vec<RawChannel>,
+    pub dialogue: Option<Spanned<RawDialogue>>,
+}
+
+/// What the gateway asks a device: `[dialogue]` and its `[[dialogue.request]]`s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDialogue {
+    /// Written before every request (`"\u0011\r"`).
+    pub wake: Option<String>,
+    /// Written after every request (`"\r"`).
+    pub end: Option<String>,
+    /// Appended to every request: `sum16-hex`.
+    pub checksum: Option<Spanned<String>>,
+    /// Milliseconds to wait for each line of a reply (3000 when absent).
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Times a request is sent again after a late or unusable reply (2 when absent).
+    pub retries: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub on_connect: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub on_fetch: Vec<Spanned<String>>,
+    /// Runs `on_fetch` every this many minutes while connected.
+    pub every_minutes: Option<Spanned<u64>>,
+    #[serde(default, rename = "request")]
+    pub requests: Vec<RawRequest>,
+    pub clock: Option<RawClock>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    pub name: Spanned<String>,
+    /// The request's text; `{now:FORMAT}` is the gateway's time (a `time` format description).
+    pub send: Spanned<String>,
+    /// `line`, `counted` (with `count_column`) or `none`.
+    pub reply: Spanned<String>,
+    pub count_column: Option<Spanned<usize>>,
+    /// `readings`, `clock-read`, `clock-set` or `info`.
+    pub role: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClock {
+    /// Stripped from the clock reply (after its checksum).
+    #[serde(default)]
+    pub prefix: String,
+    /// Columns (1-based) of the reply joined with one space.
+    pub from: Vec<Spanned<usize>>,
+    pub format: Spanned<String>,
+    pub utc_offset: Option<Spanned<String>>,
+    /// Seconds the device clock may be off before it is reported and set (120 when absent).
+    pub max_skew_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -85,6 +138,16 @@ pub struct RawDecoder {
     pub racp: Option<bool>,
     /// Seconds to wait for a control point answer (RACP, PMD) before reporting the device silent.
     pub answer_timeout_secs: Option<Spanned<u64>>,
+    // astm-e1394
+    /// The R field holding the result's date and time (13 when absent).
+    pub time_field: Option<Spanned<usize>>,
+    /// The device clock's offset from UTC, `+05:30`; UTC when absent.
+    pub utc_offset: Option<Spanned<String>>,
+    pub decimal_comma: Option<bool>,
+    /// The device's unit text -> UCUM.
+    pub units: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// The Q record sent on `records.fetch`.
+    pub fetch_query: Option<Spanned<String>>,
 }
 
 /// A BLE device's identifying service: `[ble]`.

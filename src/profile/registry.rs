@@ -23,6 +23,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ble-thermometer.toml", include_str!("../../device-profiles/ble-thermometer.toml")),
     ("ble-pulse-oximeter.toml", include_str!("../../device-profiles/ble-pulse-oximeter.toml")),
     ("polar-h10-ecg.toml", include_str!("../../device-profiles/polar-h10-ecg.toml")),
+    ("astm-glucometer.toml", include_str!("../../device-profiles/astm-glucometer.toml")),
+    ("astm-analyser.toml", include_str!("../../device-profiles/astm-analyser.toml")),
 ];
 
 /// Profiles by id.

@@ -2,8 +2,10 @@
 //! A simulated device is the far end of a real pseudo-terminal: the daemon opens its path exactly as
 //! it opens a USB-serial adapter, so the demo exercises the real serial code.
 
+pub mod astm;
 pub mod ble_mock;
 pub mod broker;
+pub mod onetouch;
 mod pty;
 pub mod recordings;
 pub mod waves;

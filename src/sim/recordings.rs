@@ -13,6 +13,9 @@ pub const HL7_MESSAGES: &[(&str, &[u8])] = &[
 /// A OneTouch Ultra 2 memory dump as the meter sends it (CR LF lines).
 pub const ONETOUCH_DUMP: &[u8] = include_bytes!("recordings/onetouch_ultra2_dmp.txt");
 
+/// A Contour glucometer's whole upload as ASTM E1381 frames (ENQ .. EOT), as the meter sent it.
+pub const CONTOUR_ASTM_SESSION: &[u8] = include_bytes!("recordings/contour_usb_session.astm");
+
 /// Profiles of the simulated waveform devices (file name, text): the recordings' own rates, leads
 /// and scales on the shipped protocols. The demo and the tests put them in a `profiles_dir`.
 pub const WAVE_PROFILES: &[(&str, &str)] = &[

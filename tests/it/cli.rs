@@ -219,12 +219,13 @@ fn the_demo_runs_with_no_setup_and_shows_verified_readings() {
     assert!(lines.iter().all(|l| l["verdict"] != "rejected"), "{stdout}");
     let summary = stdout.lines().last().unwrap();
     assert!(summary.contains("rejected 0"), "{summary}");
-    // Every simulated device is heard from: serial HL7 and meter, the two waveforms, and (with
-    // dbus-daemon and dbus-next, which the test setup installs) the three BLE devices.
+    // Every simulated device is heard from: serial HL7, the asked OneTouch and the ASTM meter, the
+    // two waveforms, and (with dbus-daemon and dbus-next, which the test setup installs) the three
+    // BLE devices.
     let from = |dev: &str| {
         lines.iter().any(|l| l["verdict"] == "verified" && l["body"]["dev"] == dev && l["body"]["type"] != "event")
     };
-    for dev in ["monitor-1", "ecg-1", "steth-1", "bp-1", "temp-1", "ecg-2"] {
+    for dev in ["monitor-1", "glucose-1", "glucose-2", "ecg-1", "steth-1", "bp-1", "temp-1", "ecg-2"] {
         assert!(from(dev), "nothing from {dev}:\n{stdout}");
     }
     for stream in ["ecg", "pcg"] {

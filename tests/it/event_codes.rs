@@ -124,6 +124,33 @@ fn offline_codes() -> BTreeSet<String> {
         )
         .unwrap(),
     ));
+    // ASTM: a frame with a bad checksum, one out of sequence, a message cut by EOT, a message
+    // without its header, a query, an abnormal termination, a test and a unit the profile does
+    // not map.
+    let f = |n: u8, t: &str, last: bool| spokegate::framing::astm_bytes::frame(n, t.as_bytes(), last);
+    let (enq, eot) = ([spokegate::framing::astm_bytes::ENQ], [spokegate::framing::astm_bytes::EOT]);
+    let mut bad = f(1, "H|\\^&\r", false);
+    bad[3] ^= 1;
+    let wire = [
+        enq.to_vec(),
+        bad,
+        f(3, "H|\\^&\r", false),
+        f(1, "H|\\^&\r", false),
+        eot.to_vec(),
+        enq.to_vec(),
+        f(1, "R|1|^^^GLU|5.4|mmol/L\r", false),
+        f(2, "L|1|N\r", true),
+        eot.to_vec(),
+        enq.to_vec(),
+        f(1, "H|\\^&\r", false),
+        f(2, "Q|1|^ALL||||||||||O\r", false),
+        f(3, "R|1|^^^NA^Sodium|140|mmol/l\r", false),
+        f(4, "R|2|^^^GLU|5.4|g/L\r", false),
+        f(5, "L|1|E\r", true),
+        eot.to_vec(),
+    ]
+    .concat();
+    got.extend(codes(&decode_capture(&p("astm-analyser"), &wire)));
     got
 }
 
@@ -138,6 +165,9 @@ const DAEMON_CODES: &[&str] = &[
     "queue-evicted",
     "cmd-refused",
     "device-clock",
+    "device-info",
+    "dialogue-failed",
+    "astm-not-sent",
 ];
 
 #[test]

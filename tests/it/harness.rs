@@ -534,3 +534,15 @@ pub async fn until_queue(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A sourced ASTM vector's exact bytes (tests/fixtures/astm/astm_vectors.json, its `hex`).
+pub fn astm_vector(id: &str) -> Vec<u8> {
+    let all: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/tests/fixtures/astm/astm_vectors.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap(),
+    )
+    .unwrap();
+    let v = all.into_iter().find(|v| v["id"] == id).unwrap_or_else(|| panic!("no vector {id}"));
+    let h = v["hex"].as_str().unwrap().to_string();
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+}

@@ -2,6 +2,7 @@
 //! mosquitto started per test on a free loopback port, pseudo-terminals as serial devices, the real
 //! daemon, and an independent Python COSE verifier.
 
+mod astm;
 mod ble;
 mod cli;
 mod commands;
@@ -14,6 +15,7 @@ mod gatt_vectors;
 mod harness;
 pub mod hub_delivery;
 mod hub_trust;
+mod meters;
 mod python_hub;
 mod robustness;
 mod units;
