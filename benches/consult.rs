@@ -155,12 +155,14 @@ async fn run() {
         let _gw = common::gateway(&config, &[]);
         let key = spokegate::sign::SigningKey::load(&s.hub_key).unwrap();
         let keys = spokegate::sign::KeyRing::load(std::slice::from_ref(&s.gw_jwk)).unwrap();
-        let url = spokegate::config::MqttUrl::parse(&format!("mqtt://127.0.0.1:{}", s.port)).unwrap();
+        let url = spokegate::hub::BrokerLogin::plain(
+            spokegate::config::MqttUrl::parse(&format!("mqtt://127.0.0.1:{}", s.port)).unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut times = Vec::new();
         for _ in 0..ROUND_TRIPS {
             let ask = spokegate::hub::ask::Ask {
-                url: &url,
+                broker: &url,
                 key: &key,
                 site: "bench",
                 gw: "gw-bench",

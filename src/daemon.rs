@@ -43,13 +43,20 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until `shutdown`, then drains. `counters` is filled in as it starts.
-pub async fn run(
-    config: Config,
-    key: SigningKey,
-    shutdown: Shutdown,
-    counters: &mut Counters,
-) -> Result<(), DaemonError> {
+pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mut Counters) -> Result<(), DaemonError> {
+    // Every task stops on the operator's signal, or when the daemon stops itself (uplink died).
+    let (stop_all, shutdown) = crate::shutdown::channel();
+    {
+        let (mut outer, stop) = (outer.clone(), stop_all.clone());
+        tokio::spawn(async move {
+            outer.triggered().await;
+            stop.trigger();
+        });
+    }
     let g = &config.gateway;
+    if config.mqtt.password.is_some() && !config.mqtt.url.tls {
+        tracing::warn!(broker = %config.mqtt.url, "the MQTT password travels in clear text (allow_plaintext_password = true)");
+    }
     let mut opened = Queue::open(&g.state_dir, config.queue.clone())?;
     let st = opened.stats()?;
     if st.depth > 0 {
@@ -166,8 +173,31 @@ pub async fn run(
         })
     });
 
+    // Until stopped, or until the uplink dies (a CA file that vanished, ...): then the daemon
+    // stops too and exits non-zero, so systemd restarts it and the watchdog does not vouch for a
+    // gateway that can deliver nothing.
     let mut wait = shutdown.clone();
-    wait.triggered().await;
+    let mut link = link;
+    let early = tokio::select! {
+        biased;
+        _ = wait.triggered() => None,
+        ended = &mut link => Some(ended),
+    };
+    // The uplink ends by itself when everything else has drained after a stop: that is no failure.
+    let early_failed = early.is_some() && !outer.is_triggered();
+    if let (Some(ended), true) = (&early, early_failed) {
+        let why = match ended {
+            Ok(Ok(())) => "the uplink ended".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %why, "the MQTT uplink failed; the daemon stops so it can be restarted");
+        snapshot_tx.send_modify(|s| s.uplink.error = Some(why));
+        if let Some(w) = &watchdog {
+            w.abort();
+        }
+        stop_all.trigger();
+    }
     systemd::stopping();
     for d in devices {
         let _ = d.await;
@@ -175,7 +205,12 @@ pub async fn run(
     let _ = executor.await;
     let _ = socket.await;
     let _ = sealer.await;
-    let result = match link.await {
+    let ended = match early {
+        Some(ended) => ended,
+        None => link.await,
+    };
+    let result = match ended {
+        Ok(Ok(())) if early_failed => Err(DaemonError::Mqtt(std::io::Error::other("the uplink ended"))),
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(DaemonError::Mqtt(e)),
         Err(e) => Err(DaemonError::Mqtt(std::io::Error::other(e.to_string()))),

@@ -117,7 +117,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         daemon::run(config, key, shutdown, &mut c).await
     });
     let hub_opts = WatchOptions {
-        url: crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port },
+        broker: crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port }),
         keys: keys.clone(),
         format: opts.format,
         filter: "spokegate/v1/#".into(),
@@ -134,7 +134,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     // The hub doctor opens the consult: a signed command, answered by a signed reply.
     let consult_id = format!("DEMO-{}", crate::clock::now_rfc3339().get(..10).unwrap_or("consult"));
-    let url = crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port };
+    let url = crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port });
     let ask_keys = keys.clone();
     let link_counters = counters.link.clone();
     let asker = tokio::spawn(async move {
@@ -147,7 +147,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
             let args =
                 crate::command::Args::from([("consult".to_string(), serde_json::Value::String(consult_id.clone()))]);
             let ask = crate::hub::ask::Ask {
-                url: &url,
+                broker: &url,
                 key: &hub_key,
                 site: "demo-site",
                 gw: "gw-demo",
@@ -274,7 +274,7 @@ const BLE_DEVICES: &str = r#"
 [[device]]
 id = "bp-1"
 profile = "ble-blood-pressure"
-ble = { name = "Demo BP Cuff" }
+ble = { name = "Demo BP Cuff", allow_unbonded = true }
 
 [[device]]
 id = "temp-1"
@@ -284,7 +284,7 @@ ble = { address = "D0:00:00:00:00:02" }
 [[device]]
 id = "ecg-2"
 profile = "polar-h10-ecg"
-ble = {}
+ble = { allow_unbonded = true }
 "#;
 
 /// A private D-Bus with a mock BlueZ serving a blood-pressure cuff, a thermometer and a Polar H10,

@@ -46,6 +46,9 @@ pub struct UplinkSnapshot {
     pub unacked: u64,
     /// When a hub last acknowledged (hub delivery), RFC 3339.
     pub last_hub_ack: Option<String>,
+    /// Why the uplink stopped for good (the daemon stops with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Snapshot {

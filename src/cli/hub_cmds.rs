@@ -11,10 +11,60 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The broker and how to log in: the same TLS as the daemon (the broker's certificate and host
+/// name are always verified).
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+pub struct BrokerArgs {
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub url: String,
+    /// CA certificate(s) (PEM) that replace the system's roots for `mqtts://`.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for brokers that require one; with --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, readable by its owner only).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub client_key: Option<PathBuf>,
+    /// MQTT username; the password is read from SPOKEGATE_MQTT_PASSWORD (not the command line,
+    /// which other users can see).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Send the password over plain `mqtt://` all the same.
+    #[arg(long)]
+    pub allow_plaintext_password: bool,
+}
+
+impl BrokerArgs {
+    /// The broker login, or the exit code after saying what is wrong.
+    fn login(&self, what: &str) -> Result<crate::hub::BrokerLogin, i32> {
+        let url = url(&self.url, what)?;
+        let password = std::env::var("SPOKEGATE_MQTT_PASSWORD").ok();
+        if password.is_some() && self.username.is_some() && !url.tls && !self.allow_plaintext_password {
+            eprintln!("spokegate {what}: a password over plain mqtt:// travels in clear text: use mqtts://, or --allow-plaintext-password");
+            return Err(exit::USAGE);
+        }
+        if let Some(k) = &self.client_key {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(k).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                eprintln!("spokegate {what}: {} is readable by group or others: chmod 600 it", k.display());
+                return Err(exit::NOPERM);
+            }
+        }
+        Ok(crate::hub::BrokerLogin {
+            url,
+            ca: self.ca.clone(),
+            client_cert: self.cert.clone().zip(self.client_key.clone()),
+            username: self.username.clone(),
+            password,
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// Gateway public keys bound to their site and gateway: a JWK file (from `spokegate key show
     /// --config`), a JWK Set file, or a folder of them; repeat for more. Hub keys may be listed too.
     #[arg(long = "key", required = true)]
@@ -41,8 +91,8 @@ pub struct WatchArgs {
 pub enum HubCommand {
     /// Sign a command with a hub key, send it to a gateway, and print its replies.
     Send {
-        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-        url: String,
+        #[command(flatten)]
+        broker: BrokerArgs,
         /// The hub's private key (`spokegate key generate-hub`).
         #[arg(long)]
         key: PathBuf,
@@ -93,8 +143,8 @@ fn hub_key(path: &std::path::Path) -> Result<SigningKey, i32> {
 }
 
 pub async fn watch(a: WatchArgs) -> i32 {
-    let (url, keys) = match (url(&a.url, "watch"), keyring(&a.keys, "watch")) {
-        (Ok(u), Ok(k)) => (u, k),
+    let (broker, keys) = match (a.broker.login("watch"), keyring(&a.keys, "watch")) {
+        (Ok(b), Ok(k)) => (b, k),
         (Err(c), _) | (_, Err(c)) => return c,
     };
     let ack_key = match a.hub_key.as_deref().map(hub_key).transpose() {
@@ -102,7 +152,7 @@ pub async fn watch(a: WatchArgs) -> i32 {
         Err(code) => return code,
     };
     let opts = WatchOptions {
-        url,
+        broker,
         keys,
         format: if a.json { WatchFormat::Json } else { WatchFormat::Human },
         filter: a.filter,
@@ -144,9 +194,9 @@ pub fn parse_args(args: &[String]) -> Result<crate::command::Args, String> {
 }
 
 pub async fn run(command: HubCommand) -> i32 {
-    let HubCommand::Send { url: u, key, site, gw, gateway_keys, timeout, name, args } = command;
-    let (url, keys) = match (url(&u, "hub send"), keyring(&gateway_keys, "hub send")) {
-        (Ok(u), Ok(k)) => (u, k),
+    let HubCommand::Send { broker, key, site, gw, gateway_keys, timeout, name, args } = command;
+    let (broker, keys) = match (broker.login("hub send"), keyring(&gateway_keys, "hub send")) {
+        (Ok(b), Ok(k)) => (b, k),
         (Err(c), _) | (_, Err(c)) => return c,
     };
     let key = match hub_key(&key) {
@@ -161,7 +211,7 @@ pub async fn run(command: HubCommand) -> i32 {
         }
     };
     let request = Ask {
-        url: &url,
+        broker: &broker,
         key: &key,
         site: &site,
         gw: &gw,

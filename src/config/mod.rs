@@ -88,6 +88,8 @@ pub struct MqttConfig {
     pub url: MqttUrl,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The operator allowed a password over plain `mqtt://` (warned about at every start).
+    pub allow_plaintext_password: bool,
     pub ca: Option<PathBuf>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub client_id: String,
@@ -158,13 +160,15 @@ impl Config {
             }
         };
         let client_cert = match (&raw.mqtt.cert, &raw.mqtt.key) {
-            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (Some(c), Some(k)) => Some((base.join(c.get_ref()), base.join(k.get_ref()))),
             (None, None) => None,
             _ => {
                 at(raw.mqtt.url.span(), "mqtt.cert", "`cert` and `key` go together (TLS client authentication)".into());
                 None
             }
         };
+        let ca = raw.mqtt.ca.as_ref().map(|c| base.join(c.get_ref()));
+        tls_files(&raw.mqtt, url.as_ref(), ca.as_deref(), client_cert.as_ref(), &mut at);
         if let Some(ka) = &raw.mqtt.keep_alive_secs {
             if !(5..=65535).contains(ka.get_ref()) {
                 at(ka.span(), "mqtt.keep_alive_secs", "must be between 5 and 65535 seconds".into());
@@ -233,6 +237,13 @@ impl Config {
                                 format!("`{a}` is not a Bluetooth address like AA:BB:CC:DD:EE:FF"),
                             );
                         }
+                    }
+                    if address.is_none() && !ble.allow_unbonded.unwrap_or(false) {
+                        at(
+                            b.span(),
+                            &item("ble"),
+                            "a device found by name or service alone could be any device nearby (a spoofed one would get its readings signed): give its `address`, or set `allow_unbonded = true`".into(),
+                        );
                     }
                     if ble.name.as_deref() == Some("") {
                         at(
@@ -325,8 +336,9 @@ impl Config {
                     .unwrap_or_else(|| format!("spokegate-{}-{}", g.site.get_ref(), g.id.get_ref())),
                 url,
                 username: raw.mqtt.username.clone(),
-                password: raw.mqtt.password.clone(),
-                ca: raw.mqtt.ca.as_ref().map(|c| base.join(c)),
+                password: raw.mqtt.password.as_ref().map(|p| p.get_ref().clone()),
+                allow_plaintext_password: raw.mqtt.allow_plaintext_password.unwrap_or(false),
+                ca,
                 client_cert,
                 keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
             },
@@ -335,6 +347,55 @@ impl Config {
             devices,
         };
         problems.into_result(config)
+    }
+}
+
+/// The uplink's TLS files, read now as the uplink will read them (a CA or client certificate that
+/// cannot be used is a configuration error, not an uplink that silently never connects), the
+/// client key's mode, and no password in clear text unless the operator says so.
+fn tls_files(
+    raw: &raw::RawMqtt,
+    url: Option<&MqttUrl>,
+    ca: Option<&Path>,
+    client: Option<&(PathBuf, PathBuf)>,
+    at: &mut impl FnMut(std::ops::Range<usize>, &str, String),
+) {
+    let Some(url) = url else { return };
+    let tls_item = [("mqtt.ca", &raw.ca), ("mqtt.cert", &raw.cert), ("mqtt.key", &raw.key)];
+    if !url.tls {
+        for (item, v) in tls_item {
+            if let Some(v) = v {
+                at(v.span(), item, "TLS files need an `mqtts://` url".into());
+            }
+        }
+        if let (Some(p), false) = (&raw.password, raw.allow_plaintext_password.unwrap_or(false)) {
+            at(
+                p.span(),
+                "mqtt.password",
+                "a password over plain mqtt:// travels in clear text: use mqtts://, or set allow_plaintext_password = true"
+                    .into(),
+            );
+        }
+        return;
+    }
+    if let (Some((_, key)), Some(k)) = (client, &raw.key) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(key) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                at(k.span(), "mqtt.key", format!("{} is readable by group or others: chmod 600 it", key.display()));
+            }
+        }
+    }
+    if let Err(e) = crate::mqtt::tls::transport(ca, client.map(|(c, k)| (c.as_path(), k.as_path()))) {
+        let (item, span) = match (&raw.ca, &raw.cert) {
+            (Some(c), _) if e.to_string().starts_with(&ca.map(|p| p.display().to_string()).unwrap_or_default()) => {
+                ("mqtt.ca", c.span())
+            }
+            (_, Some(c)) => ("mqtt.cert", c.span()),
+            (Some(c), None) => ("mqtt.ca", c.span()),
+            (None, None) => ("mqtt.url", raw.url.span()),
+        };
+        at(span, item, e.to_string());
     }
 }
 

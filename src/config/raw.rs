@@ -34,10 +34,12 @@ pub struct RawGateway {
 pub struct RawMqtt {
     pub url: Spanned<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    pub password: Option<Spanned<String>>,
+    /// A password over plain `mqtt://` is refused unless this is true (a warning at every start).
+    pub allow_plaintext_password: Option<bool>,
+    pub ca: Option<Spanned<PathBuf>>,
+    pub cert: Option<Spanned<PathBuf>>,
+    pub key: Option<Spanned<PathBuf>>,
     pub client_id: Option<String>,
     pub keep_alive_secs: Option<Spanned<u64>>,
 }
@@ -58,6 +60,9 @@ pub struct RawDevice {
 pub struct RawBleDevice {
     pub address: Option<String>,
     pub name: Option<String>,
+    /// Accept a device found by name or service alone (without its address): any device nearby
+    /// that advertises that name or service would have its readings signed as this one's.
+    pub allow_unbonded: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,11 +4,10 @@
 use crate::clock::now_micros;
 use crate::command::auth::sign_command;
 use crate::command::Args;
-use crate::config::MqttUrl;
 use crate::model::{Body, CmdBody, ReplyState};
 use crate::mqtt::{spawn_poller, topics};
 use crate::sign::{open_from_gateway, KeyRing, SigningKey};
-use rumqttc::{Event, MqttOptions, Packet, QoS};
+use rumqttc::{Event, Packet, QoS};
 use std::time::Duration;
 
 /// One reply as it arrived: the body, and whether its signature was checked.
@@ -25,6 +24,8 @@ pub enum AskError {
     Sign(String),
     #[error("MQTT: {0}")]
     Mqtt(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("no final reply within {0} s")]
     Timeout(u64),
     #[error("a reply failed verification: {0}")]
@@ -33,7 +34,8 @@ pub enum AskError {
 
 /// A command to send.
 pub struct Ask<'a> {
-    pub url: &'a MqttUrl,
+    /// The broker, its TLS files and login.
+    pub broker: &'a super::BrokerLogin,
     pub key: &'a SigningKey,
     pub site: &'a str,
     pub gw: &'a str,
@@ -52,12 +54,10 @@ pub async fn ask(a: Ask<'_>, mut each: impl FnMut(&ReceivedReply)) -> Result<Vec
     let exp = now + a.timeout.as_micros() as i64;
     let body = CmdBody::new(a.site, a.gw, &id, a.name, a.args, now, exp);
     let cmd = sign_command(a.key, body).map_err(AskError::Sign)?;
-    let mut o = MqttOptions::new(format!("spokegate-ask-{}-{now}", std::process::id()), &a.url.host, a.url.port);
-    o.set_keep_alive(Duration::from_secs(30));
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    if a.url.tls {
-        o.set_transport(rumqttc::Transport::tls_with_default_config());
-    }
+    let o = a
+        .broker
+        .options(&format!("spokegate-ask-{}-{now}", std::process::id()))
+        .map_err(|e| AskError::Tls(e.to_string()))?;
     let (client, eventloop) = crate::mqtt::client(o, 16);
     let mut events = spawn_poller(eventloop);
     let reply_topic = topics::reply(a.site, a.gw, &id);

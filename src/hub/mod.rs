@@ -4,6 +4,7 @@
 
 mod acker;
 pub mod ask;
+mod broker;
 mod dedup;
 mod reassembly;
 mod record;
@@ -13,6 +14,7 @@ mod watch;
 
 pub use crate::sign::KeyRing;
 pub use acker::Acker;
+pub use broker::BrokerLogin;
 pub use dedup::Deduplicator;
 pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
 pub use record::Recorder;

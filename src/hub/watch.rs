@@ -8,7 +8,6 @@ use super::reassembly::Reassembler;
 use super::record::Recorder;
 use super::verify::{check, HubMessage};
 use super::view::{human_lines, json_line, wave_lines};
-use crate::config::MqttUrl;
 use crate::mqtt::spawn_poller;
 use crate::shutdown::Shutdown;
 use crate::sign::{Binding, BoundKey, KeyRing, SigningKey};
@@ -26,7 +25,8 @@ pub enum WatchFormat {
 
 #[derive(Clone)]
 pub struct WatchOptions {
-    pub url: MqttUrl,
+    /// The broker, its TLS files and login.
+    pub broker: super::BrokerLogin,
     /// Gateway keys bound to their (site, gw), and hub keys (to show commands).
     pub keys: KeyRing,
     pub format: WatchFormat,
@@ -84,14 +84,8 @@ struct Watcher {
     file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
-fn mqtt_options(opts: &WatchOptions) -> MqttOptions {
-    let mut o = MqttOptions::new(&opts.client_id, &opts.url.host, opts.url.port);
-    o.set_keep_alive(Duration::from_secs(30));
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    if opts.url.tls {
-        o.set_transport(rumqttc::Transport::tls_with_default_config());
-    }
-    o
+fn mqtt_options(opts: &WatchOptions) -> std::io::Result<MqttOptions> {
+    opts.broker.options(&opts.client_id).map_err(std::io::Error::other)
 }
 
 /// Watches until shutdown, writing a line per reading to `out`.
@@ -123,7 +117,7 @@ pub async fn watch(
     };
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     'connections: loop {
-        let (client, eventloop) = crate::mqtt::client(mqtt_options(&w.opts), 1024);
+        let (client, eventloop) = crate::mqtt::client(mqtt_options(&w.opts)?, 1024);
         let mut events = spawn_poller(eventloop);
         let mut connected = false;
         loop {

@@ -30,7 +30,7 @@ use crate::queue::{self, Queue, Record};
 use crate::sign::open_from_hub;
 use crate::snapshot::SnapshotTx;
 use crate::transport::Backoff;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,16 +147,8 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
         o.set_credentials(u, p.clone().unwrap_or_default());
     }
     if cfg.url.tls {
-        let client_auth = match &cfg.client_cert {
-            Some((cert, key)) => Some((std::fs::read(cert)?, std::fs::read(key)?)),
-            None => None,
-        };
-        let transport = match &cfg.ca {
-            Some(ca) => {
-                Transport::tls_with_config(TlsConfiguration::Simple { ca: std::fs::read(ca)?, alpn: None, client_auth })
-            }
-            None => Transport::tls_with_default_config(),
-        };
+        let client = cfg.client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let transport = super::tls::transport(cfg.ca.as_deref(), client).map_err(std::io::Error::other)?;
         o.set_transport(transport);
     }
     Ok(o)

@@ -5,6 +5,7 @@
 mod delivery;
 mod link;
 pub mod status;
+pub mod tls;
 pub mod topics;
 
 pub use delivery::HubDelivery;

@@ -113,7 +113,7 @@ async fn stored_records_heart_rate_and_ecg_arrive_signed_and_every_record_exactl
         broker.port,
         &[
             ("glucose-1", "ble-glucose", "{ address = \"AA:BB:CC:DD:EE:01\" }"),
-            ("hr-1", "ble-heart-rate", "{ name = \"Mock HR\" }"),
+            ("hr-1", "ble-heart-rate", "{ name = \"Mock HR\", allow_unbonded = true }"),
             ("ecg-1", "polar-h10-ecg", "{ address = \"aa:bb:cc:dd:ee:03\" }"),
         ],
         None,
