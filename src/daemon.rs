@@ -101,6 +101,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
             site: g.site.clone(),
             gw: g.id.clone(),
             kid: kid.clone(),
+            retiring: crate::sign::rotation::retiring_kids(&g.key_file, crate::clock::now_micros()),
             queue: queue.clone(),
             fresh: fresh_rx,
             committed: committed.clone(),

@@ -185,14 +185,37 @@ impl Signer {
         if body.kind != BodyKind::Consult {
             body.consult = consult.map(|c| Some(c.to_string()));
         }
-        let bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
-        Ok(Record {
-            seq,
-            class: class_of(body.kind),
-            created: now_micros(),
-            topic: topics::for_body(&body),
-            payload: bytes,
-        })
+        let mut bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
+        let mut topic = topics::for_body(&body);
+        let mut kind = body.kind;
+        // The PUBLISH packet: fixed header (up to 5), topic length and text, packet id.
+        let packet = bytes.len() + topic.len() + 9;
+        if packet > crate::mqtt::MAX_PACKET {
+            tracing::warn!(
+                bytes = packet,
+                limit = crate::mqtt::MAX_PACKET,
+                "message too large for the broker; not queued"
+            );
+            let event = crate::model::Event::new(
+                "message-too-large",
+                crate::model::Severity::Warn,
+                format!(
+                    "a {} message of {packet} bytes does not fit the {}-byte MQTT packet limit: not sent",
+                    kind.as_str(),
+                    crate::mqtt::MAX_PACKET
+                ),
+            )
+            .with("bytes", packet as u64)
+            .with("limit", crate::mqtt::MAX_PACKET as u64)
+            .with("type", kind.as_str());
+            let mut small =
+                make_body(&self.site, &self.gw, job.from.as_ref(), Payload::Event(event), seq, job.t, job.tdev);
+            small.consult = body.consult.clone();
+            bytes = seal(&self.key, small.encode(self.format)?, self.format)?;
+            topic = topics::for_body(&small);
+            kind = small.kind;
+        }
+        Ok(Record { seq, class: class_of(kind), created: now_micros(), topic, payload: bytes })
     }
 }
 

@@ -20,6 +20,17 @@ pub struct KeyLocation {
 pub enum KeyCommand {
     /// Print the public key as a JWK, with what it is bound to (`site` and `gw`, or `hub`).
     Show(KeyLocation),
+    /// Make a new signing key; the old one is kept aside and listed (status `kids`) for a grace
+    /// period, while messages it signed may still be queued. Prints the new public JWK for the
+    /// hub's keyring (keep the old one there until the grace ends); restart the daemon to sign
+    /// with the new key.
+    Rotate {
+        #[command(flatten)]
+        loc: KeyLocation,
+        /// Days the old key still counts.
+        #[arg(long, default_value_t = 7)]
+        grace_days: u64,
+    },
     /// Create a hub's Ed25519 signing key (mode 0600; never overwrites) and print its public JWK.
     GenerateHub {
         /// The hub's id ([a-z0-9][a-z0-9-]{0,62}).
@@ -92,6 +103,30 @@ pub fn run(command: KeyCommand) -> i32 {
             match SigningKey::load(&path) {
                 Ok(k) => {
                     println!("{}", jwk(&k, binding));
+                    exit::OK
+                }
+                Err(e) => key_error(&e),
+            }
+        }
+        KeyCommand::Rotate { loc, grace_days } => {
+            let (path, binding) = match locate(&loc) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let until = crate::clock::now_micros().saturating_add(grace_days as i64 * 86_400_000_000);
+            match crate::sign::rotation::rotate(&path, until) {
+                Ok((new, old)) => {
+                    eprintln!(
+                        "new key {} (kid {}); the old key (kid {}) is kept as {}.retired-{} and counts until {}",
+                        path.display(),
+                        new.public().kid_hex(),
+                        old.public().kid_hex(),
+                        path.display(),
+                        old.public().kid_hex(),
+                        crate::clock::micros_to_rfc3339(until)
+                    );
+                    eprintln!("add the new public JWK (below) to the hub's keyring, then restart the daemon");
+                    println!("{}", jwk(&new, binding));
                     exit::OK
                 }
                 Err(e) => key_error(&e),

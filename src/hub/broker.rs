@@ -28,7 +28,7 @@ impl BrokerLogin {
     pub fn options(&self, client_id: &str) -> Result<MqttOptions, TlsError> {
         let mut o = MqttOptions::new(client_id, &self.url.host, self.url.port);
         o.set_keep_alive(Duration::from_secs(30));
-        o.set_max_packet_size(1 << 20, 1 << 20);
+        o.set_max_packet_size(crate::mqtt::MAX_PACKET, crate::mqtt::MAX_PACKET);
         if let Some(u) = &self.username {
             o.set_credentials(u, self.password.clone().unwrap_or_default());
         }

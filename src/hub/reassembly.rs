@@ -55,7 +55,13 @@ pub enum ChunkError {
     Unpack { label: String, why: String },
     #[error("chunk overlaps samples already received (i0 {i0}, expected {expected})")]
     Overlap { i0: u64, expected: u64 },
+    #[error("a new stream past the {0} this hub follows at once: refused")]
+    TooManyStreams(usize),
 }
+
+/// Streams a hub follows at once (every gateway, device and stream): a gateway that invents
+/// stream after stream cannot grow the hub's memory or its recordings without bound.
+pub const MAX_STREAMS: usize = 4096;
 
 /// Unpacks every channel of a chunk.
 pub fn unpack_channels(w: &Wave) -> Result<Vec<Vec<i32>>, ChunkError> {
@@ -84,6 +90,9 @@ impl Reassembler {
 
     fn place(&mut self, key: StreamKey, w: &Wave) -> Result<Placed, ChunkError> {
         let channels = unpack_channels(w)?;
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&key) {
+            return Err(ChunkError::TooManyStreams(MAX_STREAMS));
+        }
         let tally = self.streams.entry(key.clone()).or_default();
         let mut restarted = false;
         let mut gap = None;
@@ -110,6 +119,35 @@ impl Reassembler {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stream_past_the_limit_is_refused_and_known_streams_go_on() {
+        let mut r = Reassembler::default();
+        let w = |stream: &str| crate::model::Wave {
+            stream: stream.into(),
+            rate: 100.0,
+            i0: 0,
+            t0: 0,
+            n: 1,
+            ch: vec![crate::model::Channel {
+                label: "II".into(),
+                code: crate::model::Code { mdc: 131330, loinc: None, name: None },
+                unit: crate::model::Unit { ucum: "mV".into(), mdc: None },
+                gain: 1.0,
+                base: 0,
+                enc: "i16le".into(),
+                data: vec![1, 0],
+            }],
+        };
+        let key = |i: usize| StreamKey { site: "s".into(), gw: "g".into(), dev: format!("d{i}"), stream: "ecg".into() };
+        for i in 0..MAX_STREAMS {
+            assert!(r.place(key(i), &w("ecg")).is_ok());
+        }
+        assert!(matches!(r.place(key(MAX_STREAMS), &w("ecg")), Err(ChunkError::TooManyStreams(_))));
+        let mut next = w("ecg");
+        next.i0 = 1;
+        assert!(r.place(key(0), &next).is_ok(), "a stream already followed goes on");
+    }
     use super::*;
     use crate::model::{Channel, Code, Unit};
     use crate::wave::pack;

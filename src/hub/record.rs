@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Longest gap filled with invalid samples inside one WFDB record: ten minutes, and never more
-/// samples than ten minutes at the highest rate a profile may declare (1 MHz).
+/// than 5 million rows (ten minutes of a stethoscope at 4 kHz is 2.4 million); a longer gap starts
+/// a new record instead, so no chunk makes the hub write gigabytes of filler.
 const MAX_FILL_SECONDS: f64 = 600.0;
-const MAX_FILL_SAMPLES: u64 = 600 * 1_000_000;
+const MAX_FILL_SAMPLES: u64 = 5_000_000;
 
 /// Headers (WFDB `.hea`, the WAV sizes) are brought up to date at least this often while
 /// samples arrive, and at every sync; between, each file reads as the shorter record it was.

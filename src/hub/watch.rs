@@ -71,6 +71,9 @@ const ACK_BATCH: usize = 256;
 const EVENT_BATCH: usize = 512;
 const PARALLEL_CHECKS: usize = 32;
 
+/// Retained status and state topics remembered (to tell a repeat from news).
+const MAX_RETAINED: usize = 10_000;
+
 /// Everything a watch session keeps across connections.
 struct Watcher {
     opts: WatchOptions,
@@ -225,9 +228,7 @@ impl Watcher {
                     HubMessage::Command(_) | HubMessage::Ack(_) => true,
                     // A retained status or state published again unchanged (after a reconnect)
                     // is not news, and not a duplicate reading either.
-                    _ if self.last_retained.insert(topic.to_string(), payload.to_vec()).as_deref() == Some(payload) => {
-                        return Ok(())
-                    }
+                    _ if self.retained_again(topic, payload) => return Ok(()),
                     _ => true,
                 };
                 if fresh {
@@ -271,6 +272,32 @@ impl Watcher {
             }
         }
         Ok(())
+    }
+
+    /// Whether an unsigned retained status or state repeats what this topic said last. Only the
+    /// topics of gateways in the keyring are remembered, and at most [`MAX_RETAINED`] of them: a
+    /// flood of invented topics is shown as unsigned and costs no memory.
+    fn retained_again(&mut self, topic: &str, payload: &[u8]) -> bool {
+        let known = crate::mqtt::topics::parse(topic).is_some_and(|t| {
+            let (site, gw) = t.site_gw();
+            self.opts
+                .keys
+                .iter()
+                .any(|k| matches!(&k.binding, crate::sign::Binding::Gateway { site: s, gw: g } if s == site && g == gw))
+        });
+        if !known {
+            return false;
+        }
+        if let Some(last) = self.last_retained.get_mut(topic) {
+            let same = last.as_slice() == payload;
+            *last = payload.to_vec();
+            return same;
+        }
+        if self.last_retained.len() >= MAX_RETAINED {
+            return false;
+        }
+        self.last_retained.insert(topic.to_string(), payload.to_vec());
+        false
     }
 
     /// Hands the lines written so far to the file or stdout (after every batch, so a reader of

@@ -113,6 +113,8 @@ pub struct LinkInputs {
     pub site: String,
     pub gw: String,
     pub kid: String,
+    /// Kids of rotated keys still in their grace period (messages they signed may be queued).
+    pub retiring: Vec<String>,
     pub queue: Arc<Mutex<Queue>>,
     /// Records just committed, in `seq` order: sent from memory when the link is caught up.
     pub fresh: mpsc::Receiver<Vec<Record>>,
@@ -138,7 +140,7 @@ pub struct LinkInputs {
 fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<MqttOptions> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.url.host, cfg.url.port);
     o.set_keep_alive(cfg.keep_alive);
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_max_packet_size(super::MAX_PACKET, super::MAX_PACKET);
     o.set_inflight((WINDOW + 64) as u16);
     o.set_clean_session(true);
     let will = GatewayStatus::new(false, now_rfc3339(), kid.to_string());
@@ -628,6 +630,10 @@ impl Link {
 
     fn status(&self, online: bool) -> Publication {
         let mut status = GatewayStatus::new(online, now_rfc3339(), self.inputs.kid.clone());
+        if !self.inputs.retiring.is_empty() {
+            status.kids =
+                std::iter::once(self.inputs.kid.clone()).chain(self.inputs.retiring.iter().cloned()).collect();
+        }
         let stats = queue::lock(&self.inputs.queue).stats();
         if let Ok(st) = stats {
             let delivery = self.inputs.hub.delivery;

@@ -6,6 +6,11 @@ mod delivery;
 mod link;
 pub mod status;
 pub mod tls;
+
+/// The largest MQTT packet the gateway and its hub-side tools send or take (1 MiB). A message
+/// that would not fit is never queued ([`crate::pipeline::Signer::sign`] replaces it with an
+/// event): one oversized message must not block the queue behind it.
+pub const MAX_PACKET: usize = 1 << 20;
 pub mod topics;
 
 pub use delivery::HubDelivery;

@@ -8,6 +8,10 @@ pub struct GatewayStatus {
     pub since: String,
     pub version: String,
     pub kid: String,
+    /// Every kid this gateway signs with now or did until lately (a rotated key in its grace
+    /// period): the current one first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kids: Vec<String>,
     /// The durable queue (an addition to the contract's keys; hubs ignore what they do not know).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueStatus>,
@@ -74,6 +78,7 @@ impl GatewayStatus {
             since,
             version: env!("CARGO_PKG_VERSION").into(),
             kid,
+            kids: Vec::new(),
             queue: None,
         }
     }

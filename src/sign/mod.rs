@@ -5,6 +5,7 @@ mod cose;
 mod key;
 mod keyring;
 mod open;
+pub mod rotation;
 
 pub use cose::{
     open_envelope, parse_envelope, seal, verify_envelope, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,

@@ -168,6 +168,7 @@ const DAEMON_CODES: &[&str] = &[
     "device-info",
     "dialogue-failed",
     "astm-not-sent",
+    "message-too-large",
 ];
 
 #[test]

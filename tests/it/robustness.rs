@@ -218,3 +218,45 @@ proptest! {
         prop_assert_eq!(frames, vec![b"MSH|ok".to_vec()]);
     }
 }
+
+/// A reading whose signed message would not fit the 1 MiB MQTT packet limit (a key-value line with
+/// 30,000 mapped values) is never queued as such: an event says so, and the small reading after it
+/// is delivered (the queue is not blocked by a message the broker would refuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_too_large_for_the_broker_becomes_an_event_and_the_queue_goes_on() {
+    const N: usize = 30_000;
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let mut profile = String::from(
+        "id = \"kv-wide\"\n[framing]\nkind = \"line\"\nmax_len = 1000000\n[decoder]\nkind = \"text\"\nformat = \"key-value\"\n",
+    );
+    for i in 0..N {
+        profile.push_str(&format!("[[field]]\nsource = \"F{i}\"\nmdc = 150021\nucum = \"mm[Hg]\"\n"));
+    }
+    std::fs::write(profiles.join("kv-wide.toml"), profile).unwrap();
+    let mut dev = spokegate::sim::PtyDevice::create(&gw.path().join("ttyWIDE")).unwrap();
+    let config = gw.config(
+        broker.port,
+        &[("wide-1", "kv-wide", &dev.path)],
+        &format!("profiles_dir = \"{}\"\n", profiles.display()),
+    );
+    let mut sub = Subscriber::connect(broker.port, "wide-hub").await;
+    let gateway = RunningGateway::start(&config, gw.key());
+    let line: Vec<String> = (0..N).map(|i| format!("F{i}=1")).collect();
+    dev.peer.send(format!("{}\r\n", line.join(" ")).as_bytes()).await.unwrap();
+    dev.peer.send(b"F0=5\r\n").await.unwrap();
+    let keys = gw.keys();
+    sub.until_signed("the event, then the small reading", &keys, |b| {
+        b.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "message-too-large"))
+            && b.iter().any(|b| b.obs.as_ref().is_some_and(|o| o.len() == 1 && o[0].val == Some(5.0)))
+    })
+    .await;
+    let bodies = sub.bodies(&keys);
+    let e = bodies.iter().filter_map(|b| b.event.as_ref()).find(|e| e.code == "message-too-large").unwrap();
+    let data = e.data.as_ref().unwrap();
+    assert!(data["bytes"].as_u64().unwrap() > data["limit"].as_u64().unwrap());
+    assert_eq!(data["type"], "obs");
+    gateway.stop().await;
+}

@@ -72,9 +72,16 @@ fn tls_broker(files: &Files, ca: &Ca, listeners: &[(&str, bool)]) -> TlsBroker {
     let ca_file = files.put("ca.pem", &ca.cert.pem(), 0o644);
     // Anonymous clients are let in; a client that gives a username must give its password.
     let mut extra = format!("persistence false\npassword_file {}\n", files.0.path().join("passwd").display());
-    let mut ports = Vec::new();
+    let mut ports: Vec<u16> = Vec::new();
+    // Distinct ports: the system may hand out a port it just handed out.
+    let fresh_port = |taken: &[u16]| loop {
+        let p = spokegate::sim::broker::free_port().unwrap();
+        if !taken.contains(&p) {
+            return p;
+        }
+    };
     for (i, (cert, require_cert)) in listeners.iter().enumerate() {
-        let port = spokegate::sim::broker::free_port().unwrap();
+        let port = fresh_port(&ports);
         ports.push(port);
         let (c, k) = (files.put(&format!("srv{i}.pem"), cert, 0o644), files.0.path().join(format!("srv{i}.key")));
         extra.push_str(&format!(
@@ -84,7 +91,7 @@ fn tls_broker(files: &Files, ca: &Ca, listeners: &[(&str, bool)]) -> TlsBroker {
             ca_file.display()
         ));
     }
-    let port = spokegate::sim::broker::free_port().unwrap();
+    let port = fresh_port(&ports);
     let broker = Mosquitto::with_config(port, &extra);
     TlsBroker { broker, ports }
 }
