@@ -95,6 +95,8 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         .map(|c| Publication { topic: topics::consult(&g.site, &g.id), payload: c.envelope, retain: true })
         .into_iter()
         .collect();
+    // Signs of life for the watchdog.
+    let (pipeline_beat, link_beat) = (Arc::new(systemd::Heartbeat::default()), Arc::new(systemd::Heartbeat::default()));
     let link = tokio::spawn(run_link(
         config.mqtt.clone(),
         LinkInputs {
@@ -102,6 +104,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
             gw: g.id.clone(),
             kid: kid.clone(),
             retiring: crate::sign::rotation::retiring_kids(&g.key_file, crate::clock::now_micros()),
+            heartbeat: link_beat.clone(),
             queue: queue.clone(),
             fresh: fresh_rx,
             committed: committed.clone(),
@@ -129,6 +132,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         health,
         snapshot: snapshot_tx.clone(),
         sync_within: config.queue.sync_within,
+        heartbeat: pipeline_beat.clone(),
     };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
@@ -166,9 +170,15 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
     );
     systemd::ready();
     let watchdog = systemd::watchdog_interval().map(|every| {
+        let (pipeline_beat, link_beat) = (pipeline_beat.clone(), link_beat.clone());
         tokio::spawn(async move {
+            let mut gate = systemd::WatchdogGate::default();
             loop {
-                systemd::watchdog_ping();
+                if gate.alive(&[pipeline_beat.count(), link_beat.count()]) {
+                    systemd::watchdog_ping();
+                } else {
+                    tracing::error!("the pipeline or the uplink stopped moving; the watchdog is not pinged");
+                }
                 tokio::time::sleep(every / 2).await;
             }
         })

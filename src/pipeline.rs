@@ -229,6 +229,8 @@ pub struct Sealer {
     pub snapshot: SnapshotTx,
     /// Commits nobody waits for are synced within this (zero: every commit at once).
     pub sync_within: std::time::Duration,
+    /// Beats on every turn of the loop (the watchdog's sign of life).
+    pub heartbeat: Arc<crate::systemd::Heartbeat>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -381,9 +383,12 @@ impl Sealer {
         let sync_within = self.sync_within;
         let mut sync = tokio::time::interval(sync_within.max(std::time::Duration::from_millis(1)));
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
+            self.heartbeat.beat();
             let received = tokio::select! {
                 n = input.recv_many(&mut batch, COMMIT_BATCH) => n,
+                _ = beat.tick() => continue,
                 _ = enforce.tick() => {
                     self.enforce();
                     continue;
@@ -546,6 +551,8 @@ mod tests {
             health: Arc::default(),
             snapshot,
             sync_within,
+
+            heartbeat: Default::default(),
         };
         let (input, rx) = mpsc::channel(8);
         let (fresh_tx, fresh) = mpsc::channel(8);

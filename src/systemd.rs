@@ -25,3 +25,49 @@ pub fn watchdog_interval() -> Option<Duration> {
 pub fn watchdog_ping() {
     let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
 }
+
+/// A stage's sign of life: it beats on every turn of its loop (at least every few seconds, idle
+/// or not), so the watchdog can tell a working stage from a wedged one.
+#[derive(Debug, Default)]
+pub struct Heartbeat(std::sync::atomic::AtomicU64);
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Decides each watchdog ping: only when every stage beat since the last one, so systemd
+/// restarts a daemon whose pipeline or uplink is stuck instead of being told all is well.
+#[derive(Debug, Default)]
+pub struct WatchdogGate {
+    last: Vec<u64>,
+}
+
+impl WatchdogGate {
+    /// Whether to ping now, given every stage's beat count.
+    pub fn alive(&mut self, beats: &[u64]) -> bool {
+        let all_moved = self.last.len() != beats.len() || self.last.iter().zip(beats).all(|(a, b)| b != a);
+        self.last = beats.to_vec();
+        all_moved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_is_pinged_only_while_every_stage_beats() {
+        let mut gate = WatchdogGate::default();
+        assert!(gate.alive(&[1, 1]), "the first look");
+        assert!(gate.alive(&[5, 9]), "both moved");
+        assert!(!gate.alive(&[6, 9]), "the uplink stood still");
+        assert!(!gate.alive(&[6, 12]), "the pipeline stood still");
+        assert!(gate.alive(&[7, 13]));
+    }
+}

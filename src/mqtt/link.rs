@@ -115,6 +115,8 @@ pub struct LinkInputs {
     pub kid: String,
     /// Kids of rotated keys still in their grace period (messages they signed may be queued).
     pub retiring: Vec<String>,
+    /// Beats on every turn of the link's loops (the watchdog's sign of life).
+    pub heartbeat: Arc<crate::systemd::Heartbeat>,
     pub queue: Arc<Mutex<Queue>>,
     /// Records just committed, in `seq` order: sent from memory when the link is caught up.
     pub fresh: mpsc::Receiver<Vec<Record>>,
@@ -314,6 +316,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                     }
                 }
                 _ = tick.tick() => {
+                    link.inputs.heartbeat.beat();
                     link.flush_deletes();
                     if s.connected {
                         link.resend_due(&client, &mut s);
@@ -354,9 +357,11 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
             None => tokio::time::Instant::now() + wait,
         };
         // Keep taking states while waiting, so the sealer never blocks on them.
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => break,
+                _ = beat.tick() => link.inputs.heartbeat.beat(),
                 state = link.inputs.states.recv(), if draining.is_none() => match state {
                     Some(p) => { link.retained.insert(p.topic, p.payload); }
                     None => draining = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT),

@@ -214,6 +214,29 @@ impl Checker<'_> {
                 base: c.base.unwrap_or(0),
             });
         }
+        // The largest chunk must fit one MQTT packet (or it could never be sent): samples at the
+        // packing's worst case (5 bytes for a 32-bit value in rice or dzv), plus each channel's
+        // description and the envelope.
+        let rows = (rate * window_ms as f64 / 1000.0).ceil();
+        let worst = match enc {
+            Encoding::I16Le => 2.0,
+            Encoding::I32Le => 4.0,
+            Encoding::Rice | Encoding::DeltaZigzagVarint => 5.0,
+        };
+        let chunk = rows * worst * channels.len() as f64 + 160.0 * channels.len() as f64 + 512.0;
+        if rate.is_finite() && chunk > crate::mqtt::MAX_PACKET as f64 {
+            let at = w.window_ms.as_ref().map(|m| m.span()).unwrap_or_else(|| w.rate.span());
+            self.problems.0.push(self.src.at(
+                at,
+                "wave.window_ms",
+                format!(
+                    "a {window_ms} ms chunk of {} channels at {rate} Hz may take {:.0} bytes, more than the {}-byte MQTT packet limit: shorten the window",
+                    channels.len(),
+                    chunk,
+                    crate::mqtt::MAX_PACKET
+                ),
+            ));
+        }
         let (counter_modulus, rows_per_frame) = match decoder {
             Some(DecoderSpec::Cyton(_)) => (Some(256), Some(1)),
             Some(DecoderSpec::Pcm(p)) => (p.counter.then_some(1 << 32), None),
@@ -280,6 +303,13 @@ mod tests {
         }
         let stray = "id = \"t\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"text\"\nformat = \"csv\"\ncolumns = [\"a\"]\n[[field]]\nsource = \"a\"\nmdc = 1\nucum = \"1\"\n[wave]\nstream = \"x\"\nrate = 1.0\n";
         assert!(problems(stray).contains("[wave] belongs to waveform decoders"));
+        // A window whose chunk could not fit one MQTT packet: 64 channels at 100 kHz for 10 s.
+        let huge = format!(
+            "id = \"w\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"samples\"\n[wave]\nstream = \"x\"\nrate = 100000.0\nwindow_ms = 10000\n{}",
+            (1..=64).map(|i| format!("[[channel]]\nsource = {i}\nlabel = \"c{i}\"\nmdc = 1\nucum = \"1\"\ngain = 1.0\n")).collect::<String>()
+        );
+        let p = problems(&huge);
+        assert!(p.contains("p.toml:9:") && p.contains("wave.window_ms") && p.contains("packet limit"), "{p}");
         let pcm_framing = "id = \"s\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"pcm\"\nchannels = 1\n[wave]\nstream = \"pcg\"\nrate = 4000.0\n[[channel]]\nsource = 1\nlabel = \"P\"\nmdc = 1\nucum = \"1\"\ngain = 1.0\n";
         assert!(problems(pcm_framing).contains("the pcm decoder reads `sync-length` frames"));
     }

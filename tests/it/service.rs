@@ -45,3 +45,44 @@ fn systemd_analyze_verify_finds_nothing_wrong_with_the_unit() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.trim().is_empty(), "{text}");
 }
+
+/// The daemon speaks sd_notify: READY once running, then watchdog pings while its pipeline and
+/// uplink beat, also while the uplink waits for a broker that went away (that is not a wedge).
+/// The test plays systemd's part with a datagram socket in NOTIFY_SOCKET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_is_pinged_while_the_stages_beat_even_with_the_broker_away() {
+    use crate::harness::*;
+    let mut broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let config = gw.config(broker.port, &[], "");
+    let sock_path = gw.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    // systemd names the main process in WATCHDOG_PID: the shell's pid is the daemon's after exec.
+    let _daemon = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_spokegate"))
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let mut got = Vec::new();
+    while got.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 3 {
+        got.push(next());
+    }
+    assert!(got.iter().any(|m| m.contains("READY=1")), "{got:?}");
+    broker.stop();
+    for _ in 0..5 {
+        let m = next();
+        assert!(m.contains("WATCHDOG=1") || m.contains("STATUS"), "{m}");
+    }
+}
