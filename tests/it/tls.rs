@@ -105,7 +105,15 @@ struct Gateway {
 
 impl Gateway {
     fn start(config: &Path) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spokegate"))
+        Self::start_with(config, &[])
+    }
+
+    fn start_with(config: &Path, env: &[(&str, &Path)]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spokegate"));
+        for (k, v) in env {
+            child.env(k, v);
+        }
+        let mut child = child
             .args(["run", "--config", config.to_str().unwrap(), "--log", "info,spokegate::mqtt=debug"])
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -356,4 +364,33 @@ async fn a_ca_file_that_disappears_after_start_stops_the_daemon_with_the_reason(
     };
     assert_eq!(code, Some(69));
     g.until_logged("ca.pem", 1);
+}
+
+/// A client certificate works without a CA file too: the system's roots verify the broker. The
+/// test makes its CA the system's by pointing SSL_CERT_FILE at it (as rustls-native-certs reads
+/// it), and checks that without that the same configuration is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_works_with_the_system_roots_and_no_ca_file() {
+    let files = Files::new();
+    let ca = Ca::new("spokegate test CA");
+    let good = ca.issue(&["localhost"], false);
+    let client = ca.issue(&["gw-test"], false);
+    files.put("srv0.key", &good.1, 0o644);
+    files.put("passwd", "", 0o644);
+    let b = tls_broker(&files, &ca, &[(&good.0, true)]);
+    let mut sub = Subscriber::connect(b.broker.port, "tls-hub").await;
+    let cert = files.put("client.pem", &client.0, 0o644);
+    let key = files.put("client.key", &client.1, 0o600);
+    let gw = GatewayDir::new();
+    let cfg =
+        config(&gw, "localhost", b.ports[0], &format!("cert = \"{}\"\nkey = \"{}\"", cert.display(), key.display()));
+    // Without the test CA among the system roots: refused.
+    let empty = files.put("no-roots.pem", &Ca::new("unrelated").cert.pem(), 0o644);
+    let mut g = Gateway::start_with(&cfg, &[("SSL_CERT_FILE", &empty)]);
+    g.until_logged("UnknownIssuer", 1);
+    drop(g);
+    // With it: connected, the client certificate accepted.
+    let roots = files.0.path().join("ca.pem");
+    let _g = Gateway::start_with(&cfg, &[("SSL_CERT_FILE", &roots)]);
+    online(&mut sub).await;
 }
