@@ -336,15 +336,7 @@ fn onetouch_meter() -> Arc<std::sync::Mutex<crate::sim::onetouch::MeterState>> {
 /// when it is plugged in, until shutdown.
 async fn upload_astm(mut peer: PtyPeer, mut shutdown: Shutdown) {
     use crate::sim::astm::{frames, AstmSender};
-    let records: Vec<Vec<u8>> = recordings::CONTOUR_ASTM_SESSION
-        .split(|&b| b == crate::framing::astm_bytes::STX)
-        .skip(1)
-        .filter_map(|f| {
-            let end =
-                f.iter().position(|&b| b == crate::framing::astm_bytes::ETB || b == crate::framing::astm_bytes::ETX)?;
-            f.get(1..end).map(|t| t.strip_suffix(b"\r").unwrap_or(t).to_vec())
-        })
-        .collect();
+    let records = crate::sim::astm::session_records(recordings::CONTOUR_ASTM_SESSION);
     let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
     let frames = frames(&records);
     let sender = AstmSender::default();

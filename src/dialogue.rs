@@ -81,6 +81,18 @@ impl Dialogue {
         self.next(now, now_utc)
     }
 
+    /// Runs what the profile asks when the link opens.
+    pub fn connected(&mut self, now: Instant, now_utc: time::OffsetDateTime) -> Vec<Step> {
+        let spec = self.spec.clone();
+        self.run(&spec.on_connect, now, now_utc)
+    }
+
+    /// Runs what the profile asks on `records.fetch` and every `every_minutes`.
+    pub fn fetch(&mut self, now: Instant, now_utc: time::OffsetDateTime) -> Vec<Step> {
+        let spec = self.spec.clone();
+        self.run(&spec.on_fetch, now, now_utc)
+    }
+
     /// Drops the run: nothing more is asked until the next [`Dialogue::run`].
     pub fn clear(&mut self) {
         self.plan.clear();
@@ -198,7 +210,7 @@ impl Dialogue {
             }
         }
         if let Some(RequestChecksum::Sum16Hex) = spec.checksum {
-            let sum = text.bytes().fold(0u16, |a, b| a.wrapping_add(u16::from(b)));
+            let sum = crate::decode::text::sum16(text.as_bytes());
             text.push_str(&format!(" {sum:04X}"));
         }
         let mut out = spec.wake.clone();
@@ -249,8 +261,7 @@ mod tests {
 
     /// A OneTouch line with its sum-16 checksum (the meter's own rule, as the profile checks it).
     fn line(body: &str) -> Vec<u8> {
-        let sum = body.bytes().fold(0u16, |a, b| a.wrapping_add(u16::from(b)));
-        format!("{body} {sum:04X}").into_bytes()
+        crate::sim::onetouch::line(body).trim_end().as_bytes().to_vec()
     }
 
     fn at() -> time::OffsetDateTime {

@@ -45,8 +45,7 @@ impl BrokerArgs {
             return Err(exit::USAGE);
         }
         if let Some(k) = &self.client_key {
-            use std::os::unix::fs::PermissionsExt;
-            if std::fs::metadata(k).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            if let Ok(Some(_)) = crate::sign::open_to_others(k) {
                 eprintln!("spokegate {what}: {} is readable by group or others: chmod 600 it", k.display());
                 return Err(exit::NOPERM);
             }

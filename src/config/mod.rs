@@ -379,11 +379,8 @@ fn tls_files(
         return;
     }
     if let (Some((_, key)), Some(k)) = (client, &raw.key) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(key) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                at(k.span(), "mqtt.key", format!("{} is readable by group or others: chmod 600 it", key.display()));
-            }
+        if let Ok(Some(_)) = crate::sign::open_to_others(key) {
+            at(k.span(), "mqtt.key", format!("{} is readable by group or others: chmod 600 it", key.display()));
         }
     }
     if let Err(e) = crate::mqtt::tls::transport(ca, client.map(|(c, k)| (c.as_path(), k.as_path()))) {

@@ -263,7 +263,7 @@ mod tests {
         let v = vector("astm-034");
         let expected = v["expected"]["readings"].as_array().unwrap();
         let h = v["hex"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect();
+        let bytes = crate::capture::parse_hex(h).unwrap();
         let meter = spec("astm-glucometer");
         let got = decode(&meter, &bytes).unwrap();
         assert_eq!(got.problems, vec![]);

@@ -99,6 +99,11 @@ pub(crate) fn parse_device_time(
     Some(time::PrimitiveDateTime::new(time::Date::try_from(parsed).ok()?, time::Time::try_from(parsed).ok()?))
 }
 
+/// The LifeScan sum-16: the 16-bit sum of the bytes (replies check it, requests carry it).
+pub fn sum16(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0u16, |acc, &b| acc.wrapping_add(u16::from(b)))
+}
+
 /// Checks and strips a trailing ` XXXX` sum-16 checksum.
 pub(crate) fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
     let (body, check) =
@@ -108,7 +113,7 @@ pub(crate) fn verify_sum16_hex(line: &str) -> Result<&str, DecodeError> {
     }
     let stated = u16::from_str_radix(check, 16)
         .map_err(|_| DecodeError::new("checksum-missing", "trailing checksum is not hexadecimal"))?;
-    let computed = body.bytes().fold(0u16, |acc, b| acc.wrapping_add(u16::from(b)));
+    let computed = sum16(body.as_bytes());
     if stated != computed {
         return Err(DecodeError::new(
             "checksum-mismatch",

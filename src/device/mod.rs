@@ -191,8 +191,7 @@ impl DeviceTask {
         let mut shutdown = self.shutdown.clone();
         let mut asking = asking::Asking::new(self);
         if let Some(a) = asking.as_mut() {
-            let on_connect = a.dialogue.spec().on_connect.clone();
-            let steps = a.dialogue.run(&on_connect, Instant::now(), time::OffsetDateTime::now_utc());
+            let steps = a.dialogue.connected(Instant::now(), time::OffsetDateTime::now_utc());
             if let Err(why) = self.asked(a, steps, link.as_mut()).await {
                 return why;
             }
@@ -217,8 +216,7 @@ impl DeviceTask {
                 _ = tokio::time::sleep_until(fetch_due.unwrap_or_else(Instant::now).into()), if fetch_due.is_some() => {
                     if let Some(a) = asking.as_mut() {
                         a.next_fetch = a.dialogue.spec().every.map(|e| Instant::now() + e);
-                        let on_fetch = a.dialogue.spec().on_fetch.clone();
-                        let steps = a.dialogue.run(&on_fetch, Instant::now(), time::OffsetDateTime::now_utc());
+                        let steps = a.dialogue.fetch(Instant::now(), time::OffsetDateTime::now_utc());
                         if let Err(why) = self.asked(a, steps, link.as_mut()).await {
                             return why;
                         }
@@ -251,8 +249,7 @@ impl DeviceTask {
                     match (self.control_any(c).await, asking.as_mut()) {
                         (Some(DeviceControl::FetchRecords { done }), Some(a)) if !a.dialogue.spec().on_fetch.is_empty() => {
                             a.waiting.push(done);
-                            let on_fetch = a.dialogue.spec().on_fetch.clone();
-                            let steps = a.dialogue.run(&on_fetch, Instant::now(), time::OffsetDateTime::now_utc());
+                            let steps = a.dialogue.fetch(Instant::now(), time::OffsetDateTime::now_utc());
                             if let Err(why) = self.asked(a, steps, link.as_mut()).await {
                                 return why;
                             }

@@ -426,7 +426,7 @@ mod tests {
 
     fn hex(v: &serde_json::Value) -> Vec<u8> {
         let h = v["hex"].as_str().unwrap();
-        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+        crate::capture::parse_hex(h).unwrap()
     }
 
     fn vector(id: &str) -> serde_json::Value {

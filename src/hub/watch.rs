@@ -280,10 +280,7 @@ impl Watcher {
     fn retained_again(&mut self, topic: &str, payload: &[u8]) -> bool {
         let known = crate::mqtt::topics::parse(topic).is_some_and(|t| {
             let (site, gw) = t.site_gw();
-            self.opts
-                .keys
-                .iter()
-                .any(|k| matches!(&k.binding, crate::sign::Binding::Gateway { site: s, gw: g } if s == site && g == gw))
+            self.opts.keys.binds_gateway(site, gw)
         });
         if !known {
             return false;

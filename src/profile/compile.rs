@@ -289,11 +289,7 @@ impl Checker<'_> {
     }
 
     /// `+05:30`: a device clock's offset from UTC (UTC when absent).
-    pub(super) fn utc_offset_of(&mut self, value: &Option<Spanned<String>>, item: &str) -> time::UtcOffset {
-        self.utc_offset(value, item)
-    }
-
-    fn utc_offset(&mut self, value: &Option<Spanned<String>>, item: &str) -> time::UtcOffset {
+    pub(super) fn utc_offset(&mut self, value: &Option<Spanned<String>>, item: &str) -> time::UtcOffset {
         let Some(o) = value else { return time::UtcOffset::UTC };
         let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
         time::UtcOffset::parse(o.get_ref(), &fmt).unwrap_or_else(|_| {

@@ -127,7 +127,7 @@ impl Checker<'_> {
                     prefix: c.prefix.clone(),
                     from: c.from.iter().map(|f| *f.get_ref()).collect(),
                     format,
-                    utc_offset: self.utc_offset_of(&c.utc_offset, "dialogue.clock.utc_offset"),
+                    utc_offset: self.utc_offset(&c.utc_offset, "dialogue.clock.utc_offset"),
                     max_skew: Duration::from_secs(max_skew),
                 })
             }

@@ -33,6 +33,13 @@ const PEM_END: &str = "-----END PRIVATE KEY-----";
 /// The explanatory line naming a hub key's hub.
 const HUB_LABEL: &str = "spokegate-hub:";
 
+/// The permission bits of a private file (a signing key, a TLS client key) when group or others
+/// may read or write it; `None` when only its owner may.
+pub fn open_to_others(path: &Path) -> std::io::Result<Option<u32>> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 /// A private signing key.
 pub struct SigningKey {
     pair: Ed25519KeyPair,
@@ -82,9 +89,7 @@ impl SigningKey {
     /// Loads a key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let io = |source| KeyError::Io { path: path.to_path_buf(), source };
-        let meta = fs::metadata(path).map_err(io)?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if let Some(mode) = open_to_others(path).map_err(io)? {
             return Err(KeyError::TooOpen { path: path.to_path_buf(), mode });
         }
         let text = fs::read_to_string(path).map_err(io)?;

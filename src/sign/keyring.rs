@@ -139,6 +139,11 @@ impl KeyRing {
         self.keys.values()
     }
 
+    /// Whether some key is bound to gateway (`site`, `gw`).
+    pub fn binds_gateway(&self, site: &str, gw: &str) -> bool {
+        self.keys.values().any(|k| matches!(&k.binding, Binding::Gateway { site: s, gw: g } if s == site && g == gw))
+    }
+
     fn find(&self, kid: &[u8]) -> Result<&BoundKey, KeyRingError> {
         <&[u8; 8]>::try_from(kid)
             .ok()

@@ -10,6 +10,6 @@ pub mod rotation;
 pub use cose::{
     open_envelope, parse_envelope, seal, verify_envelope, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
 };
-pub use key::{KeyError, PublicKey, SigningKey};
+pub use key::{open_to_others, KeyError, PublicKey, SigningKey};
 pub use keyring::{read_bound_keys, Binding, BoundKey, KeyRing, KeyRingError, KeyRingLoadError};
 pub use open::{open_from_gateway, open_from_hub, peek_unverified, OpenError};

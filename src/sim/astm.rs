@@ -32,6 +32,20 @@ impl Default for AstmSender {
 
 pub use crate::framing::astm_bytes::frames;
 
+/// The records of a recorded E1381 session (ENQ, frames, EOT), to send again: the frames' texts
+/// joined (a record may continue across ETB frames) and cut at CR.
+pub fn session_records(session: &[u8]) -> Vec<Vec<u8>> {
+    use crate::framing::astm_bytes::{ETB, ETX, STX};
+    let text: Vec<u8> = session
+        .split(|&b| b == STX)
+        .skip(1)
+        .filter_map(|f| f.get(1..f.iter().position(|&b| b == ETB || b == ETX)?))
+        .flatten()
+        .copied()
+        .collect();
+    text.split(|&b| b == b'\r').filter(|r| !r.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
 impl AstmSender {
     /// Waits for the receiver's one-byte answer; stray bytes other than ACK/NAK/EOT are skipped.
     async fn answer(&self, peer: &mut PtyPeer) -> io::Result<Option<u8>> {

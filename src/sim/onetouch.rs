@@ -62,8 +62,7 @@ impl MeterState {
 
 /// A line as the meter sends it: body, space, sum-16 in hex, CR LF.
 pub fn line(body: &str) -> String {
-    let sum = body.bytes().fold(0u16, |a, b| a.wrapping_add(u16::from(b)));
-    format!("{body} {sum:04X}\r\n")
+    format!("{body} {:04X}\r\n", crate::decode::text::sum16(body.as_bytes()))
 }
 
 /// A reading record body as the meter dumps it.

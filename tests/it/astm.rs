@@ -11,17 +11,10 @@ use std::time::Duration;
 
 /// The records of a message (CR-separated, or framed: the text of each frame).
 fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let text: Vec<u8> = if bytes.contains(&0x02) {
-        // A framed session: keep each frame's text (between the frame number and ETB/ETX).
-        bytes
-            .split(|&b| b == 0x02)
-            .skip(1)
-            .flat_map(|f| f[1..f.iter().position(|&b| b == 0x17 || b == 0x03).unwrap()].to_vec())
-            .collect()
-    } else {
-        bytes.to_vec()
-    };
-    text.split(|&b| b == b'\r').filter(|r| !r.is_empty()).map(<[u8]>::to_vec).collect()
+    if bytes.contains(&spokegate::framing::astm_bytes::STX) {
+        return spokegate::sim::astm::session_records(bytes);
+    }
+    bytes.split(|&b| b == b'\r').filter(|r| !r.is_empty()).map(<[u8]>::to_vec).collect()
 }
 
 fn local(s: &str) -> i64 {

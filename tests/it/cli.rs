@@ -5,7 +5,7 @@ use crate::e2e::fixture;
 use crate::harness::*;
 use spokegate::framing::mllp_wrap;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn spokegate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spokegate")).args(args).output().unwrap()
@@ -94,13 +94,7 @@ async fn sigterm_with_readings_in_flight_drains_them_or_keeps_them_queued() {
     use crate::durability::numbered_hl7;
     let Rig { broker: _broker, gw, dev, config, mut sub } = Rig::hl7_monitor().await;
     let births = sub.births();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = run_binary(&config);
     sub.until_birth_after(births).await;
     // 300 readings back to back; SIGTERM as soon as the first is acknowledged, while the rest are
     // on the line, in the pipeline, in the queue or in flight to the broker.
@@ -145,13 +139,7 @@ async fn sigterm_with_readings_in_flight_drains_them_or_keeps_them_queued() {
         missing.len()
     );
     // ... and the next start delivers them.
-    let _again = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _again = run_binary(&config);
     sub.until_signed("every acknowledged reading after the restart", &keys, |bodies| {
         let got: std::collections::BTreeSet<String> = bodies.iter().filter_map(systolic_id).collect();
         acked.iter().all(|id| got.contains(id))
@@ -320,13 +308,7 @@ fn every_exit_code_the_readme_lists_is_what_the_binary_exits_with() {
 async fn a_killed_gateway_is_shown_offline_by_its_will() {
     let Rig { broker: _broker, gw: _gw, dev: _dev, config, mut sub } = Rig::hl7_monitor().await;
     let births = sub.births();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = run_binary(&config);
     sub.until_birth_after(births).await;
     child.0.kill().unwrap(); // SIGKILL: no drain, no goodbye
     child.0.wait().unwrap();
@@ -343,13 +325,7 @@ async fn status_asks_the_running_daemon_and_a_second_daemon_on_its_state_is_refu
     let Rig { broker: _broker, gw: _gw, mut dev, config, mut sub } = Rig::hl7_monitor().await;
     let c = config.to_str().unwrap();
     let births = sub.births();
-    let mut first = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_spokegate"))
-            .args(["run", "--config", c])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut first = run_binary(&config);
     sub.until_birth_after(births).await;
     dev.peer.send(&numbered_hl7(7)).await.unwrap();
     assert_eq!(read_acks(&mut dev.peer, 1).await, ["AA"]);

@@ -50,8 +50,7 @@ fn hl7_with_obx(obx: &str) -> Vec<u8> {
 
 /// A OneTouch dump line with the meter's sum-16 checksum (recomputed after a change).
 fn onetouch_line(body: &str) -> String {
-    let sum = body.bytes().fold(0u16, |a, b| a.wrapping_add(u16::from(b)));
-    format!("{body} {sum:04X}\r\n")
+    spokegate::sim::onetouch::line(body)
 }
 
 fn offline_codes() -> BTreeSet<String> {

@@ -389,6 +389,17 @@ impl Rig {
 
 pub use spokegate::sim::KillOnDrop;
 
+/// The real `spokegate run --config CONFIG` (its log discarded), killed when dropped.
+pub fn run_binary(config: &Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A hub's signing key for the tests, and its public JWK (bound to the hub id) in a file.
 pub struct HubKey {
     pub key: spokegate::sign::SigningKey,
@@ -544,5 +555,5 @@ pub fn astm_vector(id: &str) -> Vec<u8> {
     .unwrap();
     let v = all.into_iter().find(|v| v["id"] == id).unwrap_or_else(|| panic!("no vector {id}"));
     let h = v["hex"].as_str().unwrap().to_string();
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    spokegate::capture::parse_hex(&h).unwrap()
 }

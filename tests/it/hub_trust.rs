@@ -237,8 +237,7 @@ async fn a_rotated_key_and_its_predecessor_both_verify_and_the_status_lists_both
 
     // The daemon signs with the new key and says both are its own.
     let mut sub = Subscriber::connect(broker.port, "rotation-hub").await;
-    let _daemon =
-        KillOnDrop(std::process::Command::new(bin).args(["run", "--config", c]).stderr(Stdio::null()).spawn().unwrap());
+    let _daemon = run_binary(&config);
     sub.until("a status naming both kids", |s| {
         s.iter().any(|(t, p)| {
             let v: serde_json::Value = serde_json::from_slice(p).unwrap_or_default();

@@ -172,9 +172,12 @@ fn config(gw: &GatewayDir, host: &str, port: u16, mqtt_extra: &str) -> PathBuf {
     path
 }
 
-async fn online(sub: &mut Subscriber) {
+/// Waits for an online status of gw-test among the messages from `since` on.
+async fn online(sub: &mut Subscriber, since: usize) {
     sub.until("the gateway's online status over TLS", |s| {
-        s.iter().any(|(t, p)| t.ends_with("gw-test/status") && String::from_utf8_lossy(p).contains("\"online\""))
+        s[since..]
+            .iter()
+            .any(|(t, p)| t.ends_with("gw-test/status") && String::from_utf8_lossy(p).contains("\"online\""))
     })
     .await;
 }
@@ -214,7 +217,7 @@ async fn the_broker_is_verified_and_only_the_right_certificates_connect() {
     // The right CA: connected, and the gateway's status arrives.
     let gw = GatewayDir::new();
     let mut g = Gateway::start(&config(&gw, "localhost", b.ports[0], &ca_line));
-    online(&mut sub).await;
+    online(&mut sub, 0).await;
     // `spokegate watch` over TLS with the same CA sees the retained status; with another CA it
     // is refused with the reason.
     let url = format!("mqtts://localhost:{}", b.ports[0]);
@@ -261,12 +264,7 @@ async fn the_broker_is_verified_and_only_the_right_certificates_connect() {
     let mtls = format!("{ca_line}\ncert = \"{}\"\nkey = \"{}\"", client_cert.display(), client_key.display());
     let before = sub.seen.len();
     let _g = Gateway::start(&config(&gw2, "localhost", b.ports[2], &mtls));
-    sub.until("status over mTLS", |s| {
-        s[before..]
-            .iter()
-            .any(|(t, p)| t.ends_with("gw-test/status") && String::from_utf8_lossy(p).contains("\"online\""))
-    })
-    .await;
+    online(&mut sub, before).await;
     drop(_g);
 
     // A username and password over TLS.
@@ -274,12 +272,7 @@ async fn the_broker_is_verified_and_only_the_right_certificates_connect() {
     let login = format!("{ca_line}\nusername = \"gw-test\"\npassword = \"s3cret\"");
     let before = sub.seen.len();
     let _g = Gateway::start(&config(&gw3, "localhost", b.ports[3], &login));
-    sub.until("status with a password", |s| {
-        s[before..]
-            .iter()
-            .any(|(t, p)| t.ends_with("gw-test/status") && String::from_utf8_lossy(p).contains("\"online\""))
-    })
-    .await;
+    online(&mut sub, before).await;
     drop(_g);
     let bad_login = format!("{ca_line}\nusername = \"gw-test\"\npassword = \"wrong\"");
     let mut g = Gateway::start(&config(&gw3, "localhost", b.ports[3], &bad_login));
@@ -349,7 +342,7 @@ async fn a_ca_file_that_disappears_after_start_stops_the_daemon_with_the_reason(
     let ca_copy = gw.path().join("ca.pem");
     std::fs::write(&ca_copy, ca.cert.pem()).unwrap();
     let mut g = Gateway::start(&config(&gw, "localhost", b.ports[0], &format!("ca = \"{}\"", ca_copy.display())));
-    online(&mut sub).await;
+    online(&mut sub, 0).await;
     std::fs::remove_file(&ca_copy).unwrap();
     // The connection drops; the next connection cannot be made.
     b.broker.stop();
@@ -392,5 +385,5 @@ async fn mtls_works_with_the_system_roots_and_no_ca_file() {
     // With it: connected, the client certificate accepted.
     let roots = files.0.path().join("ca.pem");
     let _g = Gateway::start_with(&cfg, &[("SSL_CERT_FILE", &roots)]);
-    online(&mut sub).await;
+    online(&mut sub, 0).await;
 }
