@@ -39,12 +39,12 @@ impl Chunker {
     pub fn push(&mut self, index: u64, t: i64, now: Instant, samples: &[i32], out: &mut Vec<Wave>) {
         let width = self.cols.len().max(1);
         let rows = samples.len() / width;
-        if self.pending() > 0 && index != self.i0 + self.pending() as u64 {
+        if self.pending() > 0 && index != self.i0.saturating_add(self.pending() as u64) {
             out.extend(self.flush());
         }
         for (r, row) in samples.chunks_exact(width).enumerate() {
             if self.pending() == 0 {
-                self.i0 = index + r as u64;
+                self.i0 = index.saturating_add(r as u64);
                 let behind = (rows - 1 - r) as f64 / self.spec.rate;
                 self.t0 = t - (behind * 1e6).round() as i64;
                 self.first_arrival = Some(now);

@@ -13,7 +13,13 @@ pub enum GapCause {
     Rejected,
     /// The device link was lost; the gap is estimated from the gateway clock.
     LinkLost,
+    /// The device's counter went back or leapt further than the clock allows (the device
+    /// restarted, or a corrupted counter): the gap is estimated from the gateway clock.
+    CounterReset { expected: u64, got: u64 },
 }
+
+/// A counter jump is believed up to this much beyond what the gateway clock says went by.
+const COUNTER_SLACK_SECS: f64 = 60.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
@@ -30,6 +36,7 @@ impl Gap {
             GapCause::CounterJump { .. } => ("counter-jump", false),
             GapCause::Rejected => ("frames-rejected", false),
             GapCause::LinkLost => ("link-lost", true),
+            GapCause::CounterReset { .. } => ("counter-reset", true),
         };
         let text = format!(
             "stream {stream}: {}{} samples missing from index {} ({reason})",
@@ -43,7 +50,7 @@ impl Gap {
             .with("missing", self.missing)
             .with("reason", reason)
             .with("estimated", estimated);
-        if let GapCause::CounterJump { expected, got } = self.cause {
+        if let GapCause::CounterJump { expected, got } | GapCause::CounterReset { expected, got } = self.cause {
             e = e.with("counter_expected", expected).with("counter_got", got);
         }
         e
@@ -85,7 +92,13 @@ impl Sequencer {
                 if m <= 1 << 16 {
                     missing = missing.saturating_add(self.wraps_missed(missing, rows, t, m as u64));
                 }
-                Some(Gap { at, missing, cause: GapCause::CounterJump { expected, got } })
+                let believable = self.estimate_missing(rows, t) as f64 + self.rate * COUNTER_SLACK_SECS;
+                if missing as f64 > believable {
+                    let missing = self.estimate_missing(rows, t);
+                    Some(Gap { at, missing, cause: GapCause::CounterReset { expected, got } })
+                } else {
+                    Some(Gap { at, missing, cause: GapCause::CounterJump { expected, got } })
+                }
             }
             _ if self.lost => {
                 let missing = self.estimate_missing(rows, t);
@@ -201,6 +214,19 @@ mod tests {
                 let _ = s.rejected(rows);
             }
         }
+    }
+
+    #[test]
+    fn a_counter_that_goes_back_is_a_reset_estimated_from_the_clock_not_a_jump_of_2_to_the_64() {
+        let mut s = Sequencer::new(Some(u64::MAX), 100.0);
+        s.place(Some(990), 10, 0);
+        // A device restarted: its counter starts at 0 again, 0.5 s later.
+        let (at, gap) = s.place(Some(0), 10, 500 * MS);
+        let gap = gap.unwrap();
+        assert_eq!((gap.missing, gap.cause), (40, GapCause::CounterReset { expected: 1000, got: 0 }));
+        assert_eq!(at, 50);
+        assert_eq!(gap.to_event("ecg").data.unwrap()["reason"], "counter-reset");
+        assert_eq!(s.place(Some(10), 10, 600 * MS), (60, None));
     }
 
     #[test]
