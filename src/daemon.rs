@@ -8,7 +8,8 @@
 
 use crate::command::{self, Context, DeviceHandle, Executor};
 use crate::config::Config;
-use crate::device::{DeviceCounters, DeviceTask};
+use crate::config::DeviceTransport;
+use crate::device::{DeviceCounters, DeviceTask, ImageDevice};
 use crate::mqtt::{run_link, topics, LinkCounters, LinkInputs, Publication, QueueHealth};
 use crate::pipeline::{ConsultNow, Sealer, Signer};
 use crate::queue::Queue;
@@ -142,6 +143,12 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         let c = counters.devices.entry(d.id.clone()).or_default().clone();
         let (control_tx, control_rx) = mpsc::channel(4);
         handles.insert(d.id.clone(), DeviceHandle { profile: d.profile.clone(), control: control_tx });
+        if matches!(d.transport, DeviceTransport::Folder { .. } | DeviceTransport::Camera { .. }) {
+            let media = config.media.clone();
+            let task = ImageDevice::new(d.clone(), out_tx.clone(), shutdown.clone(), c, control_rx, media, memory);
+            devices.push(tokio::spawn(task.run()));
+            continue;
+        }
         let task = DeviceTask::new(d.clone(), out_tx.clone(), shutdown.clone(), c)
             .remembering(memory)
             .controlled_by(control_rx);

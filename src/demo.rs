@@ -2,9 +2,11 @@
 //! serial devices on pseudo-terminals replaying real recordings (an IHE PCD-01 monitor speaking HL7
 //! over MLLP, a OneTouch Ultra 2 glucometer that answers the gateway's commands, a Contour
 //! glucometer uploading ASTM E1394 records over ASTM E1381, an ECG replaying MIT-BIH record 100
-//! as OpenBCI Cyton packets, a stethoscope replaying a PhysioNet heart sound as PCM frames), the
-//! real daemon reading them through the serial code, and a hub view verifying every signature,
-//! printing the readings, reassembling the waveforms and (with `--record`) writing WFDB and WAV.
+//! as OpenBCI Cyton packets, a stethoscope replaying a PhysioNet heart sound as PCM frames), a
+//! microscope camera (simulated, serving a real blood-smear image through the camera trait) and
+//! the folder its vendor software saves into, the real daemon reading them, and a hub view
+//! verifying every signature, printing the readings, reassembling the waveforms and images and
+//! (with `--record`) keeping them: WFDB, WAV, and the images with their sidecars.
 
 use crate::config::Config;
 use crate::daemon::{self, Counters};
@@ -71,6 +73,12 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     if ble.is_ok() {
         text.push_str(BLE_DEVICES);
     }
+    let scope_folder = dir.path().join("microscope-out");
+    std::fs::create_dir_all(&scope_folder)?;
+    text.push_str(&format!(
+        "\n[[device]]\nid = \"scope-1\"\nprofile = \"usb-microscope\"\ncamera = {{ path = \"sim:blood-smear\" }}\n\n[[device]]\nid = \"scope-2\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"{}\", pattern = \"*.jpg\" }}\n",
+        scope_folder.display()
+    ));
     std::fs::write(&config_path, text)?;
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
 
@@ -96,7 +104,12 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         }
         Err(why) => writeln!(out, "  (BLE devices left out: {why})")?,
     }
-    writeln!(out, "  hub        demo-hub: opens a consult with a signed consult.start, acknowledges what it shows")?;
+    writeln!(
+        out,
+        "  scope-1    microscope camera (simulated, BCCD blood smear 640x480 JPEG); the hub asks for a capture"
+    )?;
+    writeln!(out, "  scope-2    the folder its vendor software saves into: {}", scope_folder.display())?;
+    writeln!(out, "  hub        demo-hub: opens a consult with a signed consult.start, asks scope-1 for a capture every 10 s, acknowledges what it shows")?;
     writeln!(out, "hub view (every ✔ line passed COSE_Sign1 verification with the key bound to its sender; status and state are unsigned):")?;
 
     let (trigger, shutdown) = shutdown::channel();
@@ -122,7 +135,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         format: opts.format,
         filter: "spokegate/v1/#".into(),
         client_id: "spokegate-demo-hub".into(),
-        record: opts.record.clone(),
+        // Images are joined on disk: in `--record DIR`, or in the demo's own folder.
+        record: Some(opts.record.clone().unwrap_or_else(|| dir.path().join("hub"))),
         ack_key: Some(hub_key.clone()),
         out_file: None,
     };
@@ -157,9 +171,39 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
                 timeout: Duration::from_secs(2),
             };
             match crate::hub::ask::ask(ask, |_| {}).await {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(e) => tracing::debug!(error = %e, "the demo hub asks again"),
             }
+        }
+        // "Show me that field again": a still from the microscope now and then.
+        let mut n = 0;
+        loop {
+            n += 1;
+            let args = crate::command::Args::from([("dev".to_string(), serde_json::Value::String("scope-1".into()))]);
+            let ask = crate::hub::ask::Ask {
+                broker: &url,
+                key: &hub_key,
+                site: "demo-site",
+                gw: "gw-demo",
+                name: "capture",
+                args,
+                keys: &ask_keys,
+                timeout: Duration::from_secs(5),
+            };
+            if let Err(e) = crate::hub::ask::ask(ask, |_| {}).await {
+                tracing::debug!(error = %e, capture = n, "the demo hub's capture went unanswered");
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
+    // The vendor software saves a field into its folder now and then (the same smear, renamed).
+    let folder_writer = tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(if n == 0 { 2 } else { 15 })).await;
+            n += 1;
+            let _ =
+                tokio::fs::write(scope_folder.join(format!("field-{n:03}.jpg")), recordings::BLOOD_SMEAR_JPEG).await;
         }
     });
 
@@ -180,6 +224,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         }
     }
     asker.abort();
+    folder_writer.abort();
     trigger.trigger();
     daemon.await??;
     let device_acks = sims.await.unwrap_or(0);
@@ -207,7 +252,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     };
     writeln!(
         out,
-        "summary: {} readings and samples decoded, {} bad frames reported, {} messages published / {} acknowledged by the broker, {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}; {} wave chunks reassembled ({} samples, {} gaps)",
+        "summary: {} readings and samples decoded, {} bad frames reported, {} messages published / {} acknowledged by the broker, {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}; {} wave chunks reassembled ({} samples, {} gaps); {} images whole at the hub",
         report.readings,
         report.rejected_frames,
         report.published,
@@ -218,10 +263,11 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         report.hub.duplicates,
         report.hub.chunks,
         report.hub.samples,
-        report.hub.gaps
+        report.hub.gaps,
+        report.hub.images
     )?;
     if let Some(dir) = &opts.record {
-        writeln!(out, "recorded WFDB and WAV files in {}", dir.display())?;
+        writeln!(out, "recorded WFDB and WAV files, and the images (media/) in {}", dir.display())?;
     }
     Ok(report)
 }

@@ -11,8 +11,8 @@
 //! One pipeline, one module per stage:
 //!
 //! ```text
-//! transport (serial, BLE; sim PTYs) -> framing -> decode -> pipeline (seq, body, sign) -> queue -> mqtt
-//!   transport/                     framing/    decode/    pipeline.rs, sign/           queue/   mqtt/
+//! transport (serial, BLE, camera, folder; sims) -> framing -> decode | media -> pipeline (seq, body, sign) -> queue -> mqtt
+//!   transport/                                 framing/    decode/  media/   pipeline.rs, sign/           queue/   mqtt/
 //!                                                                                    \->  hub/ (verify, dedup, view)
 //! ```
 //!
@@ -27,14 +27,18 @@
 //!   a [`profile`].
 //! - [`pipeline`] assigns `seq`, builds the [`model::Body`], seals it ([`sign`]) and commits it to
 //!   the durable [`queue`] (SQLite, grouped commits) before the device is acknowledged.
-//! - [`mqtt`] sends the queue in `seq` order at QoS 1 and deletes a message only on its PUBACK;
-//!   birth/will status and retained device state.
+//! - [`media`] checks whole images from cameras and folders ([`transport::camera`],
+//!   [`transport::folder`]), removes identifying metadata and cuts them into signed `media` parts.
+//! - [`mqtt`] sends the queue at QoS 1, each class in `seq` order and the classes as lanes (spot,
+//!   wave, media; [`mqtt::lanes`], with an optional byte budget), and deletes a message only on its
+//!   PUBACK (or a hub's `ack`); birth/will status and retained device state.
 //! - [`wave`] places waveform frames on a sample index (gaps named, never stitched), cuts chunks and
 //!   packs samples losslessly; [`formats`] reads and writes WFDB and WAV.
 //! - [`transport::ble`] (btleplug) finds, connects and subscribes to BLE devices; [`decode::gatt`]
 //!   and [`decode::ble`] read GATT characteristics (RACP for stored records) and the Polar PMD stream.
 //! - [`hub`] is the other end: verify, check ids, de-duplicate, print, reassemble waveforms and
-//!   record them as WFDB/WAV (`spokegate watch --record`).
+//!   record them as WFDB/WAV, join image parts into checked files with sidecars
+//!   (`spokegate watch --record`).
 //! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
 //!   reporting every problem with file, line, column and item: [`diagnostic`]).
 //! - [`daemon`] wires the stages with bounded channels; [`shutdown`] is the one stop signal;
@@ -57,6 +61,7 @@ pub mod formats;
 pub mod framing;
 pub mod hub;
 pub mod ids;
+pub mod media;
 pub mod model;
 pub mod mqtt;
 pub mod parallel;

@@ -1,5 +1,6 @@
 //! The command line: parsing and dispatch. Each command maps its failures to a sysexits code.
 
+mod camera_cmds;
 mod daemon_cmds;
 mod hub_cmds;
 mod keys;
@@ -60,6 +61,11 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Cameras: list them, take a still (field checks, no daemon needed).
+    Camera {
+        #[command(subcommand)]
+        command: camera_cmds::CameraCommand,
+    },
     /// Ask a meter for its stored records now (running daemon).
     Fetch {
         dev: String,
@@ -116,6 +122,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Key { command } => keys::run(command),
         Command::Consult { command } => operator::consult(command).await,
         Command::Capture { dev, config } => operator::device_request(&config.config, "capture", &dev).await,
+        Command::Camera { command } => camera_cmds::run(command).await,
         Command::Fetch { dev, config } => operator::device_request(&config.config, "records.fetch", &dev).await,
         Command::Ble { command: BleCommand::Scan { seconds } } => daemon_cmds::ble_scan(seconds).await,
         Command::Watch(w) => hub_cmds::watch(w).await,

@@ -1,6 +1,8 @@
 //! `capture`: a still from a camera device now; its `media` parts carry `meta.cmd`.
 
-use super::{dev_arg, Answer, Args, BadArgs, Context, Origin, Outcome};
+use super::records::ask;
+use super::{dev_arg, Args, BadArgs, Context, Origin, Outcome};
+use crate::device::DeviceControl;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
@@ -16,10 +18,14 @@ impl Capture {
         Ok(Self { dev, settings })
     }
 
-    pub fn apply(self, ctx: &Context, _origin: &Origin) -> Outcome {
-        if let Err(a) = ctx.device(&self.dev) {
-            return Outcome::Refused(a);
+    /// Accepted now; done with the image's `media` id once every part is committed to the queue.
+    pub fn apply(self, ctx: &Context, origin: &Origin) -> Outcome {
+        match ctx.device(&self.dev) {
+            Ok(d) => {
+                let cmd = origin.cmd_id();
+                ask(d, |done| DeviceControl::Capture { cmd, settings: self.settings, done })
+            }
+            Err(a) => Outcome::Refused(a),
         }
-        Outcome::Failed(Answer::new("no-camera", format!("device {} is not a camera", self.dev)))
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon's TOML configuration: read, checked in full at start (every problem reported with
 //! file, line, column and item), and turned into [`Config`].
 
+mod images;
 mod mqtt_url;
 pub mod raw;
 
@@ -25,6 +26,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub queue: QueuePolicy,
     pub hub: HubConfig,
+    pub media: MediaConfig,
     pub devices: Vec<DeviceConfig>,
 }
 
@@ -94,6 +96,8 @@ pub struct MqttConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub client_id: String,
     pub keep_alive: Duration,
+    /// Bytes per second sent to the broker at most (`None`: as fast as the link takes them).
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +105,21 @@ pub struct DeviceConfig {
     pub id: String,
     pub profile: Arc<Profile>,
     pub transport: DeviceTransport,
+    /// Image devices: send metadata as the file has it (no scrubbing).
+    pub keep_metadata: bool,
+}
+
+/// How images are cut into parts and bounded (`[media]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    pub part_bytes: usize,
+    pub max_file_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self { part_bytes: crate::media::parts::DEFAULT_PART_BYTES, max_file_bytes: 50 << 20 }
+    }
 }
 
 /// How a device is reached.
@@ -114,6 +133,15 @@ pub enum DeviceTransport {
     Ble {
         address: Option<String>,
         name: Option<String>,
+    },
+    /// A folder whose new image files are sent, each once.
+    Folder {
+        path: PathBuf,
+        pattern: Option<String>,
+    },
+    /// A V4L2 camera (or `sim:NAME`, a simulated one serving recorded frames).
+    Camera {
+        path: PathBuf,
     },
 }
 
@@ -203,7 +231,11 @@ impl Config {
                 );
             }
             let is_ble = profile.as_ref().is_some_and(|p| p.ble.is_some());
+            let is_image = profile.as_ref().is_some_and(|p| matches!(p.decoder, crate::profile::DecoderSpec::Image(_)));
             let transport = match (&d.serial, &d.ble) {
+                _ if is_image || d.folder.is_some() || d.camera.is_some() => {
+                    images::transport(d, is_image, &item, &mut at)
+                }
                 (Some(s), None) if is_ble => {
                     at(
                         s.span(),
@@ -280,7 +312,12 @@ impl Config {
                 }
             };
             if let (Some(profile), Some(transport)) = (profile, transport) {
-                devices.push(DeviceConfig { id: d.id.get_ref().clone(), profile, transport });
+                devices.push(DeviceConfig {
+                    id: d.id.get_ref().clone(),
+                    profile,
+                    transport,
+                    keep_metadata: d.keep_metadata.unwrap_or(false),
+                });
             }
         }
 
@@ -317,6 +354,12 @@ impl Config {
         }
 
         let hub = hub_config(&raw.hub, base, &mut at);
+        let media = images::media_config(&raw.media, &mut at);
+        if let Some(b) = &raw.mqtt.max_bytes_per_sec {
+            if *b.get_ref() < 1000 {
+                at(b.span(), "mqtt.max_bytes_per_sec", "must be at least 1000 bytes per second".into());
+            }
+        }
 
         let Some(url) = url else { return Err(problems) };
         let config = Config {
@@ -341,9 +384,11 @@ impl Config {
                 ca,
                 client_cert,
                 keep_alive: Duration::from_secs(raw.mqtt.keep_alive_secs.as_ref().map(|k| *k.get_ref()).unwrap_or(30)),
+                max_bytes_per_sec: raw.mqtt.max_bytes_per_sec.as_ref().map(|b| *b.get_ref()),
             },
             queue,
             hub,
+            media,
             devices,
         };
         problems.into_result(config)

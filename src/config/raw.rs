@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub queue: RawQueue,
     #[serde(default)]
     pub hub: RawHub,
+    #[serde(default)]
+    pub media: RawMedia,
     #[serde(default, rename = "device")]
     pub devices: Vec<RawDevice>,
 }
@@ -42,6 +44,8 @@ pub struct RawMqtt {
     pub key: Option<Spanned<PathBuf>>,
     pub client_id: Option<String>,
     pub keep_alive_secs: Option<Spanned<u64>>,
+    /// Bytes per second the gateway sends to the broker at most (a shared satellite link).
+    pub max_bytes_per_sec: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +55,38 @@ pub struct RawDevice {
     pub profile: Spanned<String>,
     pub serial: Option<Spanned<RawSerialPort>>,
     pub ble: Option<Spanned<RawBleDevice>>,
+    /// An image folder a microscope's vendor software saves into.
+    pub folder: Option<Spanned<RawFolder>>,
+    /// A V4L2 (UVC) camera.
+    pub camera: Option<Spanned<RawCameraPort>>,
+    /// Image devices: send images with their metadata (EXIF, XMP, comments) as the file has it.
+    pub keep_metadata: Option<bool>,
+}
+
+/// `folder = { path = "/srv/microscope/out", pattern = "*.jpg" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolder {
+    pub path: PathBuf,
+    /// File names sent (`*` and `?`, case-insensitive); all files when absent.
+    pub pattern: Option<String>,
+}
+
+/// `camera = { path = "/dev/v4l/by-id/usb-..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCameraPort {
+    pub path: PathBuf,
+}
+
+/// `[media]`: how images are cut and bounded.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMedia {
+    /// Part size in KiB (32).
+    pub part_kb: Option<Spanned<u64>>,
+    /// Images larger than this many MiB are refused with an event (50).
+    pub max_file_mb: Option<Spanned<u64>>,
 }
 
 /// `ble = { address = "AA:BB:CC:DD:EE:FF" }`, `ble = { name = "Meter 123" }`, or `ble = {}` for the

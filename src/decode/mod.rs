@@ -100,6 +100,7 @@ impl Decoder {
             DecoderSpec::Samples(spec) => Ok(Decoded::samples(samples::decode(spec, frame)?)),
             DecoderSpec::Pcm(spec) => Ok(Decoded::samples(pcm::decode(spec, frame)?)),
             DecoderSpec::Astm(spec) => astm::decode(spec, frame),
+            DecoderSpec::Image(_) => Err(DecodeError::new("image", "images are not framed: see crate::media")),
             DecoderSpec::Gatt(_) | DecoderSpec::PolarPmdEcg(_) => {
                 Err(DecodeError::new("ble-notification", "BLE notifications are read with decode::ble"))
             }

@@ -6,9 +6,11 @@
 mod asking;
 mod ble;
 mod control;
+mod images;
 mod limiter;
 
 pub use control::{DeviceControl, Done};
+pub use images::ImageDevice;
 pub use limiter::EventLimiter;
 
 use crate::config::DeviceConfig;
@@ -28,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 /// How long a device waits for the pipeline to accept a reading before it is not acknowledged.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Per-device counts, readable while the daemon runs.
 #[derive(Debug, Default)]
@@ -123,6 +125,10 @@ impl DeviceTask {
                 let wait = match self.cfg.transport {
                     crate::config::DeviceTransport::Ble { .. } => self.ble_attempt(&mut backoff).await,
                     crate::config::DeviceTransport::Serial { .. } => self.serial_attempt(&mut backoff).await,
+                    // Image devices run as their own task (see `images`).
+                    crate::config::DeviceTransport::Folder { .. } | crate::config::DeviceTransport::Camera { .. } => {
+                        return
+                    }
                 };
                 if self.shutdown.is_triggered() {
                     break;

@@ -74,6 +74,17 @@ fn body_lines(b: &Body) -> Vec<String> {
             None => format!("{head} ✔ no consult open (ended by {by})"),
         });
     }
+    if let Some(m) = &b.media {
+        out.push(format!(
+            "{head} ✔ image {} part {}/{} ({}, {} bytes of {})",
+            m.id,
+            m.part,
+            m.parts,
+            m.mime,
+            m.data.len(),
+            m.size
+        ));
+    }
     if let Some(r) = &b.reply {
         let data =
             r.data.as_ref().map(|d| format!(" {}", serde_json::to_string(d).unwrap_or_default())).unwrap_or_default();

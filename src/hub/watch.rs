@@ -59,6 +59,10 @@ pub struct WatchStats {
     pub missing: u64,
     /// Acknowledgements sent (messages of `ack` type, each covering many seqs).
     pub acks_sent: u64,
+    /// Media parts stored and images completed (with `--record`), and parts refused.
+    pub media_parts: u64,
+    pub images: u64,
+    pub media_refused: u64,
 }
 
 /// Acknowledgements are sent at the latest this long after the first seq they cover, or as soon
@@ -83,6 +87,8 @@ struct Watcher {
     stats: WatchStats,
     waves: Reassembler,
     recorder: Option<Recorder>,
+    /// Images (with `--record`).
+    media: Option<super::media::MediaStore>,
     acker: Option<Acker>,
     file: Option<std::io::BufWriter<std::fs::File>>,
 }
@@ -104,6 +110,7 @@ pub async fn watch(
         let _ = opts.keys.insert(own);
     }
     let recorder = opts.record.as_deref().map(Recorder::new).transpose()?;
+    let media = opts.record.as_deref().map(super::media::MediaStore::new).transpose()?;
     let file = match &opts.out_file {
         Some(p) => Some(std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
         None => None,
@@ -116,8 +123,10 @@ pub async fn watch(
         stats: WatchStats::default(),
         waves: Reassembler::default(),
         recorder,
+        media,
         acker,
     };
+    w.report_incomplete(out)?;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     'connections: loop {
         let (client, eventloop) = crate::mqtt::client(mqtt_options(&w.opts)?, 1024);
@@ -198,6 +207,7 @@ pub async fn watch(
             _ = shutdown.triggered() => break,
         }
     }
+    w.report_incomplete(out)?;
     w.sync()?;
     Ok(w.stats)
 }
@@ -238,6 +248,7 @@ impl Watcher {
                         self.stats.unsigned += 1;
                     }
                     let wave_notes = match &msg {
+                        HubMessage::Signed(b) if b.media.is_some() => self.place_media(b, payload),
                         HubMessage::Signed(b) => self.place_wave(b),
                         _ => Vec::new(),
                     };
@@ -331,6 +342,56 @@ impl Watcher {
         for p in acks {
             if client.try_publish(p.topic, QoS::AtLeastOnce, false, p.payload).is_ok() {
                 self.stats.acks_sent += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a `media` part (with `--record`): the lines to show for it (progress every tenth of
+    /// an image, its completion, or why a part was refused).
+    fn place_media(&mut self, body: &crate::model::Body, envelope: &[u8]) -> Vec<String> {
+        use super::media::MediaProgress;
+        let (Some(store), Some(m)) = (self.media.as_mut(), body.media.as_ref()) else { return Vec::new() };
+        let kid =
+            crate::sign::parse_envelope(envelope).map(|s| hex::encode(&s.protected.header.key_id)).unwrap_or_default();
+        let origin = super::view::clean(&body.origin());
+        match store.accept(body, &kid) {
+            Ok(MediaProgress::Part { id, have, parts }) => {
+                self.stats.media_parts += 1;
+                let step = (parts / 10).max(1);
+                if have == 1 || have % step == 0 {
+                    vec![format!("▣ image {id} from {origin}: {have}/{parts} parts ({}%)", have * 100 / parts)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Ok(MediaProgress::Duplicate { .. }) => Vec::new(),
+            Ok(MediaProgress::Complete { id, path, bytes }) => {
+                self.stats.media_parts += 1;
+                self.stats.images += 1;
+                vec![format!(
+                    "▣ image {id} from {origin}: complete, {bytes} bytes, SHA-256 checked -> {}",
+                    path.display()
+                )]
+            }
+            Err(e) => {
+                self.stats.media_refused += 1;
+                tracing::warn!(error = %e, part = m.part, "media part not stored");
+                vec![format!("✘ media part {}/{} of {origin}: {e}", m.part, m.parts)]
+            }
+        }
+    }
+
+    /// Names the images still missing parts.
+    fn report_incomplete(&mut self, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        let Some(store) = self.media.as_ref() else { return Ok(()) };
+        for (image, missing) in store.incomplete() {
+            let shown: Vec<String> = missing.iter().take(20).map(u32::to_string).collect();
+            let more = if missing.len() > 20 { format!(" and {} more", missing.len() - 20) } else { String::new() };
+            let line = format!("▣ image {image}: {} parts missing: {}{more}", missing.len(), shown.join(", "));
+            match self.file.as_mut() {
+                Some(f) => writeln!(f, "{line}")?,
+                None => writeln!(out, "{line}")?,
             }
         }
         Ok(())

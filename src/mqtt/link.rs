@@ -1,8 +1,10 @@
 //! The MQTT session to the hub's broker (rumqttc), QoS 1 throughout, fed by the durable queue.
 //!
 //! - Each connection is a fresh rumqttc client: whatever was in flight when a connection died is
-//!   sent again from the queue, in `seq` order, starting with the oldest undelivered message. The
-//!   queue, not the MQTT client, is the memory of what is undelivered.
+//!   sent again from the queue, each class in `seq` order, starting with its oldest undelivered
+//!   message. The queue, not the MQTT client, is the memory of what is undelivered.
+//! - The classes are lanes ([`super::lanes`]): spot readings first, waveform chunks next, media
+//!   parts with what is left (at most two in flight), within `[mqtt] max_bytes_per_sec` when set.
 //! - Packet ids are mapped to `seq`: each `publish` is remembered in order, the client reports the
 //!   packet id it gave each one (`Outgoing::Publish`), and the broker's PUBACK names that id.
 //!   Under broker delivery the message is then deleted from the queue (deletes are grouped).
@@ -20,13 +22,14 @@
 //!   flight, publish `offline`, disconnect. Whatever is undelivered stays queued for the next start.
 
 use super::delivery::HubDelivery;
+use super::lanes::{self, Pacer, LANES, MEDIA_IN_FLIGHT};
 use super::status::{GatewayStatus, QueueStatus};
 use super::topics;
 use crate::clock::{micros_to_rfc3339, now_micros, now_rfc3339};
 use crate::config::{Delivery, HubConfig, MqttConfig};
 use crate::hub::check_hub_body;
 use crate::model::{AckBody, BodyKind};
-use crate::queue::{self, Queue, Record};
+use crate::queue::{self, Class, Queue, Record};
 use crate::sign::open_from_hub;
 use crate::snapshot::SnapshotTx;
 use crate::transport::Backoff;
@@ -158,23 +161,56 @@ fn options(cfg: &MqttConfig, status_topic: &str, kid: &str) -> std::io::Result<M
     Ok(o)
 }
 
+/// Where one lane of one connection stands.
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    /// The highest seq of this class handed to this connection.
+    last_sent: u64,
+    /// The queue may hold rows of this class above `last_sent` that are not in `Link::fresh`.
+    maybe_more: bool,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Self { last_sent: 0, maybe_more: true }
+    }
+}
+
 /// Where one connection stands.
 #[derive(Debug, Default)]
 struct Session {
     connected: bool,
     /// Publishes handed to the client, oldest first, waiting for their packet id (`None`: not queued).
-    awaiting_pkid: VecDeque<Option<u64>>,
-    /// Packet id -> seq, waiting for PUBACK.
-    in_flight: HashMap<u16, u64>,
-    /// The highest seq handed to this connection.
-    last_sent: u64,
-    /// The queue may hold rows above `last_sent` that are not in `Link::fresh`: read it.
-    maybe_more: bool,
+    awaiting_pkid: VecDeque<Option<(u64, Class)>>,
+    /// Packet id -> seq and class, waiting for PUBACK.
+    in_flight: HashMap<u16, (u64, Class)>,
+    /// Per class (indexed by `Class as usize`).
+    lanes: [Lane; 3],
+    /// Media parts published and not yet acknowledged by the broker.
+    media_out: usize,
 }
 
 impl Session {
     fn outstanding(&self) -> usize {
         self.in_flight.len() + self.awaiting_pkid.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn maybe_more(&self) -> bool {
+        self.lanes.iter().any(|l| l.maybe_more)
+    }
+
+    fn more_in_all(&mut self) {
+        for l in &mut self.lanes {
+            l.maybe_more = true;
+        }
+    }
+
+    /// A queued message left the window (acknowledged, or the connection is gone).
+    fn done(&mut self, class: Class) {
+        if class == Class::Media {
+            self.media_out = self.media_out.saturating_sub(1);
+        }
+        self.lanes[class as usize].maybe_more = true;
     }
 }
 
@@ -183,8 +219,10 @@ struct Link {
     cmd_filter: String,
     ack_topic: String,
     inputs: LinkInputs,
-    /// Committed records handed over in memory, not yet published.
-    fresh: VecDeque<Record>,
+    /// Committed records handed over in memory, not yet published, per class.
+    fresh: [VecDeque<Record>; 3],
+    /// The byte budget (`[mqtt] max_bytes_per_sec`).
+    pacer: Option<Pacer>,
     /// After a failed delete, when to try again.
     delete_retry_at: Option<tokio::time::Instant>,
     retained: BTreeMap<String, Vec<u8>>,
@@ -207,7 +245,8 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
         cmd_filter: topics::cmd(&inputs.site, &inputs.gw, "+"),
         ack_topic: topics::ack(&inputs.site, &inputs.gw),
         inputs,
-        fresh: VecDeque::new(),
+        fresh: Default::default(),
+        pacer: cfg.max_bytes_per_sec.map(|b| Pacer::new(b, std::time::Instant::now())),
         delete_retry_at: None,
         retained,
         acked: Vec::new(),
@@ -225,7 +264,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
     loop {
         let (client, eventloop) = super::client(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
         let mut events = spawn_poller(eventloop);
-        let mut s = Session { maybe_more: true, ..Session::default() };
+        let mut s = Session::default();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut status_due = tokio::time::Instant::now() + STATUS_EVERY;
         let lost = loop {
@@ -236,7 +275,8 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                 link.flush_deletes();
             }
             if let Some(deadline) = draining {
-                let done = s.connected && s.outstanding() == 0 && !s.maybe_more && link.fresh.is_empty();
+                let done =
+                    s.connected && s.outstanding() == 0 && !s.maybe_more() && link.fresh.iter().all(VecDeque::is_empty);
                 if done || tokio::time::Instant::now() >= deadline {
                     link.finish(&client, &mut events, &s).await;
                     return Ok(());
@@ -260,22 +300,22 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                         link.birth(&client, &mut s);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some(Some(seq)) = s.awaiting_pkid.pop_front() {
-                            s.in_flight.insert(pkid, seq);
+                        if let Some(Some(sent)) = s.awaiting_pkid.pop_front() {
+                            s.in_flight.insert(pkid, sent);
                         }
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(seq) = s.in_flight.remove(&ack.pkid) {
+                        if let Some((seq, class)) = s.in_flight.remove(&ack.pkid) {
                             link.inputs.counters.acked.fetch_add(1, Ordering::Relaxed);
                             if link.hub.is_none() {
                                 link.acked.push(seq);
                             }
-                            s.maybe_more = true;
+                            s.done(class);
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if link.incoming(&p.topic, &p.payload) {
-                            s.maybe_more = true;
+                            s.more_in_all();
                         }
                         if !link.lost.is_empty() {
                             link.resend_due(&client, &mut s);
@@ -284,18 +324,22 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                     Ok(_) => {}
                     Err(e) => break e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()),
                 },
-                _ = link.inputs.committed.notified() => s.maybe_more = true,
+                _ = link.inputs.committed.notified() => s.more_in_all(),
+                _ = tokio::time::sleep_until(link.paced_until()), if link.paced() => {}
                 _ = link.inputs.rebirth.notified() => if s.connected { link.birth(&client, &mut s) },
                 _ = link.inputs.health.changed.notified() => if s.connected {
                     let status = link.status(true);
                     publish_untracked(&client, &mut s, status);
                 },
                 Some(batch) = link.inputs.fresh.recv() => {
-                    link.fresh.extend(batch);
-                    if link.fresh.len() > 4 * WINDOW {
-                        // Far behind: let the queue hold them and read it in order.
-                        link.fresh.clear();
-                        s.maybe_more = true;
+                    for r in batch {
+                        let c = r.class as usize;
+                        link.fresh[c].push_back(r);
+                        if link.fresh[c].len() > 4 * WINDOW {
+                            // Far behind: let the queue hold them and read it in order.
+                            link.fresh[c].clear();
+                            s.lanes[c].maybe_more = true;
+                        }
                     }
                 }
                 state = link.inputs.states.recv(), if draining.is_none() => match state {
@@ -370,7 +414,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                     tracing::error!(topic = %p.topic, "queue unavailable and broker unreachable: message lost");
                 }
                 // Committed records wait in the queue, not in memory; the next connection reads them.
-                Some(_) = link.inputs.fresh.recv() => link.fresh.clear(),
+                Some(_) = link.inputs.fresh.recv() => link.fresh.iter_mut().for_each(VecDeque::clear),
             }
         }
     }
@@ -475,58 +519,119 @@ impl Link {
         self.hub.as_ref().map_or(broker, |h| broker.min(h.room()))
     }
 
-    /// Hands queued messages to the client, in seq order, up to the room: from the queue while
-    /// it may hold messages not handed over in memory, then from memory.
+    /// Whether the byte budget holds back a message that is ready to go.
+    fn paced(&self) -> bool {
+        self.pacer.as_ref().is_some_and(|p| p.ready_at(std::time::Instant::now()) > std::time::Instant::now())
+    }
+
+    /// When the byte budget lets the next message go.
+    fn paced_until(&self) -> tokio::time::Instant {
+        let now = std::time::Instant::now();
+        let at = self.pacer.as_ref().map_or(now, |p| p.ready_at(now));
+        tokio::time::Instant::now() + at.saturating_duration_since(now)
+    }
+
+    /// Hands queued messages to the client up to the room, lane by lane (spot, wave, media),
+    /// each lane in seq order: from the queue while it may hold messages not handed over in
+    /// memory, then from memory.
     fn fill(&mut self, client: &AsyncClient, s: &mut Session) {
-        let room = self.room(s);
-        if room == 0 {
-            return;
+        for class in LANES {
+            if !self.fill_lane(client, s, class) {
+                return;
+            }
         }
-        if !s.maybe_more {
-            let mut sent = 0;
-            while sent < room {
-                let Some(r) = self.fresh.pop_front() else { break };
-                if r.seq <= s.last_sent {
+    }
+
+    /// How many messages of `class` may go now.
+    fn lane_room(&mut self, s: &Session, class: Class) -> usize {
+        let mut room = self.room(s);
+        if class == Class::Media {
+            room = room.min(MEDIA_IN_FLIGHT.saturating_sub(s.media_out));
+        }
+        if room > 0 && self.pacer.as_mut().is_some_and(|p| !p.may_send(class, std::time::Instant::now())) {
+            return 0;
+        }
+        room
+    }
+
+    /// Fills one lane; false when the client or the queue cannot take more now (later lanes wait).
+    fn fill_lane(&mut self, client: &AsyncClient, s: &mut Session, class: Class) -> bool {
+        let c = class as usize;
+        if !s.lanes[c].maybe_more {
+            while self.lane_room(s, class) > 0 {
+                let Some(r) = self.fresh[c].pop_front() else { break };
+                if r.seq <= s.lanes[c].last_sent {
                     continue;
                 }
-                if !self.send(client, s, r.seq, r.topic, r.payload) {
+                if !self.send(client, s, r.seq, class, r.topic, r.payload) {
                     // The client is full; the record is in the queue and will be read from there.
-                    s.maybe_more = true;
-                    break;
+                    s.lanes[c].maybe_more = true;
+                    return false;
                 }
-                sent += 1;
             }
-            return;
+            return true;
+        }
+        let room = self.lane_room(s, class);
+        if room == 0 {
+            return true;
         }
         // Never wait for the queue on the runtime thread: it is busy only while a commit runs, and
         // the link is woken again by the next commit or acknowledgement.
-        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return };
-        let rows = q.after(s.last_sent, room);
+        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return false };
+        // With a byte budget, one at a time (each is paced); else up to the room.
+        let limit = if self.pacer.is_some() { 1 } else { room };
+        let rows = q.after_in_class(class, s.lanes[c].last_sent, limit);
         drop(q);
         let rows = match rows {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the queue");
                 self.inputs.health.set(Some(e.to_string()));
-                s.maybe_more = false;
-                return;
+                s.lanes[c].maybe_more = false;
+                return false;
             }
         };
-        s.maybe_more = rows.len() == room;
+        let full = rows.len() == limit;
+        s.lanes[c].maybe_more = full;
+        if full && self.pacer.is_some() {
+            // Paced: take the next one when the budget allows (the link wakes then).
+            s.lanes[c].maybe_more = true;
+        }
         for r in rows {
-            if !self.send(client, s, r.seq, r.topic, r.payload) {
-                s.maybe_more = true;
-                break;
+            if !self.send(client, s, r.seq, class, r.topic, r.payload) {
+                s.lanes[c].maybe_more = true;
+                return false;
             }
         }
+        // Paced: another message of this lane may go at once if the budget still allows.
+        if self.pacer.is_some() && full && self.lane_room(s, class) > 0 {
+            return self.fill_lane(client, s, class);
+        }
+        true
     }
 
-    fn send(&mut self, client: &AsyncClient, s: &mut Session, seq: u64, topic: String, payload: Vec<u8>) -> bool {
+    fn send(
+        &mut self,
+        client: &AsyncClient,
+        s: &mut Session,
+        seq: u64,
+        class: Class,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> bool {
+        let bytes = lanes::wire_bytes(&topic, payload.len());
         if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
             return false;
         }
-        s.awaiting_pkid.push_back(Some(seq));
-        s.last_sent = s.last_sent.max(seq);
+        if let Some(p) = self.pacer.as_mut() {
+            p.spent(class, bytes, std::time::Instant::now());
+        }
+        if class == Class::Media {
+            s.media_out += 1;
+        }
+        s.awaiting_pkid.push_back(Some((seq, class)));
+        let lane = &mut s.lanes[class as usize];
+        lane.last_sent = lane.last_sent.max(seq);
         self.inputs.counters.published.fetch_add(1, Ordering::Relaxed);
         if let Some(h) = self.hub.as_mut() {
             h.sent(seq, std::time::Instant::now());
@@ -562,10 +667,17 @@ impl Link {
         }
         tracing::debug!(count = rows.len(), "sending again what no hub acknowledged");
         for r in rows {
+            let bytes = lanes::wire_bytes(&r.topic, r.payload.len());
             if client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload).is_err() {
                 break;
             }
-            s.awaiting_pkid.push_back(Some(r.seq));
+            if let Some(p) = self.pacer.as_mut() {
+                p.spent(r.class, bytes, now);
+            }
+            if r.class == Class::Media {
+                s.media_out += 1;
+            }
+            s.awaiting_pkid.push_back(Some((r.seq, r.class)));
             self.inputs.counters.resent.fetch_add(1, Ordering::Relaxed);
             if let Some(h) = self.hub.as_mut() {
                 h.sent(r.seq, now);
@@ -671,7 +783,7 @@ impl Link {
                 match events.recv().await.unwrap_or(Err(None)) {
                     Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let (Some(seq), None) = (s.in_flight.get(&ack.pkid), &self.hub) {
+                        if let (Some((seq, _)), None) = (s.in_flight.get(&ack.pkid), &self.hub) {
                             self.acked.push(*seq);
                         }
                     }

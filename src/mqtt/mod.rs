@@ -3,6 +3,7 @@
 //! commands and (under hub delivery) hub acknowledgements.
 
 mod delivery;
+pub mod lanes;
 mod link;
 pub mod status;
 pub mod tls;

@@ -2,8 +2,8 @@
 
 use super::raw::{RawDecoder, RawField, RawProfile, RawSerial};
 use super::{
-    AstmSpec, DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, LineChecksum, MetricInfo,
-    Parity, Profile, SerialSettings, TextFormat, TextSpec,
+    AstmSpec, DecoderSpec, DeviceTimeSpec, FieldMap, FlowControl, FramingSpec, Hl7Spec, ImageSpec, LineChecksum,
+    MetricInfo, Parity, Profile, SerialSettings, TextFormat, TextSpec,
 };
 use crate::diagnostic::{read_source, Diagnostics, SourceFile};
 use crate::ids::is_valid_id;
@@ -50,6 +50,9 @@ impl Checker<'_> {
         let decoder = self.decoder(&raw);
         let wave = self.wave(&raw, decoder.as_ref());
         let dialogue = self.dialogue(&raw);
+        if let (Some(c), false) = (&raw.camera, raw.decoder.kind.get_ref() == "image") {
+            self.problem(c, "camera", "a [camera] table belongs to image devices (decoder.kind = \"image\")");
+        }
         Some(Profile {
             id: raw.id.into_inner(),
             description: raw.description,
@@ -114,8 +117,13 @@ impl Checker<'_> {
 
     fn framing(&mut self, raw: &RawProfile) -> Option<FramingSpec> {
         let is_ble = matches!(raw.decoder.kind.get_ref().as_str(), "gatt" | "polar-pmd-ecg");
-        let framing = match (&raw.framing, is_ble) {
+        let is_image = raw.decoder.kind.get_ref() == "image";
+        let framing = match (&raw.framing, is_ble || is_image) {
             (None, true) => return Some(FramingSpec::Notification),
+            (Some(f), true) if is_image => {
+                self.problem(&f.kind, "framing", "image devices have no framing: each file or still is one image");
+                return None;
+            }
             (Some(f), true) => {
                 self.problem(&f.kind, "framing", "BLE decoders have no framing: each notification is one frame");
                 return None;
@@ -162,17 +170,46 @@ impl Checker<'_> {
             "gatt" => self.gatt(raw),
             "polar-pmd-ecg" => self.pmd(raw),
             "astm-e1394" => self.astm(raw).map(DecoderSpec::Astm),
+            "image" => Some(DecoderSpec::Image(self.image(raw))),
             other => {
                 self.problem(
                     &d.kind,
                     "decoder.kind",
                     format!(
-                        "unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm, gatt, polar-pmd-ecg, astm-e1394)"
+                        "unknown decoder `{other}` (known: hl7-oru, text, openbci-cyton, samples, pcm, gatt, polar-pmd-ecg, astm-e1394, image)"
                     ),
                 );
                 None
             }
         }
+    }
+
+    fn image(&mut self, raw: &RawProfile) -> ImageSpec {
+        let mut spec = ImageSpec::default();
+        let Some(c) = &raw.camera else { return spec };
+        let c = c.get_ref();
+        if let Some(w) = &c.warmup_frames {
+            if *w.get_ref() > 300 {
+                self.problem(w, "camera.warmup_frames", "at most 300 frames (10 s at 30 frames/s)");
+            }
+            spec.warmup_frames = *w.get_ref();
+        }
+        if let Some(t) = &c.timeout_ms {
+            if !(100..=120_000).contains(t.get_ref()) {
+                self.problem(t, "camera.timeout_ms", "must be between 100 and 120000 ms");
+            }
+            spec.timeout = std::time::Duration::from_millis(*t.get_ref());
+        }
+        match (&c.width, &c.height) {
+            (Some(w), Some(h)) if *w.get_ref() > 0 && *h.get_ref() > 0 => {
+                spec.size = Some((*w.get_ref(), *h.get_ref()))
+            }
+            (Some(w), Some(_)) => self.problem(w, "camera.width", "width and height must be positive"),
+            (Some(w), None) => self.problem(w, "camera.height", "give both width and height, or neither"),
+            (None, Some(h)) => self.problem(h, "camera.width", "give both width and height, or neither"),
+            (None, None) => {}
+        }
+        spec
     }
 
     fn hl7(&mut self, raw: &RawProfile) -> Hl7Spec {

@@ -186,6 +186,25 @@ pub enum DecoderSpec {
     PolarPmdEcg(PmdSpec),
     /// ASTM E1394 (LIS2-A2) messages: R records mapped to codes.
     Astm(AstmSpec),
+    /// Whole images (cameras, folders): sent as `media` parts, never framed.
+    Image(ImageSpec),
+}
+
+/// How an image device's stills are taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// Frames dropped after a camera starts streaming, while exposure settles.
+    pub warmup_frames: u32,
+    /// How long a still may take in all.
+    pub timeout: std::time::Duration,
+    /// The resolution to take; the largest MJPEG one the camera offers when absent.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        Self { warmup_frames: 5, timeout: std::time::Duration::from_secs(10), size: None }
+    }
 }
 
 /// ASTM E1394 results mapped to codes and units.

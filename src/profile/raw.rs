@@ -27,6 +27,21 @@ pub struct RawProfile {
     #[serde(default, rename = "channel")]
     pub channels: Vec<RawChannel>,
     pub dialogue: Option<Spanned<RawDialogue>>,
+    /// Image devices (`decoder.kind = "image"`) that are cameras: how a still is taken.
+    pub camera: Option<Spanned<RawCamera>>,
+}
+
+/// `[camera]`: how a still is taken from a V4L2 (UVC) camera.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    /// Frames dropped after the stream starts, while exposure and white balance settle (5).
+    pub warmup_frames: Option<Spanned<u32>>,
+    /// Milliseconds a still may take in all before the capture fails (10000).
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// The resolution to take (the largest MJPEG resolution the camera offers when absent).
+    pub width: Option<Spanned<u32>>,
+    pub height: Option<Spanned<u32>>,
 }
 
 /// What the gateway asks a device: `[dialogue]` and its `[[dialogue.request]]`s.

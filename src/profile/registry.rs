@@ -25,6 +25,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("polar-h10-ecg.toml", include_str!("../../device-profiles/polar-h10-ecg.toml")),
     ("astm-glucometer.toml", include_str!("../../device-profiles/astm-glucometer.toml")),
     ("astm-analyser.toml", include_str!("../../device-profiles/astm-analyser.toml")),
+    ("usb-microscope.toml", include_str!("../../device-profiles/usb-microscope.toml")),
 ];
 
 /// Profiles by id.

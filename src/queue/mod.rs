@@ -22,8 +22,10 @@
 //!    `seq.reserved` (rewritten in place and synced before a number of the block is used; in-place
 //!    rewrites work on a full disk too), and a restart resumes above the reservation and above
 //!    every committed row. Numbers reserved and not used leave gaps, never repeats.
-//! 4. Messages are published in `seq` order, on every connection starting from the oldest
-//!    undelivered one; per device and stream the hub therefore receives them in order.
+//! 4. Each class (spot, wave, media) is published in `seq` order, on every connection starting
+//!    from its oldest undelivered message; per device and stream the hub therefore receives them
+//!    in order. The classes interleave: spot readings go first, waveform chunks next, media parts
+//!    with what capacity is left (see `mqtt::lanes`), so a large image never holds back the ECG.
 //! 5. Spot readings (`obs`, `event`) are never evicted. Waveform and media rows may be evicted,
 //!    oldest first, past their class's byte cap or TTL, and every eviction is counted and reported.
 //! 6. A store that fails its integrity check is refused with an error, never emptied or recreated.
@@ -36,6 +38,7 @@
 //!        class INTEGER,                        -- 0 spot (obs, event), 1 wave, 2 media
 //!        created INTEGER,                      -- gateway time of the commit, µs since the epoch
 //!        topic TEXT, payload BLOB)             -- the MQTT topic and the signed COSE_Sign1 bytes
+//! outbox_class ON outbox(class, seq)           -- each class read in order
 //! device_memory(dev TEXT PRIMARY KEY, value TEXT)  -- per device: the last record delivered
 //!                                                  -- (RACP, meter memory), so a restart fetches only newer
 //! consult(one = 1, consult, since, by, cmd,        -- the consult binding and the signed `consult` body

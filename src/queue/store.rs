@@ -166,6 +166,7 @@ impl Queue {
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, class INTEGER NOT NULL,
                  created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE INDEX IF NOT EXISTS outbox_class ON outbox(class, seq);
              CREATE TABLE IF NOT EXISTS device_memory(dev TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS consult(one INTEGER PRIMARY KEY CHECK (one = 1), consult TEXT,
                  since INTEGER NOT NULL, by TEXT NOT NULL, cmd TEXT, envelope BLOB NOT NULL);
@@ -378,6 +379,21 @@ impl Queue {
             )
             .map_err(sql)?;
         let rows = stmt.query_map(params![after as i64, limit as i64], record_of).map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    }
+
+    /// Up to `limit` undelivered records of `class` with `seq > after`, in `seq` order (the
+    /// uplink sends each class in order, and the classes interleaved).
+    pub fn after_in_class(&mut self, class: Class, after: u64, limit: usize) -> Result<Vec<Record>, QueueError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, class, created, topic, payload FROM outbox WHERE class = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(sql)?;
+        let rows = stmt.query_map(params![class as i64, after as i64, limit as i64], record_of).map_err(sql)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql)
     }
 

@@ -5,6 +5,7 @@
 pub mod astm;
 pub mod ble_mock;
 pub mod broker;
+pub mod camera;
 pub mod onetouch;
 mod pty;
 pub mod recordings;

@@ -42,3 +42,7 @@ pub mod ble {
     /// Temperature Measurement (0x2A1C): 37.6 Cel at the finger, 2012-12-05T11:50:27 (Nordic).
     pub const TEMPERATURE: &[&str] = &["06b00e00fedc070c050b321b04"];
 }
+
+/// A light-microscopy image of a stained blood smear (BCCD, JPEG 640×480): what the demo's
+/// simulated microscope camera and its vendor-software folder serve.
+pub const BLOOD_SMEAR_JPEG: &[u8] = include_bytes!("recordings/bccd_BloodImage_00000.jpg");

@@ -2,6 +2,8 @@
 
 mod backoff;
 pub mod ble;
+pub mod camera;
+pub mod folder;
 mod serial;
 
 pub use backoff::Backoff;
@@ -39,6 +41,9 @@ pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::
             serial::open(path, *baud, settings).map(|s| Box::new(s) as Box<dyn Link>)
         }
         DeviceTransport::Ble { .. } => Err(std::io::Error::other("a BLE device has no byte link")),
+        DeviceTransport::Folder { .. } | DeviceTransport::Camera { .. } => {
+            Err(std::io::Error::other("an image device has no byte link"))
+        }
     }
 }
 
@@ -47,5 +52,7 @@ pub fn kind(transport: &DeviceTransport) -> &'static str {
     match transport {
         DeviceTransport::Serial { .. } => "serial",
         DeviceTransport::Ble { .. } => "ble",
+        DeviceTransport::Folder { .. } => "folder",
+        DeviceTransport::Camera { .. } => "camera",
     }
 }

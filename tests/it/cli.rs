@@ -225,6 +225,14 @@ fn the_demo_runs_with_no_setup_and_shows_verified_readings() {
     assert!(id.starts_with("DEMO-"), "{consult}");
     assert!(lines.iter().any(|l| l["body"]["type"] == "reply" && l["body"]["state"] == "done"), "{stdout}");
     assert!(lines.iter().any(|l| l["body"]["type"] == "obs" && l["body"]["consult"] == id), "{stdout}");
+    // The microscope: the hub asked for a capture, and the image's parts arrived, verified.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["verdict"] == "verified" && l["body"]["type"] == "media" && l["body"]["dev"] == "scope-1"),
+        "no image from scope-1:\n{stdout}"
+    );
+    assert!(!summary.contains(" 0 images whole"), "{summary}");
 }
 
 /// A minimal configuration whose state directory is `state` and broker `port`.

@@ -238,7 +238,7 @@ async fn the_commands_of_the_table_answer_as_documented() {
 
     // Devices that cannot: capture and fetch fail with their codes; a device that does not exist
     // is a refusal; stream.start on a device that always streams fails.
-    assert_eq!(r.ask("c-cap", "capture", json!({"dev": "vitals-1"})).await.1, "no-camera");
+    assert_eq!(r.ask("c-cap", "capture", json!({"dev": "vitals-1"})).await.1, "not-supported");
     assert_eq!(r.ask("c-fetch", "records.fetch", json!({"dev": "vitals-1"})).await.1, "not-supported");
     assert_eq!(r.ask("c-nodev", "records.fetch", json!({"dev": "nope-1"})).await.0, "refused");
     assert_eq!(r.ask("c-always", "stream.start", json!({"dev": "vitals-1"})).await.1, "not-on-demand");

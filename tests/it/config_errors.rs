@@ -32,6 +32,13 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static 
         ("hub delivery without a hub key", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\ndelivery = \"hub\"\n"), 8, "hub.delivery", "needs the hub's key"),
         ("unknown delivery", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\ndelivery = \"carrier-pigeon\"\n"), 8, "hub.delivery", "broker, hub"),
         ("unacked_max zero", format!("{GOOD_GATEWAY}{GOOD_MQTT}[hub]\nunacked_max = 0\n"), 8, "hub.unacked_max", "between 1"),
+        ("folder for a serial profile", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"m1\"\nprofile = \"hl7-pcd01\"\nfolder = {{ path = \"/srv/out\" }}\n"), 10, "device[0].folder", "not an image device"),
+        ("image device without a transport", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\n"), 8, "device[0].camera", "needs a transport"),
+        ("image device on a serial port", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nserial = {{ path = \"/dev/ttyUSB0\" }}\n"), 10, "device[0].serial", "folder"),
+        ("camera and folder", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"/srv/out\" }}\ncamera = {{ path = \"/dev/video0\" }}\n"), 10, "device[0].folder", "not both"),
+        ("folder pattern with a slash", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"/srv/out\", pattern = \"a/*.jpg\" }}\n"), 10, "device[0].folder.pattern", "no `/`"),
+        ("media part larger than a packet", format!("{GOOD_GATEWAY}{GOOD_MQTT}[media]\npart_kb = 5000\n"), 8, "media.part_kb", "MQTT packet"),
+        ("byte cap too small", format!("{GOOD_GATEWAY}{GOOD_MQTT}max_bytes_per_sec = 10\n"), 7, "mqtt.max_bytes_per_sec", "at least"),
     ]
 }
 
@@ -100,6 +107,9 @@ fn broken_profiles() -> Vec<(&'static str, String, usize, &'static str)> {
         ("waveform without channels", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ecg\"\nrate = 250.0\n"), 5, "channel"),
         ("wave window too short", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ecg\"\nrate = 250.0\nwindow_ms = 1\n[[channel]]\nsource = 1\nlabel = \"II\"\nmdc = 131330\nucum = \"mV\"\ngain = 0.005\n"), 9, "wave.window_ms"),
         ("stream name not a topic segment", format!("{PROFILE_HEAD}[decoder]\nkind = \"samples\"\n[wave]\nstream = \"ECG/II\"\nrate = 250.0\n[[channel]]\nsource = 1\nlabel = \"II\"\nmdc = 131330\nucum = \"mV\"\ngain = 0.005\n"), 7, "wave.stream"),
+        ("camera table for a serial profile", format!("{PROFILE_HEAD}[decoder]\nkind = \"hl7-oru\"\n[camera]\nwarmup_frames = 1\n"), 6, "camera"),
+        ("too many warm-up frames", "id = \"c\"\n[decoder]\nkind = \"image\"\n[camera]\nwarmup_frames = 1000\n".into(), 5, "camera.warmup_frames"),
+        ("image profile with framing", "id = \"c\"\n[framing]\nkind = \"line\"\n[decoder]\nkind = \"image\"\n".into(), 3, "framing"),
         ("sync word too long", "id = \"s\"\n[framing]\nkind = \"sync-length\"\nsync = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n[decoder]\nkind = \"pcm\"\nchannels = 1\n[wave]\nstream = \"pcg\"\nrate = 4000.0\n[[channel]]\nsource = 1\nlabel = \"P\"\nmdc = 1\nucum = \"1\"\ngain = 1.0\n".into(), 4, "framing.sync"),
     ]
 }

@@ -168,6 +168,8 @@ const DAEMON_CODES: &[&str] = &[
     "dialogue-failed",
     "astm-not-sent",
     "message-too-large",
+    "media-refused",
+    "camera-failed",
 ];
 
 #[test]

@@ -15,6 +15,7 @@ mod gatt_vectors;
 mod harness;
 pub mod hub_delivery;
 mod hub_trust;
+mod media;
 mod meters;
 mod package;
 mod python_hub;
