@@ -5,7 +5,8 @@
 //! committed whole or sent again whole after a crash, with the same `id`.
 //!
 //! Bad files (empty, truncated, too large, unknown, vanished while read) and failed stills are
-//! reported as signed events (`media-refused`, `camera-failed`); nothing of them is sent.
+//! reported as signed events (`media-refused`, `camera-failed`); nothing of them is sent. A
+//! refused file's event carries the folder's mark, so it is refused once, not at every restart.
 
 use super::{DeviceControl, ACCEPT_TIMEOUT};
 use crate::command::Answer;
@@ -90,13 +91,22 @@ impl ImageDevice {
         let _ = self.out.send(Outgoing::State { from: self.source.clone(), state, detail, streaming: None }).await;
     }
 
-    async fn event(&mut self, code: &str, sev: Severity, text: String, data: Vec<(&str, serde_json::Value)>) {
+    /// Signs an event; `remember` (a folder's mark) is committed with it.
+    async fn event(
+        &mut self,
+        code: &str,
+        sev: Severity,
+        text: String,
+        data: Vec<(&str, serde_json::Value)>,
+        remember: Option<String>,
+    ) {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         let mut event = Event::new(code, sev, text);
         for (k, v) in data {
             event = event.with(k, v);
         }
-        let job = ToSign::new(self.source.clone(), Payload::Event(event), crate::pipeline::capture_time(), None);
+        let mut job = ToSign::new(self.source.clone(), Payload::Event(event), crate::pipeline::capture_time(), None);
+        job.remember = remember;
         let _ = self.out.send(Outgoing::Signed(job)).await;
     }
 
@@ -149,7 +159,9 @@ impl ImageDevice {
         }
     }
 
-    async fn refused(&mut self, what: &str, e: &StillError) {
+    /// Reports an image that is not sent; a folder's file is remembered as handled with the event
+    /// (`remember`), so a restart does not refuse it again.
+    async fn refused(&mut self, what: &str, e: &StillError, remember: Option<String>) {
         tracing::warn!(file = what, reason = e.reason(), error = %e, "image not sent");
         self.counters.rejected_frames.fetch_add(1, Ordering::Relaxed);
         self.event(
@@ -157,6 +169,7 @@ impl ImageDevice {
             Severity::Warn,
             format!("{what} was not sent: {e}"),
             vec![("reason", e.reason().into())],
+            remember,
         )
         .await;
     }
@@ -251,18 +264,18 @@ impl ImageDevice {
         let remember = Some(file.mark().to_memory());
         if file.size > self.media.max_file_bytes {
             let e = StillError::TooLarge { size: file.size, max: self.media.max_file_bytes };
-            return self.refused(&name, &e).await;
+            return self.refused(&name, &e, remember).await;
         }
         let bytes = match read_whole(&path, file.size, self.media.max_file_bytes).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(file = %file.name, error = %e, "image file unreadable");
-                return self.refused(&name, &StillError::Unreadable(e.to_string())).await;
+                return self.refused(&name, &StillError::Unreadable(e.to_string()), remember).await;
             }
         };
         let captured = (file.mtime_ns / 1000) as i64;
-        if let Err(e) = self.send_image(bytes, captured, BTreeMap::new(), None, remember).await {
-            self.refused(&name, &e).await;
+        if let Err(e) = self.send_image(bytes, captured, BTreeMap::new(), None, remember.clone()).await {
+            self.refused(&name, &e, remember).await;
         }
     }
 
@@ -308,7 +321,7 @@ impl ImageDevice {
             Err(e) => {
                 tracing::warn!(camera = %path.display(), error = %e, "still failed");
                 let text = format!("no still from {}: {e}", path.display());
-                self.event("camera-failed", Severity::Warn, text.clone(), vec![]).await;
+                self.event("camera-failed", Severity::Warn, text.clone(), vec![], None).await;
                 self.state(LinkState::Error, Some(e.to_string())).await;
                 return Err(Answer::new("camera-failed", text));
             }
@@ -319,7 +332,7 @@ impl ImageDevice {
                 .with("media", sent.id)
                 .with("parts", sent.parts as u64)),
             Err(e) => {
-                self.refused("the still", &e).await;
+                self.refused("the still", &e, None).await;
                 Err(Answer::new("media-refused", e.to_string()))
             }
         }

@@ -571,43 +571,39 @@ impl Link {
             }
             return true;
         }
-        let room = self.lane_room(s, class);
-        if room == 0 {
-            return true;
-        }
-        // Never wait for the queue on the runtime thread: it is busy only while a commit runs, and
-        // the link is woken again by the next commit or acknowledgement.
-        let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return false };
-        // With a byte budget, one at a time (each is paced); else up to the room.
-        let limit = if self.pacer.is_some() { 1 } else { room };
-        let rows = q.after_in_class(class, s.lanes[c].last_sent, limit);
-        drop(q);
-        let rows = match rows {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the queue");
-                self.inputs.health.set(Some(e.to_string()));
-                s.lanes[c].maybe_more = false;
-                return false;
+        // Paced: one message at a time, as long as the budget lets them go; else up to the room.
+        loop {
+            let room = self.lane_room(s, class);
+            if room == 0 {
+                return true;
             }
-        };
-        let full = rows.len() == limit;
-        s.lanes[c].maybe_more = full;
-        if full && self.pacer.is_some() {
-            // Paced: take the next one when the budget allows (the link wakes then).
-            s.lanes[c].maybe_more = true;
-        }
-        for r in rows {
-            if !self.send(client, s, r.seq, class, r.topic, r.payload) {
-                s.lanes[c].maybe_more = true;
-                return false;
+            // Never wait for the queue on the runtime thread: it is busy only while a commit
+            // runs, and the link is woken again by the next commit or acknowledgement.
+            let Some(mut q) = queue::try_lock(&self.inputs.queue) else { return false };
+            let limit = if self.pacer.is_some() { 1 } else { room };
+            let rows = q.after_in_class(class, s.lanes[c].last_sent, limit);
+            drop(q);
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the queue");
+                    self.inputs.health.set(Some(e.to_string()));
+                    s.lanes[c].maybe_more = false;
+                    return false;
+                }
+            };
+            let full = rows.len() == limit;
+            s.lanes[c].maybe_more = full;
+            for r in rows {
+                if !self.send(client, s, r.seq, class, r.topic, r.payload) {
+                    s.lanes[c].maybe_more = true;
+                    return false;
+                }
+            }
+            if !full || self.pacer.is_none() {
+                return true;
             }
         }
-        // Paced: another message of this lane may go at once if the budget still allows.
-        if self.pacer.is_some() && full && self.lane_room(s, class) > 0 {
-            return self.fill_lane(client, s, class);
-        }
-        true
     }
 
     fn send(

@@ -88,13 +88,16 @@ impl WireProtocol {
         }
     }
 
-    /// The bytes of the unit starting at row `first` (`rows` rows of `rec`).
+    /// The bytes of the unit starting at row `first` (`rows` rows of `rec`). Rows past the
+    /// recording's end loop back to its start while the device's counter goes on counting, as a
+    /// device streaming a long session does.
     pub fn encode(self, rec: &Recording, first: usize, rows: usize) -> Vec<u8> {
+        let row = |r: usize| rec.row(r % rec.rows().max(1));
         match self {
-            WireProtocol::Cyton => cyton::encode((first % 256) as u8, rec.row(first)).to_vec(),
+            WireProtocol::Cyton => cyton::encode((first % 256) as u8, row(first)).to_vec(),
             WireProtocol::TextRows => {
                 let mut line = first.to_string();
-                for v in rec.row(first) {
+                for v in row(first) {
                     line.push(',');
                     line.push_str(&v.to_string());
                 }
@@ -102,8 +105,7 @@ impl WireProtocol {
                 line.into_bytes()
             }
             WireProtocol::Pcm { .. } => {
-                let samples: Vec<i16> =
-                    (first..first + rows).flat_map(|r| rec.row(r).iter().map(|&v| v as i16)).collect();
+                let samples: Vec<i16> = (first..first + rows).flat_map(|r| row(r).iter().map(|&v| v as i16)).collect();
                 sync_length_wrap(&PCM_SYNC, &pcm::encode_i16(first as u32, &samples))
             }
         }
@@ -125,7 +127,8 @@ impl WireProtocol {
 }
 
 /// Replays `rec` on `peer` at `speed` times its real rate, from row 0, looping `loops` times
-/// (forever when `None`), in bursts every `burst`; row indexes keep counting across loops.
+/// (forever when `None`), in bursts every `burst`; the device's counter keeps counting across
+/// loops (no gap where the recording starts again).
 pub async fn replay(
     peer: &mut PtyPeer,
     rec: &Recording,
@@ -148,7 +151,7 @@ pub async fn replay(
         let due = total.map_or(due, |t| due.min(t));
         let mut bytes = Vec::new();
         while sent + step <= due {
-            bytes.extend(protocol.encode(rec, sent % rows, step));
+            bytes.extend(protocol.encode(rec, sent, step));
             sent += step;
         }
         if !bytes.is_empty() {
