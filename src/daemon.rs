@@ -31,6 +31,8 @@ pub struct Counters {
     pub devices: BTreeMap<String, Arc<DeviceCounters>>,
     /// The open queue, once the daemon has started.
     pub queue: Option<Arc<std::sync::Mutex<Queue>>>,
+    /// Signing and commit times.
+    pub pipeline: Arc<crate::pipeline::PipelineTimes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         snapshot: snapshot_tx.clone(),
         sync_within: config.queue.sync_within,
         heartbeat: pipeline_beat.clone(),
+        times: counters.pipeline.clone(),
     };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
@@ -154,6 +157,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
             .controlled_by(control_rx);
         devices.push(tokio::spawn(task.run()));
     }
+    let page_snapshot = snapshot_rx.clone();
     let ctx = Context {
         pipeline: out_tx,
         signer,
@@ -168,6 +172,11 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
     let socket_path = command::socket::path(&g.state_dir);
     let listener = command::socket::bind(&g.state_dir)
         .map_err(|source| DaemonError::Socket { path: socket_path.clone(), source })?;
+    let page = if config.ui.enabled {
+        start_page(&config, page_snapshot, counters.clone(), local_tx.clone(), shutdown.clone()).await
+    } else {
+        None
+    };
     let socket = tokio::spawn(command::socket::serve(listener, g.state_dir.clone(), local_tx, shutdown.clone()));
 
     tracing::info!(
@@ -222,6 +231,9 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
     }
     let _ = executor.await;
     let _ = socket.await;
+    if let Some(p) = page {
+        let _ = p.await;
+    }
     let _ = sealer.await;
     let ended = match early {
         Some(ended) => ended,
@@ -237,4 +249,53 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         w.abort();
     }
     result
+}
+
+/// Serves the operator's page and the metrics (`[ui]`). A page that cannot listen (the address is
+/// taken) is logged and left out: the gateway's work goes on without it.
+async fn start_page(
+    config: &Config,
+    snapshot: tokio::sync::watch::Receiver<crate::snapshot::Snapshot>,
+    counters: Counters,
+    requests: mpsc::Sender<command::LocalRequest>,
+    shutdown: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let catalog = match crate::ui::i18n::Catalog::load() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "operator page left out: its messages do not load");
+            return None;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.ui.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %config.ui.listen, error = %e, "operator page not served");
+            return None;
+        }
+    };
+    let profiles = config.devices.iter().map(|d| (d.id.clone(), d.profile.id.clone())).collect();
+    let registry = crate::ui::metrics::registry(crate::ui::metrics::GatewayCollector {
+        counters: counters.clone(),
+        profiles,
+        snapshot: snapshot.clone(),
+    });
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(address = %format!("http://{address}/"), "operator page");
+    let state = std::sync::Arc::new(crate::ui::UiState {
+        site: config.gateway.site.clone(),
+        gw: config.gateway.id.clone(),
+        snapshot,
+        counters,
+        requests,
+        devices: config.devices.iter().map(crate::ui::DeviceInfo::of).collect(),
+        tokens: Default::default(),
+        catalog,
+        password: config.ui.password_hash.as_deref().and_then(crate::ui::auth::PasswordHash::parse),
+        language: config.ui.language.clone(),
+        registry,
+        state_dir: config.gateway.state_dir.clone(),
+        shutdown: shutdown.clone(),
+    });
+    Some(tokio::spawn(crate::ui::serve(listener, state, shutdown)))
 }

@@ -73,6 +73,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     if ble.is_ok() {
         text.push_str(BLE_DEVICES);
     }
+    let page_port = broker::free_port()?;
+    text.push_str(&format!("\n[ui]\nlisten = \"127.0.0.1:{page_port}\"\n"));
     let scope_folder = dir.path().join("microscope-out");
     std::fs::create_dir_all(&scope_folder)?;
     text.push_str(&format!(
@@ -83,6 +85,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
 
     writeln!(out, "spokegate demo: broker mqtt://127.0.0.1:{port}, gateway kid {}", key.public().kid_hex())?;
+    writeln!(out, "  operator page: http://127.0.0.1:{page_port}/ (metrics: /metrics)")?;
     writeln!(out, "  monitor-1  IHE PCD-01 HL7 over MLLP on {}", monitor.path.display())?;
     writeln!(out, "  glucose-1  OneTouch Ultra 2 answering DM?, DM@, DMF, DMT and DMP on {}", meter.path.display())?;
     writeln!(

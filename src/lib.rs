@@ -41,6 +41,8 @@
 //!   (`spokegate watch --record`).
 //! - [`config`] and [`profile`] read operators' TOML in two stages (serde schema, then named checks
 //!   reporting every problem with file, line, column and item: [`diagnostic`]).
+//! - [`ui`] serves the operator's page (live state, consult, device buttons, five languages) and
+//!   the Prometheus metrics from the daemon's own picture of itself ([`snapshot`]).
 //! - [`daemon`] wires the stages with bounded channels; [`shutdown`] is the one stop signal;
 //!   [`systemd`] speaks sd_notify. [`demo`] and [`sim`] run it all on one machine; [`capture`] decodes
 //!   offline for `spokegate profile test`.
@@ -74,5 +76,6 @@ pub mod sim;
 pub mod snapshot;
 pub mod systemd;
 pub mod transport;
+pub mod ui;
 pub mod units;
 pub mod wave;

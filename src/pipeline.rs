@@ -219,6 +219,25 @@ impl Signer {
     }
 }
 
+/// What signing and committing cost, summed (for the metrics: sum / count is the mean).
+#[derive(Debug, Default)]
+pub struct PipelineTimes {
+    pub signed: std::sync::atomic::AtomicU64,
+    pub sign_micros: std::sync::atomic::AtomicU64,
+    pub commits: std::sync::atomic::AtomicU64,
+    pub commit_micros: std::sync::atomic::AtomicU64,
+}
+
+impl PipelineTimes {
+    fn add(&self, signed: usize, sign: std::time::Duration, commit: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.signed.fetch_add(signed as u64, Relaxed);
+        self.sign_micros.fetch_add(sign.as_micros() as u64, Relaxed);
+        self.commits.fetch_add(1, Relaxed);
+        self.commit_micros.fetch_add(commit.as_micros() as u64, Relaxed);
+    }
+}
+
 /// Turns accepted readings into signed, committed queue records.
 pub struct Sealer {
     pub signer: Arc<Signer>,
@@ -231,6 +250,8 @@ pub struct Sealer {
     pub sync_within: std::time::Duration,
     /// Beats on every turn of the loop (the watchdog's sign of life).
     pub heartbeat: Arc<crate::systemd::Heartbeat>,
+    /// Signing and commit times.
+    pub times: Arc<PipelineTimes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +306,13 @@ fn sign_all(
 /// Numbers, stamps, signs and commits jobs. A consult change in the batch applies to the jobs
 /// after it, and is committed with them. With `sync`, the commit is on disk before this returns
 /// (someone waits to hear it is stored); otherwise the periodic sync covers it.
-fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, mut jobs: Vec<ToSign>, sync: bool) -> Round {
+fn sign_and_commit(
+    signer: &Signer,
+    queue: &Mutex<Queue>,
+    mut jobs: Vec<ToSign>,
+    sync: bool,
+    times: &PipelineTimes,
+) -> Round {
     let first = match lock(queue).reserve_seqs(jobs.len() as u64) {
         Ok(first) => first,
         Err(e) => {
@@ -306,7 +333,9 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, mut jobs: Vec<ToSign>,
             change_at = Some(i);
         }
     }
+    let started = std::time::Instant::now();
     let signed = sign_all(signer, &mut jobs, first, &consults, &stamp);
+    let sign_time = started.elapsed();
     let mut changed: Option<StoredConsult> = None;
     let mut records = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
@@ -333,6 +362,7 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, mut jobs: Vec<ToSign>,
             Err(e) => tracing::error!(error = %e, "cannot sign a message; not acknowledged"),
         }
     }
+    let committing = std::time::Instant::now();
     let committed = {
         let mut q = lock(queue);
         let c = q.commit_unsynced(&records, &memories, changed.as_ref());
@@ -342,6 +372,7 @@ fn sign_and_commit(signer: &Signer, queue: &Mutex<Queue>, mut jobs: Vec<ToSign>,
             c
         }
     };
+    times.add(records.len(), sign_time, committing.elapsed());
     let retained = changed.map(|c| Publication {
         topic: topics::consult(&signer.site, &signer.gw),
         payload: c.envelope,
@@ -412,13 +443,16 @@ impl Sealer {
                 }
             }
             if !jobs.is_empty() {
+                self.note_last(&jobs);
                 // Synced now when someone is told it is stored; else by the periodic sync.
                 let wait = sync_within.is_zero() || jobs.iter().any(|j| j.accepted.is_some() || j.remember.is_some());
                 let round = if jobs.len() <= INLINE_BATCH && !wait {
-                    Some(sign_and_commit(&self.signer, &self.queue, jobs, false))
+                    Some(sign_and_commit(&self.signer, &self.queue, jobs, false, &self.times))
                 } else {
-                    let (signer, queue) = (self.signer.clone(), self.queue.clone());
-                    match tokio::task::spawn_blocking(move || sign_and_commit(&signer, &queue, jobs, wait)).await {
+                    let (signer, queue, times) = (self.signer.clone(), self.queue.clone(), self.times.clone());
+                    match tokio::task::spawn_blocking(move || sign_and_commit(&signer, &queue, jobs, wait, &times))
+                        .await
+                    {
                         Ok(round) => Some(round),
                         Err(e) => {
                             tracing::error!(error = %e, "signing task failed; readings not acknowledged");
@@ -442,6 +476,47 @@ impl Sealer {
             }
         }
         self.sync().await;
+    }
+
+    /// Notes each device's last reading and event for the operator's page (only the last of a
+    /// batch; one update per batch).
+    fn note_last(&self, jobs: &[ToSign]) {
+        use crate::snapshot::{LastEvent, LastReading};
+        let mut last: std::collections::HashMap<&str, (Option<LastReading>, Option<LastEvent>)> = Default::default();
+        for job in jobs {
+            let Some(from) = &job.from else { continue };
+            let entry = last.entry(&from.dev).or_default();
+            match &job.payload {
+                Payload::Obs(obs) => {
+                    if let Some(o) = obs.first() {
+                        entry.0 = Some(LastReading {
+                            name: o.code.name.clone().unwrap_or_else(|| format!("MDC {}", o.code.mdc)),
+                            mdc: o.code.mdc,
+                            value: o.val,
+                            unit: o.unit.ucum.clone(),
+                            t: job.t,
+                        });
+                    }
+                }
+                Payload::Event(e) => {
+                    entry.1 = Some(LastEvent {
+                        code: e.code.clone(),
+                        sev: e.sev.as_str().into(),
+                        text: e.text.clone(),
+                        t: job.t,
+                    })
+                }
+                _ => {}
+            }
+        }
+        if last.values().all(|(r, e)| r.is_none() && e.is_none()) {
+            return;
+        }
+        self.snapshot.send_modify(|snap| {
+            for (dev, (r, e)) in last {
+                snap.signed(dev, r, e);
+            }
+        });
     }
 
     /// Syncs what was committed without a sync (on a blocking thread: it waits for the disk).
@@ -509,7 +584,7 @@ impl Sealer {
                 ToSign::new(from, Payload::Event(event), now_micros(), None)
             })
             .collect();
-        if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs, false).committed.is_ok() {
+        if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs, false, &self.times).committed.is_ok() {
             self.committed.notify_one();
         }
     }
@@ -551,8 +626,8 @@ mod tests {
             health: Arc::default(),
             snapshot,
             sync_within,
-
             heartbeat: Default::default(),
+            times: Default::default(),
         };
         let (input, rx) = mpsc::channel(8);
         let (fresh_tx, fresh) = mpsc::channel(8);

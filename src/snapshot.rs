@@ -33,6 +33,32 @@ pub struct DeviceSnapshot {
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streaming: Option<bool>,
+    /// The last reading signed for the device (its first value), for the operator's page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastReading>,
+    /// The last event signed for the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<LastEvent>,
+}
+
+/// A reading as the operator's page shows it (never a patient identifier: values, codes, units).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastReading {
+    /// MDC reference id or code, as the profile names it.
+    pub name: String,
+    pub mdc: u32,
+    pub value: Option<f64>,
+    pub unit: String,
+    /// Gateway time, µs since the epoch.
+    pub t: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastEvent {
+    pub code: String,
+    pub sev: String,
+    pub text: String,
+    pub t: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,7 +87,21 @@ impl Snapshot {
                 since: s.since.clone(),
                 detail: s.detail.clone(),
                 streaming: s.streaming,
+                last: self.devices.get(dev).and_then(|d| d.last.clone()),
+                last_event: self.devices.get(dev).and_then(|d| d.last_event.clone()),
             },
         );
+    }
+
+    /// Notes what a device just had signed (its first value, or the event).
+    pub fn signed(&mut self, dev: &str, last: Option<LastReading>, event: Option<LastEvent>) {
+        if let Some(d) = self.devices.get_mut(dev) {
+            if last.is_some() {
+                d.last = last;
+            }
+            if event.is_some() {
+                d.last_event = event;
+            }
+        }
     }
 }

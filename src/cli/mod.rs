@@ -66,6 +66,12 @@ pub enum Command {
         #[command(subcommand)]
         command: camera_cmds::CameraCommand,
     },
+    /// The operator's page: `spokegate ui hash-password` reads a password on stdin and prints the
+    /// `[ui] password_hash` for it.
+    Ui {
+        #[command(subcommand)]
+        command: UiCommand,
+    },
     /// Ask a meter for its stored records now (running daemon).
     Fetch {
         dev: String,
@@ -103,6 +109,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UiCommand {
+    /// Read a password (one line on stdin) and print its hash for `[ui] password_hash`.
+    HashPassword,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BleCommand {
     /// List the BLE devices around: address, name, signal strength (RSSI) and advertised services.
     Scan {
@@ -123,6 +135,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Consult { command } => operator::consult(command).await,
         Command::Capture { dev, config } => operator::device_request(&config.config, "capture", &dev).await,
         Command::Camera { command } => camera_cmds::run(command).await,
+        Command::Ui { command: UiCommand::HashPassword } => hash_password(),
         Command::Fetch { dev, config } => operator::device_request(&config.config, "records.fetch", &dev).await,
         Command::Ble { command: BleCommand::Scan { seconds } } => daemon_cmds::ble_scan(seconds).await,
         Command::Watch(w) => hub_cmds::watch(w).await,
@@ -142,4 +155,20 @@ fn config_error(d: &crate::diagnostic::Diagnostics) -> i32 {
 /// Loads a configuration, or prints why not and gives the exit code.
 fn load_config(path: &std::path::Path) -> Result<Config, i32> {
     Config::load(path).map_err(|d| config_error(&d))
+}
+
+/// `spokegate ui hash-password`.
+fn hash_password() -> i32 {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("spokegate: cannot read the password from stdin");
+        return exit::IOERR;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.len() < 8 {
+        eprintln!("spokegate: use a password of at least 8 characters");
+        return exit::DATAERR;
+    }
+    println!("{}", crate::ui::auth::PasswordHash::hash_of(password));
+    exit::OK
 }

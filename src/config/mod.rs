@@ -27,7 +27,28 @@ pub struct Config {
     pub queue: QueuePolicy,
     pub hub: HubConfig,
     pub media: MediaConfig,
+    pub ui: UiConfig,
     pub devices: Vec<DeviceConfig>,
+}
+
+/// The operator's page (`[ui]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiConfig {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+    pub password_hash: Option<String>,
+    pub language: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8480)),
+            password_hash: None,
+            language: "en".into(),
+        }
+    }
 }
 
 /// What deletes a message from the durable queue.
@@ -355,6 +376,7 @@ impl Config {
 
         let hub = hub_config(&raw.hub, base, &mut at);
         let media = images::media_config(&raw.media, &mut at);
+        let ui = ui_config(&raw.ui, &mut at);
         if let Some(b) = &raw.mqtt.max_bytes_per_sec {
             if *b.get_ref() < 1000 {
                 at(b.span(), "mqtt.max_bytes_per_sec", "must be at least 1000 bytes per second".into());
@@ -389,10 +411,44 @@ impl Config {
             queue,
             hub,
             media,
+            ui,
             devices,
         };
         problems.into_result(config)
     }
+}
+
+/// `[ui]`: where the page listens; another address than loopback only with a password.
+fn ui_config(raw: &raw::RawUi, at: &mut dyn FnMut(std::ops::Range<usize>, &str, String)) -> UiConfig {
+    let mut ui = UiConfig { enabled: raw.enabled.unwrap_or(true), ..UiConfig::default() };
+    if let Some(l) = &raw.listen {
+        match l.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(a) => ui.listen = a,
+            Err(_) => at(l.span(), "ui.listen", format!("`{}` is not an address like 127.0.0.1:8480", l.get_ref())),
+        }
+    }
+    if let Some(h) = &raw.password_hash {
+        if crate::ui::auth::PasswordHash::parse(h.get_ref()).is_none() {
+            at(h.span(), "ui.password_hash", "not a hash from `spokegate ui hash-password`".into());
+        }
+        ui.password_hash = Some(h.get_ref().clone());
+    }
+    if ui.enabled && !ui.listen.ip().is_loopback() && ui.password_hash.is_none() {
+        let span = raw.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
+        at(
+            span,
+            "ui.listen",
+            "the page on another address than loopback needs a password: set password_hash (spokegate ui hash-password)"
+                .into(),
+        );
+    }
+    if let Some(l) = &raw.language {
+        if !crate::ui::i18n::LANGUAGES.contains(&l.get_ref().as_str()) {
+            at(l.span(), "ui.language", format!("one of {}", crate::ui::i18n::LANGUAGES.join(", ")));
+        }
+        ui.language = l.get_ref().clone();
+    }
+    ui
 }
 
 /// The uplink's TLS files, read now as the uplink will read them (a CA or client certificate that

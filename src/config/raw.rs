@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub hub: RawHub,
     #[serde(default)]
     pub media: RawMedia,
+    #[serde(default)]
+    pub ui: RawUi,
     #[serde(default, rename = "device")]
     pub devices: Vec<RawDevice>,
 }
@@ -77,6 +79,19 @@ pub struct RawFolder {
 #[serde(deny_unknown_fields)]
 pub struct RawCameraPort {
     pub path: PathBuf,
+}
+
+/// `[ui]`: the operator's page and the metrics.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    pub enabled: Option<bool>,
+    /// `127.0.0.1:8480` by default.
+    pub listen: Option<Spanned<String>>,
+    /// `spokegate ui hash-password` output; required to listen on another address than loopback.
+    pub password_hash: Option<Spanned<String>>,
+    /// The page's language when the browser asks for none the gateway has (`en`).
+    pub language: Option<Spanned<String>>,
 }
 
 /// `[media]`: how images are cut and bounded.

@@ -38,6 +38,8 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str, &'static 
         ("camera and folder", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"/srv/out\" }}\ncamera = {{ path = \"/dev/video0\" }}\n"), 10, "device[0].folder", "not both"),
         ("folder pattern with a slash", format!("{GOOD_GATEWAY}{GOOD_MQTT}[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"/srv/out\", pattern = \"a/*.jpg\" }}\n"), 10, "device[0].folder.pattern", "no `/`"),
         ("media part larger than a packet", format!("{GOOD_GATEWAY}{GOOD_MQTT}[media]\npart_kb = 5000\n"), 8, "media.part_kb", "MQTT packet"),
+        ("page on every address without a password", format!("{GOOD_GATEWAY}{GOOD_MQTT}[ui]\nlisten = \"0.0.0.0:8480\"\n"), 8, "ui.listen", "password"),
+        ("page password not a hash", format!("{GOOD_GATEWAY}{GOOD_MQTT}[ui]\npassword_hash = \"secret\"\n"), 8, "ui.password_hash", "hash-password"),
         ("byte cap too small", format!("{GOOD_GATEWAY}{GOOD_MQTT}max_bytes_per_sec = 10\n"), 7, "mqtt.max_bytes_per_sec", "at least"),
     ]
 }

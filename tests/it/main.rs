@@ -18,6 +18,7 @@ mod hub_trust;
 mod media;
 mod meters;
 mod package;
+mod page;
 mod python_hub;
 mod robustness;
 mod service;
