@@ -38,7 +38,8 @@
 //!        class INTEGER,                        -- 0 spot (obs, event), 1 wave, 2 media
 //!        created INTEGER,                      -- gateway time of the commit, µs since the epoch
 //!        topic TEXT, payload BLOB)             -- the MQTT topic and the signed COSE_Sign1 bytes
-//! outbox_class ON outbox(class, seq)           -- each class read in order
+//! outbox_wave ON outbox(seq) WHERE class = 1    -- waveform rows read in order, and media rows
+//! outbox_media ON outbox(seq) WHERE class = 2   -- (spot rows, the most frequent, are read by seq)
 //! device_memory(dev TEXT PRIMARY KEY, value TEXT)  -- per device: the last record delivered
 //!                                                  -- (RACP, meter memory), so a restart fetches only newer
 //! consult(one = 1, consult, since, by, cmd,        -- the consult binding and the signed `consult` body
