@@ -258,8 +258,9 @@ async fn events(State(s): State<Arc<UiState>>) -> impl IntoResponse {
         if !first {
             // On a change of the picture, or every second (queue figures, times).
             let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
-            // Coalesce a burst of changes.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Coalesce a burst of changes: at most four updates a second (each is the whole state,
+            // about 3 kB, and a queue figure read).
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let data = serde_json::to_string(&s.view()).unwrap_or_default();
         Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), (s, rx, false)))
