@@ -129,12 +129,7 @@ async fn scenario(label: &str, image: &[u8], cap: Option<u64>) {
     let waves_seen = wave_arrivals(port, keys);
     let gateway = common::gateway(&config, &[]);
     let pid = gateway.0.id();
-    let mut peer = ecg.peer;
-    let ptb = waves::ptbxl_00001();
-    let replay = tokio::spawn(async move {
-        let _ =
-            waves::replay(&mut peer, &ptb, waves::WireProtocol::TextRows, 1.0, None, Duration::from_millis(20)).await;
-    });
+    let replay = waves::spawn_looped(ecg.peer, waves::ptbxl_00001(), waves::WireProtocol::TextRows);
     // The ECG flows before the image is asked for.
     let deadline = Instant::now() + Duration::from_secs(30);
     while waves_seen.lock().unwrap().len() < 20 {

@@ -48,12 +48,7 @@ async fn run() {
     .unwrap();
     let gateway = common::gateway(&config, &[]);
     let pid = gateway.0.id();
-    let mut peer = ecg.peer;
-    let ptb = waves::ptbxl_00001();
-    let replay = tokio::spawn(async move {
-        let _ =
-            waves::replay(&mut peer, &ptb, waves::WireProtocol::TextRows, 1.0, None, Duration::from_millis(20)).await;
-    });
+    let replay = waves::spawn_looped(ecg.peer, waves::ptbxl_00001(), waves::WireProtocol::TextRows);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let without = cpu_over(pid, WINDOW).await;
 

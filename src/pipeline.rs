@@ -478,28 +478,33 @@ impl Sealer {
         self.sync().await;
     }
 
-    /// Notes each device's last reading and event for the operator's page (only the last of a
-    /// batch; one update per batch).
+    /// Notes each device's last reading and event for the operator's page: the batch is read from
+    /// its end, so only the last of each is copied, and the picture changes once per batch.
     fn note_last(&self, jobs: &[ToSign]) {
         use crate::snapshot::{LastEvent, LastReading};
-        let mut last: std::collections::HashMap<&str, (Option<LastReading>, Option<LastEvent>)> = Default::default();
-        for job in jobs {
+        let mut last: Vec<(&str, Option<LastReading>, Option<LastEvent>)> = Vec::new();
+        for job in jobs.iter().rev() {
             let Some(from) = &job.from else { continue };
-            let entry = last.entry(&from.dev).or_default();
-            match &job.payload {
-                Payload::Obs(obs) => {
-                    if let Some(o) = obs.first() {
-                        entry.0 = Some(LastReading {
-                            name: o.code.name.clone().unwrap_or_else(|| format!("MDC {}", o.code.mdc)),
-                            mdc: o.code.mdc,
-                            value: o.val,
-                            unit: o.unit.ucum.clone(),
-                            t: job.t,
-                        });
-                    }
+            let i = match last.iter().position(|(d, _, _)| *d == &*from.dev) {
+                Some(i) => i,
+                None => {
+                    last.push((&from.dev, None, None));
+                    last.len() - 1
                 }
-                Payload::Event(e) => {
-                    entry.1 = Some(LastEvent {
+            };
+            let entry = &mut last[i];
+            match &job.payload {
+                Payload::Obs(obs) if entry.1.is_none() => {
+                    entry.1 = obs.first().map(|o| LastReading {
+                        name: o.code.name.clone().unwrap_or_else(|| format!("MDC {}", o.code.mdc)),
+                        mdc: o.code.mdc,
+                        value: o.val,
+                        unit: o.unit.ucum.clone(),
+                        t: job.t,
+                    });
+                }
+                Payload::Event(e) if entry.2.is_none() => {
+                    entry.2 = Some(LastEvent {
                         code: e.code.clone(),
                         sev: e.sev.as_str().into(),
                         text: e.text.clone(),
@@ -509,11 +514,11 @@ impl Sealer {
                 _ => {}
             }
         }
-        if last.values().all(|(r, e)| r.is_none() && e.is_none()) {
+        if last.iter().all(|(_, r, e)| r.is_none() && e.is_none()) {
             return;
         }
         self.snapshot.send_modify(|snap| {
-            for (dev, (r, e)) in last {
+            for (dev, r, e) in last {
                 snap.signed(dev, r, e);
             }
         });

@@ -135,7 +135,8 @@ impl ImageDevice {
             extra.insert("cmd".into(), c.into());
         }
         let parts = split(&still, &self.cfg.id, &PartPlan { part_bytes: self.media.part_bytes }, extra);
-        let (id, n) = (parts[0].id.clone(), parts.len());
+        let Some(id) = parts.first().map(|p| p.id.clone()) else { return Err(StillError::Empty) };
+        let n = parts.len();
         let (tx, rx) = oneshot::channel();
         let mut receipt = Some(tx);
         let mut remember = remember;

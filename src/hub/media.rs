@@ -54,7 +54,7 @@ pub enum MediaProgress {
 pub enum MediaError {
     #[error("media part is not usable: {0}")]
     Invalid(String),
-    #[error("image {id}: the joined parts do not match its SHA-256 (parts kept for inspection)")]
+    #[error("image {id}: the joined parts do not match its size or SHA-256 (parts kept for inspection)")]
     Sha256 { id: String },
     #[error("media store: {0}")]
     Io(#[from] std::io::Error),
@@ -162,12 +162,20 @@ impl MediaStore {
         mut records: Vec<PartRecord>,
     ) -> Result<MediaProgress, MediaError> {
         records.sort_by_key(|r| r.part);
-        let first = records[0].clone();
-        let mut bytes = Vec::with_capacity(first.size as usize);
+        let Some(first) = records.first().cloned() else { return Err(invalid("no parts")) };
+        // The parts' sizes must add up to the claimed size before anything that size is read.
+        let mut stored = 0u64;
+        for r in &records {
+            stored += std::fs::metadata(dir.join(format!("{}.bin", r.part)))?.len();
+        }
+        if stored != first.size {
+            return Err(MediaError::Sha256 { id: id.to_string() });
+        }
+        let mut bytes = Vec::with_capacity(stored as usize);
         for r in &records {
             bytes.extend(std::fs::read(dir.join(format!("{}.bin", r.part)))?);
         }
-        if bytes.len() as u64 != first.size || crate::media::parts::sha256_hex(&bytes) != first.sha256 {
+        if crate::media::parts::sha256_hex(&bytes) != first.sha256 {
             return Err(MediaError::Sha256 { id: id.to_string() });
         }
         let path = self.image_path(site, gw, &first.dev, id, format);

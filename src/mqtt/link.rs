@@ -606,7 +606,29 @@ impl Link {
         }
     }
 
+    /// Publishes a queued message (first send); false when the client is full.
     fn send(
+        &mut self,
+        client: &AsyncClient,
+        s: &mut Session,
+        seq: u64,
+        class: Class,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> bool {
+        if !self.publish_queued(client, s, seq, class, topic, payload) {
+            return false;
+        }
+        let lane = &mut s.lanes[class as usize];
+        lane.last_sent = lane.last_sent.max(seq);
+        self.inputs.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.publish_unacked();
+        true
+    }
+
+    /// Hands a queued message to the client and records it as out: awaiting its packet id, in
+    /// the byte budget, among the media parts in flight, and (hub delivery) awaiting a hub's ack.
+    fn publish_queued(
         &mut self,
         client: &AsyncClient,
         s: &mut Session,
@@ -619,20 +641,17 @@ impl Link {
         if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
             return false;
         }
+        let now = std::time::Instant::now();
         if let Some(p) = self.pacer.as_mut() {
-            p.spent(class, bytes, std::time::Instant::now());
+            p.spent(class, bytes, now);
         }
         if class == Class::Media {
             s.media_out += 1;
         }
         s.awaiting_pkid.push_back(Some((seq, class)));
-        let lane = &mut s.lanes[class as usize];
-        lane.last_sent = lane.last_sent.max(seq);
-        self.inputs.counters.published.fetch_add(1, Ordering::Relaxed);
         if let Some(h) = self.hub.as_mut() {
-            h.sent(seq, std::time::Instant::now());
+            h.sent(seq, now);
         }
-        self.publish_unacked();
         true
     }
 
@@ -663,21 +682,10 @@ impl Link {
         }
         tracing::debug!(count = rows.len(), "sending again what no hub acknowledged");
         for r in rows {
-            let bytes = lanes::wire_bytes(&r.topic, r.payload.len());
-            if client.try_publish(r.topic, QoS::AtLeastOnce, false, r.payload).is_err() {
+            if !self.publish_queued(client, s, r.seq, r.class, r.topic, r.payload) {
                 break;
             }
-            if let Some(p) = self.pacer.as_mut() {
-                p.spent(r.class, bytes, now);
-            }
-            if r.class == Class::Media {
-                s.media_out += 1;
-            }
-            s.awaiting_pkid.push_back(Some((r.seq, r.class)));
             self.inputs.counters.resent.fetch_add(1, Ordering::Relaxed);
-            if let Some(h) = self.hub.as_mut() {
-                h.sent(r.seq, now);
-            }
         }
     }
 

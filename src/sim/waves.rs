@@ -163,6 +163,14 @@ pub async fn replay(
     }
 }
 
+/// Replays `rec` at its real rate, looping, on a task of its own until the task is aborted or the
+/// device's far end closes: a device streaming through a whole consult.
+pub fn spawn_looped(mut peer: PtyPeer, rec: Recording, protocol: WireProtocol) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = replay(&mut peer, &rec, protocol, 1.0, None, Duration::from_millis(20)).await;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

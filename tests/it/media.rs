@@ -478,12 +478,7 @@ async fn a_5_mb_image_over_256_kbit_s_leaves_the_ecg_on_time() {
     drop(sub);
 
     // The ECG at its real rate (PTB-XL 00001 looped), then the image.
-    let mut peer = ecg.peer;
-    let ptb = waves::ptbxl_00001();
-    let ecg_task = tokio::spawn(async move {
-        let _ =
-            waves::replay(&mut peer, &ptb, waves::WireProtocol::TextRows, 1.0, None, Duration::from_millis(20)).await;
-    });
+    let ecg_task = waves::spawn_looped(ecg.peer, waves::ptbxl_00001(), waves::WireProtocol::TextRows);
     let image = big_jpeg(5 << 20);
     std::fs::write(folder.join("whole-slide.jpg"), &image).unwrap();
     let images = images_at_hub(&record, 1, Duration::from_secs(600)).await;
