@@ -9,5 +9,5 @@ pub mod parts;
 pub mod scrub;
 mod still;
 
-pub use parts::{media_id, split, PartPlan};
+pub use parts::{media_id, sha256_hex, split, PartPlan};
 pub use still::{ImageFormat, Still, StillError};

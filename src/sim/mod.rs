@@ -6,6 +6,7 @@ pub mod astm;
 pub mod ble_mock;
 pub mod broker;
 pub mod camera;
+pub mod mosquitto;
 pub mod onetouch;
 mod pty;
 pub mod recordings;

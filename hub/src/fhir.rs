@@ -1,0 +1,3 @@
+pub fn routes() -> axum::Router<crate::http::AppState> {
+    axum::Router::new()
+}

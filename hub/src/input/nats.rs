@@ -1,0 +1,124 @@
+//! NATS JetStream: gateways publish MQTT to the cluster's MQTT listener, NATS maps
+//! `spokegate/v1/...` to subjects `spokegate.v1....`, a replicated work-queue stream keeps the
+//! gateway-signed ones, and every instance pulls from one durable consumer. Acknowledgements to
+//! gateways go out as core NATS messages on the subject their MQTT subscription maps to.
+
+use super::{Delivery, Token};
+use crate::config::NatsInput;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::{FutureExt, StreamExt};
+use std::time::Duration;
+
+/// What the stream keeps: gateway bodies (device readings, waveforms, media, events, consult,
+/// replies) and hubs' commands; not acknowledgements or the unsigned status.
+pub const SUBJECTS: &[&str] = &[
+    "spokegate.v1.*.*.dev.>",
+    "spokegate.v1.*.*.event",
+    "spokegate.v1.*.*.consult",
+    "spokegate.v1.*.*.reply.>",
+    "spokegate.v1.*.*.cmd.>",
+];
+
+/// How long JetStream waits for a settle before giving the message to another instance.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+pub struct NatsSource {
+    client: async_nats::Client,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    messages: pull::Stream,
+}
+
+pub fn subject_of(topic: &str) -> String {
+    topic.replace('/', ".")
+}
+
+pub fn topic_of(subject: &str) -> String {
+    subject.replace('.', "/")
+}
+
+impl NatsSource {
+    pub async fn open(cfg: &NatsInput) -> anyhow::Result<NatsSource> {
+        let servers: Vec<async_nats::ServerAddr> = cfg.servers.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .name("spokegate-hub")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(servers)
+            .await?;
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.stream.clone(),
+                subjects: SUBJECTS.iter().map(|s| s.to_string()).collect(),
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                num_replicas: cfg.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("JetStream stream {}: {e}", cfg.stream))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &cfg.consumer,
+                pull::Config {
+                    durable_name: Some(cfg.consumer.clone()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: 20_000,
+                    num_replicas: cfg.replicas,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("JetStream consumer {}: {e}", cfg.consumer))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(500)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await?;
+        Ok(NatsSource { client, consumer, messages })
+    }
+
+    fn delivery(item: Result<jetstream::Message, impl std::fmt::Display>) -> Option<Delivery> {
+        match item {
+            Ok(m) => Some(Delivery {
+                topic: topic_of(m.subject.as_str()),
+                payload: m.payload.clone(),
+                token: Token::Nats(Box::new(m)),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream pull: retrying");
+                None
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let item = self.messages.next().await?;
+            if let Some(d) = Self::delivery(item) {
+                return Some(d);
+            }
+        }
+    }
+
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        Self::delivery(self.messages.next().now_or_never()??)
+    }
+
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        self.client.publish(subject_of(topic), payload.into()).await?;
+        Ok(())
+    }
+
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    pub async fn lag(&self) -> Option<u64> {
+        let mut c = self.consumer.clone();
+        c.info().await.ok().map(|i| i.num_pending)
+    }
+}

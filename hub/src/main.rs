@@ -1,0 +1,237 @@
+//! `spokegate-hub`: the hub service at national scale. See the README's hub section.
+
+mod batch;
+mod config;
+mod db;
+mod fhir;
+mod http;
+mod images;
+mod ingest;
+mod input;
+mod keys;
+mod metrics;
+mod store;
+
+use clap::{Parser, Subcommand};
+use spokegate::exit;
+use spokegate::sign::{Binding, BoundKey, SigningKey};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "spokegate-hub",
+    version,
+    about = "Verifying ingest of spokegate gateways into PostgreSQL, served as FHIR R4"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest from the configured input, store, acknowledge, serve HTTP (health, metrics, FHIR).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create or upgrade the database schema.
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The keys this hub trusts.
+    Keys {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// The hub's own public key (JWK bound to its id) for gateways' `[hub] keys`; creates the key if missing.
+    Identity {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Trust a key: a JWK file bound to a gateway (as `spokegate key show` prints it) or to a hub.
+    Add {
+        jwk: Vec<PathBuf>,
+    },
+    List,
+    /// Stop trusting a key, for good.
+    Revoke {
+        kid: String,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tokio_postgres=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    std::process::exit(rt.block_on(run(cli)));
+}
+
+fn load_config(path: &Path) -> Result<config::HubConfig, i32> {
+    config::HubConfig::load(path).map_err(|d| {
+        eprintln!("{d}");
+        exit::CONFIG
+    })
+}
+
+async fn connect(cfg: &config::HubConfig) -> Result<tokio_postgres::Client, i32> {
+    db::connect(&cfg.database.url).await.map_err(|e| {
+        eprintln!("{e}");
+        exit::UNAVAILABLE
+    })
+}
+
+fn hub_key(cfg: &config::HubConfig) -> Result<SigningKey, i32> {
+    let path = &cfg.hub.key;
+    let key = if path.exists() { SigningKey::load(path) } else { SigningKey::generate_hub(path, &cfg.hub.id) }
+        .map_err(|e| {
+            eprintln!("{}: {e}", path.display());
+            exit::CANTCREAT
+        })?;
+    if key.hub() != Some(cfg.hub.id.as_str()) {
+        eprintln!("{}: this key is not a key of hub `{}`", path.display(), cfg.hub.id);
+        return Err(exit::CONFIG);
+    }
+    Ok(key)
+}
+
+async fn run(cli: Cli) -> i32 {
+    match try_run(cli).await {
+        Ok(()) => exit::OK,
+        Err(code) => code,
+    }
+}
+
+async fn try_run(cli: Cli) -> Result<(), i32> {
+    match cli.command {
+        Command::Migrate { config } => {
+            let cfg = load_config(&config)?;
+            let mut client = connect(&cfg).await?;
+            let applied = db::migrate(&mut client).await.map_err(|e| {
+                eprintln!("{e}");
+                exit::SOFTWARE
+            })?;
+            println!("schema up to date (applied now: {applied:?})");
+            Ok(())
+        }
+        Command::Identity { config } => {
+            let cfg = load_config(&config)?;
+            let key = hub_key(&cfg)?;
+            let bound = BoundKey { key: key.public().clone(), binding: Binding::Hub { hub: cfg.hub.id.clone() } };
+            println!("{}", bound.to_jwk());
+            Ok(())
+        }
+        Command::Keys { config, action } => {
+            let cfg = load_config(&config)?;
+            let client = connect(&cfg).await?;
+            db::check_schema(&client).await.map_err(|e| {
+                eprintln!("{e}");
+                exit::CONFIG
+            })?;
+            keys_command(&client, action).await
+        }
+        Command::Serve { config } => {
+            let cfg = load_config(&config)?;
+            serve(cfg).await
+        }
+    }
+}
+
+async fn keys_command(client: &tokio_postgres::Client, action: KeysAction) -> Result<(), i32> {
+    match action {
+        KeysAction::Add { jwk } => {
+            for path in jwk {
+                let bound = spokegate::sign::read_bound_keys(&path).map_err(|e| {
+                    eprintln!("{}: {e}", path.display());
+                    exit::DATAERR
+                })?;
+                for k in bound {
+                    let new = keys::add(client, &k).await.map_err(|e| {
+                        eprintln!("{}: {e}", path.display());
+                        exit::DATAERR
+                    })?;
+                    println!("{} {}", k.key.kid_hex(), if new { "trusted" } else { "already trusted" });
+                }
+            }
+        }
+        KeysAction::List => {
+            for k in keys::list(client).await.map_err(|e| {
+                eprintln!("{e}");
+                exit::UNAVAILABLE
+            })? {
+                println!("{}  {}{}", k.kid, k.binding, if k.revoked { "  (revoked)" } else { "" });
+            }
+        }
+        KeysAction::Revoke { kid } => {
+            keys::revoke(client, &kid).await.map_err(|e| {
+                eprintln!("{e}");
+                exit::DATAERR
+            })?;
+            println!("{kid} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
+    let key = Arc::new(hub_key(&cfg)?);
+    let client = connect(&cfg).await?;
+    db::check_schema(&client).await.map_err(|e| {
+        eprintln!("{e}");
+        exit::CONFIG
+    })?;
+    let reads = Arc::new(connect(&cfg).await?);
+    let store = store::Store::new(client).await.map_err(|e| {
+        eprintln!("PostgreSQL: {e}");
+        exit::UNAVAILABLE
+    })?;
+    let source = input::Source::open(&cfg.input).await.map_err(|e| {
+        eprintln!("input: {e:#}");
+        exit::UNAVAILABLE
+    })?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|e| {
+        eprintln!("http.listen {}: {e}", cfg.http.listen);
+        exit::UNAVAILABLE
+    })?;
+    let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads });
+    let (trigger, shutdown) = spokegate::shutdown::channel();
+    let mut http_stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.triggered().await }).await;
+    });
+    let own = BoundKey { key: key.public().clone(), binding: Binding::Hub { hub: cfg.hub.id.clone() } };
+    let acker = spokegate::hub::Acker::new(key, cfg.ack.max_delay, 1000).ok_or(exit::CONFIG)?;
+    let ingest = ingest::Ingest::new(store, source, acker, metrics, ready, cfg.database.url.clone(), own)
+        .await
+        .map_err(|e| {
+            eprintln!("{e:#}");
+            exit::UNAVAILABLE
+        })?;
+    tokio::spawn(async move {
+        spokegate::shutdown::signal().await;
+        trigger.trigger();
+    });
+    tracing::info!(listen = %cfg.http.listen, hub = cfg.hub.id, "spokegate-hub serving");
+    let result = ingest.run(shutdown).await;
+    let _ = server.await;
+    result.map_err(|e| {
+        eprintln!("{e:#}");
+        exit::SOFTWARE
+    })
+}

@@ -1,0 +1,112 @@
+//! The service's Prometheus metrics (`GET /metrics`): messages stored per second is
+//! `rate(spokegate_hub_messages_stored_total[1m])`; no site, gateway or consult in labels.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub stored: Counter,
+    pub duplicates: Counter,
+    pub quarantined: Family<Labels, Counter>,
+    pub commands: Counter,
+    pub images: Counter,
+    pub images_mismatched: Counter,
+    pub passed_over: Counter,
+    pub acks_sent: Counter,
+    pub batches: Counter,
+    pub commit_failures: Counter,
+    pub commit_seconds: Histogram,
+    pub consumer_pending: Gauge,
+    pub input_connected: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            stored: Counter::default(),
+            duplicates: Counter::default(),
+            quarantined: Family::default(),
+            commands: Counter::default(),
+            images: Counter::default(),
+            images_mismatched: Counter::default(),
+            passed_over: Counter::default(),
+            acks_sent: Counter::default(),
+            batches: Counter::default(),
+            commit_failures: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            consumer_pending: Gauge::default(),
+            input_connected: Gauge::default(),
+        };
+        for r in crate::batch::REASONS {
+            let _ = m.quarantined.get_or_create(&vec![("reason".to_string(), r.to_string())]);
+        }
+        let r = &mut m.registry;
+        r.register(
+            "spokegate_hub_messages_stored",
+            "Signed gateway messages stored (first time each)",
+            m.stored.clone(),
+        );
+        r.register(
+            "spokegate_hub_messages_duplicate",
+            "Messages delivered again and already stored",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "spokegate_hub_messages_quarantined",
+            "Messages that did not verify, by reason",
+            m.quarantined.clone(),
+        );
+        r.register("spokegate_hub_commands_stored", "Hub commands seen and stored", m.commands.clone());
+        r.register("spokegate_hub_images_stored", "Images whose parts all arrived and matched", m.images.clone());
+        r.register(
+            "spokegate_hub_images_mismatched",
+            "Images whose joined parts did not match their SHA-256",
+            m.images_mismatched.clone(),
+        );
+        r.register(
+            "spokegate_hub_messages_passed_over",
+            "Unsigned status and hub acknowledgements seen",
+            m.passed_over.clone(),
+        );
+        r.register("spokegate_hub_acks_sent", "Signed acknowledgements sent to gateways", m.acks_sent.clone());
+        r.register("spokegate_hub_batches_committed", "Transactions committed", m.batches.clone());
+        r.register("spokegate_hub_commit_failures", "Transactions that failed (retried)", m.commit_failures.clone());
+        r.register_with_unit(
+            "spokegate_hub_commit",
+            "Time to commit one batch",
+            prometheus_client::registry::Unit::Seconds,
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "spokegate_hub_consumer_pending",
+            "Messages waiting at the JetStream consumer",
+            m.consumer_pending.clone(),
+        );
+        r.register(
+            "spokegate_hub_input_connected",
+            "1 when connected to the message engine",
+            m.input_connected.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    pub fn quarantine(&self, reason: &str) {
+        self.quarantined.get_or_create(&vec![("reason".to_string(), reason.to_string())]).inc();
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,7 @@
+//! The hub service against real services: the machine's PostgreSQL (a database per test), a
+//! mosquitto and a 3-node NATS cluster started by the tests on loopback ports, real gateways (the
+//! daemon) publishing over MQTT, and `spokegate-hub` processes.
+
+mod exactly_once;
+mod quarantine;
+mod support;

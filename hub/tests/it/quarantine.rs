@@ -1,0 +1,97 @@
+//! What does not verify is kept apart with its reason and never reaches the readings tables: a
+//! body signed by another gateway's key, a tampered body, a key nobody trusts.
+
+use crate::support::*;
+use spokegate::model::{Body, BodyFormat, Code, Observation, Unit};
+use spokegate::pipeline::{make_body, Payload, Source};
+use spokegate::sign::{seal, Binding, BoundKey, SigningKey};
+use spokegate::sim::mosquitto::Mosquitto;
+
+fn reading(site: &str, gw: &str, seq: u64, value: f64) -> Body {
+    let from = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
+    let obs = vec![Observation::measured(
+        Code { mdc: 150021, loinc: Some("8480-6".into()), name: None },
+        value,
+        Unit { ucum: "mm[Hg]".into(), mdc: Some(3872) },
+    )];
+    make_body(site, gw, Some(&from), Payload::Obs(obs), seq, spokegate::clock::now_micros(), None)
+}
+
+fn sealed(key: &SigningKey, body: &Body) -> Vec<u8> {
+    seal(key, spokegate::model::encode(body, BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined_with_the_reason() {
+    let db = TestDb::create();
+    let broker = Mosquitto::start();
+    let hub = HubSetup::new(
+        &db,
+        &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"hub-{{instance}}\"\n", broker.port),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_a = SigningKey::generate(&dir.path().join("a.key")).unwrap();
+    let key_b = SigningKey::generate(&dir.path().join("b.key")).unwrap();
+    let stranger = SigningKey::generate(&dir.path().join("x.key")).unwrap();
+    for (k, gw, file) in [(&key_a, "gw-a", "a.jwk"), (&key_b, "gw-b", "b.jwk")] {
+        let bound =
+            BoundKey { key: k.public().clone(), binding: Binding::Gateway { site: "site-1".into(), gw: gw.into() } };
+        std::fs::write(dir.path().join(file), bound.to_jwk()).unwrap();
+        hub.trust(&dir.path().join(file));
+    }
+    let instance = hub.serve("q");
+    instance.ready().await;
+    let topic = "spokegate/v1/site-1/gw-a/dev/vitals-1/obs";
+    let publisher = spokegate_publisher(broker.port).await;
+
+    // gw-b's key on gw-a's body and topic.
+    let wrong_gateway = sealed(&key_b, &reading("site-1", "gw-a", 1, 120.0));
+    // gw-a's own signature, one byte of the body changed afterwards.
+    let mut tampered = sealed(&key_a, &reading("site-1", "gw-a", 2, 121.0));
+    let at =
+        tampered.windows(8).position(|w| w == 121.0f64.to_be_bytes()).map(|i| i + 2).unwrap_or(tampered.len() - 70);
+    tampered[at] ^= 0x01;
+    // A key no one added.
+    let unknown = sealed(&stranger, &reading("site-1", "gw-a", 3, 122.0));
+    // And one good message, so the test knows the instance read them all.
+    let good = sealed(&key_a, &reading("site-1", "gw-a", 4, 123.0));
+    for p in [wrong_gateway, tampered, unknown, good] {
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, p).await.unwrap();
+    }
+    until("the good reading is stored and three are quarantined", PATIENCE, || async {
+        db.count("SELECT count(*) FROM observations").await == 1
+            && db.count("SELECT count(*) FROM quarantine").await == 3
+    })
+    .await;
+    let c = db.client().await;
+    let rows = c.query("SELECT reason, kid, topic, length(payload) FROM quarantine ORDER BY id", &[]).await.unwrap();
+    let reasons: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(reasons, ["key-not-bound", "bad-signature", "unknown-kid"]);
+    let kids: Vec<Option<String>> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(kids[0].as_deref(), Some(key_b.public().kid_hex().as_str()));
+    assert_eq!(kids[2].as_deref(), Some(stranger.public().kid_hex().as_str()));
+    assert!(
+        rows.iter().all(|r| r.get::<_, String>(2) == topic && r.get::<_, i32>(3) > 0),
+        "kept whole, with its topic"
+    );
+    let stored: Vec<f64> =
+        c.query("SELECT value FROM observations", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(stored, [123.0], "only the verified reading is in the readings tables");
+    assert_eq!(db.count("SELECT count(*) FROM messages").await, 1);
+    assert_eq!(instance.metric("spokegate_hub_messages_quarantined_total{reason=\"bad-signature\"}").await, 1.0);
+
+    // The stored message re-verifies from its kept envelope with the key of its kid.
+    let row = c.query_one("SELECT envelope, kid FROM messages", &[]).await.unwrap();
+    let envelope: Vec<u8> = row.get(0);
+    let ring = spokegate::sign::KeyRing::gateway(key_a.public(), "site-1", "gw-a");
+    let (bytes, _) = spokegate::sign::open_from_gateway(&envelope, &ring, "site-1", "gw-a").unwrap();
+    assert_eq!(spokegate::model::Body::decode(&bytes, BodyFormat::Cbor).unwrap().seq, 4);
+    assert_eq!(row.get::<_, String>(1), key_a.public().kid_hex());
+}
+
+/// A plain MQTT client for publishing crafted messages.
+async fn spokegate_publisher(port: u16) -> rumqttc::AsyncClient {
+    let (client, mut ev) = rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("crafter", "127.0.0.1", port), 100);
+    tokio::spawn(async move { while ev.poll().await.is_ok() {} });
+    client
+}

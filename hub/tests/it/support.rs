@@ -1,0 +1,368 @@
+//! Test rigs for the hub service: a PostgreSQL database of its own per test (created and dropped
+//! on the machine's server), `spokegate-hub` processes, gateways (the real daemon, in this
+//! process) reading PTY devices, and a 3-node NATS cluster with JetStream and MQTT.
+
+use spokegate::sim::{KillOnDrop, PtyDevice};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// How long any wait in these tests may last before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    spokegate::sim::broker::free_port().expect("a free loopback port")
+}
+
+/// Waits until `done` holds, failing with `what` after `limit`.
+pub async fn until<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database of the test's own on the machine's PostgreSQL (127.0.0.1:5432, trust auth),
+/// dropped with the test.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql is installed with PostgreSQL");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TestDb {
+    pub fn create() -> TestDb {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("spokegate_hub_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let url = format!("host=127.0.0.1 user=postgres dbname={name}");
+        TestDb { name, url }
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+pub fn hub_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_spokegate-hub")
+}
+
+/// `spokegate-hub ARGS` to completion; its stdout, or the failure.
+pub fn hub_cli(args: &[&str]) -> Result<String, (i32, String)> {
+    let out = Command::new(hub_binary()).args(args).output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+}
+
+/// One hub's configuration (shared by its instances but for the MQTT client id and HTTP port)
+/// and its key.
+pub struct HubSetup {
+    pub dir: tempfile::TempDir,
+    pub db_url: String,
+    pub input: String,
+}
+
+impl HubSetup {
+    /// `input` is the `[input.*]` section.
+    pub fn new(db: &TestDb, input: &str) -> HubSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let s = HubSetup { dir, db_url: db.url.clone(), input: input.to_string() };
+        let cfg = s.config("setup", free_port());
+        hub_cli(&["migrate", "--config", cfg.to_str().unwrap()]).unwrap();
+        let jwk = hub_cli(&["identity", "--config", cfg.to_str().unwrap()]).unwrap();
+        std::fs::write(s.jwk(), jwk).unwrap();
+        s
+    }
+
+    /// The hub's public JWK (for gateways' `[hub] keys`).
+    pub fn jwk(&self) -> PathBuf {
+        self.dir.path().join("hub.jwk")
+    }
+
+    pub fn config(&self, instance: &str, http_port: u16) -> PathBuf {
+        let path = self.dir.path().join(format!("hub-{instance}.toml"));
+        let input = self.input.replace("{instance}", instance);
+        let text = format!(
+            "[hub]\nid = \"hub-test\"\nkey = \"{}/hub.key\"\n[database]\nurl = \"{}\"\n{input}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            self.dir.path().display(),
+            self.db_url
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Trusts a gateway's (or another hub's) JWK file.
+    pub fn trust(&self, jwk: &Path) {
+        let cfg = self.config("setup", free_port());
+        hub_cli(&["keys", "--config", cfg.to_str().unwrap(), "add", jwk.to_str().unwrap()]).unwrap();
+    }
+
+    /// `spokegate-hub serve` as a process of its own (killed when dropped).
+    pub fn serve(&self, instance: &str) -> HubInstance {
+        let port = free_port();
+        let cfg = self.config(instance, port);
+        let log = std::fs::File::create(self.dir.path().join(format!("{instance}.log"))).unwrap();
+        let child = Command::new(hub_binary())
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "info,spokegate_hub=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        HubInstance { proc: KillOnDrop(child), http: port, log: self.dir.path().join(format!("{instance}.log")) }
+    }
+}
+
+pub struct HubInstance {
+    pub proc: KillOnDrop,
+    pub http: u16,
+    log: PathBuf,
+}
+
+impl HubInstance {
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.http, path).await
+    }
+
+    /// Waits until the instance says it is ready.
+    pub async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !matches!(self.get("/readyz").await, Some((200, _))) {
+            assert!(tokio::time::Instant::now() < deadline, "the hub instance is not ready; its log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A counter from its `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let Some((_, text)) = self.get("/metrics").await else { return -1.0 };
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// SIGKILL: no shutdown, no last acknowledgements.
+    pub fn kill(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.proc.0.id().to_string()]).status();
+        self.proc.0.wait().unwrap()
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_string() };
+    Some((status, body))
+}
+
+fn unchunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A gateway (the real daemon, in this process) with one text vital-signs monitor on a PTY,
+/// under hub delivery: its queue empties only by the hub's acknowledgements.
+pub struct Gateway {
+    pub id: String,
+    pub dir: tempfile::TempDir,
+    pub dev: PtyDevice,
+    trigger: spokegate::shutdown::ShutdownTrigger,
+    task: tokio::task::JoinHandle<Result<(), spokegate::daemon::DaemonError>>,
+}
+
+impl Gateway {
+    /// Starts a gateway `site/id` publishing to `mqtt_port`, trusting `hub_jwk`; its own bound
+    /// JWK is at `jwk()` (for the hub to trust before it starts).
+    pub fn start(site: &str, id: &str, mqtt_port: u16, hub_jwk: &Path, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let key = spokegate::sign::SigningKey::generate(&dir.path().join("gateway.key")).unwrap();
+        let bound = spokegate::sign::BoundKey {
+            key: key.public().clone(),
+            binding: spokegate::sign::Binding::Gateway { site: site.into(), gw: id.into() },
+        };
+        std::fs::write(dir.path().join("gateway.jwk"), bound.to_jwk()).unwrap();
+        let dev = PtyDevice::create(&dir.path().join("ttyVITALS")).unwrap();
+        let text = format!(
+            "[gateway]\nsite = \"{site}\"\nid = \"{id}\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\n\
+             [[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n\
+             [hub]\nkeys = [\"{}\"]\ndelivery = \"hub\"\nack_timeout_secs = 3\n{extra}",
+            dir.path().display(),
+            dev.path.display(),
+            hub_jwk.display()
+        );
+        let cfg_path = dir.path().join("spokegate.toml");
+        std::fs::write(&cfg_path, text).unwrap();
+        let config = spokegate::config::Config::load(&cfg_path).unwrap_or_else(|d| panic!("{d}"));
+        let mut c = spokegate::daemon::Counters::default();
+        for d in &config.devices {
+            c.devices.insert(d.id.clone(), Default::default());
+        }
+        let (trigger, shutdown) = spokegate::shutdown::channel();
+        let task = tokio::spawn(async move { spokegate::daemon::run(config, key, shutdown, &mut c).await });
+        Gateway { id: id.into(), dir, dev, trigger, task }
+    }
+
+    pub fn jwk(&self) -> PathBuf {
+        self.dir.path().join("gateway.jwk")
+    }
+
+    /// Sends `values` as systolic pressure readings, one line each.
+    pub async fn send(&mut self, values: &[u32]) {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| format!("SYS={v}\n").into_bytes()).collect();
+        self.dev.peer.send(&bytes).await.unwrap();
+    }
+
+    /// The daemon's queue depth (through its control socket).
+    pub async fn queue_depth(&self) -> Option<u64> {
+        let reply =
+            spokegate::command::socket::request(self.dir.path(), "status", Default::default(), |_| {}).await.ok()?;
+        reply.data?.get("queue")?.get("depth")?.as_u64()
+    }
+
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        let _ = tokio::time::timeout(PATIENCE, self.task).await;
+    }
+}
+
+/// A NATS cluster of three nodes on loopback, each with JetStream and an MQTT listener.
+pub struct NatsCluster {
+    pub client: Vec<u16>,
+    pub mqtt: Vec<u16>,
+    nodes: Vec<Option<KillOnDrop>>,
+    dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    pub fn start() -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let cluster: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mqtt: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<String> = cluster.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+        for i in 0..3 {
+            let store = dir.path().join(format!("js{i}"));
+            let conf = format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n\
+                 cluster {{ name: spokegate-test\n listen: 127.0.0.1:{}\n routes: [{}] }}\n\
+                 mqtt {{ listen: 127.0.0.1:{} }}\n",
+                client[i],
+                store.display(),
+                cluster[i],
+                routes.join(", "),
+                mqtt[i]
+            );
+            std::fs::write(dir.path().join(format!("n{i}.conf")), conf).unwrap();
+        }
+        let mut c = NatsCluster { client, mqtt, nodes: vec![None, None, None], dir };
+        for i in 0..3 {
+            c.start_node(i);
+        }
+        c
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).unwrap();
+        let child = Command::new("nats-server")
+            .args(["-c", self.dir.path().join(format!("n{i}.conf")).to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server is installed");
+        self.nodes[i] = Some(KillOnDrop(child));
+    }
+
+    /// Waits until every node's MQTT listener accepts connections and JetStream has a leader.
+    pub async fn ready(&self) {
+        for &p in self.client.iter().chain(&self.mqtt) {
+            until("a NATS node listens", PATIENCE, || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", p)).await.is_ok()
+            })
+            .await;
+        }
+        let client = async_nats::connect(format!("127.0.0.1:{}", self.client[0])).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        until("JetStream has a meta leader", PATIENCE, || {
+            let js = js.clone();
+            async move { js.query_account().await.is_ok() }
+        })
+        .await;
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut n) = self.nodes[i].take() {
+            let _ = n.0.kill();
+            let _ = n.0.wait();
+        }
+    }
+
+    pub fn servers_toml(&self) -> String {
+        let s: Vec<String> = self.client.iter().map(|p| format!("\"nats://127.0.0.1:{p}\"")).collect();
+        format!("[{}]", s.join(", "))
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default()
+    }
+}
