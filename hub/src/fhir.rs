@@ -1,3 +1,400 @@
-pub fn routes() -> axum::Router<crate::http::AppState> {
-    axum::Router::new()
+//! Stored readings as FHIR R4, after the HL7 Personal Health Device IG: spot values as
+//! PhdNumericObservation (MDC and LOINC codings, UCUM quantity), waveform chunks as
+//! PhdRtsaObservation (one per channel, `valueSampledData` with the device's integer counts as
+//! sent: factor = gain, origin = -base x gain, so nothing is resampled or rounded), the device
+//! as PhdDevice and the spoke gateway as PhgDevice, joined by the observation-gatewayDevice
+//! extension. Every resource has an identifier derived from (site, gw, seq, ...), and the
+//! consult bundle is a transaction of conditional PUTs on those identifiers, so posting it to a
+//! FHIR server twice stores it once. The consult is the encounter (by identifier); no patient
+//! identifier ever leaves the spoke, so `subject` is the receiving system's to add.
+
+use crate::http::AppState;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use spokegate::model::{Channel, Code, Unit, Wave};
+
+pub const MDC_SYSTEM: &str = "urn:iso:std:iso:11073:10101";
+pub const LOINC_SYSTEM: &str = "http://loinc.org";
+pub const UCUM_SYSTEM: &str = "http://unitsofmeasure.org";
+const PHD: &str = "http://hl7.org/fhir/uv/phd/StructureDefinition";
+const GATEWAY_EXT: &str = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice";
+const ID_OBSERVATION: &str = "urn:spokegate:observation";
+const ID_DEVICE: &str = "urn:spokegate:device";
+const ID_GATEWAY: &str = "urn:spokegate:gateway";
+const ID_CONSULT: &str = "urn:spokegate:consult";
+/// Observations in one search page at most.
+const MAX_COUNT: i64 = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/fhir/r4/Observation", get(observations)).route("/fhir/r4/Bundle", get(consult_bundle))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ObservationQuery {
+    consult: Option<String>,
+    site: Option<String>,
+    gw: Option<String>,
+    dev: Option<String>,
+    /// An MDC code (`150021`) or `urn:iso:std:iso:11073:10101|150021`.
+    code: Option<String>,
+    #[serde(rename = "_count")]
+    count: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BundleQuery {
+    consult: String,
+}
+
+fn fhir_json(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/fhir+json")], v.to_string()).into_response()
+}
+
+fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
+    let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]});
+    (status, [(header::CONTENT_TYPE, "application/fhir+json")], body.to_string()).into_response()
+}
+
+fn db_error(e: tokio_postgres::Error) -> Response {
+    tracing::warn!(error = %e, "FHIR query failed");
+    outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "the database did not answer")
+}
+
+/// A stable UUID for an identifier (fullUrl of a transaction entry).
+fn urn(identifier: &str) -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, identifier.as_bytes()))
+}
+
+fn rfc3339(micros: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+fn code_concept(code: &Code) -> Value {
+    let mut codings = vec![json!({"system": MDC_SYSTEM, "code": code.mdc.to_string()})];
+    if let Some(n) = &code.name {
+        codings[0]["display"] = json!(n);
+    }
+    if let Some(l) = &code.loinc {
+        codings.push(json!({"system": LOINC_SYSTEM, "code": l}));
+    }
+    let mut c = json!({"coding": codings});
+    if let Some(n) = &code.name {
+        c["text"] = json!(n);
+    }
+    c
+}
+
+fn device_identifier(site: &str, gw: &str, dev: &str) -> String {
+    format!("{site}/{gw}/{dev}")
+}
+
+fn gateway_identifier(site: &str, gw: &str) -> String {
+    format!("{site}/{gw}")
+}
+
+/// The spoke gateway (PhgDevice).
+pub fn gateway_device(site: &str, gw: &str) -> Value {
+    let id = gateway_identifier(site, gw);
+    json!({
+        "resourceType": "Device",
+        "meta": {"profile": [format!("{PHD}/PhgDevice")]},
+        "identifier": [{"system": ID_GATEWAY, "value": id}],
+        "deviceName": [{"name": format!("spokegate {gw} at {site}"), "type": "user-friendly-name"}],
+        "manufacturer": "spokegate",
+    })
+}
+
+/// A peripheral (PhdDevice).
+pub fn phd_device(site: &str, gw: &str, dev: &str, profile: Option<&str>) -> Value {
+    let mut d = json!({
+        "resourceType": "Device",
+        "meta": {"profile": [format!("{PHD}/PhdDevice")]},
+        "identifier": [{"system": ID_DEVICE, "value": device_identifier(site, gw, dev)}],
+        "deviceName": [{"name": dev, "type": "user-friendly-name"}],
+    });
+    if let Some(p) = profile {
+        d["deviceName"].as_array_mut().expect("an array").push(json!({"name": p, "type": "model-name"}));
+    }
+    d
+}
+
+/// Where an observation points for its device and gateway: `Device/..` ids of a server, or the
+/// fullUrls of a transaction.
+struct Refs {
+    device: String,
+    gateway: String,
+}
+
+/// One stored spot value.
+pub struct NumericRow {
+    pub site: String,
+    pub gw: String,
+    pub seq: i64,
+    pub idx: i32,
+    pub dev: Option<String>,
+    pub prof: Option<String>,
+    pub consult: Option<String>,
+    pub code: Code,
+    pub value: Option<f64>,
+    pub unit: Unit,
+    pub quality: String,
+    pub t_us: i64,
+    pub tdev_us: Option<i64>,
+}
+
+fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, tdev: Option<i64>, refs: &Refs) -> Value {
+    let mut o = json!({
+        "resourceType": "Observation",
+        "meta": {"profile": [format!("{PHD}/{profile}")]},
+        "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
+        "status": "final",
+        "effectiveDateTime": rfc3339(tdev.unwrap_or(t)),
+        "issued": rfc3339(t),
+        "device": {"reference": refs.device},
+        "extension": [{"url": GATEWAY_EXT, "valueReference": {"reference": refs.gateway}}],
+    });
+    if let Some(c) = consult {
+        o["encounter"] = json!({"identifier": {"system": ID_CONSULT, "value": c}});
+    }
+    o
+}
+
+fn numeric(r: &NumericRow, refs: &Refs) -> Value {
+    let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, r.idx);
+    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), r.t_us, r.tdev_us, refs);
+    o["code"] = code_concept(&r.code);
+    match (r.quality.as_str(), r.value) {
+        ("ok", Some(v)) => {
+            o["valueQuantity"] = json!({"value": v, "unit": r.unit.ucum, "system": UCUM_SYSTEM, "code": r.unit.ucum});
+        }
+        (q, _) => {
+            let reason = match q {
+                "nan" => "not-a-number",
+                "+inf" => "positive-infinity",
+                "-inf" => "negative-infinity",
+                "invalid" => "error",
+                _ => "unknown",
+            };
+            o["dataAbsentReason"] = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": reason}]});
+        }
+    }
+    o
+}
+
+/// One stored waveform chunk.
+pub struct WaveRow {
+    pub site: String,
+    pub gw: String,
+    pub seq: i64,
+    pub dev: String,
+    pub prof: Option<String>,
+    pub consult: Option<String>,
+    pub wave: Wave,
+}
+
+/// One PhdRtsaObservation per channel: the exact counts, with gain and base as factor and origin.
+fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
+    let samples = spokegate::hub::unpack_channels(&r.wave).map_err(|e| e.to_string())?;
+    let period_ms = 1000.0 / r.wave.rate;
+    Ok(r.wave
+        .ch
+        .iter()
+        .zip(samples)
+        .map(|(c, counts)| {
+            let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, c.label);
+            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), r.wave.t0, None, refs);
+            o["code"] = code_concept(&c.code);
+            o["effectivePeriod"] = json!({
+                "start": rfc3339(r.wave.t0),
+                "end": rfc3339(r.wave.t0 + (r.wave.n as f64 * 1e6 / r.wave.rate) as i64),
+            });
+            o.as_object_mut().expect("an object").remove("effectiveDateTime");
+            let data: Vec<String> = counts.iter().map(i32::to_string).collect();
+            o["valueSampledData"] = json!({
+                "origin": {"value": -(c.base as f64) * c.gain, "unit": c.unit.ucum, "system": UCUM_SYSTEM, "code": c.unit.ucum},
+                "period": period_ms,
+                "factor": c.gain,
+                "dimensions": 1,
+                "data": data.join(" "),
+            });
+            o
+        })
+        .collect())
+}
+
+async fn numeric_rows(
+    db: &tokio_postgres::Client,
+    q: &ObservationQuery,
+) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
+    let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
+    let limit = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
+    let rows = db
+        .query(
+            "SELECT site, gw, seq, idx, dev, consult, mdc, loinc, name, value, ucum, unit_mdc, quality, t_us, tdev_us, prof
+             FROM observations
+             WHERE ($1::text IS NULL OR consult = $1) AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR gw = $3)
+               AND ($4::text IS NULL OR dev = $4) AND ($5::bigint IS NULL OR mdc = $5)
+             ORDER BY site, gw, seq, idx LIMIT $6",
+            &[&q.consult, &q.site, &q.gw, &q.dev, &code, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| NumericRow {
+            site: r.get(0),
+            gw: r.get(1),
+            seq: r.get(2),
+            idx: r.get(3),
+            dev: r.get(4),
+            prof: r.get(15),
+            consult: r.get(5),
+            code: Code { mdc: r.get::<_, i64>(6) as u32, loinc: r.get(7), name: r.get(8) },
+            value: r.get(9),
+            unit: Unit { ucum: r.get(10), mdc: r.get::<_, Option<i64>>(11).map(|m| m as u32) },
+            quality: r.get(12),
+            t_us: r.get(13),
+            tdev_us: r.get(14),
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct StoredChannel {
+    label: String,
+    code: Code,
+    unit: Unit,
+    gain: f64,
+    base: i64,
+    enc: String,
+}
+
+async fn wave_rows(db: &tokio_postgres::Client, consult: &str) -> Result<Vec<WaveRow>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof
+             FROM wave_chunks w JOIN messages m ON m.id = w.message_id
+             WHERE w.consult = $1 ORDER BY w.site, w.gw, w.dev, w.stream, w.i0",
+            &[&consult],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let channels: Vec<StoredChannel> = serde_json::from_value(r.get(10)).unwrap_or_default();
+        let data: Vec<Vec<u8>> = r.get(11);
+        let ch = channels
+            .into_iter()
+            .zip(data)
+            .map(|(c, data)| Channel {
+                label: c.label,
+                code: c.code,
+                unit: c.unit,
+                gain: c.gain,
+                base: c.base,
+                enc: c.enc,
+                data,
+            })
+            .collect();
+        out.push(WaveRow {
+            site: r.get(0),
+            gw: r.get(1),
+            seq: r.get(2),
+            dev: r.get(3),
+            prof: r.get(12),
+            consult: r.get(4),
+            wave: Wave {
+                stream: r.get(5),
+                rate: r.get(6),
+                i0: r.get::<_, i64>(7) as u64,
+                t0: r.get(9),
+                n: r.get::<_, i32>(8) as u32,
+                ch,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
+/// values (devices by their identifier: `Device?identifier=...` on the receiving server).
+async fn observations(State(s): State<AppState>, Query(q): Query<ObservationQuery>) -> Response {
+    let rows = match numeric_rows(&s.db, &q).await {
+        Ok(r) => r,
+        Err(e) => return db_error(e),
+    };
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let dev = r.dev.as_deref().unwrap_or("");
+            let refs = Refs {
+                device: format!("Device?identifier={ID_DEVICE}|{}", device_identifier(&r.site, &r.gw, dev)),
+                gateway: format!("Device?identifier={ID_GATEWAY}|{}", gateway_identifier(&r.site, &r.gw)),
+            };
+            let o = numeric(r, &refs);
+            let id = o["identifier"][0]["value"].as_str().unwrap_or("").to_string();
+            json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
+        })
+        .collect();
+    fhir_json(json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}))
+}
+
+/// `GET /fhir/r4/Bundle?consult=ID`: everything of a consult as a transaction bundle that a FHIR
+/// server stores idempotently (conditional PUTs on the identifiers).
+async fn consult_bundle(State(s): State<AppState>, Query(q): Query<BundleQuery>) -> Response {
+    let oq =
+        ObservationQuery { consult: Some(q.consult.clone()), site: None, gw: None, dev: None, code: None, count: None };
+    let (numbers, waves) = match (numeric_rows(&s.db, &oq).await, wave_rows(&s.db, &q.consult).await) {
+        (Ok(n), Ok(w)) => (n, w),
+        (Err(e), _) | (_, Err(e)) => return db_error(e),
+    };
+    if numbers.is_empty() && waves.is_empty() {
+        return outcome(StatusCode::NOT_FOUND, "not-found", "no readings are stored for this consult");
+    }
+    let mut entries = Vec::new();
+    let mut devices = std::collections::BTreeSet::new();
+    let mut put = |resource: Value, system: &str| {
+        let value = resource["identifier"][0]["value"].as_str().unwrap_or("").to_string();
+        let kind = resource["resourceType"].as_str().unwrap_or("").to_string();
+        let full = urn(&format!("{system}|{value}"));
+        entries.push(json!({
+            "fullUrl": full,
+            "resource": resource,
+            "request": {"method": "PUT", "url": format!("{kind}?identifier={system}|{value}")},
+        }));
+        full
+    };
+    let mut refs_for =
+        |site: &str, gw: &str, dev: &str, prof: Option<&str>, put: &mut dyn FnMut(Value, &str) -> String| {
+            if devices.insert((site.to_string(), gw.to_string(), String::new())) {
+                put(gateway_device(site, gw), ID_GATEWAY);
+            }
+            if devices.insert((site.to_string(), gw.to_string(), dev.to_string())) {
+                put(phd_device(site, gw, dev, prof), ID_DEVICE);
+            }
+            Refs {
+                device: urn(&format!("{ID_DEVICE}|{}", device_identifier(site, gw, dev))),
+                gateway: urn(&format!("{ID_GATEWAY}|{}", gateway_identifier(site, gw))),
+            }
+        };
+    for r in &numbers {
+        let refs = refs_for(&r.site, &r.gw, r.dev.as_deref().unwrap_or(""), r.prof.as_deref(), &mut put);
+        put(numeric(r, &refs), ID_OBSERVATION);
+    }
+    for r in &waves {
+        let refs = refs_for(&r.site, &r.gw, &r.dev, r.prof.as_deref(), &mut put);
+        match rtsa(r, &refs) {
+            Ok(obs) => obs.into_iter().for_each(|o| {
+                put(o, ID_OBSERVATION);
+            }),
+            Err(e) => tracing::warn!(site = r.site, gw = r.gw, seq = r.seq, error = e, "waveform chunk not rendered"),
+        }
+    }
+    fhir_json(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
 }

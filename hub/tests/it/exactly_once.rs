@@ -56,8 +56,8 @@ async fn until_queues_drained(gws: &[Gateway]) {
 /// instances; a second round during which instance A is SIGKILLed (and `mid_run` runs).
 async fn scenario(db: &TestDb, hub: &HubSetup, mqtt_port: u16, mut mid_run: impl FnMut()) -> (Sent, f64, f64) {
     let mut gws = vec![
-        Gateway::start("site-1", "gw-a", mqtt_port, &hub.jwk(), ""),
-        Gateway::start("site-1", "gw-b", mqtt_port, &hub.jwk(), ""),
+        Gateway::start("site-1", "gw-a", mqtt_port, &hub.jwk(), &[], ""),
+        Gateway::start("site-1", "gw-b", mqtt_port, &hub.jwk(), &[], ""),
     ];
     for g in &gws {
         hub.trust(&g.jwk());

@@ -3,5 +3,6 @@
 //! daemon) publishing over MQTT, and `spokegate-hub` processes.
 
 mod exactly_once;
+mod fhir;
 mod quarantine;
 mod support;

@@ -233,7 +233,15 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway `site/id` publishing to `mqtt_port`, trusting `hub_jwk`; its own bound
     /// JWK is at `jwk()` (for the hub to trust before it starts).
-    pub fn start(site: &str, id: &str, mqtt_port: u16, hub_jwk: &Path, extra: &str) -> Gateway {
+    /// `more` are further serial devices `(id, profile, path)`; `gateway_lines` go into `[gateway]`.
+    pub fn start(
+        site: &str,
+        id: &str,
+        mqtt_port: u16,
+        hub_jwk: &Path,
+        more: &[(&str, &str, &Path)],
+        gateway_lines: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let key = spokegate::sign::SigningKey::generate(&dir.path().join("gateway.key")).unwrap();
         let bound = spokegate::sign::BoundKey {
@@ -242,10 +250,17 @@ impl Gateway {
         };
         std::fs::write(dir.path().join("gateway.jwk"), bound.to_jwk()).unwrap();
         let dev = PtyDevice::create(&dir.path().join("ttyVITALS")).unwrap();
+        let mut devices = String::new();
+        for (d, profile, path) in more {
+            devices.push_str(&format!(
+                "[[device]]\nid = \"{d}\"\nprofile = \"{profile}\"\nserial = {{ path = \"{}\" }}\n",
+                path.display()
+            ));
+        }
         let text = format!(
-            "[gateway]\nsite = \"{site}\"\nid = \"{id}\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\n\
+            "[gateway]\nsite = \"{site}\"\nid = \"{id}\"\nstate_dir = \"{}\"\n{gateway_lines}\n{devices}[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\n\
              [[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n\
-             [hub]\nkeys = [\"{}\"]\ndelivery = \"hub\"\nack_timeout_secs = 3\n{extra}",
+             [hub]\nkeys = [\"{}\"]\ndelivery = \"hub\"\nack_timeout_secs = 3\n",
             dir.path().display(),
             dev.path.display(),
             hub_jwk.display()
