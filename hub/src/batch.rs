@@ -6,6 +6,7 @@ use bytes::Bytes;
 use spokegate::hub::{HubMessage, Rejection};
 use spokegate::model::{Body, CmdBody};
 use spokegate::sign::{parse_envelope, EnvelopeError, KeyRingError, OpenError};
+use std::collections::HashSet;
 
 /// A gateway body that verified.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ pub const REASONS: &[&str] = &[
     "bad-json",
     "topic-mismatch",
     "unknown-kid",
+    "key-revoked",
     "key-not-bound",
     "bad-signature",
     "wrong-algorithm",
@@ -80,7 +82,14 @@ pub fn unknown_key(r: &Result<HubMessage, Rejection>) -> bool {
 
 impl Batch {
     /// Sorts one checked message into the batch.
-    pub fn add(&mut self, topic: &str, payload: Bytes, checked: Result<HubMessage, Rejection>) {
+    /// `revoked`: kids of keys no longer trusted (a message signed with one says so).
+    pub fn add(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        checked: Result<HubMessage, Rejection>,
+        revoked: &HashSet<String>,
+    ) {
         match checked {
             Ok(HubMessage::Signed(body)) => {
                 let kid = kid_of(&payload).unwrap_or_default();
@@ -90,13 +99,16 @@ impl Batch {
             Ok(HubMessage::Ack(_) | HubMessage::Status { .. } | HubMessage::DeviceState { .. }) => {
                 self.passed_over += 1
             }
-            Err(r) => self.quarantined.push(Quarantined {
-                topic: topic.to_string(),
-                reason: reason(&r),
-                detail: r.to_string(),
-                kid: kid_of(&payload),
-                payload,
-            }),
+            Err(r) => {
+                let kid = kid_of(&payload);
+                let was_revoked = unknown_key(&Err(r.clone())) && kid.as_ref().is_some_and(|k| revoked.contains(k));
+                let (reason, detail) = if was_revoked {
+                    ("key-revoked", format!("key {} was revoked", kid.as_deref().unwrap_or("")))
+                } else {
+                    (reason(&r), r.to_string())
+                };
+                self.quarantined.push(Quarantined { topic: topic.to_string(), reason, detail, kid, payload })
+            }
         }
     }
 }

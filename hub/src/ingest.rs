@@ -10,6 +10,7 @@ use crate::store::Store;
 use spokegate::hub::{check, Acker};
 use spokegate::shutdown::Shutdown;
 use spokegate::sign::KeyRing;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ pub struct Ingest {
     /// The hub's own public key, always trusted (its acknowledgements come back on the input).
     pub own: spokegate::sign::BoundKey,
     keys: KeyRing,
+    revoked: HashSet<String>,
     keys_at: Instant,
 }
 
@@ -55,6 +57,7 @@ impl Ingest {
             db_url,
             own,
             keys: KeyRing::default(),
+            revoked: HashSet::new(),
             keys_at: Instant::now(),
         };
         i.reload_keys().await?;
@@ -62,9 +65,10 @@ impl Ingest {
     }
 
     async fn reload_keys(&mut self) -> anyhow::Result<()> {
-        let mut ring = crate::keys::ring(self.store.client()).await?;
+        let (mut ring, revoked) = crate::keys::ring(self.store.client()).await?;
         let _ = ring.insert(self.own.clone());
         self.keys = ring;
+        self.revoked = revoked;
         self.keys_at = Instant::now();
         Ok(())
     }
@@ -127,7 +131,7 @@ impl Ingest {
         }
         let mut batch = Batch::default();
         for ((topic, payload), c) in items.into_iter().zip(checked) {
-            batch.add(&topic, payload, c);
+            batch.add(&topic, payload, c, &self.revoked);
         }
         let done = loop {
             let started = Instant::now();

@@ -5,6 +5,7 @@
 
 use crate::db::DbError;
 use spokegate::sign::{Binding, BoundKey, KeyRing};
+use std::collections::HashSet;
 use tokio_postgres::Client;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +99,18 @@ pub async fn revoke(client: &Client, kid: &str) -> Result<(), KeyStoreError> {
     Ok(())
 }
 
-/// The keyring of every key not revoked. A row that no longer reads as a key is left out and logged.
-pub async fn ring(client: &Client) -> Result<KeyRing, KeyStoreError> {
-    let rows = client.query("SELECT kid, jwk FROM trusted_keys WHERE revoked_at IS NULL", &[]).await?;
+/// The keyring of every key not revoked, and the kids of the revoked ones (to say why a message
+/// signed with one is refused). A row that no longer reads as a key is left out and logged.
+pub async fn ring(client: &Client) -> Result<(KeyRing, HashSet<String>), KeyStoreError> {
+    let rows = client.query("SELECT kid, jwk, revoked_at IS NOT NULL FROM trusted_keys", &[]).await?;
     let mut ring = KeyRing::default();
+    let mut revoked = HashSet::new();
     for r in rows {
         let kid: String = r.get(0);
+        if r.get::<_, bool>(2) {
+            revoked.insert(kid);
+            continue;
+        }
         let jwk: serde_json::Value = r.get(1);
         match BoundKey::from_jwk_value(&jwk) {
             Ok(k) => {
@@ -114,5 +121,5 @@ pub async fn ring(client: &Client) -> Result<KeyRing, KeyStoreError> {
             Err(e) => tracing::warn!(kid, error = %e, "trusted key does not read as a JWK; left out"),
         }
     }
-    Ok(ring)
+    Ok((ring, revoked))
 }

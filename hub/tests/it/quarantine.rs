@@ -87,6 +87,43 @@ async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined
     let (bytes, _) = spokegate::sign::open_from_gateway(&envelope, &ring, "site-1", "gw-a").unwrap();
     assert_eq!(spokegate::model::Body::decode(&bytes, BodyFormat::Cbor).unwrap().seq, 4);
     assert_eq!(row.get::<_, String>(1), key_a.public().kid_hex());
+
+    // gw-a's key is revoked: within the instances' reload its messages are quarantined as such,
+    // it is listed as revoked, and it cannot be trusted again.
+    let cfg = hub.config("cli", free_port());
+    let cfg = cfg.to_str().unwrap();
+    let kid = key_a.public().kid_hex();
+    hub_cli(&["keys", "--config", cfg, "revoke", &kid]).unwrap();
+    let listed = hub_cli(&["keys", "--config", cfg, "list"]).unwrap();
+    assert!(listed.contains(&format!("{kid}  gateway site-1/gw-a  (revoked)")), "{listed}");
+    let again = hub_cli(&["keys", "--config", cfg, "add", dir.path().join("a.jwk").to_str().unwrap()]).unwrap_err();
+    assert_eq!(again.0, 65, "{}", again.1);
+    assert!(again.1.contains("revoked"), "{}", again.1);
+    let mut seq = 5;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let p = sealed(&key_a, &reading("site-1", "gw-a", seq, 130.0));
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, p).await.unwrap();
+        until("the message is stored or quarantined", PATIENCE, || async {
+            db.count("SELECT count(*) FROM messages").await + db.count("SELECT count(*) FROM quarantine").await
+                == seq as i64
+        })
+        .await;
+        if db.count("SELECT count(*) FROM quarantine WHERE reason = 'key-revoked'").await == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the revocation never took effect");
+        seq += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let stored_then = db.count("SELECT count(*) FROM messages").await;
+    let p = sealed(&key_a, &reading("site-1", "gw-a", seq + 1, 131.0));
+    publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, p).await.unwrap();
+    until("the next one is refused too", PATIENCE, || async {
+        db.count("SELECT count(*) FROM quarantine WHERE reason = 'key-revoked'").await == 2
+    })
+    .await;
+    assert_eq!(db.count("SELECT count(*) FROM messages").await, stored_then);
 }
 
 /// A plain MQTT client for publishing crafted messages.
