@@ -31,7 +31,8 @@ CREATE TABLE messages (
     kid          text NOT NULL,
     envelope     bytea NOT NULL,
     body         jsonb NOT NULL,
-    received_at  timestamptz NOT NULL DEFAULT now(),
+    -- When the row was written (not the transaction start): signed -> stored latency.
+    received_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     UNIQUE (site, gw, seq)
 );
 CREATE INDEX messages_consult ON messages (consult) WHERE consult IS NOT NULL;

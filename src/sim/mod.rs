@@ -8,6 +8,7 @@ pub mod broker;
 pub mod camera;
 pub mod mosquitto;
 pub mod onetouch;
+pub mod proc_stats;
 mod pty;
 pub mod recordings;
 pub mod waves;

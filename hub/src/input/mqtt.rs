@@ -12,9 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Unacknowledged messages the broker may send this instance (MQTT v5 Receive Maximum): more
+/// than a few batches, so that one instance is kept busy while the last batch commits.
+const RECEIVE_MAXIMUM: u16 = 2000;
+
 pub struct MqttSource {
     client: AsyncClient,
-    arrived: mpsc::Receiver<Publish>,
+    arrived: mpsc::UnboundedReceiver<Publish>,
     connected: Arc<AtomicBool>,
 }
 
@@ -26,11 +30,15 @@ impl MqttSource {
         o.set_clean_start(true);
         o.set_keep_alive(Duration::from_secs(15));
         o.set_max_packet_size(Some(spokegate::mqtt::MAX_PACKET as u32));
+        // The broker sends at most this many messages we have not acknowledged: it bounds what
+        // waits in the channel below (which must never make the event loop wait, or the
+        // acknowledgements that would empty it could not go out).
+        o.set_receive_maximum(Some(RECEIVE_MAXIMUM));
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
             o.set_credentials(u, p);
         }
         let (client, mut eventloop) = AsyncClient::new(o, 4096);
-        let (tx, arrived) = mpsc::channel(4096);
+        let (tx, arrived) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
         let filter = format!("$share/{}/{}/#", cfg.group, spokegate::mqtt::topics::PREFIX);
         let (sub, flag) = (client.clone(), connected.clone());
@@ -45,7 +53,7 @@ impl MqttSource {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(p).await.is_err() {
+                        if tx.send(p).is_err() {
                             return;
                         }
                     }

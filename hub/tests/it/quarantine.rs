@@ -2,24 +2,9 @@
 //! body signed by another gateway's key, a tampered body, a key nobody trusts.
 
 use crate::support::*;
-use spokegate::model::{Body, BodyFormat, Code, Observation, Unit};
-use spokegate::pipeline::{make_body, Payload, Source};
-use spokegate::sign::{seal, Binding, BoundKey, SigningKey};
+use spokegate::model::BodyFormat;
+use spokegate::sign::{Binding, BoundKey, SigningKey};
 use spokegate::sim::mosquitto::Mosquitto;
-
-fn reading(site: &str, gw: &str, seq: u64, value: f64) -> Body {
-    let from = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
-    let obs = vec![Observation::measured(
-        Code { mdc: 150021, loinc: Some("8480-6".into()), name: None },
-        value,
-        Unit { ucum: "mm[Hg]".into(), mdc: Some(3872) },
-    )];
-    make_body(site, gw, Some(&from), Payload::Obs(obs), seq, spokegate::clock::now_micros(), None)
-}
-
-fn sealed(key: &SigningKey, body: &Body) -> Vec<u8> {
-    seal(key, spokegate::model::encode(body, BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined_with_the_reason() {
@@ -124,11 +109,4 @@ async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined
     })
     .await;
     assert_eq!(db.count("SELECT count(*) FROM messages").await, stored_then);
-}
-
-/// A plain MQTT client for publishing crafted messages.
-async fn spokegate_publisher(port: u16) -> rumqttc::AsyncClient {
-    let (client, mut ev) = rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("crafter", "127.0.0.1", port), 100);
-    tokio::spawn(async move { while ev.poll().await.is_ok() {} });
-    client
 }

@@ -2,6 +2,9 @@
 //! on the machine's server), `spokegate-hub` processes, gateways (the real daemon, in this
 //! process) reading PTY devices, and a 3-node NATS cluster with JetStream and MQTT.
 
+use spokegate::model::{Body, BodyFormat, Code, Observation, Unit};
+use spokegate::pipeline::{make_body, Payload, Source};
+use spokegate::sign::{seal, SigningKey};
 use spokegate::sim::{KillOnDrop, PtyDevice};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -380,4 +383,27 @@ impl NatsCluster {
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default()
     }
+}
+
+/// A systolic pressure reading of gateway `site/gw`, as the gateway builds it.
+pub fn reading(site: &str, gw: &str, seq: u64, value: f64) -> Body {
+    let from = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
+    let obs = vec![Observation::measured(
+        Code { mdc: 150021, loinc: Some("8480-6".into()), name: None },
+        value,
+        Unit { ucum: "mm[Hg]".into(), mdc: Some(3872) },
+    )];
+    make_body(site, gw, Some(&from), Payload::Obs(obs), seq, spokegate::clock::now_micros(), None)
+}
+
+/// Signed as a gateway signs.
+pub fn sealed(key: &SigningKey, body: &Body) -> Vec<u8> {
+    seal(key, spokegate::model::encode(body, BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+}
+
+/// A plain MQTT client for publishing crafted messages.
+pub async fn spokegate_publisher(port: u16) -> rumqttc::AsyncClient {
+    let (client, mut ev) = rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("crafter", "127.0.0.1", port), 100);
+    tokio::spawn(async move { while ev.poll().await.is_ok() {} });
+    client
 }
