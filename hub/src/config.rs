@@ -198,4 +198,12 @@ mod tests {
         assert!(matches!(ok.input, Input::Mqtt(ref m) if m.group == "spokegate-hub"));
         assert_eq!(ok.ack.max_delay, Duration::from_millis(500));
     }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hub.example.toml"));
+        let c = HubConfig::load(path).unwrap_or_else(|d| panic!("{d}"));
+        assert!(matches!(c.input, Input::Nats(ref n) if n.servers.len() == 3 && n.replicas == 3));
+        assert_eq!(c.hub.id, "hub-kolkata");
+    }
 }
