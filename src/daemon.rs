@@ -295,6 +295,9 @@ async fn start_page(
         language: config.ui.language.clone(),
         registry,
         state_dir: config.gateway.state_dir.clone(),
+        certificate_expires: config.mqtt.client_cert.as_ref().and_then(|(cert, _)| {
+            crate::mqtt::tls::not_after(cert).map_err(|e| tracing::warn!(error = %e, "certificate expiry unknown")).ok()
+        }),
         shutdown: shutdown.clone(),
     });
     Some(tokio::spawn(crate::ui::serve(listener, state, shutdown)))

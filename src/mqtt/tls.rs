@@ -69,3 +69,35 @@ pub fn transport(ca: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Tr
     };
     Ok(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))))
 }
+
+/// When the first certificate of a PEM file stops being valid (its notAfter), in seconds since the
+/// Unix epoch: the operator's page warns before the gateway's client certificate expires.
+pub fn not_after(path: &Path) -> Result<i64, TlsError> {
+    let first = certificates(path)?
+        .into_iter()
+        .next()
+        .ok_or(TlsError::Empty { path: path.display().to_string(), what: "certificate" })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref())
+        .map_err(|e| TlsError::ClientAuth(format!("{}: {e}", path.display())))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn the_not_after_of_a_certificate_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["gw-test".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2027, 1, 9);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let path = dir.path().join("c.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        let want = time::macros::datetime!(2027-01-09 00:00 UTC).unix_timestamp();
+        assert_eq!(not_after(&path).unwrap(), want);
+        std::fs::write(&path, "not a certificate").unwrap();
+        assert!(not_after(&path).is_err());
+    }
+}

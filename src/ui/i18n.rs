@@ -67,7 +67,7 @@ fn render(lang: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err(format!("{lang}.ftl: `{id}` has no value"));
         };
         let mut args = FluentArgs::new();
-        for var in ["since", "time", "depth", "age", "consult", "dev", "detail", "free"] {
+        for var in ["since", "time", "depth", "age", "consult", "dev", "detail", "free", "days"] {
             args.set(var, format!("%{var}%"));
         }
         let mut errors = Vec::new();

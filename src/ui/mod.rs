@@ -89,6 +89,8 @@ pub struct UiState {
     pub language: String,
     pub registry: Arc<prometheus_client::registry::Registry>,
     pub state_dir: PathBuf,
+    /// When the gateway's client certificate (mTLS) stops being valid, seconds since the epoch.
+    pub certificate_expires: Option<i64>,
     /// Live streams end when the daemon stops.
     pub shutdown: Shutdown,
 }
@@ -140,7 +142,8 @@ impl UiState {
             .iter()
             .map(|d| DeviceView { info: d.clone(), now: snap.devices.get(&d.id).cloned() })
             .collect();
-        let problems = problems(&snap, &devices, free_percent(&self.state_dir));
+        let mut problems = problems(&snap, &devices, free_percent(&self.state_dir));
+        problems.extend(certificate_problem(self.certificate_expires, crate::clock::now_micros() / 1_000_000));
         ViewState {
             site: self.site.clone(),
             gw: self.gw.clone(),
@@ -176,6 +179,20 @@ pub fn problems(snap: &Snapshot, devices: &[DeviceView], disk_free: Option<f64>)
         out.push(Problem { key: "problem-disk", vars: vars(&[("free", &format!("{free:.0}"))]) });
     }
     out
+}
+
+/// Warn this many days before the client certificate expires.
+pub const CERTIFICATE_WARNING_DAYS: i64 = 14;
+
+/// The client certificate expires within [`CERTIFICATE_WARNING_DAYS`] of `now` (or has expired).
+pub fn certificate_problem(expires: Option<i64>, now: i64) -> Option<Problem> {
+    let left = expires? - now;
+    if left <= 0 {
+        return Some(Problem { key: "problem-certificate-expired", vars: BTreeMap::new() });
+    }
+    let days = left / 86_400;
+    (days < CERTIFICATE_WARNING_DAYS)
+        .then(|| Problem { key: "problem-certificate", vars: BTreeMap::from([("days", days.to_string())]) })
 }
 
 /// The free share of the file system holding `dir`, in percent.
@@ -329,5 +346,21 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<UiState>, mut s
     let stop = async move { shutdown.triggered().await };
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "operator page stopped");
+    }
+}
+
+#[cfg(test)]
+mod certificate_tests {
+    use super::*;
+
+    #[test]
+    fn the_page_warns_two_weeks_before_the_client_certificate_expires_and_after() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        assert_eq!(certificate_problem(None, now), None, "no client certificate");
+        assert_eq!(certificate_problem(Some(now + 30 * day), now), None);
+        let soon = certificate_problem(Some(now + 7 * day + 5), now).unwrap();
+        assert_eq!((soon.key, soon.vars["days"].as_str()), ("problem-certificate", "7"));
+        assert_eq!(certificate_problem(Some(now - 1), now).unwrap().key, "problem-certificate-expired");
     }
 }

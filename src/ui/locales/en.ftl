@@ -35,5 +35,7 @@ problem-clock = The clock of { $dev } is off: { $detail }
 problem-uplink = No connection to the hub. Readings are kept and sent when it is back: check the network.
 problem-queue = Readings cannot be stored: { $detail }. Free disk space.
 problem-disk = The disk is almost full ({ $free } % free): free disk space.
+problem-certificate = The certificate this gateway shows the hub expires in { $days } days: ask the hub team for a new one and put it in mqtt.cert.
+problem-certificate-expired = The certificate this gateway shows the hub has expired: the hub will refuse the connection. Ask the hub team for a new one and put it in mqtt.cert.
 done = Done
 failed = Failed: { $detail }

@@ -35,5 +35,7 @@ problem-clock = Đồng hồ của { $dev } bị lệch: { $detail }
 problem-uplink = Không kết nối được với trung tâm. Các chỉ số được giữ lại và sẽ gửi khi có mạng: kiểm tra mạng.
 problem-queue = Không lưu được chỉ số: { $detail }. Hãy giải phóng dung lượng đĩa.
 problem-disk = Đĩa gần đầy (còn trống { $free } %): hãy giải phóng dung lượng.
+problem-certificate = Chứng chỉ mà gateway này trình cho trung tâm sẽ hết hạn sau { $days } ngày: hãy xin nhóm trung tâm chứng chỉ mới và đặt vào mqtt.cert.
+problem-certificate-expired = Chứng chỉ mà gateway này trình cho trung tâm đã hết hạn: trung tâm sẽ từ chối kết nối. Hãy xin nhóm trung tâm chứng chỉ mới và đặt vào mqtt.cert.
 done = Xong
 failed = Thất bại: { $detail }

@@ -35,5 +35,7 @@ problem-clock = { $dev } 的时钟不准：{ $detail }
 problem-uplink = 无法连接到中心。读数已保存，恢复连接后会自动发送：请检查网络。
 problem-queue = 无法保存读数：{ $detail }。请释放磁盘空间。
 problem-disk = 磁盘即将用满（剩余 { $free } %）：请释放空间。
+problem-certificate = 本网关向中心出示的证书将在 { $days } 天后过期：请向中心团队申请新证书并放入 mqtt.cert。
+problem-certificate-expired = 本网关向中心出示的证书已过期：中心将拒绝连接。请向中心团队申请新证书并放入 mqtt.cert。
 done = 完成
 failed = 失败：{ $detail }
