@@ -46,6 +46,9 @@ pub const WINDOW: usize = 256;
 pub const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight messages.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A refused subscription is asked for again after this long.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+
 /// Acknowledged messages are deleted from the queue in groups of this many, or every tick.
 const DELETE_BATCH: usize = 256;
 /// Acknowledged messages remembered for deletion while the queue cannot delete.
@@ -188,6 +191,8 @@ struct Session {
     lanes: [Lane; 3],
     /// Media parts published and not yet acknowledged by the broker.
     media_out: usize,
+    /// A broker refused a subscription (a clustered broker mid-election does): subscribe again then.
+    resubscribe_at: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -304,6 +309,12 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                             s.in_flight.insert(pkid, sent);
                         }
                     }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                            tracing::warn!("the broker refused a subscription (commands or acknowledgements); trying again");
+                            s.resubscribe_at = Some(tokio::time::Instant::now() + RESUBSCRIBE_AFTER);
+                        }
+                    }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if let Some((seq, class)) = s.in_flight.remove(&ack.pkid) {
                             link.inputs.counters.acked.fetch_add(1, Ordering::Relaxed);
@@ -364,6 +375,10 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                     link.flush_deletes();
                     if s.connected {
                         link.resend_due(&client, &mut s);
+                        if s.resubscribe_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                            s.resubscribe_at = None;
+                            link.subscribe(&client);
+                        }
                         if tokio::time::Instant::now() >= status_due {
                             status_due = tokio::time::Instant::now() + STATUS_EVERY;
                             let status = link.status(true);

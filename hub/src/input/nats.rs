@@ -19,6 +19,9 @@ pub const SUBJECTS: &[&str] = &[
     "spokegate.v1.*.*.cmd.>",
 ];
 
+/// How long the service waits at start for the cluster to take its stream and consumer.
+const SETUP_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long JetStream waits for a settle before giving the message to another instance.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -46,6 +49,32 @@ impl NatsSource {
             .connect(servers)
             .await?;
         let js = jetstream::new(client.clone());
+        // A cluster that is still forming (or electing) refuses for a while: wait for it.
+        let deadline = std::time::Instant::now() + SETUP_PATIENCE;
+        let consumer = loop {
+            match Self::stream_and_consumer(&js, cfg).await {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "JetStream not ready; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(500)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await?;
+        Ok(NatsSource { client, consumer, messages })
+    }
+
+    async fn stream_and_consumer(
+        js: &jetstream::Context,
+        cfg: &NatsInput,
+    ) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: cfg.stream.clone(),
@@ -71,14 +100,7 @@ impl NatsSource {
             )
             .await
             .map_err(|e| anyhow::anyhow!("JetStream consumer {}: {e}", cfg.consumer))?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(500)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(10))
-            .messages()
-            .await?;
-        Ok(NatsSource { client, consumer, messages })
+        Ok(consumer)
     }
 
     fn delivery(item: Result<jetstream::Message, impl std::fmt::Display>) -> Option<Delivery> {
