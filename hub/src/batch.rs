@@ -77,7 +77,11 @@ fn kid_of(payload: &[u8]) -> Option<String> {
 
 /// True when the message names a key this ring does not know (the ring may be stale).
 pub fn unknown_key(r: &Result<HubMessage, Rejection>) -> bool {
-    matches!(r, Err(Rejection::Open(OpenError::Key(KeyRingError::UnknownKey(_)))))
+    r.as_ref().err().is_some_and(names_unknown_key)
+}
+
+fn names_unknown_key(r: &Rejection) -> bool {
+    matches!(r, Rejection::Open(OpenError::Key(KeyRingError::UnknownKey(_))))
 }
 
 impl Batch {
@@ -101,7 +105,7 @@ impl Batch {
             }
             Err(r) => {
                 let kid = kid_of(&payload);
-                let was_revoked = unknown_key(&Err(r.clone())) && kid.as_ref().is_some_and(|k| revoked.contains(k));
+                let was_revoked = names_unknown_key(&r) && kid.as_ref().is_some_and(|k| revoked.contains(k));
                 let (reason, detail) = if was_revoked {
                     ("key-revoked", format!("key {} was revoked", kid.as_deref().unwrap_or("")))
                 } else {

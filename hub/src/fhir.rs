@@ -150,13 +150,13 @@ pub struct NumericRow {
     pub tdev_us: Option<i64>,
 }
 
-fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, tdev: Option<i64>, refs: &Refs) -> Value {
+/// What every observation has; the caller adds its code, value and effective time.
+fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, refs: &Refs) -> Value {
     let mut o = json!({
         "resourceType": "Observation",
         "meta": {"profile": [format!("{PHD}/{profile}")]},
         "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
         "status": "final",
-        "effectiveDateTime": rfc3339(tdev.unwrap_or(t)),
         "issued": rfc3339(t),
         "device": {"reference": refs.device},
         "extension": [{"url": GATEWAY_EXT, "valueReference": {"reference": refs.gateway}}],
@@ -169,7 +169,8 @@ fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, tdev: 
 
 fn numeric(r: &NumericRow, refs: &Refs) -> Value {
     let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, r.idx);
-    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), r.t_us, r.tdev_us, refs);
+    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), r.t_us, refs);
+    o["effectiveDateTime"] = json!(rfc3339(r.tdev_us.unwrap_or(r.t_us)));
     o["code"] = code_concept(&r.code);
     match (r.quality.as_str(), r.value) {
         ("ok", Some(v)) => {
@@ -210,13 +211,12 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
         .zip(samples)
         .map(|(c, counts)| {
             let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, c.label);
-            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), r.wave.t0, None, refs);
+            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), r.wave.t0, refs);
             o["code"] = code_concept(&c.code);
             o["effectivePeriod"] = json!({
                 "start": rfc3339(r.wave.t0),
                 "end": rfc3339(r.wave.t0 + (r.wave.n as f64 * 1e6 / r.wave.rate) as i64),
             });
-            o.as_object_mut().expect("an object").remove("effectiveDateTime");
             let data: Vec<String> = counts.iter().map(i32::to_string).collect();
             o["valueSampledData"] = json!({
                 "origin": {"value": -(c.base as f64) * c.gain, "unit": c.unit.ucum, "system": UCUM_SYSTEM, "code": c.unit.ucum},
