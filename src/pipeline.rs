@@ -412,7 +412,10 @@ impl Sealer {
         let mut enforce = tokio::time::interval(ENFORCE_EVERY);
         enforce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let sync_within = self.sync_within;
-        let mut sync = tokio::time::interval(sync_within.max(std::time::Duration::from_millis(1)));
+        // The first periodic sync is one period after the start (an interval's first tick is
+        // immediate, and would sync a commit made before it ran).
+        let period = sync_within.max(std::time::Duration::from_millis(1));
+        let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
