@@ -132,7 +132,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         let mut c = daemon_counters;
         daemon::run(config, key, shutdown, &mut c).await
     });
-    let hub_opts = WatchOptions {
+    let mut hub_opts = WatchOptions {
         broker: crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port }),
         keys: keys.clone(),
         format: opts.format,
@@ -142,7 +142,10 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         record: Some(opts.record.clone().unwrap_or_else(|| dir.path().join("hub"))),
         ack_key: Some(hub_key.clone()),
         out_file: None,
+        observe: None,
     };
+    let (observe, view_port) = consult_view(dir.path(), hub_key.clone(), port).await?;
+    hub_opts.observe = Some(observe);
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let hub = tokio::spawn(async move {
         let mut sink = ChannelWriter(lines_tx);
@@ -151,6 +154,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     // The hub doctor opens the consult: a signed command, answered by a signed reply.
     let consult_id = format!("DEMO-{}", crate::clock::now_rfc3339().get(..10).unwrap_or("consult"));
+    writeln!(out, "  hub doctor's view: http://127.0.0.1:{view_port}/consult/{consult_id} (ECG, heart sound, readings, images; no sign-in on the demo)")?;
     let url = crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port });
     let ask_keys = keys.clone();
     let link_counters = counters.link.clone();
@@ -273,6 +277,50 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
         writeln!(out, "recorded WFDB and WAV files, and the images (media/) in {}", dir.display())?;
     }
     Ok(report)
+}
+
+/// The hub doctor's consult view of the demo's hub, on a free loopback port: it shows what the
+/// hub verified (handed over on the returned channel) and sends the page's commands, signed with
+/// the hub's key, through the embedded broker.
+async fn consult_view(
+    dir: &Path,
+    hub_key: Arc<SigningKey>,
+    broker_port: u16,
+) -> anyhow::Result<(tokio::sync::mpsc::UnboundedSender<crate::hub::Observed>, u16)> {
+    let (outbox, mut commands) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    let view = crate::consult_view::memory::MemoryView::new(hub_key, &dir.join("view"), outbox)?;
+    let login = crate::hub::BrokerLogin::plain(crate::config::MqttUrl {
+        tls: false,
+        host: "127.0.0.1".into(),
+        port: broker_port,
+    });
+    let (client, mut eventloop) = crate::mqtt::client(login.options("spokegate-demo-view")?, 64);
+    tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((topic, payload)) = commands.recv().await {
+            let _ = client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await;
+        }
+    });
+    let (observe, mut seen) = tokio::sync::mpsc::unbounded_channel::<crate::hub::Observed>();
+    let shown = view.clone();
+    tokio::spawn(async move {
+        while let Some(o) = seen.recv().await {
+            shown.accept(&o.topic, &o.envelope, &o.body);
+        }
+    });
+    let port = broker::free_port()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.context("the consult view's port")?;
+    let app = view.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((observe, port))
 }
 
 fn demo_config(state: &Path, port: u16, [monitor, meter, ecg, steth]: [&std::path::PathBuf; 4]) -> String {

@@ -9,6 +9,8 @@ pub const USAGE: i32 = 64;
 pub const DATAERR: i32 = 65;
 /// An input file did not exist or was not readable.
 pub const NOINPUT: i32 = 66;
+/// The named user does not exist.
+pub const NOUSER: i32 = 67;
 /// A service is unavailable (the broker cannot be reached).
 pub const UNAVAILABLE: i32 = 69;
 /// An internal software error.

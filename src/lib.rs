@@ -52,6 +52,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod consult_view;
 pub mod daemon;
 pub mod decode;
 pub mod demo;

@@ -74,6 +74,10 @@ pub struct MqttInput {
 pub struct Http {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Behind a single sign-on proxy: the request header naming the signed-in user (who must
+    /// exist in `users` for their grants). Only when the proxy is the sole way in.
+    #[serde(default)]
+    pub trusted_user_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +176,7 @@ impl HubConfig {
             hub: raw.hub,
             database: raw.database,
             input,
-            http: raw.http.unwrap_or(Http { listen: default_listen() }),
+            http: raw.http.unwrap_or(Http { listen: default_listen(), trusted_user_header: None }),
             ack,
         })
     }

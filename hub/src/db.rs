@@ -5,7 +5,10 @@
 use tokio_postgres::{Client, NoTls};
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "accounts", include_str!("../migrations/0002_accounts.sql")),
+];
 
 /// An arbitrary constant naming the migration lock.
 const MIGRATION_LOCK: i64 = 0x5370_6f6b_6548_7562;

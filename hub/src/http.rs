@@ -1,5 +1,6 @@
 //! The service's HTTP side: `/healthz` (the process answers), `/readyz` (connected to the message
-//! engine and the database), `/metrics` (Prometheus text), and the FHIR R4 read API.
+//! engine and the database), `/metrics` (Prometheus text), the FHIR R4 read API, and the
+//! consult view.
 
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// A connection of its own for reads.
     pub db: Arc<tokio_postgres::Client>,
+    /// The consult view's pages and their data.
+    pub view: Arc<crate::view::View>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -24,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::fhir::routes())
+        .merge(crate::view::routes())
         .with_state(state)
 }
 

@@ -33,6 +33,8 @@ pub struct Ingest {
     pub db_url: String,
     /// The hub's own public key, always trusted (its acknowledgements come back on the input).
     pub own: spokegate::sign::BoundKey,
+    /// Commands the consult view signed, to send to gateways.
+    commands: tokio::sync::mpsc::Receiver<crate::view::Outgoing>,
     keys: KeyRing,
     revoked: HashSet<String>,
     keys_at: Instant,
@@ -56,12 +58,19 @@ impl Ingest {
             ready,
             db_url,
             own,
+            commands: tokio::sync::mpsc::channel(1).1,
             keys: KeyRing::default(),
             revoked: HashSet::new(),
             keys_at: Instant::now(),
         };
         i.reload_keys().await?;
         Ok(i)
+    }
+
+    /// Sends what the consult view signs through this ingest's connection.
+    pub fn sending(mut self, commands: tokio::sync::mpsc::Receiver<crate::view::Outgoing>) -> Ingest {
+        self.commands = commands;
+        self
     }
 
     async fn reload_keys(&mut self) -> anyhow::Result<()> {
@@ -90,6 +99,11 @@ impl Ingest {
                         }
                     }
                     self.handle(batch, &shutdown).await;
+                }
+                Some((topic, payload)) = self.commands.recv() => {
+                    if let Err(e) = self.source.publish(&topic, payload).await {
+                        tracing::warn!(error = %e, topic, "command from the view not sent");
+                    }
                 }
                 _ = tick.tick() => {
                     let connected = self.source.connected();

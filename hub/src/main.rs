@@ -11,6 +11,7 @@ mod input;
 mod keys;
 mod metrics;
 mod store;
+mod view;
 
 use clap::{Parser, Subcommand};
 use spokegate::exit;
@@ -53,6 +54,36 @@ enum Command {
     Identity {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// The consult view's users and what each may see.
+    Users {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Create a user, or set a new password (read from standard input, one line; ends their sessions).
+    Add {
+        name: String,
+    },
+    /// Let a user see a site's consults, one gateway's, or one consult.
+    Grant {
+        name: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        gw: Option<String>,
+        #[arg(long)]
+        consult: Option<String>,
+    },
+    List,
+    /// Remove a user, their grants and sessions.
+    Remove {
+        name: String,
     },
 }
 
@@ -148,7 +179,69 @@ async fn try_run(cli: Cli) -> Result<(), i32> {
             let cfg = load_config(&config)?;
             serve(cfg).await
         }
+        Command::Users { config, action } => {
+            let cfg = load_config(&config)?;
+            let client = connect(&cfg).await?;
+            db::check_schema(&client).await.map_err(|e| {
+                eprintln!("{e}");
+                exit::CONFIG
+            })?;
+            users_command(&client, action).await
+        }
     }
+}
+
+async fn users_command(client: &tokio_postgres::Client, action: UsersAction) -> Result<(), i32> {
+    use view::accounts;
+    let db_error = |e: tokio_postgres::Error| {
+        eprintln!("PostgreSQL: {e}");
+        exit::UNAVAILABLE
+    };
+    match action {
+        UsersAction::Add { name } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).map_err(|e| {
+                eprintln!("standard input: {e}");
+                exit::IOERR
+            })?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < 10 {
+                eprintln!("a password of at least 10 characters, on standard input");
+                return Err(exit::DATAERR);
+            }
+            let created = accounts::set_user(client, &name, password).await.map_err(db_error)?;
+            println!("{name} {}", if created { "created" } else { "has a new password" });
+        }
+        UsersAction::Grant { name, site, gw, consult } => {
+            if !accounts::exists(client, &name).await.map_err(db_error)? {
+                eprintln!("no user {name}: `users add` first");
+                return Err(exit::NOUSER);
+            }
+            let g = view::access::Grant { site, gw, consult };
+            let new = accounts::grant(client, &name, &g).await.map_err(db_error)?;
+            println!("{name} {} {}", if new { "may now see" } else { "could already see" }, grant_text(&g));
+        }
+        UsersAction::List => {
+            for (name, grants) in accounts::list(client).await.map_err(db_error)? {
+                let g: Vec<String> = grants.iter().map(grant_text).collect();
+                println!("{name}  {}", if g.is_empty() { "(nothing)".into() } else { g.join("; ") });
+            }
+        }
+        UsersAction::Remove { name } => {
+            if !accounts::remove(client, &name).await.map_err(db_error)? {
+                eprintln!("no user {name}");
+                return Err(exit::NOUSER);
+            }
+            println!("{name} removed");
+        }
+    }
+    Ok(())
+}
+
+fn grant_text(g: &view::access::Grant) -> String {
+    let gw = g.gw.as_deref().map_or("every gateway".to_string(), |g| format!("gateway {g}"));
+    let consult = g.consult.as_deref().map_or("every consult".to_string(), |c| format!("consult {c}"));
+    format!("site {}, {gw}, {consult}", g.site)
 }
 
 async fn keys_command(client: &tokio_postgres::Client, action: KeysAction) -> Result<(), i32> {
@@ -209,8 +302,12 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
         eprintln!("http.listen {}: {e}", cfg.http.listen);
         exit::UNAVAILABLE
     })?;
-    let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads });
+    let (outbox, commands) = tokio::sync::mpsc::channel(64);
+    let access = view::access::Access { trusted_user_header: cfg.http.trusted_user_header.clone() };
+    let view = Arc::new(view::View::new(key.clone(), access, outbox));
     let (trigger, shutdown) = spokegate::shutdown::channel();
+    tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
+    let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads, view });
     let mut http_stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.triggered().await }).await;
@@ -222,7 +319,8 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
         .map_err(|e| {
             eprintln!("{e:#}");
             exit::UNAVAILABLE
-        })?;
+        })?
+        .sending(commands);
     tokio::spawn(async move {
         spokegate::shutdown::signal().await;
         trigger.trigger();

@@ -25,6 +25,7 @@ struct Statements {
     reply: Statement,
     command: Statement,
     quarantine: Statement,
+    notify: Statement,
 }
 
 /// What a commit did.
@@ -93,6 +94,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                 )
                 .await?,
+            notify: client.prepare("SELECT pg_notify('spokegate_stored', $1)").await?,
             quarantine: client
                 .prepare("INSERT INTO quarantine (topic, reason, detail, kid, payload) VALUES ($1, $2, $3, $4, $5)")
                 .await?,
@@ -196,6 +198,11 @@ impl Store {
                 crate::images::Completion::Mismatch => done.bad_images += 1,
                 crate::images::Completion::Waiting => {}
             }
+        }
+        // Pages watching a consult hear of the new rows when the transaction commits.
+        let new_ids: Vec<i64> = ids.iter().flatten().copied().collect();
+        for payload in crate::view::feed::notices(&new_ids) {
+            tx.execute(&st.notify, &[&payload]).await?;
         }
         tx.commit().await?;
         Ok(done)

@@ -159,6 +159,7 @@ pub async fn watch(a: WatchArgs) -> i32 {
         record: a.record,
         ack_key,
         out_file: a.out,
+        observe: None,
     };
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {

@@ -22,4 +22,4 @@ pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey
 pub use record::Recorder;
 pub use verify::{check, check_hub_body, HubMessage, Rejection};
 pub use view::{clean, human_lines, json_line, wave_lines};
-pub use watch::{watch, WatchFormat, WatchOptions, WatchStats};
+pub use watch::{watch, Observed, WatchFormat, WatchOptions, WatchStats};

@@ -40,6 +40,17 @@ pub struct WatchOptions {
     /// Append the lines to this file instead of the output, synced before each acknowledgement
     /// (a hub that stores every message in a file).
     pub out_file: Option<std::path::PathBuf>,
+    /// Also hands every verified gateway message (the first time it is seen) here: the demo's
+    /// consult view.
+    pub observe: Option<tokio::sync::mpsc::UnboundedSender<Observed>>,
+}
+
+/// A verified gateway message as it arrived.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub topic: String,
+    pub envelope: Vec<u8>,
+    pub body: Box<crate::model::Body>,
 }
 
 /// What a watch session saw.
@@ -242,6 +253,9 @@ impl Watcher {
                     _ => true,
                 };
                 if fresh {
+                    if let (HubMessage::Signed(b), Some(o)) = (&msg, &self.opts.observe) {
+                        let _ = o.send(Observed { topic: topic.into(), envelope: payload.to_vec(), body: b.clone() });
+                    }
                     if msg.is_signed() {
                         self.stats.verified += 1;
                     } else {

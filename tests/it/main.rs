@@ -4,10 +4,13 @@
 
 mod astm;
 mod ble;
+#[path = "../support/browser.rs"]
+mod chromium;
 mod cli;
 mod commands;
 mod config_errors;
 mod consult;
+mod demo_view;
 pub mod durability;
 mod e2e;
 mod event_codes;

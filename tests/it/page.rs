@@ -3,49 +3,17 @@
 //! mosquitto. Screenshots go to `target/test-output/page/`.
 
 use super::harness::*;
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use spokegate::model::Body;
 use spokegate::sim::{KillOnDrop, PtyDevice};
 use spokegate::ui::i18n::Catalog;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// chromedriver on a free port, and a headless Chromium session through it.
+use crate::chromium;
+
 async fn browser() -> (KillOnDrop, fantoccini::Client) {
-    let port = spokegate::sim::broker::free_port().unwrap();
-    let driver = KillOnDrop(
-        std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver (.ci/setup installs Debian's chromium-driver)"),
-    );
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--window-size=800,1200", format!("--user-data-dir={}", tempfile::tempdir().unwrap().keep().display())]
-        }),
-    );
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match ClientBuilder::rustls()
-            .unwrap()
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => return (driver, c),
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "no WebDriver session: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    chromium::browser(800, 1200).await
 }
 
 /// The page's own state (`window.spokegate.state`), once `pred` holds for it.
@@ -54,21 +22,11 @@ async fn page_state(
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let v = c.execute("return window.spokegate && window.spokegate.state", vec![]).await.unwrap();
-        if pred(&v) {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: the page shows {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    chromium::page_value(c, "window.spokegate && window.spokegate.state", what, pred).await
 }
 
 async fn screenshot(c: &fantoccini::Client, name: &str) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/page");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
+    chromium::screenshot(c, "page", name).await
 }
 
 /// A raw HTTP/1.1 request: (status, body).

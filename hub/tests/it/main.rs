@@ -7,3 +7,4 @@ mod exactly_once;
 mod fhir;
 mod quarantine;
 mod support;
+mod view;

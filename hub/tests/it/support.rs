@@ -407,3 +407,66 @@ pub async fn spokegate_publisher(port: u16) -> rumqttc::AsyncClient {
     tokio::spawn(async move { while ev.poll().await.is_ok() {} });
     client
 }
+
+impl HubSetup {
+    /// Creates a hub user (password through standard input, as an operator types it) with `grants`
+    /// of (site, gw, consult).
+    pub fn user(&self, name: &str, password: &str, grants: &[(&str, Option<&str>, Option<&str>)]) {
+        use std::io::Write;
+        let cfg = self.config("setup", free_port());
+        let cfg = cfg.to_str().unwrap();
+        let mut child = Command::new(hub_binary())
+            .args(["users", "--config", cfg, "add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "users add: {}", String::from_utf8_lossy(&out.stderr));
+        for (site, gw, consult) in grants {
+            let mut args = vec!["users", "--config", cfg, "grant", name, "--site", site];
+            if let Some(g) = gw {
+                args.extend(["--gw", g]);
+            }
+            if let Some(c) = consult {
+                args.extend(["--consult", c]);
+            }
+            hub_cli(&args).unwrap();
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on loopback: (status, head, body). `head_lines` are extra request
+/// headers (`Name: value\r\n` each).
+pub async fn http_request(port: u16, method: &str, path: &str, head_lines: &str, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{head_lines}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await.expect("an HTTP answer").unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+/// Signs `name` in through the form; the session cookie (`name=value`).
+pub async fn sign_in(port: u16, name: &str, password: &str) -> String {
+    let form = format!("name={name}&password={}&next=%2F", password.replace(' ', "+"));
+    let (status, head, body) =
+        http_request(port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", &form).await;
+    assert_eq!(status, 303, "sign-in of {name}: {head}\n{body}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}

@@ -1,0 +1,610 @@
+// The consult view: a hub doctor's live page. Plain canvas, no library, nothing from the internet.
+// Waveform samples are kept exactly as the gateway signed them (integers per channel, with gain
+// and baseline); drawing converts them to millimetres and never changes the stored values.
+'use strict';
+(() => {
+  const cfg = JSON.parse(document.getElementById('cfg').textContent);
+  if (!cfg.accounts) document.querySelector('header form').remove();
+  const PX_PER_MM = 96 / 25.4;
+  const MM_PER_S = 25;
+  const MM_PER_MV = 10;
+  const HR_MDC = 147842; // MDC_ECG_HEART_RATE
+  const LAYOUT_12 = [['I', 'II', 'III'], ['AVR', 'AVL', 'AVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']];
+  const LEAD_MM = 30; // height of one lead's row
+  const PLAY_AT_LEAST_HZ = 8000;
+
+  const state = {
+    streams: {}, readings: [], images: {}, commands: {}, devices: {}, hr: {},
+    latencies: [], pending: [], frozen: false, back: 0, calipers: null, loaded: false, live: false,
+  };
+  const seen = new Set();
+  const hub = (window.hubview = { state, audio: null });
+  const $ = (id) => document.getElementById(id);
+  const fmtTime = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+  const when = (us) => (us == null ? '—' : fmtTime.format(new Date(us / 1000)));
+  const el = (tag, props, ...kids) => {
+    const e = document.createElement(tag);
+    Object.assign(e, props || {});
+    for (const k of kids) e.append(k);
+    return e;
+  };
+
+  // ---- waveforms: storage ----
+  const mvPerUnit = (ucum) => ({ mV: 1, uV: 1e-3, 'µV': 1e-3, V: 1e3 })[ucum];
+
+  function stream(it) {
+    const key = `${it.site}/${it.gw}/${it.dev}/${it.stream}`;
+    let st = state.streams[key];
+    if (!st) {
+      const ch = it.ch.map((c) => ({ label: c.label, mdc: c.code.mdc, ucum: c.unit.ucum, gain: c.gain, base: c.base }));
+      const ecg = ch.every((c) => mvPerUnit(c.ucum) !== undefined);
+      const labels = ch.map((c) => c.label.toUpperCase());
+      const twelve = ecg && LAYOUT_12.flat().every((l) => labels.includes(l));
+      st = state.streams[key] = {
+        key, dev: it.dev, stream: it.stream, rate: it.rate, ch, ecg, twelve, chunks: [], dirty: true, frozenEnd: null,
+      };
+      makeStreamView(st);
+    }
+    return st;
+  }
+
+  function addWave(it) {
+    if (!it.ch || it.wave_error) return;
+    const st = stream(it);
+    const chunk = { i0: it.i0, n: it.n, t0: it.t0, s: it.ch.map((c) => Int32Array.from(c.s)) };
+    const cs = st.chunks;
+    let lo = 0, hi = cs.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (cs[m].i0 < chunk.i0) lo = m + 1; else hi = m;
+    }
+    if (cs[lo] && cs[lo].i0 === chunk.i0) return;
+    cs.splice(lo, 0, chunk);
+    st.dirty = true;
+  }
+
+  const endOf = (st) => (st.chunks.length ? st.chunks[st.chunks.length - 1].i0 + st.chunks[st.chunks.length - 1].n : 0);
+  const startOf = (st) => (st.chunks.length ? st.chunks[0].i0 : 0);
+  const pxPerSample = (st) => (PX_PER_MM * MM_PER_S) / st.rate;
+
+  // The chunks' pieces of channel c within [a, b), in order, each marked when it continues the
+  // one before without a gap (views into the stored arrays, no copies).
+  function pieces(st, c, a, b) {
+    const cs = st.chunks;
+    let lo = 0, hi = cs.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (cs[m].i0 + cs[m].n <= a) lo = m + 1; else hi = m;
+    }
+    const out = [];
+    let end = null;
+    for (let k = lo; k < cs.length && cs[k].i0 < b; k++) {
+      const ch = cs[k];
+      const from = Math.max(a, ch.i0), to = Math.min(b, ch.i0 + ch.n);
+      out.push({ i0: from, s: ch.s[c].subarray(from - ch.i0, to - ch.i0), joined: end === from });
+      end = to;
+    }
+    return out;
+  }
+
+  // Contiguous runs of channel c's exact samples within [a, b).
+  function runs(st, c, a, b) {
+    const out = [];
+    for (const p of pieces(st, c, a, b)) {
+      const last = out[out.length - 1];
+      if (last && p.joined) last.s = concat(last.s, p.s);
+      else out.push({ i0: p.i0, s: p.s });
+    }
+    return out;
+  }
+  function concat(a, b) {
+    const r = new Int32Array(a.length + b.length);
+    r.set(a);
+    r.set(b, a.length);
+    return r;
+  }
+
+  // The sample window [a, b) shown for a stream `span` samples wide.
+  function windowOf(st, span) {
+    const end = state.frozen && st.frozenEnd != null ? st.frozenEnd - Math.round(state.back * st.rate) : endOf(st);
+    const b = Math.max(end, startOf(st) + Math.min(span, endOf(st) - startOf(st)));
+    return [b - span, b];
+  }
+
+  // ---- waveforms: drawing ----
+  const grids = new Map();
+  function grid(w, h) {
+    const id = `${w}x${h}`;
+    if (grids.has(id)) return grids.get(id);
+    const g = document.createElement('canvas');
+    const dpr = window.devicePixelRatio || 1;
+    g.width = Math.round(w * dpr);
+    g.height = Math.round(h * dpr);
+    const ctx = g.getContext('2d');
+    ctx.scale(dpr, dpr);
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, w, h);
+    for (let mm = 0, i = 0; mm * PX_PER_MM <= w; mm++, i++) line(ctx, mm * PX_PER_MM, 0, mm * PX_PER_MM, h, i % 5 ? '#f7d4d4' : '#e59a9a');
+    for (let mm = 0, i = 0; mm * PX_PER_MM <= h; mm++, i++) line(ctx, 0, mm * PX_PER_MM, w, mm * PX_PER_MM, i % 5 ? '#f7d4d4' : '#e59a9a');
+    grids.set(id, g);
+    return g;
+  }
+  function line(ctx, x0, y0, x1, y1, color) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(Math.round(x0) + 0.5, Math.round(y0) + 0.5);
+    ctx.lineTo(Math.round(x1) + 0.5, Math.round(y1) + 0.5);
+    ctx.stroke();
+  }
+
+  function sizeCanvas(cv, w, h) {
+    const dpr = window.devicePixelRatio || 1;
+    if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(h * dpr)) {
+      cv.width = Math.round(w * dpr);
+      cv.height = Math.round(h * dpr);
+      cv.style.width = `${w}px`;
+      cv.style.height = `${h}px`;
+    }
+    const ctx = cv.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    return ctx;
+  }
+
+  // Draws channel c's samples [a, b) from x0, baseline at yMid; `toPx` maps a count to pixels up.
+  function trace(ctx, st, c, a, b, x0, yMid, toPx) {
+    const pps = pxPerSample(st);
+    const base = st.ch[c].base;
+    ctx.strokeStyle = '#111';
+    ctx.lineWidth = 1.2;
+    ctx.beginPath();
+    let pen = false;
+    for (const r of pieces(st, c, a, b)) {
+      if (!r.joined) pen = false;
+      const s = r.s;
+      if (pps >= 1) {
+        for (let i = 0; i < s.length; i++) {
+          const x = x0 + (r.i0 + i - a) * pps, y = yMid - toPx(s[i] - base);
+          if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; }
+        }
+      } else {
+        let col = -1, mn = 0, mx = 0;
+        const flush = () => {
+          const x = x0 + col + 0.5;
+          if (pen) ctx.lineTo(x, yMid - toPx(mn - base)); else { ctx.moveTo(x, yMid - toPx(mn - base)); pen = true; }
+          if (mx !== mn) ctx.lineTo(x, yMid - toPx(mx - base));
+        };
+        for (let i = 0; i < s.length; i++) {
+          const cx = Math.floor((r.i0 + i - a) * pps);
+          if (cx !== col) {
+            if (col >= 0) flush();
+            col = cx; mn = mx = s[i];
+          } else if (s[i] < mn) mn = s[i];
+          else if (s[i] > mx) mx = s[i];
+        }
+        if (col >= 0) flush();
+      }
+    }
+    ctx.stroke();
+  }
+
+  const ecgToPx = (st, c) => {
+    const k = st.ch[c].gain * mvPerUnit(st.ch[c].ucum) * MM_PER_MV * PX_PER_MM;
+    return (v) => v * k;
+  };
+
+  function calipers(ctx, st, a, x0, h) {
+    const cal = state.calipers;
+    if (!cal || cal.key !== st.key) return;
+    for (const i of [cal.a, cal.b]) {
+      if (i == null) continue;
+      const x = x0 + (i - a) * pxPerSample(st);
+      line(ctx, x, 0, x, h, '#1565c0');
+    }
+  }
+
+  function drawStream(st) {
+    const v = st.view;
+    if (st.twelve) {
+      // Four columns of 2.5 s (I-III, aVR-aVF, V1-V3, V4-V6) over the last 10 s, and lead II
+      // as the rhythm strip under them: the printed 12-lead layout.
+      const colS = Math.round(2.5 * st.rate);
+      const span = colS * 4;
+      const [a, b] = windowOf(st, span);
+      const colW = colS * pxPerSample(st);
+      const rowH = LEAD_MM * PX_PER_MM;
+      const w = colW * 4, h = rowH * 4;
+      const ctx = sizeCanvas(v.canvas, w, h);
+      ctx.drawImage(grid(Math.ceil(w), Math.ceil(h)), 0, 0, Math.ceil(w), Math.ceil(h));
+      const idx = (l) => st.ch.findIndex((c) => c.label.toUpperCase() === l);
+      ctx.font = '12px system-ui';
+      LAYOUT_12.forEach((leads, col) => leads.forEach((l, row) => {
+        const c = idx(l);
+        const a0 = a + col * colS;
+        trace(ctx, st, c, a0, a0 + colS, col * colW, row * rowH + rowH / 2, ecgToPx(st, c));
+        ctx.fillStyle = '#000';
+        ctx.fillText(l.startsWith('A') ? `a${l.slice(1)}` : l, col * colW + 4, row * rowH + 14);
+      }));
+      const ii = idx('II');
+      trace(ctx, st, ii, a, b, 0, 3 * rowH + rowH / 2, ecgToPx(st, ii));
+      ctx.fillText(`${st.ch[ii].label} (rhythm)`, 4, 3 * rowH + 14);
+      calipers(ctx, st, a, 0, h);
+      st.shown = [a, b];
+    } else {
+      const w = Math.max(300, v.box.clientWidth - 4);
+      const span = Math.floor(w / pxPerSample(st));
+      const [a, b] = windowOf(st, span);
+      st.ch.forEach((ch, c) => {
+        const cv = v.canvases[c];
+        if (st.ecg) {
+          const h = LEAD_MM * PX_PER_MM;
+          const ctx = sizeCanvas(cv, w, h);
+          ctx.drawImage(grid(Math.ceil(w), Math.ceil(h)), 0, 0, Math.ceil(w), Math.ceil(h));
+          trace(ctx, st, c, a, b, 0, h / 2, ecgToPx(st, c));
+          calipers(ctx, st, a, 0, h);
+        } else {
+          // Not a voltage (a heart sound's counts): scaled to the strip's height.
+          const h = 90;
+          const ctx = sizeCanvas(cv, w, h);
+          ctx.fillStyle = '#fcfcfd';
+          ctx.fillRect(0, 0, w, h);
+          line(ctx, 0, h / 2, w, h / 2, '#dde');
+          let peak = 1;
+          for (const r of pieces(st, c, a, b)) for (const x of r.s) peak = Math.max(peak, Math.abs(x - ch.base));
+          const k = (h / 2 - 4) / peak;
+          trace(ctx, st, c, a, b, 0, h / 2, (x) => x * k);
+          calipers(ctx, st, a, 0, h);
+        }
+      });
+      st.shown = [a, b];
+    }
+    const hr = state.hr[st.dev];
+    v.hr.textContent = hr ? `HR ${hr.val} ${hr.ucum === '/min' ? '/min' : hr.ucum} (from the device, ${when(hr.t)})` : '';
+    const [a, b] = st.shown;
+    v.span.textContent = `${(a / st.rate).toFixed(2)}–${(b / st.rate).toFixed(2)} s of the stream`;
+  }
+
+  function makeStreamView(st) {
+    const box = el('div', { className: 'stream' });
+    const hr = el('span', { className: 'hr' });
+    const span = el('small');
+    const title = el('h3', {}, `${st.dev} · ${st.stream} · ${st.rate} Hz · ${st.ch.length} channel${st.ch.length > 1 ? 's' : ''}`, hr, span);
+    box.append(title);
+    const view = { box, hr, span, canvases: [], canvas: null };
+    const click = (e) => caliperClick(st, e);
+    if (st.twelve) {
+      view.canvas = el('canvas', { className: 'strip' });
+      view.canvas.addEventListener('click', click);
+      box.append(view.canvas);
+    } else {
+      for (const ch of st.ch) {
+        box.append(el('div', { className: 'lead' }, `${ch.label} (${ch.ucum}, MDC ${ch.mdc})`));
+        const cv = el('canvas', { className: 'strip' });
+        cv.addEventListener('click', click);
+        view.canvases.push(cv);
+        box.append(cv);
+      }
+    }
+    if (!st.ecg) {
+      const gain = el('input', { type: 'range', min: '0', max: '4', step: '0.1', value: '1' });
+      const play = el('button', { type: 'button', textContent: 'Play' });
+      play.addEventListener('click', () => playSound(st, Number(gain.value)));
+      box.append(el('div', { className: 'tools' }, play, el('label', {}, 'Gain ', gain),
+        el('small', {}, `Plays the strip's samples (the last 10 s, or the frozen window), resampled to at least ${PLAY_AT_LEAST_HZ / 1000} kHz for the browser's audio; gaps play as silence.`)));
+    }
+    st.view = view;
+    $('streams').append(box);
+  }
+
+  function caliperClick(st, e) {
+    if (!state.frozen || !st.shown) return;
+    const rect = e.target.getBoundingClientRect();
+    // Every layout runs left to right in time from the window's start (the 12-lead's columns
+    // are consecutive 2.5 s, and its rhythm strip is the whole window).
+    const x = e.clientX - rect.left;
+    const i = st.shown[0] + Math.round(x / pxPerSample(st));
+    const cal = state.calipers && state.calipers.key === st.key && state.calipers.b == null ? state.calipers : { key: st.key, a: null, b: null };
+    if (cal.a == null) cal.a = i; else cal.b = i;
+    state.calipers = cal;
+    if (cal.b != null) {
+      cal.ms = (Math.abs(cal.b - cal.a) / st.rate) * 1000;
+      cal.bpm = cal.ms > 0 ? 60000 / cal.ms : null;
+      $('caliper').textContent = `Δt ${cal.ms.toFixed(0)} ms${cal.bpm ? ` · as RR: ${cal.bpm.toFixed(0)} /min` : ''} (${st.dev})`;
+    } else {
+      $('caliper').textContent = 'Click the second point.';
+    }
+    st.dirty = true;
+    schedule();
+  }
+
+  function playSound(st, gain) {
+    const span = Math.round(10 * st.rate);
+    const [a, b] = state.frozen && st.shown ? st.shown : [Math.max(startOf(st), endOf(st) - span), endOf(st)];
+    const n = b - a;
+    if (n <= 0) return;
+    const x = new Float32Array(n); // gaps stay 0: silence
+    let peak = 1;
+    for (const r of runs(st, 0, a, b)) {
+      for (let i = 0; i < r.s.length; i++) {
+        const v = r.s[i] - st.ch[0].base;
+        x[r.i0 - a + i] = v;
+        peak = Math.max(peak, Math.abs(v));
+      }
+    }
+    const factor = Math.max(1, Math.ceil(PLAY_AT_LEAST_HZ / st.rate));
+    const out = new Float32Array(n * factor);
+    for (let i = 0; i < n; i++) {
+      const v0 = x[i] / peak, v1 = (i + 1 < n ? x[i + 1] : x[i]) / peak;
+      for (let j = 0; j < factor; j++) out[i * factor + j] = v0 + ((v1 - v0) * j) / factor;
+    }
+    const ctx = hub.audioCtx || (hub.audioCtx = new AudioContext());
+    const buf = ctx.createBuffer(1, out.length, st.rate * factor);
+    buf.copyToChannel(out, 0);
+    const src = ctx.createBufferSource();
+    const g = ctx.createGain();
+    g.gain.value = gain;
+    src.buffer = buf;
+    src.connect(g).connect(ctx.destination);
+    hub.audio = { stream: st.key, rate: st.rate, playedAt: st.rate * factor, samples: n, seconds: n / st.rate, gain, playing: true };
+    src.onended = () => { hub.audio.playing = false; };
+    src.start();
+  }
+
+  // ---- readings, events, images, replies ----
+  function proof(it) {
+    const m = it.msg;
+    const a = el('a', { href: `/api/messages/${m.id}`, target: '_blank', className: m.verified ? 'proof' : 'proof bad' });
+    a.textContent = m.verified ? '✔ verified' : '✖ not verified';
+    a.title = m.verified ? `COSE_Sign1 signed by kid ${m.kid}, seq ${it.seq}` : `not verified: ${m.why}`;
+    return a;
+  }
+
+  function addRow(tr) {
+    const body = $('readings');
+    body.insertBefore(tr, body.firstChild);
+  }
+
+  function addObs(it) {
+    for (const o of it.obs || []) {
+      const name = o.code.name || `MDC ${o.code.mdc}`;
+      const r = {
+        name, mdc: o.code.mdc, loinc: o.code.loinc || null, val: o.val, ucum: o.unit.ucum, q: o.q,
+        tdev: o.tdev ?? it.tdev ?? null, t: it.t, dev: it.dev, seq: it.seq, kid: it.msg.kid, verified: it.msg.verified, msg: it.msg.id,
+      };
+      state.readings.push(r);
+      if (o.code.mdc === HR_MDC && o.val != null) {
+        state.hr[it.dev] = { val: o.val, ucum: o.unit.ucum, t: it.t };
+        for (const st of Object.values(state.streams)) if (st.dev === it.dev) st.dirty = true;
+      }
+      const code = el('div', { className: 'code' }, `MDC ${o.code.mdc}${o.code.loinc ? ` · LOINC ${o.code.loinc}` : ''}`);
+      addRow(el('tr', {},
+        el('td', {}, name, code),
+        el('td', { className: 'v' }, o.val == null ? `— (${o.q})` : String(o.val)),
+        el('td', {}, o.unit.ucum),
+        el('td', {}, when(r.tdev)),
+        el('td', {}, when(it.t)),
+        el('td', {}, it.dev || ''),
+        el('td', {}, proof(it))));
+    }
+  }
+
+  function addEvent(it, text) {
+    const sev = it.event ? it.event.sev : 'info';
+    addRow(el('tr', { className: `event ${sev}` },
+      el('td', { colSpan: 4 }, text),
+      el('td', {}, when(it.t)),
+      el('td', {}, it.dev || ''),
+      el('td', {}, proof(it))));
+  }
+
+  function addMedia(it) {
+    const m = it.media;
+    let im = state.images[m.id];
+    if (!im) {
+      im = state.images[m.id] = { id: m.id, dev: it.dev, mime: m.mime, size: m.size, sha256: m.sha256, parts: m.parts, got: new Set(), done: null, box: el('div', { className: 'thumb' }), verified: true, meta: null };
+      $('thumbs').prepend(im.box);
+    }
+    im.got.add(m.part);
+    im.verified = im.verified && it.msg.verified;
+    if (m.meta) im.meta = m.meta;
+    if (it.image) im.done = it.image;
+    im.received = im.got.size;
+    renderThumb(im);
+  }
+
+  function renderThumb(im) {
+    im.box.replaceChildren();
+    if (im.done) {
+      const img = el('img', { src: im.done.url, alt: `image ${im.id}` });
+      img.addEventListener('click', () => openFull(im));
+      im.box.append(img, el('div', {}, `${im.dev} · ${im.verified ? '✔ verified, SHA-256 checked' : '✖ not verified'}`));
+    } else {
+      im.box.append(el('progress', { max: im.parts, value: im.got.size }),
+        el('div', {}, `${im.dev} · ${im.got.size} of ${im.parts} parts`));
+    }
+  }
+
+  let zoom = 1;
+  function openFull(im) {
+    zoom = 1;
+    $('fullimg').src = im.done.url;
+    $('fullimg').style.transform = 'scale(1)';
+    $('prov').textContent = JSON.stringify({ media: im.id, device: im.dev, mime: im.mime, bytes: im.size, sha256: im.done.sha256, verified: im.verified, provenance: im.done.meta || im.meta }, null, 2);
+    $('full').hidden = false;
+  }
+  const setZoom = (z) => { zoom = Math.min(16, Math.max(0.25, z)); $('fullimg').style.transform = `scale(${zoom})`; };
+  $('zin').addEventListener('click', () => setZoom(zoom * 1.5));
+  $('zout').addEventListener('click', () => setZoom(zoom / 1.5));
+  $('zclose').addEventListener('click', () => { $('full').hidden = true; });
+  $('full').addEventListener('wheel', (e) => { e.preventDefault(); setZoom(zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2)); }, { passive: false });
+
+  function addReply(it) {
+    const c = state.commands[it.cmd];
+    if (!c) return addEvent(it, `reply to ${it.cmd}: ${it.state} ${it.code} ${it.text}`);
+    c.replies.push({ state: it.state, code: it.code, text: it.text });
+    c.li.textContent = `${c.name} ${c.dev}: ${it.state} · ${it.code} · ${it.text}`;
+  }
+
+  // The spoke's devices, with the questions a page may ask them: those that sent something, and
+  // any other by its id (a camera says nothing until asked).
+  const asks = [['Take picture', 'capture'], ['Fetch records', 'records.fetch'], ['Start stream', 'stream.start'], ['Stop stream', 'stream.stop']];
+  function askButtons(target) {
+    return asks.map(([label, name]) => {
+      const b = el('button', { type: 'button', textContent: label });
+      b.dataset.cmd = name;
+      b.addEventListener('click', () => { const d = target(); if (d.dev) send(d, name); });
+      return b;
+    });
+  }
+  function noteDevice(it) {
+    const gwKey = `${it.site}/${it.gw}`;
+    if (!state.devices[gwKey]) {
+      state.devices[gwKey] = { site: it.site, gw: it.gw };
+      const input = el('input', { placeholder: 'device id', size: 12 });
+      input.dataset.gateway = gwKey;
+      $('devices').append(el('div', { className: 'device gateway' }, el('b', {}, `${it.site} / ${it.gw}`), input,
+        ...askButtons(() => ({ site: it.site, gw: it.gw, dev: input.value.trim() }))));
+    }
+    if (!it.dev || it.dev === 'spokegate') return;
+    const key = `${gwKey}/${it.dev}`;
+    if (state.devices[key]) return;
+    const d = (state.devices[key] = { site: it.site, gw: it.gw, dev: it.dev, prof: it.prof });
+    $('devices').append(el('div', { className: 'device' }, el('b', {}, it.dev), el('small', {}, it.prof || ''), ...askButtons(() => d)));
+  }
+
+  async function send(d, name) {
+    const li = el('li', {}, `${name} ${d.dev}: sending…`);
+    $('replies').prepend(li);
+    try {
+      const r = await fetch('/api/command', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': cfg.csrf },
+        body: JSON.stringify({ site: d.site, gw: d.gw, name, args: { dev: d.dev } }),
+      });
+      if (!r.ok) { li.textContent = `${name} ${d.dev}: refused by the hub (${r.status}) ${await r.text()}`; return; }
+      const { id } = await r.json();
+      state.commands[id] = { id, name, dev: d.dev, li, replies: [] };
+      li.textContent = `${name} ${d.dev}: sent, signed by the hub (${id})`;
+    } catch (e) {
+      li.textContent = `${name} ${d.dev}: not sent (${e})`;
+    }
+  }
+
+  // ---- items ----
+  function take(it, live) {
+    if (seen.has(it.msg.id)) return;
+    seen.add(it.msg.id);
+    noteDevice(it);
+    switch (it.type) {
+      case 'wave': addWave(it); break;
+      case 'obs': addObs(it); break;
+      case 'event': addEvent(it, `${it.event.code}: ${it.event.text}`); break;
+      case 'media': addMedia(it); break;
+      case 'reply': addReply(it); break;
+      case 'consult': addEvent(it, it.consult ? `consult ${it.consult} bound (${it.by})` : `consult ended (${it.by})`); break;
+      default: break;
+    }
+    if (live) state.pending.push({ id: it.msg.id, stored: it.msg.stored });
+    schedule();
+  }
+
+  let frame = 0;
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(draw);
+  }
+  function draw() {
+    frame = 0;
+    for (const st of Object.values(state.streams)) {
+      if (st.dirty) {
+        st.dirty = false;
+        drawStream(st);
+      }
+    }
+    if (state.pending.length) {
+      // Stored at the hub -> drawn on this frame (both clocks are this machine's or NTP-synced).
+      const now = Date.now();
+      for (const p of state.pending) state.latencies.push({ id: p.id, ms: now - p.stored });
+      state.pending = [];
+      if (state.latencies.length > 20000) state.latencies.splice(0, 10000);
+    }
+    updateScroll();
+  }
+
+  function updateScroll() {
+    const s = $('scroll');
+    let max = 0;
+    for (const st of Object.values(state.streams)) {
+      if (st.frozenEnd == null || !st.shown) continue;
+      max = Math.max(max, (st.frozenEnd - startOf(st) - (st.shown[1] - st.shown[0])) / st.rate);
+    }
+    s.max = String(Math.max(0, max));
+    s.disabled = !state.frozen;
+    s.value = String(Math.max(0, max - state.back));
+  }
+
+  $('freeze').addEventListener('click', () => {
+    state.frozen = !state.frozen;
+    state.back = 0;
+    state.calipers = null;
+    for (const st of Object.values(state.streams)) {
+      st.frozenEnd = state.frozen ? endOf(st) : null;
+      st.dirty = true;
+    }
+    $('freeze').textContent = state.frozen ? 'Live' : 'Freeze';
+    $('caliper').textContent = state.frozen ? 'Click twice on a strip to measure.' : 'Freeze, then click twice on a strip to measure.';
+    schedule();
+  });
+  $('scroll').addEventListener('input', (e) => {
+    state.back = Math.max(0, Number(e.target.max) - Number(e.target.value));
+    for (const st of Object.values(state.streams)) st.dirty = true;
+    schedule();
+  });
+  window.addEventListener('resize', () => {
+    for (const st of Object.values(state.streams)) st.dirty = true;
+    schedule();
+  });
+
+  // ---- history, then live ----
+  const query = cfg.scope === 'consult'
+    ? `consult=${encodeURIComponent(cfg.consult)}`
+    : `site=${encodeURIComponent(cfg.site)}&gw=${encodeURIComponent(cfg.gw)}`;
+  let buffered = [];
+  async function loadHistory() {
+    const r = await fetch(`/api/history?${query}`);
+    if (!r.ok) return;
+    const h = await r.json();
+    for (const it of h.items) take(it, false);
+    state.truncated = h.truncated;
+    state.loaded = true;
+    for (const it of buffered) take(it, true);
+    buffered = [];
+  }
+  const es = new EventSource(`/api/live?${query}`);
+  es.addEventListener('item', (e) => {
+    const it = JSON.parse(e.data);
+    if (state.loaded) take(it, true); else buffered.push(it);
+  });
+  es.addEventListener('reload', () => { loadHistory(); });
+  es.onopen = () => {
+    state.live = true;
+    $('live').textContent = 'live';
+    $('live').className = 'on';
+    if (!state.loaded) loadHistory();
+  };
+  es.onerror = () => {
+    state.live = false;
+    $('live').textContent = 'reconnecting…';
+    $('live').className = 'off';
+  };
+
+  // For tests and integrators: the exact samples of what a stream's strip shows now.
+  hub.shown = (key) => {
+    const st = state.streams[key];
+    if (!st || !st.shown) return null;
+    const [a, b] = st.shown;
+    return { a, b, rate: st.rate, ch: st.ch.map((c, i) => ({ label: c.label, runs: runs(st, i, a, b).map((r) => ({ i0: r.i0, s: Array.from(r.s) })) })) };
+  };
+  hub.keys = () => Object.keys(state.streams);
+})();
