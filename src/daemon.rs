@@ -128,6 +128,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         let q = crate::queue::lock(&queue);
         config.devices.iter().map(|d| q.device_memory(&d.id).ok().flatten()).collect()
     };
+    let waves = crate::snapshot::wave_tap();
     let sealer = Sealer {
         signer: signer.clone(),
         queue: queue.clone(),
@@ -137,6 +138,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         sync_within: config.queue.sync_within,
         heartbeat: pipeline_beat.clone(),
         times: counters.pipeline.clone(),
+        waves: waves.clone(),
     };
     let sealer = tokio::spawn(sealer.run(out_rx, fresh_tx, state_tx, live_tx));
 
@@ -173,7 +175,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
     let listener = command::socket::bind(&g.state_dir)
         .map_err(|source| DaemonError::Socket { path: socket_path.clone(), source })?;
     let page = if config.ui.enabled {
-        start_page(&config, page_snapshot, counters.clone(), local_tx.clone(), shutdown.clone()).await
+        start_page(&config, page_snapshot, waves, counters.clone(), local_tx.clone(), shutdown.clone()).await
     } else {
         None
     };
@@ -256,6 +258,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
 async fn start_page(
     config: &Config,
     snapshot: tokio::sync::watch::Receiver<crate::snapshot::Snapshot>,
+    waves: crate::snapshot::WaveTap,
     counters: Counters,
     requests: mpsc::Sender<command::LocalRequest>,
     shutdown: Shutdown,
@@ -286,6 +289,7 @@ async fn start_page(
         site: config.gateway.site.clone(),
         gw: config.gateway.id.clone(),
         snapshot,
+        waves,
         counters,
         requests,
         devices: config.devices.iter().map(crate::ui::DeviceInfo::of).collect(),

@@ -252,6 +252,8 @@ pub struct Sealer {
     pub heartbeat: Arc<crate::systemd::Heartbeat>,
     /// Signing and commit times.
     pub times: Arc<PipelineTimes>,
+    /// Waveform chunks for the operator's page, while it listens.
+    pub waves: crate::snapshot::WaveTap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -482,9 +484,18 @@ impl Sealer {
     }
 
     /// Notes each device's last reading and event for the operator's page: the batch is read from
-    /// its end, so only the last of each is copied, and the picture changes once per batch.
+    /// its end, so only the last of each is copied, and the picture changes once per batch. Its
+    /// waveform chunks go to the page's live trace while one listens.
     fn note_last(&self, jobs: &[ToSign]) {
         use crate::snapshot::{LastEvent, LastReading};
+        if self.waves.receiver_count() > 0 {
+            for job in jobs {
+                if let (Some(from), Payload::Wave(w)) = (&job.from, &job.payload) {
+                    let json = crate::consult_view::item::wave_json(&from.dev, w).to_string();
+                    let _ = self.waves.send(json.into());
+                }
+            }
+        }
         let mut last: Vec<(&str, Option<LastReading>, Option<LastEvent>)> = Vec::new();
         for job in jobs.iter().rev() {
             let Some(from) = &job.from else { continue };
@@ -636,6 +647,7 @@ mod tests {
             sync_within,
             heartbeat: Default::default(),
             times: Default::default(),
+            waves: crate::snapshot::wave_tap(),
         };
         let (input, rx) = mpsc::channel(8);
         let (fresh_tx, fresh) = mpsc::channel(8);

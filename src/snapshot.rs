@@ -16,6 +16,15 @@ pub fn channel(snapshot: Snapshot) -> (SnapshotTx, tokio::sync::watch::Receiver<
     (Arc::new(tx), rx)
 }
 
+/// The waveform chunks the pipeline signs, as JSON for pages that draw them live (the operator's
+/// page): built only while a page listens.
+pub type WaveTap = tokio::sync::broadcast::Sender<Arc<str>>;
+
+/// A tap a slow page can fall 64 chunks behind on (it then skips ahead).
+pub fn wave_tap() -> WaveTap {
+    tokio::sync::broadcast::channel(64).0
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
     pub devices: BTreeMap<String, DeviceSnapshot>,

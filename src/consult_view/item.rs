@@ -4,7 +4,7 @@
 //! the gateway's seq (in the body) and when the hub stored it.
 
 use crate::hub::unpack_channels;
-use crate::model::Body;
+use crate::model::{Body, Wave};
 
 /// The proof the page shows beside an item.
 #[derive(Debug, Clone)]
@@ -39,21 +39,34 @@ pub fn image_url(k: &MediaKey) -> String {
     format!("/api/images/{}/{}/{}", k.0, k.1, k.2)
 }
 
+/// Replaces the packed bytes of `w`'s channels in `v` (its JSON) by the exact samples (`s`).
+fn unpacked(v: &mut serde_json::Value, w: &Wave) {
+    match unpack_channels(w) {
+        Ok(channels) => {
+            for (c, samples) in channels.into_iter().enumerate() {
+                if let Some(ch) = v["ch"].get_mut(c).and_then(|c| c.as_object_mut()) {
+                    ch.remove("data");
+                    ch.insert("s".into(), samples.into());
+                }
+            }
+        }
+        Err(e) => v["wave_error"] = e.to_string().into(),
+    }
+}
+
+/// A waveform chunk of device `dev` as the strips draw it (the operator's page's live trace).
+pub fn wave_json(dev: &str, w: &Wave) -> serde_json::Value {
+    let mut v = serde_json::to_value(w).unwrap_or(serde_json::Value::Null);
+    unpacked(&mut v, w);
+    v["dev"] = dev.into();
+    v
+}
+
 /// The item the page receives for `body`.
 pub fn item(body: &Body, proof: &Proof, image: Option<&ImageDone>) -> serde_json::Value {
     let mut v = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
     if let Some(w) = &body.wave {
-        match unpack_channels(w) {
-            Ok(channels) => {
-                for (c, samples) in channels.into_iter().enumerate() {
-                    if let Some(ch) = v["ch"].get_mut(c).and_then(|c| c.as_object_mut()) {
-                        ch.remove("data");
-                        ch.insert("s".into(), samples.into());
-                    }
-                }
-            }
-            Err(e) => v["wave_error"] = e.to_string().into(),
-        }
+        unpacked(&mut v, w);
     }
     if let Some(media) = v.get_mut("media").and_then(|m| m.as_object_mut()) {
         media.remove("data");
@@ -74,7 +87,7 @@ pub fn item(body: &Body, proof: &Proof, image: Option<&ImageDone>) -> serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Channel, Code, Unit, Wave};
+    use crate::model::{Channel, Code, Unit};
     use crate::wave::Encoding;
 
     #[test]
@@ -106,5 +119,7 @@ mod tests {
         assert_eq!((v["i0"].as_u64(), v["seq"].as_u64()), (Some(42), Some(7)));
         assert_eq!(v["msg"]["verified"], false);
         assert_eq!(v["msg"]["why"], "key revoked");
+        let tap = wave_json("ecg-1", body.wave.as_ref().unwrap());
+        assert_eq!((tap["dev"].as_str(), tap["ch"][0]["s"].clone()), (Some("ecg-1"), v["ch"][0]["s"].clone()));
     }
 }

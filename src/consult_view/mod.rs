@@ -18,9 +18,13 @@ const VIEW_HTML: &str = include_str!("assets/view.html");
 /// The sign-in form (`{{NEXT}}`, `{{MESSAGE}}` replaced, HTML-escaped).
 pub const LOGIN_HTML: &str = include_str!("assets/login.html");
 const ASSETS: &[(&str, &str, &str)] = &[
+    ("strip.js", "text/javascript; charset=utf-8", STRIP_JS),
     ("view.js", "text/javascript; charset=utf-8", include_str!("assets/view.js")),
     ("view.css", "text/css; charset=utf-8", include_str!("assets/view.css")),
 ];
+
+/// The waveform strips (grid, exact-sample trace, gaps), also on the operator's page.
+pub const STRIP_JS: &str = include_str!("assets/strip.js");
 
 /// The commands a page may send.
 pub const ASKABLE: [&str; 5] = ["capture", "records.fetch", "stream.start", "stream.stop", "status"];

@@ -80,6 +80,8 @@ pub struct UiState {
     pub site: String,
     pub gw: String,
     pub snapshot: watch::Receiver<Snapshot>,
+    /// The waveform chunks signed now (the live traces).
+    pub waves: crate::snapshot::WaveTap,
     pub counters: Counters,
     pub requests: mpsc::Sender<LocalRequest>,
     pub devices: Vec<DeviceInfo>,
@@ -213,6 +215,8 @@ pub fn router(state: Arc<UiState>) -> Router {
         .route("/", get(page))
         .route("/api/state", get(|State(s): State<Arc<UiState>>| async move { Json(s.view()) }))
         .route("/events", get(events))
+        .route("/waves", get(waves))
+        .route("/assets/strip.js", get(|| async { crate::consult_view::asset("strip.js") }))
         .route("/api/command", post(command))
         .route("/metrics", get(metrics_text))
         .layer(axum::middleware::from_fn_with_state(state.clone(), password))
@@ -259,7 +263,7 @@ async fn page(State(s): State<Arc<UiState>>, Query(q): Query<PageQuery>, headers
             (header::X_FRAME_OPTIONS, "DENY"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
             ),
         ],
         Html(html),
@@ -281,6 +285,28 @@ async fn events(State(s): State<Arc<UiState>>) -> impl IntoResponse {
         }
         let data = serde_json::to_string(&s.view()).unwrap_or_default();
         Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), (s, rx, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The waveform chunks as they are signed (JSON, exact samples), for the page's live traces; a
+/// page that falls behind skips ahead.
+async fn waves(State(s): State<Arc<UiState>>) -> impl IntoResponse {
+    let rx = s.waves.subscribe();
+    let stream = futures::stream::unfold((rx, s.shutdown.clone()), |(mut rx, mut stop)| async move {
+        loop {
+            let chunk = tokio::select! {
+                _ = stop.triggered() => return None,
+                c = rx.recv() => c,
+            };
+            match chunk {
+                Ok(json) => {
+                    return Some((Ok::<_, std::convert::Infallible>(Event::default().data(&*json)), (rx, stop)))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -5,9 +5,8 @@
 (() => {
   const cfg = JSON.parse(document.getElementById('cfg').textContent);
   if (!cfg.accounts) document.querySelector('header form').remove();
-  const PX_PER_MM = 96 / 25.4;
-  const MM_PER_S = 25;
-  const MM_PER_MV = 10;
+  const S = window.SpokegateStrip;
+  const PX_PER_MM = S.PX_PER_MM;
   const HR_MDC = 147842; // MDC_ECG_HEART_RATE
   const LAYOUT_12 = [['I', 'II', 'III'], ['AVR', 'AVL', 'AVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']];
   const LEAD_MM = 30; // height of one lead's row
@@ -32,19 +31,13 @@
   };
 
   // ---- waveforms: storage ----
-  const mvPerUnit = (ucum) => ({ mV: 1, uV: 1e-3, 'µV': 1e-3, V: 1e3 })[ucum];
-
   function stream(it) {
     const key = `${it.site}/${it.gw}/${it.dev}/${it.stream}`;
     let st = state.streams[key];
     if (!st) {
-      const ch = it.ch.map((c) => ({ label: c.label, mdc: c.code.mdc, ucum: c.unit.ucum, gain: c.gain, base: c.base }));
-      const ecg = ch.every((c) => mvPerUnit(c.ucum) !== undefined);
-      const labels = ch.map((c) => c.label.toUpperCase());
-      const twelve = ecg && LAYOUT_12.flat().every((l) => labels.includes(l));
-      st = state.streams[key] = {
-        key, dev: it.dev, stream: it.stream, rate: it.rate, ch, ecg, twelve, chunks: [], dirty: true, frozenEnd: null,
-      };
+      st = state.streams[key] = Object.assign(S.newStream(it), { key, dirty: true, frozenEnd: null });
+      const labels = st.ch.map((c) => c.label.toUpperCase());
+      st.twelve = st.ecg && LAYOUT_12.flat().every((l) => labels.includes(l));
       makeStreamView(st);
     }
     return st;
@@ -53,58 +46,10 @@
   function addWave(it) {
     if (!it.ch || it.wave_error) return;
     const st = stream(it);
-    const chunk = { i0: it.i0, n: it.n, t0: it.t0, s: it.ch.map((c) => Int32Array.from(c.s)) };
-    const cs = st.chunks;
-    let lo = 0, hi = cs.length;
-    while (lo < hi) {
-      const m = (lo + hi) >> 1;
-      if (cs[m].i0 < chunk.i0) lo = m + 1; else hi = m;
-    }
-    if (cs[lo] && cs[lo].i0 === chunk.i0) return;
-    cs.splice(lo, 0, chunk);
-    st.dirty = true;
+    if (S.addChunk(st, it)) st.dirty = true;
   }
 
-  const endOf = (st) => (st.chunks.length ? st.chunks[st.chunks.length - 1].i0 + st.chunks[st.chunks.length - 1].n : 0);
-  const startOf = (st) => (st.chunks.length ? st.chunks[0].i0 : 0);
-  const pxPerSample = (st) => (PX_PER_MM * MM_PER_S) / st.rate;
-
-  // The chunks' pieces of channel c within [a, b), in order, each marked when it continues the
-  // one before without a gap (views into the stored arrays, no copies).
-  function pieces(st, c, a, b) {
-    const cs = st.chunks;
-    let lo = 0, hi = cs.length;
-    while (lo < hi) {
-      const m = (lo + hi) >> 1;
-      if (cs[m].i0 + cs[m].n <= a) lo = m + 1; else hi = m;
-    }
-    const out = [];
-    let end = null;
-    for (let k = lo; k < cs.length && cs[k].i0 < b; k++) {
-      const ch = cs[k];
-      const from = Math.max(a, ch.i0), to = Math.min(b, ch.i0 + ch.n);
-      out.push({ i0: from, s: ch.s[c].subarray(from - ch.i0, to - ch.i0), joined: end === from });
-      end = to;
-    }
-    return out;
-  }
-
-  // Contiguous runs of channel c's exact samples within [a, b).
-  function runs(st, c, a, b) {
-    const out = [];
-    for (const p of pieces(st, c, a, b)) {
-      const last = out[out.length - 1];
-      if (last && p.joined) last.s = concat(last.s, p.s);
-      else out.push({ i0: p.i0, s: p.s });
-    }
-    return out;
-  }
-  function concat(a, b) {
-    const r = new Int32Array(a.length + b.length);
-    r.set(a);
-    r.set(b, a.length);
-    return r;
-  }
+  const { endOf, startOf, pxPerSample, runs, trace, ecgToPx, line } = S;
 
   // The sample window [a, b) shown for a stream `span` samples wide.
   function windowOf(st, span) {
@@ -114,87 +59,7 @@
   }
 
   // ---- waveforms: drawing ----
-  const grids = new Map();
-  function grid(w, h) {
-    const id = `${w}x${h}`;
-    if (grids.has(id)) return grids.get(id);
-    const g = document.createElement('canvas');
-    const dpr = window.devicePixelRatio || 1;
-    g.width = Math.round(w * dpr);
-    g.height = Math.round(h * dpr);
-    const ctx = g.getContext('2d');
-    ctx.scale(dpr, dpr);
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, w, h);
-    for (let mm = 0, i = 0; mm * PX_PER_MM <= w; mm++, i++) line(ctx, mm * PX_PER_MM, 0, mm * PX_PER_MM, h, i % 5 ? '#f7d4d4' : '#e59a9a');
-    for (let mm = 0, i = 0; mm * PX_PER_MM <= h; mm++, i++) line(ctx, 0, mm * PX_PER_MM, w, mm * PX_PER_MM, i % 5 ? '#f7d4d4' : '#e59a9a');
-    grids.set(id, g);
-    return g;
-  }
-  function line(ctx, x0, y0, x1, y1, color) {
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    ctx.moveTo(Math.round(x0) + 0.5, Math.round(y0) + 0.5);
-    ctx.lineTo(Math.round(x1) + 0.5, Math.round(y1) + 0.5);
-    ctx.stroke();
-  }
-
-  function sizeCanvas(cv, w, h) {
-    const dpr = window.devicePixelRatio || 1;
-    if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(h * dpr)) {
-      cv.width = Math.round(w * dpr);
-      cv.height = Math.round(h * dpr);
-      cv.style.width = `${w}px`;
-      cv.style.height = `${h}px`;
-    }
-    const ctx = cv.getContext('2d');
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    return ctx;
-  }
-
-  // Draws channel c's samples [a, b) from x0, baseline at yMid; `toPx` maps a count to pixels up.
-  function trace(ctx, st, c, a, b, x0, yMid, toPx) {
-    const pps = pxPerSample(st);
-    const base = st.ch[c].base;
-    ctx.strokeStyle = '#111';
-    ctx.lineWidth = 1.2;
-    ctx.beginPath();
-    let pen = false;
-    for (const r of pieces(st, c, a, b)) {
-      if (!r.joined) pen = false;
-      const s = r.s;
-      if (pps >= 1) {
-        for (let i = 0; i < s.length; i++) {
-          const x = x0 + (r.i0 + i - a) * pps, y = yMid - toPx(s[i] - base);
-          if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; }
-        }
-      } else {
-        let col = -1, mn = 0, mx = 0;
-        const flush = () => {
-          const x = x0 + col + 0.5;
-          if (pen) ctx.lineTo(x, yMid - toPx(mn - base)); else { ctx.moveTo(x, yMid - toPx(mn - base)); pen = true; }
-          if (mx !== mn) ctx.lineTo(x, yMid - toPx(mx - base));
-        };
-        for (let i = 0; i < s.length; i++) {
-          const cx = Math.floor((r.i0 + i - a) * pps);
-          if (cx !== col) {
-            if (col >= 0) flush();
-            col = cx; mn = mx = s[i];
-          } else if (s[i] < mn) mn = s[i];
-          else if (s[i] > mx) mx = s[i];
-        }
-        if (col >= 0) flush();
-      }
-    }
-    ctx.stroke();
-  }
-
-  const ecgToPx = (st, c) => {
-    const k = st.ch[c].gain * mvPerUnit(st.ch[c].ucum) * MM_PER_MV * PX_PER_MM;
-    return (v) => v * k;
-  };
-
+  const setText = (e, text) => { if (e.textContent !== text) e.textContent = text; };
   function calipers(ctx, st, a, x0, h) {
     const cal = state.calipers;
     if (!cal || cal.key !== st.key) return;
@@ -216,8 +81,8 @@
       const colW = colS * pxPerSample(st);
       const rowH = LEAD_MM * PX_PER_MM;
       const w = colW * 4, h = rowH * 4;
-      const ctx = sizeCanvas(v.canvas, w, h);
-      ctx.drawImage(grid(Math.ceil(w), Math.ceil(h)), 0, 0, Math.ceil(w), Math.ceil(h));
+      const ctx = S.sizeCanvas(v.canvas, w, h);
+      ctx.drawImage(S.grid(Math.ceil(w), Math.ceil(h)), 0, 0, Math.ceil(w), Math.ceil(h));
       const idx = (l) => st.ch.findIndex((c) => c.label.toUpperCase() === l);
       ctx.font = '12px system-ui';
       LAYOUT_12.forEach((leads, col) => leads.forEach((l, row) => {
@@ -235,35 +100,19 @@
     } else {
       const w = Math.max(300, v.box.clientWidth - 4);
       const span = Math.floor(w / pxPerSample(st));
-      const [a, b] = windowOf(st, span);
+      const end = windowOf(st, span)[1];
+      const h = st.ecg ? LEAD_MM * PX_PER_MM : 90;
       st.ch.forEach((ch, c) => {
-        const cv = v.canvases[c];
-        if (st.ecg) {
-          const h = LEAD_MM * PX_PER_MM;
-          const ctx = sizeCanvas(cv, w, h);
-          ctx.drawImage(grid(Math.ceil(w), Math.ceil(h)), 0, 0, Math.ceil(w), Math.ceil(h));
-          trace(ctx, st, c, a, b, 0, h / 2, ecgToPx(st, c));
-          calipers(ctx, st, a, 0, h);
-        } else {
-          // Not a voltage (a heart sound's counts): scaled to the strip's height.
-          const h = 90;
-          const ctx = sizeCanvas(cv, w, h);
-          ctx.fillStyle = '#fcfcfd';
-          ctx.fillRect(0, 0, w, h);
-          line(ctx, 0, h / 2, w, h / 2, '#dde');
-          let peak = 1;
-          for (const r of pieces(st, c, a, b)) for (const x of r.s) peak = Math.max(peak, Math.abs(x - ch.base));
-          const k = (h / 2 - 4) / peak;
-          trace(ctx, st, c, a, b, 0, h / 2, (x) => x * k);
-          calipers(ctx, st, a, 0, h);
-        }
+        const [a] = S.drawStrip(v.canvases[c], st, c, w, h, end);
+        calipers(v.canvases[c].getContext('2d'), st, a, 0, h);
+        st.shown = [a, a + span];
       });
-      st.shown = [a, b];
     }
+    // Text only when it changes: a change lays the page out again.
     const hr = state.hr[st.dev];
-    v.hr.textContent = hr ? `HR ${hr.val} ${hr.ucum === '/min' ? '/min' : hr.ucum} (from the device, ${when(hr.t)})` : '';
+    setText(v.hr, hr ? `HR ${hr.val} ${hr.ucum === '/min' ? '/min' : hr.ucum} (from the device, ${when(hr.t)})` : '');
     const [a, b] = st.shown;
-    v.span.textContent = `${(a / st.rate).toFixed(2)}–${(b / st.rate).toFixed(2)} s of the stream`;
+    setText(v.span, `${(a / st.rate).toFixed(1)}–${(b / st.rate).toFixed(1)} s of the stream`);
   }
 
   function makeStreamView(st) {
@@ -529,7 +378,7 @@
       state.pending = [];
       if (state.latencies.length > 20000) state.latencies.splice(0, 10000);
     }
-    updateScroll();
+    if (state.frozen) updateScroll();
   }
 
   function updateScroll() {
@@ -553,6 +402,7 @@
       st.dirty = true;
     }
     $('freeze').textContent = state.frozen ? 'Live' : 'Freeze';
+    if (!state.frozen) { $('scroll').disabled = true; $('scroll').value = '0'; }
     $('caliper').textContent = state.frozen ? 'Click twice on a strip to measure.' : 'Freeze, then click twice on a strip to measure.';
     schedule();
   });
@@ -602,9 +452,7 @@
   // For tests and integrators: the exact samples of what a stream's strip shows now.
   hub.shown = (key) => {
     const st = state.streams[key];
-    if (!st || !st.shown) return null;
-    const [a, b] = st.shown;
-    return { a, b, rate: st.rate, ch: st.ch.map((c, i) => ({ label: c.label, runs: runs(st, i, a, b).map((r) => ({ i0: r.i0, s: Array.from(r.s) })) })) };
+    return st && st.shown ? S.shown(st, st.shown[0], st.shown[1]) : null;
   };
   hub.keys = () => Object.keys(state.streams);
 })();

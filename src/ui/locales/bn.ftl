@@ -16,6 +16,7 @@ consult-id = পরামর্শ আইডি (টাইপ বা স্ক�
 consult-start = পরামর্শ শুরু করুন
 consult-end = পরামর্শ শেষ করুন
 devices = যন্ত্রসমূহ
+traces = লাইভ তরঙ্গ
 state-connected = সংযুক্ত
 state-connecting = সংযোগ হচ্ছে
 state-disconnected = সংযুক্ত নয়

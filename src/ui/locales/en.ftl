@@ -16,6 +16,7 @@ consult-id = Consult id (type or scan)
 consult-start = Start consult
 consult-end = End consult
 devices = Devices
+traces = Live traces
 state-connected = Connected
 state-connecting = Connecting
 state-disconnected = Not connected

@@ -16,6 +16,7 @@ consult-id = परामर्श आईडी (टाइप या स्क�
 consult-start = परामर्श शुरू करें
 consult-end = परामर्श समाप्त करें
 devices = उपकरण
+traces = लाइव तरंग
 state-connected = जुड़ा है
 state-connecting = जुड़ रहा है
 state-disconnected = नहीं जुड़ा

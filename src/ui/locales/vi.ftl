@@ -16,6 +16,7 @@ consult-id = Mã ca hội chẩn (nhập hoặc quét)
 consult-start = Bắt đầu hội chẩn
 consult-end = Kết thúc hội chẩn
 devices = Thiết bị
+traces = Dạng sóng trực tiếp
 state-connected = Đã kết nối
 state-connecting = Đang kết nối
 state-disconnected = Chưa kết nối

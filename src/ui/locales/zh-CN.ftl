@@ -16,6 +16,7 @@ consult-id = 会诊编号（输入或扫码）
 consult-start = 开始会诊
 consult-end = 结束会诊
 devices = 设备
+traces = 实时波形
 state-connected = 已连接
 state-connecting = 正在连接
 state-disconnected = 未连接
