@@ -3,12 +3,14 @@
 //! and Debian's headless Chromium over chromedriver. Figures: the bytes a first load transfers and
 //! the time from navigation start to the first frame after the page drew the gateway's state (the
 //! browser's own Performance API), and the gateway's CPU over 20 s
-//! without the page and 20 s with it open (live updates over server-sent events).
+//! without the page and 20 s with it open (live updates over server-sent events, and the live
+//! trace of the ECG's first three leads), and the browser's CPU drawing it.
 
-use fantoccini::ClientBuilder;
-use spokegate::sim::{recordings, waves, KillOnDrop, PtyDevice};
-use std::time::{Duration, Instant};
+use spokegate::sim::{recordings, waves, PtyDevice};
+use std::time::Duration;
 
+#[path = "../tests/support/browser.rs"]
+mod chromium;
 mod common;
 
 use common::cpu_seconds;
@@ -52,50 +54,16 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let without = cpu_over(pid, WINDOW).await;
 
-    let driver_port = spokegate::sim::broker::free_port().unwrap();
-    let _driver = KillOnDrop(
-        std::process::Command::new("chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver (.ci/setup installs it)"),
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({"binary": "/usr/bin/chromium", "args": ["--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-dev-shm-usage", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", format!("--user-data-dir={}", profile.path().display())]}),
-    );
-    let started = Instant::now();
-    let client = loop {
-        match ClientBuilder::rustls()
-            .unwrap()
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(started.elapsed() < Duration::from_secs(30), "no WebDriver session: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let (driver, client) = chromium::browser(1000, 1200).await;
     client.goto(&format!("http://127.0.0.1:{ui_port}/")).await.unwrap();
     // Until the first state is drawn (the page marks the frame after its first render).
-    let started = Instant::now();
-    while client
-        .execute("return performance.getEntriesByName('spokegate-first-render').length > 0", vec![])
-        .await
-        .unwrap()
-        != true
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "the page shows no state");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    chromium::page_value(
+        &client,
+        "performance.getEntriesByName('spokegate-first-render').length > 0",
+        "the page's state",
+        |v| v == true,
+    )
+    .await;
     let perf = client
         .execute(
             "const nav = performance.getEntriesByType('navigation')[0];
@@ -107,7 +75,16 @@ async fn run() {
         )
         .await
         .unwrap();
+    // The trace is live once the page has drawn a strip.
+    chromium::page_value(&client, "Object.keys(window.spokegate.traces || {}).length > 0", "the ECG's trace", |v| {
+        v == true
+    })
+    .await;
+    chromium::screenshot(&client, "page-bench", "12-lead-trace").await;
+    let browser = driver.0.id();
+    let b0 = spokegate::sim::proc_stats::tree_cpu_seconds(browser);
     let with = cpu_over(pid, WINDOW).await;
+    let browser_cpu = (spokegate::sim::proc_stats::tree_cpu_seconds(browser) - b0) / WINDOW.as_secs_f64() * 100.0;
     client.close().await.unwrap();
     replay.abort();
     println!(
@@ -118,7 +95,7 @@ async fn run() {
         perf["fcp"].as_f64().unwrap_or(f64::NAN)
     );
     println!(
-        "gateway CPU with a 12-lead ECG streaming: {without:.2} % of a core without the page, {with:.2} % with it open (live), {:+.2} points",
+        "gateway CPU with a 12-lead ECG streaming: {without:.2} % of a core without the page, {with:.2} % with it open (live state and the ECG's trace), {:+.2} points; the browser drawing it: {browser_cpu:.1} % of a core",
         with - without
     );
     println!(
