@@ -37,9 +37,31 @@ async fn migrations_apply_once_and_serve_refuses_an_unmigrated_database() {
     let (code, err) = hub_cli(&["serve", "--config", cfg]).unwrap_err();
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("run `spokegate-hub migrate`"), "{err}");
-    assert!(hub_cli(&["migrate", "--config", cfg]).unwrap().contains("applied now: [1]"));
+    let every: Vec<i32> = (1..=2).collect();
+    assert!(hub_cli(&["migrate", "--config", cfg]).unwrap().contains(&format!("applied now: {every:?}")));
     assert!(hub_cli(&["migrate", "--config", cfg]).unwrap().contains("applied now: []"));
-    assert_eq!(db.count("SELECT count(*) FROM schema_migrations").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM schema_migrations").await, every.len() as i64);
+    // Users: a grant for nobody is refused (67), a short password too (65), and `list` says what
+    // each may see.
+    let (code, err) = hub_cli(&["users", "--config", cfg, "grant", "nobody", "--site", "s1"]).unwrap_err();
+    assert_eq!(code, 67, "{err}");
+    let short = std::process::Command::new(hub_binary())
+        .args(["users", "--config", cfg, "add", "dr-a"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(65), "{short:?}");
+    let setup = HubSetup {
+        dir: tempfile::tempdir().unwrap(),
+        db_url: db.url.clone(),
+        input: "[input.mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"a\"\n".into(),
+    };
+    setup.user("dr-a", "a long enough password", &[("s1", None, Some("C-1"))]);
+    let list = hub_cli(&["users", "--config", cfg, "list"]).unwrap();
+    assert!(list.contains("dr-a  site s1, every gateway, consult C-1"), "{list}");
+    let hash: String =
+        db.client().await.query_one("SELECT password_hash FROM users WHERE name = 'dr-a'", &[]).await.unwrap().get(0);
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("a long enough password"), "{hash}");
     let c = db.client().await;
     c.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')", &[]).await.unwrap();
     let (code, err) = hub_cli(&["keys", "--config", cfg, "list"]).unwrap_err();
