@@ -12,9 +12,12 @@ use axum::Json;
 use spokegate::consult_view::live::ScopeQuery;
 use spokegate::consult_view::{signed_command, Ask, Scope};
 
-/// A consult's history is read up to this many messages (the newest are left out beyond it, and
-/// the page says so).
+/// A consult's history is read up to this many messages, the newest (the page says when older
+/// ones were left out).
 const CONSULT_HISTORY: i64 = 50_000;
+/// Of a consult's waveforms, the history holds the last ten minutes (a 12-lead at 500 Hz is 3.6
+/// million samples in that time); spot readings, events and images all.
+const WAVE_HISTORY_US: i64 = 10 * 60 * 1_000_000;
 /// A gateway's page starts from its newest messages.
 const GATEWAY_HISTORY: i64 = 5_000;
 
@@ -57,8 +60,12 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
     let rows = match &scope {
         Scope::Consult(c) => {
             s.db.query(
-                &format!("SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1 ORDER BY id LIMIT $2"),
-                &[c, &(CONSULT_HISTORY + 1)],
+                &format!(
+                    "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1
+                       AND (kind <> 'wave' OR t_us >= (SELECT max(t_us) FROM messages WHERE consult = $1 AND kind = 'wave') - $2)
+                     ORDER BY id DESC LIMIT $3) newest ORDER BY id"
+                ),
+                &[c, &WAVE_HISTORY_US, &(CONSULT_HISTORY + 1)],
             )
             .await
         }
@@ -80,7 +87,7 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
     let truncated = matches!(scope, Scope::Consult(_)) && rows.len() as i64 > CONSULT_HISTORY;
     let stored: Vec<StoredRow> = rows
         .iter()
-        .take(CONSULT_HISTORY as usize)
+        .skip(usize::from(truncated))
         .map(StoredRow::from_row)
         .filter(|r| v.may_see(&r.site, &r.gw, r.consult.as_deref()))
         .collect();

@@ -427,6 +427,7 @@
     const h = await r.json();
     for (const it of h.items) take(it, false);
     state.truncated = h.truncated;
+    if (h.truncated) $('streams').before(el('p', { className: 'note' }, 'The oldest messages of this consult are not loaded (the page holds its newest 50,000).'));
     state.loaded = true;
     for (const it of buffered) take(it, true);
     buffered = [];
