@@ -396,11 +396,34 @@ async fn a_user_without_a_grant_gets_nothing_of_a_consult_by_http_or_live() {
     assert_eq!(status, 403, "no CSRF token");
 
     // The doctor of the consult: its history and its live stream, but not the gateway's page.
+    // Its history: every spot reading, and the last ten minutes of waveforms (chunks made to look
+    // eleven minutes older are left out).
+    let mit = waves::mitbih_100();
+    rig.ecg.peer.send(&WireProtocol::Cyton.stream(&mit, 0, 720, |_| false)).await.unwrap();
+    until("two seconds of ECG stored", PATIENCE, || async {
+        rig.db.count(&format!("SELECT coalesce(sum(n), 0)::bigint FROM wave_chunks WHERE consult = '{CONSULT}'")).await
+            >= 720
+    })
+    .await;
+    let aged = rig
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE messages m SET t_us = m.t_us - 660000000 FROM wave_chunks w WHERE w.message_id = m.id AND w.i0 < 360",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(aged >= 1);
     let rao = format!("Cookie: {}\r\n", sign_in(port, "dr-rao", PASSWORD).await);
     let (status, _, body) = http_request(port, "GET", &format!("/api/history?consult={CONSULT}"), &rao, "").await;
     assert_eq!(status, 200);
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(h["items"].as_array().unwrap().iter().any(|i| i["obs"][0]["val"].as_f64() == Some(118.0)), "{body}");
+    let items = h["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["obs"][0]["val"].as_f64() == Some(118.0)), "{body}");
+    let wave_i0: Vec<u64> = items.iter().filter(|i| i["type"] == "wave").map(|i| i["i0"].as_u64().unwrap()).collect();
+    assert!(!wave_i0.is_empty() && wave_i0.iter().all(|&i| i >= 360), "waves in the history: {wave_i0:?}");
     let (status, _, _) = http_request(port, "GET", "/gateway/site-1/gw-v", &rao, "").await;
     assert_eq!(status, 404, "a consult grant does not open the whole gateway");
 
