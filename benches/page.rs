@@ -54,7 +54,7 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let without = cpu_over(pid, WINDOW).await;
 
-    let (driver, client) = chromium::browser(1000, 1200).await;
+    let (driver, client) = chromium::session(chromium::Engine::Chromium, 1000, 1200).await;
     client.goto(&format!("http://127.0.0.1:{ui_port}/")).await.unwrap();
     // Until the first state is drawn (the page marks the frame after its first render).
     chromium::page_value(

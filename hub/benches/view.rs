@@ -87,7 +87,7 @@ async fn run() {
     let mit = waves::spawn_looped(ecg.peer, waves::mitbih_100(), WireProtocol::Cyton);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let (driver, c) = chromium::browser(1400, 1600).await;
+    let (driver, c) = chromium::session(chromium::Engine::Chromium, 1400, 1600).await;
     c.goto(&format!("http://127.0.0.1:{}/login?next=/consult/{CONSULT}", instance.http)).await.unwrap();
     c.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("dr-bench").await.unwrap();
     c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();

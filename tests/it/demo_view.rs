@@ -31,7 +31,7 @@ async fn the_demo_serves_the_consult_view_with_exact_ecg_verified_readings_and_t
     let url = rx.recv_timeout(Duration::from_secs(30)).expect("the demo prints its consult view's address");
     assert!(url.starts_with("http://127.0.0.1:") && url.contains("/consult/DEMO-"), "{url}");
 
-    let (_driver, c) = chromium::browser(1400, 1400).await;
+    let (_driver, c) = chromium::session(chromium::Engine::Chromium, 1400, 1400).await;
     c.goto(&url).await.unwrap();
     let keys = chromium::page_value(&c, "window.hubview && window.hubview.keys()", "the ECG stream", |v| {
         v.as_array().is_some_and(|a| a.iter().any(|k| k.as_str().unwrap_or("").contains("/ecg-1/")))

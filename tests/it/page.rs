@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::chromium;
 
 async fn browser() -> (KillOnDrop, fantoccini::Client) {
-    chromium::browser(800, 1200).await
+    chromium::session(chromium::Engine::Chromium, 800, 1200).await
 }
 
 /// The page's own state (`window.spokegate.state`), once `pred` holds for it.

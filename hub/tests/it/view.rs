@@ -1,8 +1,8 @@
-//! The hub doctor's consult view (issue #15) in a real browser: headless Debian Chromium over
-//! WebDriver against `spokegate-hub serve` (PostgreSQL, mosquitto) while a real gateway streams
+//! The hub doctor's consult view (issue #15) in real browsers: headless Debian Chromium and Firefox
+//! over WebDriver against `spokegate-hub serve` (PostgreSQL, mosquitto) while a real gateway streams
 //! MIT-BIH record 100 (with rows left out on the serial line) and the PhysioNet 2016 heart sound
 //! from PTYs, and the simulated camera (a recorded JPEG through the camera trait: no camera on a
-//! CI machine) takes a picture the page asks for. Screenshots go to `target/test-output/hub-view/`.
+//! CI machine) takes a picture the page asks for. Screenshots go to `target/test-output/hub-view-{chromium,firefox}/`.
 //! And access: what a user has no grant for is not there for them, by HTTP or live.
 
 use crate::support::*;
@@ -145,7 +145,17 @@ async fn sign_in_page(c: &fantoccini::Client, port: u16, name: &str, next: &str)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_and_exact() {
+async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_and_exact_in_chromium() {
+    doctor_view(chromium::Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_and_exact_in_firefox() {
+    doctor_view(chromium::Engine::Firefox).await;
+}
+
+async fn doctor_view(engine: chromium::Engine) {
+    let shots = format!("hub-view-{engine:?}").to_lowercase();
     let mut rig = rig().await;
     rig.hub.user("dr-rao", PASSWORD, &[("site-1", None, Some(CONSULT))]);
     let mit = waves::mitbih_100();
@@ -160,7 +170,7 @@ async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_an
     })
     .await;
 
-    let (_driver, c) = chromium::browser(1400, 1600).await;
+    let (_driver, c) = chromium::session(engine, 1400, 1600).await;
     sign_in_page(&c, rig.instance.http, "dr-rao", &format!("/consult/{CONSULT}")).await;
     chromium::page_value(
         &c,
@@ -320,7 +330,7 @@ async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_an
     assert_eq!(spokegate::media::sha256_hex(&stored), image["done"]["sha256"].as_str().unwrap());
     assert_eq!(image["sha256"], image["done"]["sha256"], "the sidecar's SHA-256 is the stored image's");
 
-    chromium::screenshot(&c, "hub-view", "consult").await;
+    chromium::screenshot(&c, &shots, "consult").await;
     // Freeze and measure: two clicks on the ECG strip give an interval.
     c.find(Locator::Id("freeze")).await.unwrap().click().await.unwrap();
     let strip = c.find(Locator::Css(".stream canvas.strip")).await.unwrap();
@@ -343,7 +353,7 @@ async fn a_doctor_sees_the_consults_ecg_heart_sound_readings_and_picture_live_an
         (cal["ms"].as_f64().unwrap() - 300.0 / px_per_ms).abs() < 1000.0 / mit.rate + 1.0,
         "300 px at 25 mm/s: {cal}"
     );
-    chromium::screenshot(&c, "hub-view", "consult-frozen").await;
+    chromium::screenshot(&c, &shots, "consult-frozen").await;
     let _ = c.close().await;
     rig.gw.stop().await;
 }
