@@ -48,10 +48,7 @@ async fn cpu_over(browser: u32, hub: u32, d: Duration) -> (f64, f64) {
 async fn run() {
     let db = TestDb::create();
     let broker = Mosquitto::start();
-    let hub = HubSetup::new(
-        &db,
-        &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"hub-{{instance}}\"\n", broker.port),
-    );
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let devs = tempfile::tempdir().unwrap();
     let profiles = devs.path().join("profiles");
     spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
@@ -75,9 +72,7 @@ async fn run() {
     hub.user("dr-bench", PASSWORD, &[("site-b", None, None)]);
     let instance = hub.serve("bench");
     instance.ready().await;
-    until("the gateway's control socket", PATIENCE, || async { gw.queue_depth().await.is_some() }).await;
-    let args = serde_json::from_value(serde_json::json!({"consult": CONSULT})).unwrap();
-    spokegate::command::socket::request(gw.dir.path(), "consult.start", args, |_| {}).await.unwrap();
+    gw.start_consult(CONSULT).await;
 
     let mut ptb_peer = ecg12.peer;
     let ptb = tokio::spawn(async move {

@@ -126,6 +126,16 @@ async fn connect(cfg: &config::HubConfig) -> Result<tokio_postgres::Client, i32>
     })
 }
 
+/// A connection to a database of this build's schema version (78 otherwise).
+async fn connect_current(cfg: &config::HubConfig) -> Result<tokio_postgres::Client, i32> {
+    let client = connect(cfg).await?;
+    db::check_schema(&client).await.map_err(|e| {
+        eprintln!("{e}");
+        exit::CONFIG
+    })?;
+    Ok(client)
+}
+
 fn hub_key(cfg: &config::HubConfig) -> Result<SigningKey, i32> {
     let path = &cfg.hub.key;
     let key = if path.exists() { SigningKey::load(path) } else { SigningKey::generate_hub(path, &cfg.hub.id) }
@@ -168,11 +178,7 @@ async fn try_run(cli: Cli) -> Result<(), i32> {
         }
         Command::Keys { config, action } => {
             let cfg = load_config(&config)?;
-            let client = connect(&cfg).await?;
-            db::check_schema(&client).await.map_err(|e| {
-                eprintln!("{e}");
-                exit::CONFIG
-            })?;
+            let client = connect_current(&cfg).await?;
             keys_command(&client, action).await
         }
         Command::Serve { config } => {
@@ -181,11 +187,7 @@ async fn try_run(cli: Cli) -> Result<(), i32> {
         }
         Command::Users { config, action } => {
             let cfg = load_config(&config)?;
-            let client = connect(&cfg).await?;
-            db::check_schema(&client).await.map_err(|e| {
-                eprintln!("{e}");
-                exit::CONFIG
-            })?;
+            let client = connect_current(&cfg).await?;
             users_command(&client, action).await
         }
     }
@@ -282,11 +284,7 @@ async fn keys_command(client: &tokio_postgres::Client, action: KeysAction) -> Re
 
 async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let key = Arc::new(hub_key(&cfg)?);
-    let client = connect(&cfg).await?;
-    db::check_schema(&client).await.map_err(|e| {
-        eprintln!("{e}");
-        exit::CONFIG
-    })?;
+    let client = connect_current(&cfg).await?;
     let reads = Arc::new(connect(&cfg).await?);
     let store = store::Store::new(client).await.map_err(|e| {
         eprintln!("PostgreSQL: {e}");

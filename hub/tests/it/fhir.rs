@@ -73,10 +73,7 @@ fn validate(bundle: &str) -> serde_json::Value {
 async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_the_gateway_signed() {
     let db = TestDb::create();
     let broker = Mosquitto::start();
-    let hub = HubSetup::new(
-        &db,
-        &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"hub-{{instance}}\"\n", broker.port),
-    );
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let devs = tempfile::tempdir().unwrap();
     let mut ecg = PtyDevice::create(&devs.path().join("ttyECG")).unwrap();
     let mut meter = PtyDevice::create(&devs.path().join("ttyHL7")).unwrap();
@@ -97,10 +94,7 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     instance.ready().await;
 
     // The operator opens the consult on the spoke PC.
-    until("the gateway's control socket answers", PATIENCE, || async { gw.queue_depth().await.is_some() }).await;
-    let args = serde_json::from_value(serde_json::json!({"consult": CONSULT})).unwrap();
-    let r = spokegate::command::socket::request(gw.dir.path(), "consult.start", args, |_| {}).await.unwrap();
-    assert_eq!(r.code, "ok", "consult.start: {r:?}");
+    gw.start_consult(CONSULT).await;
 
     // Spot readings, a Continua glucose message, 5 s of MIT-BIH record 100.
     gw.send(&[121, 117]).await;

@@ -10,10 +10,7 @@ use spokegate::sim::mosquitto::Mosquitto;
 async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined_with_the_reason() {
     let db = TestDb::create();
     let broker = Mosquitto::start();
-    let hub = HubSetup::new(
-        &db,
-        &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"hub-{{instance}}\"\n", broker.port),
-    );
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let dir = tempfile::tempdir().unwrap();
     let key_a = SigningKey::generate(&dir.path().join("a.key")).unwrap();
     let key_b = SigningKey::generate(&dir.path().join("b.key")).unwrap();

@@ -87,6 +87,11 @@ pub fn hub_cli(args: &[&str]) -> Result<String, (i32, String)> {
     }
 }
 
+/// The `[input.mqtt]` section of a hub on the broker at `port` (one client id per instance).
+pub fn mqtt_input(port: u16) -> String {
+    format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"hub-{{instance}}\"\n")
+}
+
 /// One hub's configuration (shared by its instances but for the MQTT client id and HTTP port)
 /// and its key.
 pub struct HubSetup {
@@ -288,6 +293,14 @@ impl Gateway {
     pub async fn send(&mut self, values: &[u32]) {
         let bytes: Vec<u8> = values.iter().flat_map(|v| format!("SYS={v}\n").into_bytes()).collect();
         self.dev.peer.send(&bytes).await.unwrap();
+    }
+
+    /// Opens consult `id` through the control socket, as the operator does, once the socket answers.
+    pub async fn start_consult(&self, id: &str) {
+        until("the gateway's control socket answers", PATIENCE, || async { self.queue_depth().await.is_some() }).await;
+        let args = serde_json::from_value(serde_json::json!({ "consult": id })).unwrap();
+        let r = spokegate::command::socket::request(self.dir.path(), "consult.start", args, |_| {}).await.unwrap();
+        assert_eq!(r.code, "ok", "consult.start: {r:?}");
     }
 
     /// The daemon's queue depth (through its control socket).

@@ -42,10 +42,7 @@ struct Rig {
 async fn rig() -> Rig {
     let db = TestDb::create();
     let broker = Mosquitto::start();
-    let hub = HubSetup::new(
-        &db,
-        &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"hub-{{instance}}\"\n", broker.port),
-    );
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let devs = tempfile::tempdir().unwrap();
     let ecg = PtyDevice::create(&devs.path().join("ttyECG")).unwrap();
     let steth = PtyDevice::create(&devs.path().join("ttySTETH")).unwrap();
@@ -66,21 +63,19 @@ async fn rig() -> Rig {
     hub.trust(&gw.jwk());
     let instance = hub.serve("v");
     instance.ready().await;
-    until("the gateway's control socket answers", PATIENCE, || async { gw.queue_depth().await.is_some() }).await;
-    let args = serde_json::from_value(serde_json::json!({"consult": CONSULT})).unwrap();
-    let r = spokegate::command::socket::request(gw.dir.path(), "consult.start", args, |_| {}).await.unwrap();
-    assert_eq!(r.code, "ok", "consult.start: {r:?}");
+    gw.start_consult(CONSULT).await;
     Rig { db, _broker: broker, hub, instance, gw, ecg, ecg12, steth, _devs: devs }
 }
 
-/// What the page's strip of stream `key` holds now (`hubview.shown`).
-async fn shown(
-    c: &fantoccini::Client,
-    key: &str,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    chromium::page_value(c, &format!("window.hubview && window.hubview.shown({key:?})"), what, pred).await
+/// What the page's strip of stream `key` holds (`hubview.shown`) once its last sample is row `end - 1`.
+async fn shown_up_to(c: &fantoccini::Client, key: &str, end: usize, what: &str) -> serde_json::Value {
+    chromium::page_value(c, &format!("window.hubview && window.hubview.shown({key:?})"), what, |v| {
+        v["ch"][0]["runs"]
+            .as_array()
+            .and_then(|r| r.last())
+            .is_some_and(|r| r["i0"].as_u64().unwrap() as usize + r["s"].as_array().unwrap().len() == end)
+    })
+    .await
 }
 
 /// The key of the page's stream from device `dev`.
@@ -190,13 +185,7 @@ async fn doctor_view(engine: chromium::Engine) {
     rig.steth.peer.send(&WireProtocol::Pcm { rows: 20 }.stream(&pcg, 0, PCG_ROWS, |_| false)).await.unwrap();
 
     // The ECG strip holds exactly the recording's samples, and the gap as a gap.
-    let s = shown(&c, &ecg_key, "every ECG row on the strip", |v| {
-        v["ch"][0]["runs"]
-            .as_array()
-            .and_then(|r| r.last())
-            .is_some_and(|r| r["i0"].as_i64().unwrap() + r["s"].as_array().unwrap().len() as i64 == ECG_ROWS as i64)
-    })
-    .await;
+    let s = shown_up_to(&c, &ecg_key, ECG_ROWS, "every ECG row on the strip").await;
     let (a, b) = (s["a"].as_i64().unwrap(), s["b"].as_i64().unwrap());
     assert!(a <= GAP.start as i64 && b >= ECG_ROWS as i64, "the window [{a}, {b}) shows the gap and the end");
     assert_eq!(s["rate"].as_f64(), Some(mit.rate));
@@ -216,13 +205,7 @@ async fn doctor_view(engine: chromium::Engine) {
 
     // The heart sound: its strip holds the recording's samples, and plays.
     let pcg_key = stream_key(&c, "steth-1").await;
-    let s = shown(&c, &pcg_key, "the heart sound on its strip", |v| {
-        v["ch"][0]["runs"]
-            .as_array()
-            .and_then(|r| r.last())
-            .is_some_and(|r| r["i0"].as_i64().unwrap() + r["s"].as_array().unwrap().len() as i64 == PCG_ROWS as i64)
-    })
-    .await;
+    let s = shown_up_to(&c, &pcg_key, PCG_ROWS, "the heart sound on its strip").await;
     let (a, b) = (s["a"].as_i64().unwrap(), s["b"].as_i64().unwrap());
     assert_eq!(runs_of(&s, 0), expected_runs(&pcg, 0, a, b, PCG_ROWS, None), "the heart sound's samples");
     let play = c.find(Locator::XPath("//button[text()='Play']")).await.unwrap();
@@ -236,13 +219,7 @@ async fn doctor_view(engine: chromium::Engine) {
     let ptb = waves::ptbxl_00001();
     rig.ecg12.peer.send(&WireProtocol::TextRows.stream(&ptb, 0, ptb.rows(), |_| false)).await.unwrap();
     let key12 = stream_key(&c, "ecg-12").await;
-    let s = shown(&c, &key12, "the whole 12-lead record", |v| {
-        v["ch"][0]["runs"]
-            .as_array()
-            .and_then(|r| r.last())
-            .is_some_and(|r| r["i0"].as_i64().unwrap() + r["s"].as_array().unwrap().len() as i64 == ptb.rows() as i64)
-    })
-    .await;
+    let s = shown_up_to(&c, &key12, ptb.rows(), "the whole 12-lead record").await;
     let twelve = c.execute(&format!("return window.hubview.state.streams[{key12:?}].twelve"), vec![]).await.unwrap();
     assert_eq!(twelve, true, "laid out as a 12-lead");
     let (a, b) = (s["a"].as_i64().unwrap(), s["b"].as_i64().unwrap());
