@@ -93,6 +93,18 @@ async fn run() {
     let pid = gateway.0.id();
     tokio::time::sleep(Duration::from_millis(500)).await; // let it connect before the clock starts
     let idle_rss = status_kib(pid, "VmRSS:");
+    // Idle: what the gateway spends with nothing to do (timers, status), so the paced figure can be
+    // read as idle + per-reading work.
+    let idle_cpu0 = cpu_seconds(pid);
+    let idle_t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(PACED_SECONDS)).await;
+    let idle_cpu = cpu_seconds(pid) - idle_cpu0;
+    println!(
+        "idle for {:.1} s: gateway CPU {:.3} s = {:.2} % of one core",
+        idle_t0.elapsed().as_secs_f64(),
+        idle_cpu,
+        idle_cpu * 100.0 / idle_t0.elapsed().as_secs_f64()
+    );
 
     // 1. Throughput.
     let lines: Vec<u8> =

@@ -13,6 +13,7 @@ mod consult;
 mod demo_view;
 pub mod durability;
 mod e2e;
+mod ed25519_agreement;
 mod event_codes;
 mod gatt_vectors;
 mod harness;
