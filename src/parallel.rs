@@ -22,16 +22,20 @@ pub fn map_in_order<T: Send, R: Send>(
     }
     let per = items.len().div_ceil(cores);
     let f = &f;
+    let part = move |c: usize, chunk: &mut [T]| -> Vec<R> {
+        chunk.iter_mut().enumerate().map(|(i, t)| f(c * per + i, t)).collect()
+    };
     std::thread::scope(|scope| {
-        let parts: Vec<_> = items
-            .chunks_mut(per)
-            .enumerate()
-            .map(|(c, chunk)| {
-                scope.spawn(move || chunk.iter_mut().enumerate().map(|(i, t)| f(c * per + i, t)).collect::<Vec<_>>())
-            })
-            .collect();
+        let mut chunks = items.chunks_mut(per);
+        // The first part on the calling thread (one thread fewer to start and to wait for).
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks.enumerate().map(|(c, chunk)| scope.spawn(move || part(c + 1, chunk))).collect();
+        let mut out: Vec<R> = part(0, first);
         // A part that panicked is a bug in `f`: the panic goes on rather than misaligning results.
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        for p in others {
+            out.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
     })
 }
 

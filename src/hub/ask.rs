@@ -59,7 +59,7 @@ pub async fn ask(a: Ask<'_>, mut each: impl FnMut(&ReceivedReply)) -> Result<Vec
         .options(&format!("spokegate-ask-{}-{now}", std::process::id()))
         .map_err(|e| AskError::Tls(e.to_string()))?;
     let (client, eventloop) = crate::mqtt::client(o, 16);
-    let mut events = spawn_poller(eventloop);
+    let mut events = spawn_poller(eventloop, 1024);
     let reply_topic = topics::reply(a.site, a.gw, &id);
     let mut replies = Vec::new();
     let deadline = tokio::time::Instant::now() + a.timeout;

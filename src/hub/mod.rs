@@ -5,6 +5,7 @@
 mod acker;
 pub mod ask;
 mod broker;
+mod checking;
 mod dedup;
 pub mod media;
 mod reassembly;

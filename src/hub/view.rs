@@ -116,15 +116,34 @@ fn time_of(t: i64) -> String {
 
 /// One JSON line for a message: `{"topic", "verdict", "body" | "reason"}`.
 pub fn json_line(topic: &str, verdict: &str, msg: Option<&HubMessage>, reason: Option<&str>) -> String {
-    let body = match msg {
-        Some(HubMessage::Signed(b)) => serde_json::to_value(b).ok(),
-        Some(HubMessage::Status { status, .. }) => serde_json::to_value(status).ok(),
-        Some(HubMessage::DeviceState { state, .. }) => serde_json::to_value(state).ok(),
-        Some(HubMessage::Command(c)) => serde_json::to_value(c).ok(),
-        Some(HubMessage::Ack(a)) => serde_json::to_value(a).ok(),
-        None => None,
-    };
-    serde_json::json!({ "topic": topic, "verdict": verdict, "body": body, "reason": reason }).to_string()
+    /// What a line shows as `body`, serialized in place (no JSON tree built first).
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Shown<'a> {
+        Body(&'a Body),
+        Status(&'a crate::mqtt::status::GatewayStatus),
+        State(&'a crate::mqtt::status::DeviceState),
+        Command(&'a crate::model::CmdBody),
+        Ack(&'a crate::model::AckBody),
+    }
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        topic: &'a str,
+        verdict: &'a str,
+        body: Option<Shown<'a>>,
+        reason: Option<&'a str>,
+    }
+    let body = msg.map(|m| match m {
+        HubMessage::Signed(b) => Shown::Body(b),
+        HubMessage::Status { status, .. } => Shown::Status(status),
+        HubMessage::DeviceState { state, .. } => Shown::State(state),
+        HubMessage::Command(c) => Shown::Command(c),
+        HubMessage::Ack(a) => Shown::Ack(a),
+    });
+    serde_json::to_string(&Line { topic, verdict, body, reason }).unwrap_or_else(|e| {
+        let why = format!("cannot show the body: {e}");
+        serde_json::to_string(&Line { topic, verdict, body: None, reason: Some(&why) }).unwrap_or_default()
+    })
 }
 
 /// Lines for a waveform chunk: a gap or restart note, then the chunk with a trace of its first

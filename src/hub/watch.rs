@@ -6,7 +6,7 @@ use super::acker::Acker;
 use super::dedup::Deduplicator;
 use super::reassembly::Reassembler;
 use super::record::Recorder;
-use super::verify::{check, HubMessage};
+use super::verify::HubMessage;
 use super::view::{human_lines, json_line, wave_lines};
 use crate::mqtt::spawn_poller;
 use crate::shutdown::Shutdown;
@@ -138,56 +138,31 @@ pub async fn watch(
         acker,
     };
     w.report_incomplete(out)?;
+    let mut checker = super::checking::Checker::start(w.opts.keys.clone(), PARALLEL_CHECKS)?;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     'connections: loop {
         let (client, eventloop) = crate::mqtt::client(mqtt_options(&w.opts)?, 1024);
-        let mut events = spawn_poller(eventloop);
+        let mut events = spawn_poller(eventloop, EVENT_BATCH);
         let mut connected = false;
+        // The poller's last event (an error) is handed over: nothing follows it.
+        let mut ended = false;
         loop {
             tokio::select! {
-                ev = events.recv() => {
-                    // Everything that arrived meanwhile is taken at once: its signatures are
-                    // verified on several cores, then the events are handled in order.
+                // Everything that arrived meanwhile is taken at once and checked on the checking
+                // thread (signatures on several cores) while the batch before it is shown here.
+                ev = events.recv(), if checker.has_room() && !ended => {
                     let mut batch = vec![ev.unwrap_or(Err(None))];
-                    while batch.len() < EVENT_BATCH {
+                    while batch.len() < EVENT_BATCH && batch.last().is_some_and(|e| e.is_ok()) {
                         match events.try_recv() {
                             Ok(e) => batch.push(e),
                             Err(_) => break,
                         }
                     }
-                    let mut arrived: Vec<(&str, &[u8])> = batch
-                        .iter()
-                        .filter_map(|e| match e {
-                            Ok(Event::Incoming(Packet::Publish(p))) => Some((p.topic.as_str(), &p.payload[..])),
-                            _ => None,
-                        })
-                        .collect();
-                    let keys = &w.opts.keys;
-                    let mut checked =
-                        crate::parallel::map_in_order(&mut arrived, PARALLEL_CHECKS, |_, (t, p)| check(t, p, keys))
-                            .into_iter();
-                    let mut lost = None;
-                    for e in &batch {
-                        match e {
-                            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                                // Subscribe on every connect: the session is clean.
-                                connected = true;
-                                let _ = client.try_subscribe(w.opts.filter.clone(), QoS::AtLeastOnce);
-                            }
-                            Ok(Event::Incoming(Packet::Publish(p))) => {
-                                if let Some(c) = checked.next() {
-                                    w.message(&p.topic, &p.payload, c, out)?;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                lost = Some(e.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()));
-                                break;
-                            }
-                        }
-                    }
-                    w.flush_lines(out)?;
-                    if let Some(why) = lost {
+                    ended = batch.last().is_some_and(|e| e.is_err());
+                    checker.check(batch);
+                }
+                Some(checked) = checker.next(), if checker.is_busy() => {
+                    if let Some(why) = w.batch(checked, &client, &mut connected, out)? {
                         tracing::warn!(error = %why, "watch: broker connection lost; retrying");
                         break;
                     }
@@ -199,6 +174,11 @@ pub async fn watch(
                     }
                 }
                 _ = shutdown.triggered() => {
+                    // What arrived is shown and recorded before the end.
+                    while checker.is_busy() {
+                        let Some(checked) = checker.next().await else { break };
+                        w.batch(checked, &client, &mut connected, out)?;
+                    }
                     if connected {
                         w.flush_acks(&client, true)?;
                         // Give the client a moment to write them.
@@ -224,6 +204,40 @@ pub async fn watch(
 }
 
 impl Watcher {
+    /// Shows (and records) a checked batch in arrival order: subscribes on a connect; returns
+    /// why the connection ended when it did (the poller's last event).
+    fn batch(
+        &mut self,
+        checked: super::checking::Checked,
+        client: &AsyncClient,
+        connected: &mut bool,
+        out: &mut (dyn Write + Send),
+    ) -> std::io::Result<Option<String>> {
+        let mut verdicts = checked.verdicts.into_iter();
+        let mut lost = None;
+        for e in &checked.events {
+            match e {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    // Subscribe on every connect: the session is clean.
+                    *connected = true;
+                    let _ = client.try_subscribe(self.opts.filter.clone(), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some(c) = verdicts.next() {
+                        self.message(&p.topic, &p.payload, c, out)?;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    lost = Some(e.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()));
+                    break;
+                }
+            }
+        }
+        self.flush_lines(out)?;
+        Ok(lost)
+    }
+
     /// Shows (and records) one message as `check` found it; a verified signed one is
     /// acknowledged later.
     fn message(
@@ -263,7 +277,7 @@ impl Watcher {
                     }
                     let wave_notes = match &msg {
                         HubMessage::Signed(b) if b.media.is_some() => self.place_media(b, payload),
-                        HubMessage::Signed(b) => self.place_wave(b),
+                        HubMessage::Signed(b) => self.place_wave(b, format == WatchFormat::Human),
                         _ => Vec::new(),
                     };
                     match format {
@@ -411,8 +425,8 @@ impl Watcher {
         Ok(())
     }
 
-    /// Reassembles a `wave` body (and records it): the lines to show for it.
-    fn place_wave(&mut self, body: &crate::model::Body) -> Vec<String> {
+    /// Reassembles a `wave` body (and records it): the lines to show for it (with `lines`).
+    fn place_wave(&mut self, body: &crate::model::Body, lines: bool) -> Vec<String> {
         let Some(result) = self.waves.accept(body) else { return Vec::new() };
         match result {
             Ok(placed) => {
@@ -428,7 +442,11 @@ impl Watcher {
                         tracing::error!(error = %e, stream = %placed.key, "cannot record the waveform");
                     }
                 }
-                wave_lines(body, &placed)
+                if lines {
+                    wave_lines(body, &placed)
+                } else {
+                    Vec::new()
+                }
             }
             Err(e) => vec![format!("✘ wave chunk #{} of {}: {e}", body.seq, super::view::clean(&body.origin()))],
         }

@@ -49,6 +49,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A refused subscription is asked for again after this long.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
+/// Client events read ahead of the link at most (the link takes them as they come).
+const EVENTS_AHEAD: usize = 16_384;
 /// Acknowledged messages are deleted from the queue in groups of this many, or every tick.
 const DELETE_BATCH: usize = 256;
 /// Acknowledged messages remembered for deletion while the queue cannot delete.
@@ -268,7 +270,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let (client, eventloop) = super::client(options(&cfg, &link.status_topic, &link.inputs.kid)?, WINDOW + 512);
-        let mut events = spawn_poller(eventloop);
+        let mut events = spawn_poller(eventloop, EVENTS_AHEAD);
         let mut s = Session::default();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut status_due = tokio::time::Instant::now() + STATUS_EVERY;
@@ -439,15 +441,17 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
 pub(crate) type PollResult = Result<Event, Option<rumqttc::ConnectionError>>;
 
 /// Polls the client's event loop in its own task: a poll is never cancelled half-way (which could
-/// leave written packets unflushed), and its events reach the caller through a channel. Ends
-/// after an error or a disconnect; each connection has its own.
-pub(crate) fn spawn_poller(mut eventloop: rumqttc::EventLoop) -> mpsc::UnboundedReceiver<PollResult> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// leave written packets unflushed), and its events reach the caller through a channel of
+/// `capacity` events: when the caller falls that far behind, polling waits, and the broker holds
+/// what is not yet read (a hub that verifies slower than messages arrive does not fill its
+/// memory). Ends after an error or a disconnect; each connection has its own.
+pub(crate) fn spawn_poller(mut eventloop: rumqttc::EventLoop, capacity: usize) -> mpsc::Receiver<PollResult> {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
     tokio::spawn(async move {
         loop {
             let ev = eventloop.poll().await;
             let last = matches!(ev, Err(_) | Ok(Event::Outgoing(Outgoing::Disconnect)));
-            if tx.send(ev.map_err(Some)).is_err() || last {
+            if tx.send(ev.map_err(Some)).await.is_err() || last {
                 break;
             }
         }
@@ -788,7 +792,7 @@ impl Link {
     }
 
     /// The drain's end: offline status, then disconnect (bounded).
-    async fn finish(&mut self, client: &AsyncClient, events: &mut mpsc::UnboundedReceiver<PollResult>, s: &Session) {
+    async fn finish(&mut self, client: &AsyncClient, events: &mut mpsc::Receiver<PollResult>, s: &Session) {
         self.flush_deletes();
         let unacked = s.outstanding();
         if unacked > 0 {

@@ -15,8 +15,8 @@ pub const MAX_PACKET: usize = 1 << 20;
 pub mod topics;
 
 pub use delivery::HubDelivery;
-pub(crate) use link::spawn_poller;
 pub use link::{run_link, InboundCommand, LinkCounters, LinkInputs, Publication, QueueHealth};
+pub(crate) use link::{spawn_poller, PollResult};
 
 /// An MQTT client and its event loop, with Nagle's algorithm off: commands, replies and
 /// acknowledgements are small packets answered by small packets, and Nagle with delayed ACKs would
