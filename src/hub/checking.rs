@@ -21,7 +21,7 @@ pub struct Checked {
 
 /// The checking thread and the batches out with it.
 pub struct Checker {
-    to_check: Option<std::sync::mpsc::Sender<Vec<PollResult>>>,
+    to_check: std::sync::mpsc::Sender<Vec<PollResult>>,
     checked: mpsc::UnboundedReceiver<Checked>,
     out: usize,
 }
@@ -50,7 +50,7 @@ impl Checker {
                 }
             }
         })?;
-        Ok(Checker { to_check: Some(to_check), checked, out: 0 })
+        Ok(Checker { to_check, checked, out: 0 })
     }
 
     /// Whether another batch may be handed over now.
@@ -65,10 +65,8 @@ impl Checker {
 
     /// Hands a batch over (checked in the order handed over).
     pub fn check(&mut self, events: Vec<PollResult>) {
-        if let Some(tx) = &self.to_check {
-            if tx.send(events).is_ok() {
-                self.out += 1;
-            }
+        if self.to_check.send(events).is_ok() {
+            self.out += 1;
         }
     }
 

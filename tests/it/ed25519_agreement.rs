@@ -103,12 +103,9 @@ fn mangled_signatures_and_odd_encodings_of_r_are_judged_alike() {
             assert!(!agree(&key, &other, &sig, "a changed message"));
             // S + L: the same scalar, not reduced (malleability).
             let s = Scalar::from_canonical_bytes(sig[32..].try_into().unwrap()).unwrap();
-            let l_plus = add_group_order(&s.to_bytes());
-            if let Some(l_plus) = l_plus {
-                let mut malleable = sig.clone();
-                malleable[32..].copy_from_slice(&l_plus);
-                assert!(!agree(&key, &msg, &malleable, "S + L"));
-            }
+            let mut malleable = sig.clone();
+            malleable[32..].copy_from_slice(&add_group_order(&s.to_bytes()));
+            assert!(!agree(&key, &msg, &malleable, "S + L"));
             cases += 3;
         }
         for r in small_order_encodings() {
@@ -122,8 +119,8 @@ fn mangled_signatures_and_odd_encodings_of_r_are_judged_alike() {
     assert!(cases > 300);
 }
 
-/// S + L as 32 little-endian bytes when it still fits in 253 bits (it always does for S < L).
-fn add_group_order(s: &[u8; 32]) -> Option<[u8; 32]> {
+/// S + L as 32 little-endian bytes (below 2^254 for S < L, so it fits).
+fn add_group_order(s: &[u8; 32]) -> [u8; 32] {
     // L = 2^252 + 27742317777372353535851937790883648493
     let l = bytes("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
     let mut out = [0u8; 32];
@@ -133,7 +130,8 @@ fn add_group_order(s: &[u8; 32]) -> Option<[u8; 32]> {
         out[i] = v as u8;
         carry = v >> 8;
     }
-    (carry == 0).then_some(out)
+    assert_eq!(carry, 0, "S + L fits in 32 bytes");
+    out
 }
 
 /// An RFC 8032 signature computed by hand, so R or the key may carry a torsion part.
