@@ -76,20 +76,8 @@ async fn run() {
         });
     }
 
-    let key = dir.path().join("gateway.key");
-    spokegate::sign::SigningKey::generate(&key).unwrap();
     let mut dev = PtyDevice::create(&dir.path().join("ttyBENCH")).unwrap();
-    let config = dir.path().join("spokegate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nsite = \"bench\"\nid = \"gw-bench\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n[[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n",
-            dir.path().display(),
-            dev.path.display()
-        ),
-    )
-    .unwrap();
-    let gateway = common::gateway(&config, &[]);
+    let (gateway, config) = common::gateway_vitals(dir.path(), port, &dev.path);
     let pid = gateway.0.id();
     tokio::time::sleep(Duration::from_millis(500)).await; // let it connect before the clock starts
     let idle_rss = status_kib(pid, "VmRSS:");
@@ -134,24 +122,7 @@ async fn run() {
     let n = PACED_RATE * PACED_SECONDS;
     let mut sent = Vec::with_capacity(n as usize);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
-    // SPOKEGATE_BENCH_PERF=FILE records the gateway with `perf record -g` during this run;
-    // SPOKEGATE_BENCH_ATTACH="strace -c -f -o FILE -p {pid}" attaches any other tool.
-    let perf = std::env::var("SPOKEGATE_BENCH_PERF")
-        .ok()
-        .map(|out| format!("perf record -F 4000 -g -o {out} -p {{pid}}"))
-        .or_else(|| std::env::var("SPOKEGATE_BENCH_ATTACH").ok())
-        .map(|template| {
-            let line = template.replace("{pid}", &pid.to_string());
-            let mut words = line.split_whitespace();
-            let child = Command::new(words.next().expect("a command"))
-                .args(words)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("the attached tool");
-            std::thread::sleep(Duration::from_millis(300)); // attached before the run starts
-            child
-        });
+    let perf = common::attach(pid);
     let cpu0 = cpu_seconds(pid);
     let (u0, s0) = cpu_split(pid);
     let t0 = Instant::now();
@@ -167,10 +138,7 @@ async fn run() {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let (u1, s1) = cpu_split(pid);
-    if let Some(mut p) = perf {
-        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
-        let _ = p.wait();
-    }
+    common::detach(perf);
     let got = arrivals.lock().unwrap().clone();
     let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);

@@ -155,6 +155,7 @@ async fn run() {
     }
     let base = lines.count();
 
+    let profiler = common::attach(pid);
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
     let publishing = {
@@ -173,6 +174,7 @@ async fn run() {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
+    common::detach(profiler);
     publishing.await.unwrap();
     poller.abort();
     println!(

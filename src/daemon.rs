@@ -136,6 +136,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         health,
         snapshot: snapshot_tx.clone(),
         sync_within: config.queue.sync_within,
+        group_within: config.queue.group_within,
         heartbeat: pipeline_beat.clone(),
         times: counters.pipeline.clone(),
         waves: waves.clone(),

@@ -51,6 +51,7 @@ pub fn gateway(config: &std::path::Path, env: &[(&str, &str)]) -> Proc {
 
 /// The real gateway reading `vitals-kv` lines from `tty`, its state in `dir`, publishing to the
 /// broker on `port` as site `bench`, gateway `gw-bench`, device `vitals-1`.
+/// SPOKEGATE_BENCH_QUEUE="group_ms = 0" (any `[queue]` keys) compares queue settings.
 pub fn gateway_vitals(dir: &std::path::Path, port: u16, tty: &std::path::Path) -> (Proc, std::path::PathBuf) {
     let key = dir.join("gateway.key");
     if !key.exists() {
@@ -63,7 +64,7 @@ pub fn gateway_vitals(dir: &std::path::Path, port: u16, tty: &std::path::Path) -
             "[gateway]\nsite = \"bench\"\nid = \"gw-bench\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n[[device]]\nid = \"vitals-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{}\" }}\n",
             dir.display(),
             tty.display()
-        ),
+        ) + &std::env::var("SPOKEGATE_BENCH_QUEUE").map(|q| format!("[queue]\n{q}\n")).unwrap_or_default(),
     )
     .unwrap();
     (gateway(&config, &[]), config)
@@ -78,4 +79,32 @@ pub fn queue_depth(config: &std::path::Path) -> Option<u64> {
         .output()
         .unwrap();
     serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().and_then(|v| v["queue"]["depth"].as_u64())
+}
+
+/// A profiler attached to `pid` for the measured part of a run, when asked for:
+/// SPOKEGATE_BENCH_PERF=FILE records it with `perf record -g`; SPOKEGATE_BENCH_ATTACH="strace -c
+/// -f -o FILE -p {pid}" attaches any other tool. End it with [`detach`].
+pub fn attach(pid: u32) -> Option<std::process::Child> {
+    let template = std::env::var("SPOKEGATE_BENCH_PERF")
+        .ok()
+        .map(|out| format!("perf record -F 4000 -g -o {out} -p {{pid}}"))
+        .or_else(|| std::env::var("SPOKEGATE_BENCH_ATTACH").ok())?;
+    let line = template.replace("{pid}", &pid.to_string());
+    let mut words = line.split_whitespace();
+    let child = Command::new(words.next().expect("a command"))
+        .args(words)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the attached tool");
+    std::thread::sleep(Duration::from_millis(300)); // attached before the run starts
+    Some(child)
+}
+
+/// Stops what [`attach`] started (SIGINT: perf writes its file) and waits for it.
+pub fn detach(tool: Option<std::process::Child>) {
+    if let Some(mut p) = tool {
+        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+        let _ = p.wait();
+    }
 }

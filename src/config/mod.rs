@@ -373,6 +373,12 @@ impl Config {
             }
             queue.sync_within = Duration::from_millis(*ms.get_ref());
         }
+        if let Some(ms) = &q.group_ms {
+            if *ms.get_ref() > 100 {
+                at(ms.span(), "queue.group_ms", "must be between 0 (commit what is waiting at once) and 100 ms".into());
+            }
+            queue.group_within = Duration::from_millis(*ms.get_ref());
+        }
 
         let hub = hub_config(&raw.hub, base, &mut at);
         let media = images::media_config(&raw.media, &mut at);

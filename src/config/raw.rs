@@ -133,6 +133,8 @@ pub struct RawQueue {
     pub media_ttl_hours: Option<Spanned<u64>>,
     /// Readings no device waits to hear about are synced to disk within this many milliseconds.
     pub sync_ms: Option<Spanned<u64>>,
+    /// A commit waits at most this many milliseconds after its first message for more to join it.
+    pub group_ms: Option<Spanned<u64>>,
 }
 
 /// The hubs this gateway obeys, and what "delivered" means.

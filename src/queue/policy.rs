@@ -32,6 +32,12 @@ impl Class {
     }
 }
 
+/// The default wait for a commit's company: at 500 readings a second, about two readings a
+/// commit (a fifth less CPU a reading) with the 99th percentile still under 5 ms; 3 ms took it
+/// past 5 ms (tokio's timers round up to the next millisecond).
+pub const GROUP_WITHIN: Duration = Duration::from_millis(GROUP_MS);
+pub const GROUP_MS: u64 = 2;
+
 /// Caps and time-to-live per class. Spot readings have neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePolicy {
@@ -42,6 +48,10 @@ pub struct QueuePolicy {
     /// Commits nobody waits for are synced to disk together, at most this long after they were
     /// written (zero: every commit is synced before the next one).
     pub sync_within: Duration,
+    /// A commit waits at most this long after its first message for others to join it (one
+    /// transaction, one hand-over to the uplink for all of them); zero: it takes only what is
+    /// already waiting.
+    pub group_within: Duration,
 }
 
 impl Default for QueuePolicy {
@@ -52,6 +62,7 @@ impl Default for QueuePolicy {
             wave_ttl: Some(Duration::from_secs(6 * 3600)),
             media_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
             sync_within: Duration::from_millis(200),
+            group_within: GROUP_WITHIN,
         }
     }
 }
