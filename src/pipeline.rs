@@ -452,7 +452,7 @@ impl Sealer {
             }
             // A device's state goes out before what it signed in the same commit (a device that
             // connects and sends at once is shown connected first).
-            for s in state_updates.drain(..) {
+            for s in state_updates {
                 if states.send(s).await.is_err() {
                     return;
                 }
@@ -476,17 +476,18 @@ impl Sealer {
                     }
                 };
                 if let Some(mut round) = round {
-                    if let Some(c) = round.consult.take() {
+                    // The consult binding's new signed body, re-published (retained) once committed.
+                    let binding = round.consult.take();
+                    if binding.is_some() {
                         let now = self.signer.consult();
                         self.snapshot.send_modify(|snap| snap.consult = now.consult.clone());
-                        state_updates.push(c);
                     }
                     self.after_commit(round, &fresh, &live);
-                }
-            }
-            for s in state_updates {
-                if states.send(s).await.is_err() {
-                    return;
+                    if let Some(c) = binding {
+                        if states.send(c).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         }
