@@ -742,7 +742,7 @@ mod tests {
         told_first.await.unwrap();
         told_third.await.unwrap();
         assert!(!lock(&b.queue).unsynced(), "told before the commit reached the disk");
-        // Nothing more arrives: the next commit waits its group time, no longer than it needs.
+        // A message with nobody to join it is still committed, alone, once its group time is up.
         b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
         assert_eq!(b.fresh.recv().await.unwrap().len(), 1);
     }

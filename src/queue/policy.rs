@@ -35,8 +35,7 @@ impl Class {
 /// The default wait for a commit's company: at 500 readings a second, about two readings a
 /// commit (a fifth less CPU a reading) with the 99th percentile still under 5 ms; 3 ms took it
 /// past 5 ms (tokio's timers round up to the next millisecond).
-pub const GROUP_WITHIN: Duration = Duration::from_millis(GROUP_MS);
-pub const GROUP_MS: u64 = 2;
+pub const GROUP_WITHIN: Duration = Duration::from_millis(2);
 
 /// Caps and time-to-live per class. Spot readings have neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
