@@ -404,7 +404,10 @@
     $('freeze').textContent = state.frozen ? 'Live' : 'Freeze';
     if (!state.frozen) { $('scroll').disabled = true; $('scroll').value = '0'; }
     $('caliper').textContent = state.frozen ? 'Click twice on a strip to measure.' : 'Freeze, then click twice on a strip to measure.';
-    schedule();
+    // Drawn at once, not on the next frame: a caliper click reads the window last drawn, which
+    // must be the frozen one from the moment the strip is frozen.
+    if (frame) cancelAnimationFrame(frame);
+    draw();
   });
   $('scroll').addEventListener('input', (e) => {
     state.back = Math.max(0, Number(e.target.max) - Number(e.target.value));
