@@ -1,14 +1,9 @@
 //! End-to-end delivery: messages a hub acknowledged (`ack` ranges) leave the queue; under hub
 //! delivery the broker's PUBACK does not delete anything.
 
-use super::store::classify;
+use super::store::{classify, delete_ranges, sql_seq};
 use super::{Queue, QueueError, Record};
-use rusqlite::{params, OptionalExtension};
-
-/// A `seq` as SQLite stores it (rows never exceed `i64::MAX`).
-fn sql_seq(s: u64) -> i64 {
-    i64::try_from(s).unwrap_or(i64::MAX)
-}
+use rusqlite::OptionalExtension;
 
 impl Queue {
     /// Deletes every queued message whose `seq` is in one of the inclusive `ranges`, and notes the
@@ -16,16 +11,7 @@ impl Queue {
     /// means a resend, which the hub acknowledges again.
     pub fn delete_acked(&mut self, ranges: &[(u64, u64)], now: i64) -> Result<u64, QueueError> {
         let result = self.transaction(|tx| {
-            let mut gone = Vec::new();
-            let mut del =
-                tx.prepare_cached("DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2 RETURNING class, length(payload)")?;
-            for (a, b) in ranges {
-                for row in del
-                    .query_map(params![sql_seq(*a), sql_seq(*b)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
-                {
-                    gone.push(row?);
-                }
-            }
+            let gone = delete_ranges(tx, ranges)?;
             tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'", [gone.len() as i64])?;
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'last_hub_ack'", [now])?;
             Ok(gone)

@@ -334,9 +334,11 @@ impl Queue {
             for r in records {
                 insert.execute(params![r.seq as i64, r.class as i64, r.created, r.topic, r.payload])?;
             }
-            let mut remember = tx.prepare_cached(MEMORY_UPSERT)?;
-            for (dev, value) in memories {
-                remember.execute(params![dev, value])?;
+            if !memories.is_empty() {
+                let mut remember = tx.prepare_cached(MEMORY_UPSERT)?;
+                for (dev, value) in memories {
+                    remember.execute(params![dev, value])?;
+                }
             }
             if let Some(c) = consult {
                 c.save(tx)?;
@@ -412,16 +414,9 @@ impl Queue {
     }
 
     fn delete_in_tx(&mut self, seqs: &[u64]) -> Result<(), QueueError> {
+        let ranges = runs(seqs);
         let gone = self.transaction(|tx| {
-            let mut gone = Vec::new();
-            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING class, length(payload)")?;
-            for s in seqs {
-                if let Some(row) =
-                    del.query_row([*s as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()?
-                {
-                    gone.push(row);
-                }
-            }
+            let gone = delete_ranges(tx, &ranges)?;
             tx.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = 'delivered'")?
                 .execute([gone.len() as i64])?;
             Ok(gone)
@@ -570,6 +565,42 @@ fn tally(
     }
 }
 
+/// A `seq` as SQLite stores it (rows never exceed `i64::MAX`).
+pub(super) fn sql_seq(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX)
+}
+
+/// The inclusive runs of consecutive numbers in `seqs` (any order, repeats allowed): messages
+/// delivered in order delete as one range, not one statement each.
+pub(super) fn runs(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for s in sorted {
+        match out.last_mut() {
+            Some((_, b)) if b.checked_add(1) == Some(s) => *b = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// Deletes the queued messages in the inclusive `ranges`: the class and size of each one gone.
+pub(super) fn delete_ranges(tx: &Connection, ranges: &[(u64, u64)]) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut gone = Vec::new();
+    let mut del =
+        tx.prepare_cached("DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2 RETURNING class, length(payload)")?;
+    for (a, b) in ranges {
+        for row in
+            del.query_map(params![sql_seq(*a), sql_seq(*b)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        {
+            gone.push(row?);
+        }
+    }
+    Ok(gone)
+}
+
 /// A damaged file is reported as such; everything else as a SQLite error.
 pub(super) fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
@@ -634,6 +665,13 @@ mod tests {
         assert!(err.to_string().contains("spokegate status"), "{err}");
         drop(q);
         assert_eq!(Queue::inspect(dir.path()).unwrap().depth, 1);
+    }
+
+    #[test]
+    fn delivered_numbers_delete_as_runs_of_consecutive_seqs() {
+        assert_eq!(runs(&[]), []);
+        assert_eq!(runs(&[7, 3, 4, 5, 9, 3, 10, 1]), [(1, 1), (3, 5), (7, 7), (9, 10)]);
+        assert_eq!(runs(&[u64::MAX, u64::MAX - 1, 0]), [(0, 0), (u64::MAX - 1, u64::MAX)]);
     }
 
     #[test]
@@ -770,14 +808,15 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Append(u8),
-        /// Deliver the n-th oldest undelivered message (modulo depth).
-        Deliver(u8),
+        /// Deliver at once the n-th oldest undelivered messages (each modulo depth; in any order,
+        /// repeated, or delivered before: the queue deletes each once, in runs).
+        Deliver(Vec<u8>),
         /// The process dies and the queue is opened again.
         Crash,
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![4 => (1u8..20).prop_map(Op::Append), 3 => any::<u8>().prop_map(Op::Deliver), 1 => Just(Op::Crash)]
+        prop_oneof![4 => (1u8..20).prop_map(Op::Append), 3 => proptest::collection::vec(any::<u8>(), 1..8).prop_map(Op::Deliver), 1 => Just(Op::Crash)]
     }
 
     proptest! {
@@ -800,11 +839,16 @@ mod tests {
                             model.insert(r.seq, r.payload);
                         }
                     }
-                    Op::Deliver(k) => {
-                        if let Some(&seq) = model.keys().nth(usize::from(k) % model.len().max(1)) {
-                            q.delete(&[seq]).unwrap();
-                            model.remove(&seq);
-                            delivered += 1;
+                    Op::Deliver(ks) => {
+                        let mut seqs: Vec<u64> =
+                            ks.iter().filter_map(|k| model.keys().nth(usize::from(*k) % model.len().max(1)).copied()).collect();
+                        // One delivered before, when there is one: deleting it again changes nothing.
+                        seqs.extend(issued.iter().find(|s| !model.contains_key(s)));
+                        q.delete(&seqs).unwrap();
+                        for s in &seqs {
+                            if model.remove(s).is_some() {
+                                delivered += 1;
+                            }
                         }
                     }
                     Op::Crash => {
@@ -816,6 +860,7 @@ mod tests {
                 prop_assert_eq!(&got, &model);
                 let st = q.stats().unwrap();
                 prop_assert_eq!(st.depth, model.len() as u64);
+                prop_assert_eq!(st.bytes, model.values().map(|p| p.len() as u64).sum::<u64>());
                 prop_assert_eq!(st.delivered, delivered);
             }
             prop_assert!(issued.windows(2).all(|w| w[0] < w[1]), "seq strictly increasing across crashes");
