@@ -3,6 +3,15 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Sleeps until `due`, or forever when nothing is due. A `select!` builds every branch's future
+/// on every turn, taken or not: this one makes a timer only when something is due.
+pub async fn until(due: Option<impl Into<tokio::time::Instant>>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Now, in microseconds since the Unix epoch, UTC.
 pub fn now_micros() -> i64 {
     to_micros(OffsetDateTime::now_utc())

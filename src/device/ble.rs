@@ -204,7 +204,7 @@ impl DeviceTask {
                     link.close().await;
                     return "gateway stopping".into();
                 }
-                _ = tokio::time::sleep_until(answer_due.unwrap_or_else(Instant::now).into()), if answer_due.is_some() => {
+                _ = crate::clock::until(answer_due) => {
                     self.flush_pending(&mut pending).await;
                     let secs = timeout.unwrap_or_default().as_secs();
                     if let Some(done) = fetch.take() {
@@ -215,12 +215,12 @@ impl DeviceTask {
                     link.close().await;
                     return text;
                 }
-                _ = tokio::time::sleep_until(chunk_due.unwrap_or_else(Instant::now).into()), if chunk_due.is_some() => {
+                _ = crate::clock::until(chunk_due) => {
                     if let Some(chunk) = self.wave.as_mut().and_then(crate::wave::WaveStream::flush) {
                         self.send_chunk(chunk).await;
                     }
                 }
-                _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
+                _ = crate::clock::until((self.limiter.pending() > 0).then(|| Instant::now() + self.limiter.refill_time())) => {
                     self.report_suppressed().await;
                 }
             }

@@ -210,7 +210,7 @@ impl DeviceTask {
             let n = tokio::select! {
                 r = link.read(&mut buf) => r,
                 _ = shutdown.triggered() => return "gateway stopping".into(),
-                _ = tokio::time::sleep_until(reply_due.unwrap_or_else(Instant::now).into()), if reply_due.is_some() => {
+                _ = crate::clock::until(reply_due) => {
                     if let Some(a) = asking.as_mut() {
                         let steps = a.dialogue.tick(Instant::now(), time::OffsetDateTime::now_utc());
                         if let Err(why) = self.asked(a, steps, link.as_mut()).await {
@@ -219,7 +219,7 @@ impl DeviceTask {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(fetch_due.unwrap_or_else(Instant::now).into()), if fetch_due.is_some() => {
+                _ = crate::clock::until(fetch_due) => {
                     if let Some(a) = asking.as_mut() {
                         a.next_fetch = a.dialogue.spec().every.map(|e| Instant::now() + e);
                         let steps = a.dialogue.fetch(Instant::now(), time::OffsetDateTime::now_utc());
@@ -229,7 +229,7 @@ impl DeviceTask {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(framer_due.unwrap_or_else(Instant::now).into()), if framer_due.is_some() => {
+                _ = crate::clock::until(framer_due) => {
                     if let Some(e) = framer.expire() {
                         self.frame_error(e).await;
                     }
@@ -241,13 +241,13 @@ impl DeviceTask {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(chunk_due.unwrap_or_else(Instant::now).into()), if chunk_due.is_some() => {
+                _ = crate::clock::until(chunk_due) => {
                     if let Some(chunk) = self.wave.as_mut().and_then(WaveStream::flush) {
                         self.send_chunk(chunk).await;
                     }
                     continue;
                 }
-                _ = tokio::time::sleep(self.limiter.refill_time()), if self.limiter.pending() > 0 => {
+                _ = crate::clock::until((self.limiter.pending() > 0).then(|| Instant::now() + self.limiter.refill_time())) => {
                     self.report_suppressed().await;
                     continue;
                 }

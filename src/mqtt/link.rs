@@ -212,12 +212,13 @@ impl Session {
         }
     }
 
-    /// A queued message left the window (acknowledged, or the connection is gone).
+    /// A queued message left the window (acknowledged, or the connection is gone). What waits
+    /// behind it is in `Link::fresh`, or its lane already says the queue may hold more: the
+    /// queue is not read again for it.
     fn done(&mut self, class: Class) {
         if class == Class::Media {
             self.media_out = self.media_out.saturating_sub(1);
         }
-        self.lanes[class as usize].maybe_more = true;
     }
 }
 
@@ -338,7 +339,7 @@ pub async fn run_link(cfg: MqttConfig, inputs: LinkInputs) -> std::io::Result<()
                     Err(e) => break e.map(|e| e.to_string()).unwrap_or_else(|| "event loop ended".into()),
                 },
                 _ = link.inputs.committed.notified() => s.more_in_all(),
-                _ = tokio::time::sleep_until(link.paced_until()), if link.paced() => {}
+                _ = crate::clock::until(link.paced().then(|| link.paced_until())) => {}
                 _ = link.inputs.rebirth.notified() => if s.connected { link.birth(&client, &mut s) },
                 _ = link.inputs.health.changed.notified() => if s.connected {
                     let status = link.status(true);
