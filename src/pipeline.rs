@@ -12,7 +12,7 @@ use crate::model::{
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
 use crate::queue::{lock, Class, Queue, QueueError, Record, StoredConsult};
-use crate::sign::{seal, SigningKey};
+use crate::sign::{protected_header, seal_under, SigningKey};
 use crate::snapshot::SnapshotTx;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -165,12 +165,15 @@ pub struct Signer {
     pub gw: String,
     pub key: Arc<SigningKey>,
     pub format: BodyFormat,
+    /// The envelopes' protected header, encoded once.
+    protected: Vec<u8>,
     pub consult: Mutex<ConsultNow>,
 }
 
 impl Signer {
     pub fn new(site: &str, gw: &str, key: Arc<SigningKey>, format: BodyFormat, consult: ConsultNow) -> Self {
-        Self { site: site.into(), gw: gw.into(), key, format, consult: Mutex::new(consult) }
+        let protected = protected_header(&key, format);
+        Self { site: site.into(), gw: gw.into(), key, format, protected, consult: Mutex::new(consult) }
     }
 
     /// The consult open now.
@@ -185,7 +188,7 @@ impl Signer {
         if body.kind != BodyKind::Consult {
             body.consult = consult.map(|c| Some(c.to_string()));
         }
-        let mut bytes = seal(&self.key, body.encode(self.format)?, self.format)?;
+        let mut bytes = seal_under(&self.key, &self.protected, &body.encode(self.format)?);
         let mut topic = topics::for_body(&body);
         let mut kind = body.kind;
         // The PUBLISH packet: fixed header (up to 5), topic length and text, packet id.
@@ -211,7 +214,7 @@ impl Signer {
             let mut small =
                 make_body(&self.site, &self.gw, job.from.as_ref(), Payload::Event(event), seq, job.t, job.tdev);
             small.consult = body.consult.clone();
-            bytes = seal(&self.key, small.encode(self.format)?, self.format)?;
+            bytes = seal_under(&self.key, &self.protected, &small.encode(self.format)?);
             topic = topics::for_body(&small);
             kind = small.kind;
         }
@@ -264,8 +267,6 @@ pub enum SealError {
     Queue(#[from] QueueError),
     #[error("body: {0}")]
     Body(#[from] crate::model::BodyError),
-    #[error("envelope: {0}")]
-    Envelope(#[from] crate::sign::EnvelopeError),
 }
 
 /// How many waiting messages one commit takes at most.

@@ -69,7 +69,7 @@ impl Fleet {
         let b = make_body(&site(i), &gw(i), Some(&from), Payload::Obs(obs), seq, spokegate::clock::now_micros(), None);
         let topic = spokegate::mqtt::topics::for_body(&b);
         let bytes = spokegate::model::encode(&b, BodyFormat::Cbor).unwrap();
-        (topic, seal(&self.keys[i], bytes, BodyFormat::Cbor).unwrap())
+        (topic, seal(&self.keys[i], &bytes, BodyFormat::Cbor))
     }
 }
 

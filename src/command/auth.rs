@@ -99,7 +99,7 @@ pub fn authenticate(
 pub fn sign_command(key: &crate::sign::SigningKey, mut cmd: CmdBody) -> Result<Vec<u8>, String> {
     cmd.hub = key.hub().ok_or("not a hub key (its file has no `spokegate-hub:` line)")?.to_string();
     let bytes = crate::model::encode(&cmd, crate::model::BodyFormat::Cbor).map_err(|e| e.to_string())?;
-    crate::sign::seal(key, bytes, crate::model::BodyFormat::Cbor).map_err(|e| e.to_string())
+    Ok(crate::sign::seal(key, &bytes, crate::model::BodyFormat::Cbor))
 }
 
 #[cfg(test)]
@@ -185,7 +185,7 @@ mod tests {
             exp: NOW + MIN,
         };
         let bytes = crate::model::encode(&body, crate::model::BodyFormat::Cbor).unwrap();
-        let sealed = crate::sign::seal(&h.key, bytes, crate::model::BodyFormat::Cbor).unwrap();
+        let sealed = crate::sign::seal(&h.key, &bytes, crate::model::BodyFormat::Cbor);
         assert_eq!(check(&h.keys, "gw", &sealed, NOW).unwrap_err().code, "wrong-hub");
     }
 }

@@ -72,7 +72,7 @@ impl Acker {
             };
             let sealed = encode(&body, BodyFormat::Cbor)
                 .map_err(|e| e.to_string())
-                .and_then(|b| seal(&self.key, b, BodyFormat::Cbor).map_err(|e| e.to_string()));
+                .map(|b| seal(&self.key, &b, BodyFormat::Cbor));
             match sealed {
                 Ok(payload) => out.push(Publication { topic: topics::ack(&site, &gw), payload, retain: false }),
                 Err(e) => tracing::error!(error = %e, "cannot sign an acknowledgement"),

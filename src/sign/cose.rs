@@ -4,7 +4,7 @@
 
 use super::{PublicKey, SigningKey};
 use crate::model::BodyFormat;
-use coset::{iana, CborSerializable, ContentType, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use coset::{iana, CborSerializable, ContentType, CoseSign1, TaggedCborSerializable};
 
 /// CoAP content format 60, `application/cbor`.
 pub const CONTENT_TYPE_CBOR: u64 = 60;
@@ -24,25 +24,74 @@ pub enum EnvelopeError {
     NoPayload,
     #[error("content type is neither 60 (application/cbor) nor application/json")]
     UnknownContentType,
-    #[error("COSE encoding failed: {0}")]
-    Encode(String),
 }
 
 /// Signs `body` and returns the tagged COSE_Sign1 bytes.
-pub fn seal(key: &SigningKey, body: Vec<u8>, format: BodyFormat) -> Result<Vec<u8>, EnvelopeError> {
-    let header = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(key.public().kid().to_vec());
-    let protected = match format {
-        BodyFormat::Cbor => header.content_format(iana::CoapContentFormat::Cbor),
-        BodyFormat::Json => header.content_type(CONTENT_TYPE_JSON.to_string()),
+pub fn seal(key: &SigningKey, body: &[u8], format: BodyFormat) -> Vec<u8> {
+    seal_under(key, &protected_header(key, format), body)
+}
+
+/// The protected header `key` signs under for bodies in `format`, encoded (a bstr's content):
+/// the map {1 (alg): -8 (EdDSA), 3 (content type): 60 or "application/json", 4 (kid): kid}.
+/// The same for every message: a signer encodes it once.
+pub fn protected_header(key: &SigningKey, format: BodyFormat) -> Vec<u8> {
+    let mut h = vec![0xa3, 0x01, 0x27, 0x03];
+    match format {
+        BodyFormat::Cbor => h.extend_from_slice(&[0x18, CONTENT_TYPE_CBOR as u8]),
+        BodyFormat::Json => {
+            h.push(0x60 | CONTENT_TYPE_JSON.len() as u8);
+            h.extend_from_slice(CONTENT_TYPE_JSON.as_bytes());
+        }
     }
-    .build();
-    CoseSign1Builder::new()
-        .protected(protected)
-        .payload(body)
-        .create_signature(&[], |tbs| key.sign(tbs))
-        .build()
-        .to_tagged_vec()
-        .map_err(|e| EnvelopeError::Encode(e.to_string()))
+    h.push(0x04);
+    bstr(&mut h, key.public().kid());
+    h
+}
+
+/// Signs `body` under an encoded protected header (from [`protected_header`]): the tagged
+/// COSE_Sign1 bytes, written directly (RFC 9052 §4.2, §4.4; every length in its shortest form,
+/// as `coset` writes them: the tests check the two agree byte for byte).
+pub fn seal_under(key: &SigningKey, protected: &[u8], body: &[u8]) -> Vec<u8> {
+    // Sig_structure = ["Signature1", protected, external_aad (empty), payload].
+    let mut tbs = Vec::with_capacity(body.len() + protected.len() + 24);
+    tbs.extend_from_slice(&[0x84, 0x6a]);
+    tbs.extend_from_slice(b"Signature1");
+    bstr(&mut tbs, protected);
+    bstr(&mut tbs, &[]);
+    bstr(&mut tbs, body);
+    let signature = key.sign(&tbs);
+    // COSE_Sign1 = 18([protected, unprotected (empty map), payload, signature]).
+    let mut out = tbs;
+    out.clear();
+    out.reserve(body.len() + protected.len() + signature.len() + 16);
+    out.extend_from_slice(&[0xd2, 0x84]);
+    bstr(&mut out, protected);
+    out.push(0xa0);
+    bstr(&mut out, body);
+    bstr(&mut out, &signature);
+    out
+}
+
+/// Appends a CBOR byte string (major type 2) with its length in the shortest form.
+fn bstr(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len() as u64;
+    match n {
+        0..=23 => out.push(0x40 | n as u8),
+        24..=0xff => out.extend_from_slice(&[0x58, n as u8]),
+        0x100..=0xffff => {
+            out.push(0x59);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(0x5a);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0x5b);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
 }
 
 /// A verified envelope.
@@ -97,6 +146,7 @@ pub fn verify_envelope(sign1: CoseSign1, key: &PublicKey) -> Result<Envelope, En
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coset::{CoseSign1Builder, HeaderBuilder};
 
     fn key() -> (tempfile::TempDir, SigningKey) {
         let dir = tempfile::tempdir().unwrap();
@@ -108,7 +158,7 @@ mod tests {
     fn sealed_messages_open_with_the_public_key_alone() {
         let (_d, k) = key();
         for format in [BodyFormat::Cbor, BodyFormat::Json] {
-            let bytes = seal(&k, b"payload".to_vec(), format).unwrap();
+            let bytes = seal(&k, b"payload", format);
             assert_eq!(bytes[0], 0xd2, "CBOR tag 18");
             let env = open_envelope(&bytes, k.public()).unwrap();
             assert_eq!(env, Envelope { format, payload: b"payload".to_vec() });
@@ -118,7 +168,7 @@ mod tests {
     #[test]
     fn the_protected_header_is_alg_content_type_kid() {
         let (_d, k) = key();
-        let bytes = seal(&k, vec![0xa0], BodyFormat::Cbor).unwrap();
+        let bytes = seal(&k, &[0xa0], BodyFormat::Cbor);
         let s = CoseSign1::from_tagged_slice(&bytes).unwrap();
         let protected: coset::cbor::Value =
             coset::cbor::de::from_reader(&s.protected.original_data.unwrap()[..]).unwrap();
@@ -130,10 +180,42 @@ mod tests {
         assert!(s.unprotected.is_empty());
     }
 
+    /// The envelope as `coset` builds it, to hold the directly written one to.
+    fn sealed_by_coset(key: &SigningKey, body: Vec<u8>, format: BodyFormat) -> Vec<u8> {
+        let header = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(key.public().kid().to_vec());
+        let protected = match format {
+            BodyFormat::Cbor => header.content_format(iana::CoapContentFormat::Cbor),
+            BodyFormat::Json => header.content_type(CONTENT_TYPE_JSON.to_string()),
+        }
+        .build();
+        CoseSign1Builder::new()
+            .protected(protected)
+            .payload(body)
+            .create_signature(&[], |tbs| key.sign(tbs))
+            .build()
+            .to_tagged_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn envelopes_are_byte_for_byte_what_coset_builds() {
+        let (_d, k) = key();
+        // Every length form of a byte string: 0, one byte inline, 1-, 2- and 4-byte lengths,
+        // at each boundary (Ed25519 is deterministic: the signatures must agree too).
+        let sizes = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 70_000];
+        for format in [BodyFormat::Cbor, BodyFormat::Json] {
+            for n in sizes {
+                let body: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+                let ours = seal(&k, &body, format);
+                assert_eq!(ours, sealed_by_coset(&k, body, format), "{format:?} body of {n} bytes");
+            }
+        }
+    }
+
     #[test]
     fn any_flipped_byte_is_caught() {
         let (_d, k) = key();
-        let bytes = seal(&k, b"{\"v\":1}".to_vec(), BodyFormat::Json).unwrap();
+        let bytes = seal(&k, b"{\"v\":1}", BodyFormat::Json);
         for i in 0..bytes.len() {
             let mut t = bytes.clone();
             t[i] ^= 0x01;
@@ -145,7 +227,7 @@ mod tests {
     fn another_gateways_key_is_refused() {
         let (_d, k) = key();
         let (_e, other) = key();
-        let bytes = seal(&k, b"x".to_vec(), BodyFormat::Cbor).unwrap();
+        let bytes = seal(&k, b"x", BodyFormat::Cbor);
         assert!(matches!(open_envelope(&bytes, other.public()), Err(EnvelopeError::UnknownKid { .. })));
     }
 }

@@ -8,7 +8,8 @@ mod open;
 pub mod rotation;
 
 pub use cose::{
-    open_envelope, parse_envelope, seal, verify_envelope, Envelope, EnvelopeError, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
+    open_envelope, parse_envelope, protected_header, seal, seal_under, verify_envelope, Envelope, EnvelopeError,
+    CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
 };
 pub use key::{open_to_others, KeyError, PublicKey, SigningKey};
 pub use keyring::{read_bound_keys, Binding, BoundKey, KeyRing, KeyRingError, KeyRingLoadError};

@@ -71,7 +71,7 @@ async fn a_gateway_key_on_another_gateways_topic_or_a_hub_key_is_rejected_and_st
     let from = Source { dev: "monitor-1".into(), profile: "hl7-pcd01".into() };
     let forge = |key: &spokegate::sign::SigningKey, gw: &str, seq| {
         let body = make_body("test-site", gw, Some(&from), obs(), seq, 1, None);
-        seal(key, body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+        seal(key, &body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor)
     };
     let topic_b = "spokegate/v1/test-site/gw-other/dev/monitor-1/obs";
     // Gateway A's key speaking for gateway B; a hub's key speaking for B; then B's own message.
@@ -126,7 +126,7 @@ async fn watch_out_file_gets_each_message_as_it_arrives() {
         Unit { ucum: "mm[Hg]".into(), mdc: None },
     )]);
     let body = make_body("test-site", "gw-test", Some(&from), obs, 1, 1, None);
-    let signed = seal(&a.key(), body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap();
+    let signed = seal(&a.key(), &body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor);
     publisher.publish("spokegate/v1/test-site/gw-test/dev/monitor-1/obs", signed).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -197,7 +197,7 @@ async fn a_flood_of_invented_gateways_and_topics_is_shown_unverified_and_costs_n
         )]);
         let gw = format!("gw-x{i}");
         let body = make_body("test-site", &gw, Some(&from), obs, 1, 1, None);
-        let signed = seal(&stranger, body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap();
+        let signed = seal(&stranger, &body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor);
         publisher.publish(&format!("spokegate/v1/test-site/{gw}/dev/monitor-1/obs"), signed).await;
     }
     let verdicts = reader.await.unwrap();
@@ -260,7 +260,7 @@ async fn a_rotated_key_and_its_predecessor_both_verify_and_the_status_lists_both
             Unit { ucum: "mm[Hg]".into(), mdc: None },
         )]);
         let body = make_body("test-site", "gw-test", Some(&from), obs, seq, 1, None);
-        seal(key, body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+        seal(key, &body.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor)
     };
     let topic = "spokegate/v1/test-site/gw-test/dev/monitor-1/obs";
     let mut verified = std::collections::BTreeSet::new();

@@ -411,7 +411,7 @@ pub fn reading(site: &str, gw: &str, seq: u64, value: f64) -> Body {
 
 /// Signed as a gateway signs.
 pub fn sealed(key: &SigningKey, body: &Body) -> Vec<u8> {
-    seal(key, spokegate::model::encode(body, BodyFormat::Cbor).unwrap(), BodyFormat::Cbor).unwrap()
+    seal(key, &spokegate::model::encode(body, BodyFormat::Cbor).unwrap(), BodyFormat::Cbor)
 }
 
 /// A plain MQTT client for publishing crafted messages.
