@@ -40,8 +40,19 @@ pub fn mosquitto(dir: &std::path::Path) -> (Proc, u16) {
 }
 
 /// The real gateway binary running `config`, logging warnings, with extra environment.
+/// SPOKEGATE_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=FILE" starts it under
+/// that command (instruction counts are the same run after run: an A/B needs no alternation).
 pub fn gateway(config: &std::path::Path, env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spokegate"));
+    let wrap = std::env::var("SPOKEGATE_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(env!("CARGO_BIN_EXE_spokegate"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_spokegate")),
+    };
     cmd.args(["run", "--config", config.to_str().unwrap(), "--log", "warn"]);
     for (k, v) in env {
         cmd.env(k, v);
