@@ -1,6 +1,7 @@
 //! The signed envelope: a tagged COSE_Sign1 (RFC 9052, CBOR tag 18) with EdDSA (`alg` -8),
 //! protected header {alg, content type, kid}, empty unprotected header, empty external AAD, and
-//! the body as payload. Built and read with `coset`, the Rust COSE library.
+//! the body as payload. Written directly (the same bytes `coset` builds: a test holds them to it);
+//! read with `coset`, the Rust COSE library.
 
 use super::{PublicKey, SigningKey};
 use crate::model::BodyFormat;
