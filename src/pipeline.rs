@@ -269,6 +269,9 @@ pub enum SealError {
     Body(#[from] crate::model::BodyError),
 }
 
+/// tokio's timers fire on millisecond ticks: a shorter wait still costs a wake-up.
+const TIMER_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How many waiting messages one commit takes at most.
 const COMMIT_BATCH: usize = 512;
 /// How often eviction (waveform and media caps and TTLs) runs.
@@ -497,7 +500,8 @@ impl Sealer {
 
     /// Lets what arrives within `group_within` of a commit's first message join it (a commit
     /// already full, or a closed input, does not wait). One transaction and one hand-over for
-    /// them all: at low rates that, not the signature, is most of a reading's cost.
+    /// them all: at low rates that, not the signature, is most of a reading's cost. Once less
+    /// than the timer's resolution is left, the commit goes at once rather than after a wake-up.
     async fn gather(&self, input: &mut mpsc::Receiver<Outgoing>, batch: &mut Vec<Outgoing>) {
         if self.group_within.is_zero() {
             return;
@@ -506,6 +510,7 @@ impl Sealer {
         while batch.len() < COMMIT_BATCH {
             match tokio::time::timeout_at(until, input.recv_many(batch, COMMIT_BATCH - batch.len())).await {
                 Ok(0) | Err(_) => return,
+                Ok(_) if until.saturating_duration_since(tokio::time::Instant::now()) < TIMER_RESOLUTION => return,
                 Ok(_) => {}
             }
         }
