@@ -1,4 +1,5 @@
-//! Gateway time: microseconds since the Unix epoch (UTC), and RFC 3339 for the JSON status topics.
+//! Gateway time: microseconds since the Unix epoch (UTC), RFC 3339 for the JSON status topics,
+//! and waiting until a time that may not be set.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

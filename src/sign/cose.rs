@@ -38,11 +38,8 @@ pub fn seal(key: &SigningKey, body: &[u8], format: BodyFormat) -> Vec<u8> {
 pub fn protected_header(key: &SigningKey, format: BodyFormat) -> Vec<u8> {
     let mut h = vec![0xa3, 0x01, 0x27, 0x03];
     match format {
-        BodyFormat::Cbor => h.extend_from_slice(&[0x18, CONTENT_TYPE_CBOR as u8]),
-        BodyFormat::Json => {
-            h.push(0x60 | CONTENT_TYPE_JSON.len() as u8);
-            h.extend_from_slice(CONTENT_TYPE_JSON.as_bytes());
-        }
+        BodyFormat::Cbor => head(&mut h, 0, CONTENT_TYPE_CBOR as usize),
+        BodyFormat::Json => text(&mut h, CONTENT_TYPE_JSON),
     }
     h.push(0x04);
     bstr(&mut h, key.public().kid());
@@ -55,8 +52,8 @@ pub fn protected_header(key: &SigningKey, format: BodyFormat) -> Vec<u8> {
 pub fn seal_under(key: &SigningKey, protected: &[u8], body: &[u8]) -> Vec<u8> {
     // Sig_structure = ["Signature1", protected, external_aad (empty), payload].
     let mut tbs = Vec::with_capacity(body.len() + protected.len() + 24);
-    tbs.extend_from_slice(&[0x84, 0x6a]);
-    tbs.extend_from_slice(b"Signature1");
+    tbs.push(0x84);
+    text(&mut tbs, "Signature1");
     bstr(&mut tbs, protected);
     bstr(&mut tbs, &[]);
     bstr(&mut tbs, body);
@@ -73,26 +70,39 @@ pub fn seal_under(key: &SigningKey, protected: &[u8], body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Appends a CBOR byte string (major type 2) with its length in the shortest form.
+/// Appends a CBOR byte string (major type 2).
 fn bstr(out: &mut Vec<u8>, bytes: &[u8]) {
-    let n = bytes.len() as u64;
+    head(out, 2, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends a CBOR text string (major type 3).
+fn text(out: &mut Vec<u8>, t: &str) {
+    head(out, 3, t.len());
+    out.extend_from_slice(t.as_bytes());
+}
+
+/// Appends a CBOR item head in its shortest form (RFC 8949 §3): `major` type and `n`, a string's
+/// length or an unsigned integer's value (major type 0).
+fn head(out: &mut Vec<u8>, major: u8, n: usize) {
+    let m = major << 5;
+    let n = n as u64;
     match n {
-        0..=23 => out.push(0x40 | n as u8),
-        24..=0xff => out.extend_from_slice(&[0x58, n as u8]),
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
         0x100..=0xffff => {
-            out.push(0x59);
+            out.push(m | 25);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         0x1_0000..=0xffff_ffff => {
-            out.push(0x5a);
+            out.push(m | 26);
             out.extend_from_slice(&(n as u32).to_be_bytes());
         }
         _ => {
-            out.push(0x5b);
+            out.push(m | 27);
             out.extend_from_slice(&n.to_be_bytes());
         }
     }
-    out.extend_from_slice(bytes);
 }
 
 /// A verified envelope.
