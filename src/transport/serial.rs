@@ -82,14 +82,10 @@ impl AsyncWrite for SerialLink {
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        loop {
-            let mut guard = ready!(self.port.poll_write_ready(cx))?;
-            match guard.try_io(|port| port.get_ref().flush()) {
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
-            }
-        }
+    /// Nothing is buffered here: what `write` took is the kernel's to send. (Waiting until it is
+    /// on the wire, `tcdrain`, would block the runtime's only thread for as long as that takes.)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
