@@ -356,7 +356,10 @@ async fn a_really_full_file_system_withholds_acknowledgements_and_commits_resume
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
     use spokegate::sim::waves;
-    let mut broker = Mosquitto::start();
+    // The hub's session outlives the outage (a persistent broker, a persistent subscriber), so
+    // what the gateway sends the moment the broker is back reaches it, however soon that is.
+    let mut broker = Mosquitto::start_persistent();
+    let mut sub = Subscriber::connect_persistent(broker.port, "test-hub").await;
     broker.stop(); // the uplink is down: everything waits in the queue
     let gw = GatewayDir::new();
     let profiles = gw.path().join("profiles");
@@ -381,7 +384,6 @@ async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
     assert!(st.bytes <= 1 << 20, "the waveform class is back under its cap: {} bytes", st.bytes);
     // The hub hears what was dropped once the broker is back.
     broker.restart();
-    let mut sub = Subscriber::connect(broker.port, "test-hub").await;
     let keys = gw.keys();
     sub.until_signed("a queue-evicted event", &keys, |bodies| {
         bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "queue-evicted"))
