@@ -220,7 +220,7 @@ impl DeviceTask {
                         self.send_chunk(chunk).await;
                     }
                 }
-                _ = crate::clock::until((self.limiter.pending() > 0).then(|| Instant::now() + self.limiter.refill_time())) => {
+                _ = crate::clock::until(self.limiter.report_due(Instant::now())) => {
                     self.report_suppressed().await;
                 }
             }

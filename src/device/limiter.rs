@@ -44,8 +44,14 @@ impl EventLimiter {
     }
 
     /// When a held-back count can next be reported.
-    pub fn refill_time(&self) -> Duration {
+    fn refill_time(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.per_sec.max(0.001))
+    }
+
+    /// When the held-back count is due to be reported, counted from `now`; none when nothing is
+    /// held back.
+    pub fn report_due(&self, now: Instant) -> Option<Instant> {
+        (self.pending() > 0).then(|| now + self.refill_time())
     }
 }
 

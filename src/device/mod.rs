@@ -247,7 +247,7 @@ impl DeviceTask {
                     }
                     continue;
                 }
-                _ = crate::clock::until((self.limiter.pending() > 0).then(|| Instant::now() + self.limiter.refill_time())) => {
+                _ = crate::clock::until(self.limiter.report_due(Instant::now())) => {
                     self.report_suppressed().await;
                     continue;
                 }
