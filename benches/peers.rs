@@ -13,6 +13,9 @@
 //! Per gateway: 500 readings/s for 10 s (CPU per reading from /proc/PID/stat, latency from the
 //! line written to the message received), then 50,000 lines as fast as the terminal takes them
 //! (throughput: until the last one arrived), and the peak resident memory.
+//! `SPOKEGATE_BENCH_ROUNDS=N` runs the gateways N times, alternating, and reports each round's
+//! ratios and the medians (this VM's speed drifts within minutes; a ratio compares runs of one
+//! round).
 
 use spokegate::sim::PtyDevice;
 use std::path::{Path, PathBuf};
@@ -70,68 +73,91 @@ async fn run() {
     let (_broker, port) = broker(work.path());
     let arrivals = load::subscriber(port, "bench-hub", &["spokegate/v1/+/+/dev/+/obs", "bench/+/obs"]).await;
     let installs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-peers");
-    let mut outcomes = Vec::new();
-    let mut skipped = Vec::new();
     // SPOKEGATE_BENCH_PEERS=spokegate,python,node-red picks who runs (spokegate always does).
     let wanted = std::env::var("SPOKEGATE_BENCH_PEERS").unwrap_or_else(|_| "spokegate,python,node-red".into());
-    for peer in [Peer::Spokegate, Peer::Python, Peer::NodeRed] {
-        if peer != Peer::Spokegate && !wanted.split(',').any(|w| w.trim() == peer.id()) {
-            continue;
-        }
-        let dir = work.path().join(format!("{}", outcomes.len() + skipped.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut dev = PtyDevice::create(&dir.join("ttyBENCH")).unwrap();
-        let started = match peer {
-            Peer::Spokegate => Ok(common::gateway_vitals(&dir, port, &dev.path).0),
-            Peer::Python => python(&installs, &dev.path, port),
-            Peer::NodeRed => node_red(&installs, &dir, &dev.path, port),
-        };
-        let gateway = match started {
-            Ok(p) => p,
-            Err(why) => {
-                println!("{}: skipped: {why}", peer.name());
-                skipped.push((peer, why));
+    let peers: Vec<Peer> = [Peer::Spokegate, Peer::Python, Peer::NodeRed]
+        .into_iter()
+        .filter(|p| *p == Peer::Spokegate || wanted.split(',').any(|w| w.trim() == p.id()))
+        .collect();
+    // SPOKEGATE_BENCH_ROUNDS=N runs them all N times, alternating (this VM's speed drifts within
+    // minutes: a ratio is only fair between runs close in time), and reports each round's ratios
+    // and the medians.
+    let rounds: usize = std::env::var("SPOKEGATE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let mut outcomes: Vec<Vec<Outcome>> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut runs = 0;
+    for round in 1..=rounds {
+        let mut this_round = Vec::new();
+        for &peer in &peers {
+            if skipped.iter().any(|(p, _)| *p == peer) {
                 continue;
             }
-        };
-        let pid = gateway.0.id();
-        if !load::warm_up(&mut dev.peer, &arrivals, Duration::from_secs(60)).await {
-            let why = "no reading arrived within 60 s of starting it".to_string();
-            println!("{}: skipped: {why}", peer.name());
-            skipped.push((peer, why));
-            continue;
+            let dir = work.path().join(format!("{runs}"));
+            runs += 1;
+            match run_one(peer, &dir, &installs, port, &arrivals).await {
+                Ok(o) => this_round.push(o),
+                Err(why) => {
+                    println!("{}: skipped: {why}", peer.name());
+                    skipped.push((peer, why));
+                }
+            }
         }
-        let limit = Duration::from_secs(120);
-        let paced = load::paced(&mut dev.peer, pid, &arrivals, PACED_RATE, PACED_SECONDS, limit).await;
-        println!(
-            "{}: {PACED_RATE}/s: {:.0} us CPU/reading (user {:.0}, kernel {:.0}; {:.1} % of a core), latency p50 {:.2} ms p99 {:.2} ms, {} of {} arrived",
-            peer.name(),
-            paced.cpu_us(),
-            paced.user_us,
-            paced.kernel_us,
-            paced.core_pct,
-            paced.p(0.5),
-            paced.p(0.99),
-            paced.arrived,
-            paced.n
-        );
-        arrivals.settle(Duration::from_millis(300)).await;
-        let throughput = load::throughput(&mut dev.peer, pid, &arrivals, THROUGHPUT_READINGS, limit).await;
-        println!(
-            "{}: throughput {:.0} readings/s ({} of {} in {:.2} s), {:.1} us CPU/reading",
-            peer.name(),
-            throughput.per_sec(),
-            throughput.arrived,
-            throughput.n,
-            throughput.secs,
-            throughput.cpu_us_per_reading
-        );
-        let (_, peak_rss_kib) = load::rss_kib(pid);
-        drop(gateway);
-        arrivals.settle(Duration::from_millis(300)).await;
-        outcomes.push(Outcome { peer, paced, throughput, peak_rss_kib });
+        if rounds > 1 {
+            print_ratios(&format!("round {round}"), &this_round);
+        }
+        outcomes.push(this_round);
     }
     print_table(&outcomes, &skipped);
+}
+
+/// One gateway: started, warmed up, paced, then at full speed; `Err` when it cannot run here.
+async fn run_one(
+    peer: Peer,
+    dir: &Path,
+    installs: &Path,
+    port: u16,
+    arrivals: &load::Arrivals,
+) -> Result<Outcome, String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut dev = PtyDevice::create(&dir.join("ttyBENCH")).unwrap();
+    let gateway = match peer {
+        Peer::Spokegate => Ok(common::gateway_vitals(dir, port, &dev.path).0),
+        Peer::Python => python(installs, &dev.path, port),
+        Peer::NodeRed => node_red(installs, dir, &dev.path, port),
+    }?;
+    let pid = gateway.0.id();
+    if !load::warm_up(&mut dev.peer, arrivals, Duration::from_secs(60)).await {
+        return Err("no reading arrived within 60 s of starting it".to_string());
+    }
+    let limit = Duration::from_secs(120);
+    let paced = load::paced(&mut dev.peer, pid, arrivals, PACED_RATE, PACED_SECONDS, limit).await;
+    println!(
+        "{}: {PACED_RATE}/s: {:.0} us CPU/reading (user {:.0}, kernel {:.0}; {:.1} % of a core), latency p50 {:.2} ms p99 {:.2} ms, {} of {} arrived",
+        peer.name(),
+        paced.cpu_us(),
+        paced.user_us,
+        paced.kernel_us,
+        paced.core_pct,
+        paced.p(0.5),
+        paced.p(0.99),
+        paced.arrived,
+        paced.n
+    );
+    arrivals.settle(Duration::from_millis(300)).await;
+    let throughput = load::throughput(&mut dev.peer, pid, arrivals, THROUGHPUT_READINGS, limit).await;
+    println!(
+        "{}: throughput {:.0} readings/s ({} of {} in {:.2} s), {:.1} us CPU/reading",
+        peer.name(),
+        throughput.per_sec(),
+        throughput.arrived,
+        throughput.n,
+        throughput.secs,
+        throughput.cpu_us_per_reading
+    );
+    let (_, peak_rss_kib) = load::rss_kib(pid);
+    drop(gateway);
+    arrivals.settle(Duration::from_millis(300)).await;
+    Ok(Outcome { peer, paced, throughput, peak_rss_kib })
 }
 
 fn broker(dir: &Path) -> (Proc, u16) {
@@ -142,28 +168,86 @@ fn broker(dir: &Path) -> (Proc, u16) {
     (common::start_broker(&conf, port), port)
 }
 
-fn print_table(outcomes: &[Outcome], skipped: &[(Peer, String)]) {
-    let Some(ours) = outcomes.iter().find(|o| o.peer == Peer::Spokegate) else { return };
+/// spokegate's throughput over each peer's, and each peer's CPU per reading over spokegate's.
+fn ratios(round: &[Outcome]) -> Vec<(Peer, f64, f64)> {
+    let Some(ours) = round.iter().find(|o| o.peer == Peer::Spokegate) else { return Vec::new() };
+    round
+        .iter()
+        .filter(|o| o.peer != Peer::Spokegate)
+        .map(|o| (o.peer, ours.throughput.per_sec() / o.throughput.per_sec(), o.paced.cpu_us() / ours.paced.cpu_us()))
+        .collect()
+}
+
+fn print_ratios(label: &str, round: &[Outcome]) {
+    for (peer, throughput, cpu) in ratios(round) {
+        println!("{label}: against {}: throughput {throughput:.2}x, CPU {cpu:.2}x", peer.name());
+    }
+}
+
+/// The median of `values` (the mean of the middle two when their number is even).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The table: each gateway's median over the rounds; the ratios are the medians of each round's
+/// ratios (a peer is compared with the spokegate run of its own round), with their range.
+fn print_table(rounds: &[Vec<Outcome>], skipped: &[(Peer, String)]) {
+    let peers: Vec<Peer> = rounds.iter().flatten().map(|o| o.peer).fold(Vec::new(), |mut v, p| {
+        if !v.contains(&p) {
+            v.push(p);
+        }
+        v
+    });
+    if !peers.contains(&Peer::Spokegate) {
+        return;
+    }
+    let of = |peer: Peer, f: &dyn Fn(&Outcome) -> f64| {
+        median(rounds.iter().flatten().filter(|o| o.peer == peer).map(f).collect())
+    };
+    let ratio_text = |peer: Peer, pick: &dyn Fn(&(Peer, f64, f64)) -> f64| {
+        let all: Vec<f64> = rounds.iter().flat_map(|r| ratios(r)).filter(|r| r.0 == peer).map(|r| pick(&r)).collect();
+        let (lo, hi) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        match all.len() {
+            0 => String::new(),
+            1 => format!(" ({lo:.1}x)"),
+            _ => format!(" ({:.1}x; {lo:.1}-{hi:.1}x)", median(all)),
+        }
+    };
     println!();
+    if rounds.len() > 1 {
+        println!("medians over {} rounds, alternating the gateways:", rounds.len());
+    }
     println!("| gateway | throughput (readings/s) | CPU per reading at {PACED_RATE}/s | latency p50 / p99 at {PACED_RATE}/s | peak RSS |");
     println!("|---|---|---|---|---|");
-    for o in outcomes {
-        let ratio = |text: String, r: f64| if o.peer == Peer::Spokegate { text } else { format!("{text} ({r:.1}x)") };
+    for peer in peers {
+        let (t, c) = match peer {
+            Peer::Spokegate => (String::new(), String::new()),
+            _ => (ratio_text(peer, &|r| r.1), ratio_text(peer, &|r| r.2)),
+        };
         println!(
-            "| {} | {} | {} | {:.2} ms / {:.2} ms | {:.1} MiB |",
-            o.peer.name(),
-            ratio(format!("{:.0}", o.throughput.per_sec()), ours.throughput.per_sec() / o.throughput.per_sec()),
-            ratio(format!("{:.0} µs", o.paced.cpu_us()), o.paced.cpu_us() / ours.paced.cpu_us()),
-            o.paced.p(0.5),
-            o.paced.p(0.99),
-            o.peak_rss_kib as f64 / 1024.0
+            "| {} | {:.0}{t} | {:.0} µs{c} | {:.2} ms / {:.2} ms | {:.1} MiB |",
+            peer.name(),
+            of(peer, &|o| o.throughput.per_sec()),
+            of(peer, &|o| o.paced.cpu_us()),
+            of(peer, &|o| o.paced.p(0.5)),
+            of(peer, &|o| o.paced.p(0.99)),
+            of(peer, &|o| o.peak_rss_kib as f64) / 1024.0
         );
     }
     for (peer, why) in skipped {
         println!("| {} | skipped: {why} | | | |", peer.name());
     }
     println!();
-    println!("(x: spokegate's throughput / the peer's; the peer's CPU per reading / spokegate's)");
+    println!("(x: spokegate's throughput / the peer's; the peer's CPU per reading / spokegate's; with rounds: median; range)");
     println!(
         "machine: {} cores; `cargo bench --bench peers`",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
