@@ -1,226 +1,17 @@
-//! The stage between the devices and the uplink: each message gets its `seq`, becomes a body
-//! stamped with the open consult, is signed into a COSE_Sign1 envelope and is handed to MQTT. One
-//! task, so `seq` and the consult binding follow the order in which messages were accepted; each
-//! batch is committed to the durable queue in one transaction before any device hears its
-//! readings were accepted.
+//! The sealer: one task takes what devices hand over, lets what arrives within `group_ms` join a
+//! commit, signs the batch (on several cores when it is large), commits it to the durable queue
+//! and only then tells the devices, and hands the records to the uplink.
 
+use super::signer::{SealError, Signer};
+use super::{ConsultNow, Outgoing, Payload, Source, ToSign};
 use crate::clock::{now_micros, now_rfc3339};
-use crate::model::{
-    Body, BodyFormat, BodyKind, ConsultBinding, ConsultBy, Event, Media, Observation, Reply, Severity, Wave,
-    BODY_VERSION,
-};
+use crate::model::{Event, Severity};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
-use crate::queue::{lock, Class, Queue, QueueError, Record, StoredConsult};
-use crate::sign::{protected_header, seal_under, SigningKey};
+use crate::queue::{lock, Queue, QueueError, Record, StoredConsult};
 use crate::snapshot::SnapshotTx;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
-
-/// Which device a message is from (messages about the gateway itself have none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub dev: Arc<str>,
-    pub profile: Arc<str>,
-}
-
-/// The payload of a signed body.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    Obs(Vec<Observation>),
-    Event(Event),
-    Wave(Wave),
-    Media(Media),
-    /// The consult binding changes: bodies signed after this one carry the new consult.
-    Consult(ConsultChange),
-    Reply(Reply),
-}
-
-/// A new consult binding (`consult: None` ends the open one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsultChange {
-    pub consult: Option<String>,
-    pub by: ConsultBy,
-    /// The hub command that asked for it.
-    pub cmd: Option<String>,
-}
-
-/// The consultation the pipeline stamps on what it signs, and since when.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConsultNow {
-    pub consult: Option<String>,
-    pub since: i64,
-    pub by: Option<ConsultBy>,
-    pub cmd: Option<String>,
-}
-
-impl ConsultNow {
-    /// The binding as stored (its last signed `consult` body is kept for re-publishing).
-    pub fn from_stored(s: &StoredConsult) -> Self {
-        Self { consult: s.consult.clone(), since: s.since, by: ConsultBy::parse(&s.by), cmd: s.cmd.clone() }
-    }
-}
-
-/// Something to sign and send.
-#[derive(Debug)]
-pub struct ToSign {
-    /// The device, or `None` for a message about the gateway itself.
-    pub from: Option<Source>,
-    pub payload: Payload,
-    pub t: i64,
-    pub tdev: Option<i64>,
-    /// Told once the message is safely handed on (with the durable queue: committed), so the
-    /// device is acknowledged only then.
-    pub accepted: Option<oneshot::Sender<()>>,
-    /// The device's new memory (the last stored record delivered: RACP), committed in the same
-    /// transaction as the message, so a reading is never fetched twice nor lost.
-    pub remember: Option<String>,
-}
-
-impl ToSign {
-    /// A device's message nobody waits for and that changes no device memory.
-    pub fn new(from: Source, payload: Payload, t: i64, tdev: Option<i64>) -> Self {
-        Self { from: Some(from), payload, t, tdev, accepted: None, remember: None }
-    }
-
-    /// A message about the gateway itself, signed now.
-    pub fn gateway(payload: Payload) -> Self {
-        Self { from: None, payload, t: now_micros(), tdev: None, accepted: None, remember: None }
-    }
-
-    /// The same, with a receipt once it is committed.
-    pub fn gateway_with_receipt(payload: Payload) -> (Self, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        (Self { accepted: Some(tx), ..Self::gateway(payload) }, rx)
-    }
-}
-
-/// What device tasks send to the pipeline.
-#[derive(Debug)]
-pub enum Outgoing {
-    Signed(ToSign),
-    /// A device's link state (retained, unsigned).
-    State {
-        from: Source,
-        state: LinkState,
-        detail: Option<String>,
-        /// For on-demand waveform devices: whether samples are being sent.
-        streaming: Option<bool>,
-    },
-}
-
-/// A contract body for a payload (the consult stamp is the signer's: see [`Signer::sign`]).
-pub fn make_body(
-    site: &str,
-    gw: &str,
-    from: Option<&Source>,
-    payload: Payload,
-    seq: u64,
-    t: i64,
-    tdev: Option<i64>,
-) -> Body {
-    let mut body = Body {
-        v: BODY_VERSION,
-        kind: BodyKind::Obs,
-        site: site.to_string(),
-        gw: gw.to_string(),
-        dev: from.map(|f| f.dev.to_string()),
-        prof: from.map(|f| f.profile.to_string()),
-        seq,
-        t,
-        tdev,
-        consult: None,
-        obs: None,
-        event: None,
-        wave: None,
-        media: None,
-        binding: None,
-        reply: None,
-    };
-    match payload {
-        Payload::Obs(o) => body.obs = Some(o),
-        Payload::Event(e) => (body.kind, body.event) = (BodyKind::Event, Some(e)),
-        Payload::Wave(w) => (body.kind, body.wave) = (BodyKind::Wave, Some(w)),
-        Payload::Media(m) => (body.kind, body.media) = (BodyKind::Media, Some(m)),
-        Payload::Reply(r) => {
-            // A reply names the device a command was about, not its profile.
-            body.prof = None;
-            (body.kind, body.reply) = (BodyKind::Reply, Some(r));
-        }
-        Payload::Consult(c) => {
-            (body.dev, body.prof) = (None, None);
-            body.kind = BodyKind::Consult;
-            body.consult = Some(c.consult);
-            body.binding = Some(ConsultBinding { since: t, by: c.by, cmd: c.cmd });
-        }
-    }
-    body
-}
-
-/// What signs a message: the gateway's identity, key, body format, and the consult binding it
-/// stamps. Shared with the thread that signs and commits, so the runtime thread stays free for
-/// devices and the uplink.
-pub struct Signer {
-    pub site: String,
-    pub gw: String,
-    pub key: Arc<SigningKey>,
-    pub format: BodyFormat,
-    /// The envelopes' protected header, encoded once.
-    protected: Vec<u8>,
-    pub consult: Mutex<ConsultNow>,
-}
-
-impl Signer {
-    pub fn new(site: &str, gw: &str, key: Arc<SigningKey>, format: BodyFormat, consult: ConsultNow) -> Self {
-        let protected = protected_header(&key, format);
-        Self { site: site.into(), gw: gw.into(), key, format, protected, consult: Mutex::new(consult) }
-    }
-
-    /// The consult open now.
-    pub fn consult(&self) -> ConsultNow {
-        self.consult.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Builds and signs one message numbered `seq`, stamped with `consult`.
-    pub fn sign(&self, seq: u64, job: &mut ToSign, consult: Option<&str>) -> Result<Record, SealError> {
-        let payload = std::mem::replace(&mut job.payload, Payload::Obs(Vec::new()));
-        let mut body = make_body(&self.site, &self.gw, job.from.as_ref(), payload, seq, job.t, job.tdev);
-        if body.kind != BodyKind::Consult {
-            body.consult = consult.map(|c| Some(c.to_string()));
-        }
-        let mut bytes = seal_under(&self.key, &self.protected, &body.encode(self.format)?);
-        let mut topic = topics::for_body(&body);
-        let mut kind = body.kind;
-        // The PUBLISH packet: fixed header (up to 5), topic length and text, packet id.
-        let packet = bytes.len() + topic.len() + 9;
-        if packet > crate::mqtt::MAX_PACKET {
-            tracing::warn!(
-                bytes = packet,
-                limit = crate::mqtt::MAX_PACKET,
-                "message too large for the broker; not queued"
-            );
-            let event = crate::model::Event::new(
-                "message-too-large",
-                crate::model::Severity::Warn,
-                format!(
-                    "a {} message of {packet} bytes does not fit the {}-byte MQTT packet limit: not sent",
-                    kind.as_str(),
-                    crate::mqtt::MAX_PACKET
-                ),
-            )
-            .with("bytes", packet as u64)
-            .with("limit", crate::mqtt::MAX_PACKET as u64)
-            .with("type", kind.as_str());
-            let mut small =
-                make_body(&self.site, &self.gw, job.from.as_ref(), Payload::Event(event), seq, job.t, job.tdev);
-            small.consult = body.consult.clone();
-            bytes = seal_under(&self.key, &self.protected, &small.encode(self.format)?);
-            topic = topics::for_body(&small);
-            kind = small.kind;
-        }
-        Ok(Record { seq, class: class_of(kind), created: now_micros(), topic, payload: bytes })
-    }
-}
 
 /// What signing and committing cost, summed (for the metrics: sum / count is the mean).
 #[derive(Debug, Default)]
@@ -261,14 +52,6 @@ pub struct Sealer {
     pub waves: crate::snapshot::WaveTap,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SealError {
-    #[error("queue: {0}")]
-    Queue(#[from] QueueError),
-    #[error("body: {0}")]
-    Body(#[from] crate::model::BodyError),
-}
-
 /// tokio's timers fire on millisecond ticks: a shorter wait still costs a wake-up.
 const TIMER_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -276,14 +59,6 @@ const TIMER_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1
 const COMMIT_BATCH: usize = 512;
 /// How often eviction (waveform and media caps and TTLs) runs.
 const ENFORCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn class_of(kind: BodyKind) -> Class {
-    match kind {
-        BodyKind::Wave => Class::Wave,
-        BodyKind::Media => Class::Media,
-        _ => Class::Spot,
-    }
-}
 
 /// What one sign-and-commit round did.
 struct Round {
@@ -642,16 +417,13 @@ impl Sealer {
     }
 }
 
-/// Gateway time for a reading taken now.
-pub fn capture_time() -> i64 {
-    now_micros()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::BodyFormat;
     use crate::model::{Event, Severity};
     use crate::queue::QueuePolicy;
+    use crate::sign::SigningKey;
     use std::time::Duration;
 
     struct Bench {
