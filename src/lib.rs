@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! transport (serial, BLE, camera, folder; sims) -> framing -> decode | media -> pipeline (seq, body, sign) -> queue -> mqtt
-//!   transport/                                 framing/    decode/  media/   pipeline.rs, sign/           queue/   mqtt/
+//!   transport/                                 framing/    decode/  media/   pipeline/, sign/             queue/   mqtt/
 //!                                                                                    \->  hub/ (verify, dedup, view)
 //! ```
 //!
