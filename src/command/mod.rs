@@ -1,6 +1,6 @@
 //! One command path. A hub's signed `cmd`, the operator's `spokegate consult|capture|fetch ...`
-//! over the local socket, and (later) the operator page's buttons all become the same [`Command`]
-//! and go through one [`executor`], so a command behaves the same whichever door it came in by.
+//! over the local socket, and the operator page's buttons all become the same [`Command`]
+//! and go through one executor (`executor.rs`), so a command behaves the same whichever door it came in by.
 //!
 //! A hub command is authenticated first ([`auth`]: signature with an obeyed hub key, the key's hub,
 //! addressee, time window), then checked against replay (the ids seen, kept in the queue store until

@@ -164,7 +164,7 @@ impl PublicKey {
         &self.raw
     }
 
-    /// RFC 8032 verification as ring does it (S below the group order, R' = [S]B - [k]A encoded
+    /// RFC 8032 verification as ring does it (S below the group order, R' = \[S\]B - \[k\]A encoded
     /// and compared byte for byte with R, k hashed over the key's bytes as given), with the key's
     /// point decompressed once instead of for every message: ed25519-dalek's `verify`, which
     /// accepts exactly what ring accepts (`tests/it/ed25519_agreement.rs`), in about two thirds
