@@ -4,7 +4,7 @@
 use super::session::Session;
 use super::{Link, Publication, WINDOW};
 use crate::mqtt::lanes::{self, LANES, MEDIA_IN_FLIGHT};
-use crate::queue::{self, Class};
+use crate::queue::{self, Class, Record};
 use rumqttc::{AsyncClient, QoS};
 use std::sync::atomic::Ordering;
 
@@ -76,7 +76,7 @@ impl Link {
                 if r.seq <= s.lanes[c].last_sent {
                     continue;
                 }
-                if !self.send(client, s, r.seq, class, r.topic, r.payload) {
+                if !self.send(client, s, r) {
                     // The client is full; the record is in the queue and will be read from there.
                     s.lanes[c].maybe_more = true;
                     return false;
@@ -108,7 +108,7 @@ impl Link {
             let full = rows.len() == limit;
             s.lanes[c].maybe_more = full;
             for r in rows {
-                if !self.send(client, s, r.seq, class, r.topic, r.payload) {
+                if !self.send(client, s, r) {
                     s.lanes[c].maybe_more = true;
                     return false;
                 }
@@ -120,16 +120,9 @@ impl Link {
     }
 
     /// Publishes a queued message (first send); false when the client is full.
-    fn send(
-        &mut self,
-        client: &AsyncClient,
-        s: &mut Session,
-        seq: u64,
-        class: Class,
-        topic: String,
-        payload: Vec<u8>,
-    ) -> bool {
-        if !self.publish_queued(client, s, seq, class, topic, payload) {
+    fn send(&mut self, client: &AsyncClient, s: &mut Session, r: Record) -> bool {
+        let (seq, class) = (r.seq, r.class);
+        if !self.publish_queued(client, s, r) {
             return false;
         }
         let lane = &mut s.lanes[class as usize];
@@ -141,15 +134,8 @@ impl Link {
 
     /// Hands a queued message to the client and records it as out: awaiting its packet id, in
     /// the byte budget, among the media parts in flight, and (hub delivery) awaiting a hub's ack.
-    fn publish_queued(
-        &mut self,
-        client: &AsyncClient,
-        s: &mut Session,
-        seq: u64,
-        class: Class,
-        topic: String,
-        payload: Vec<u8>,
-    ) -> bool {
+    fn publish_queued(&mut self, client: &AsyncClient, s: &mut Session, r: Record) -> bool {
+        let Record { seq, class, topic, payload, .. } = r;
         let bytes = lanes::wire_bytes(&topic, payload.len());
         if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
             return false;
@@ -195,7 +181,7 @@ impl Link {
         }
         tracing::debug!(count = rows.len(), "sending again what no hub acknowledged");
         for r in rows {
-            if !self.publish_queued(client, s, r.seq, r.class, r.topic, r.payload) {
+            if !self.publish_queued(client, s, r) {
                 break;
             }
             self.inputs.counters.resent.fetch_add(1, Ordering::Relaxed);
