@@ -1,58 +1,19 @@
 //! The SQLite store behind [`Queue`] (see the module documentation for invariants and layout).
 
 use super::{Class, QueuePolicy};
-use crate::mqtt::topics;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod eviction;
+mod reservation;
+
+use reservation::{Reservation, RESERVATION_FILE};
 
 /// The store's format version (`meta.format`).
 const FORMAT: i64 = 1;
 /// How many `seq` numbers one reservation commits ahead.
 const SEQ_BLOCK: u64 = 4096;
 const FILE: &str = "queue.sqlite";
-/// The `seq` reservation: a small file rewritten in place, so that it can still be updated when
-/// the disk is full (overwriting allocated bytes needs no new space) and messages streamed live
-/// then still get numbers that are never reused.
-const RESERVATION_FILE: &str = "seq.reserved";
-const RESERVATION_LEN: usize = 24;
-
-/// The reserved-until mark on disk.
-#[derive(Debug)]
-struct Reservation {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Reservation {
-    fn open(state_dir: &Path) -> Result<(Reservation, u64), QueueError> {
-        use std::io::Read;
-        let path = state_dir.join(RESERVATION_FILE);
-        let io = |source| QueueError::Io { path: path.clone(), source };
-        let mut file =
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(io)?;
-        let value = match text.trim() {
-            "" => 1,
-            t => t
-                .parse::<u64>()
-                .map_err(|_| QueueError::Corrupt { path: path.clone(), detail: format!("`{t}` is not a number") })?,
-        };
-        let r = Reservation { file, path };
-        r.write(value)?;
-        Ok((r, value))
-    }
-
-    fn write(&self, until: u64) -> Result<(), QueueError> {
-        use std::os::unix::fs::FileExt;
-        let text = format!("{until:0width$}\n", width = RESERVATION_LEN - 1);
-        self.file
-            .write_all_at(text.as_bytes(), 0)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| QueueError::Io { path: self.path.clone(), source })
-    }
-}
 
 /// One queued message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,74 +396,6 @@ impl Queue {
         }
     }
 
-    /// Evicts waveform and media rows past their TTL or byte cap, oldest first. Spot readings stay.
-    pub fn enforce(&mut self, now_micros: i64) -> Result<Vec<Dropped>, QueueError> {
-        let mut dropped: BTreeMap<(String, Class, &'static str), (u64, u64)> = BTreeMap::new();
-        for class in [Class::Wave, Class::Media] {
-            if let Some(ttl) = self.policy.ttl(class) {
-                let cutoff = now_micros - ttl.as_micros() as i64;
-                let rows = self.evict(
-                    "DELETE FROM outbox WHERE class = ?1 AND created < ?2 RETURNING topic, length(payload)",
-                    &[&(class as i64), &cutoff],
-                    class,
-                )?;
-                tally(&mut dropped, class, "ttl", rows);
-            }
-            if let Some(cap) = self.policy.cap(class) {
-                let mut excess = self.bytes[class as usize].saturating_sub(cap);
-                let mut victims = Vec::new();
-                if excess > 0 {
-                    let path = self.path.clone();
-                    let mut stmt = self
-                        .conn
-                        .prepare_cached("SELECT seq, length(payload) FROM outbox WHERE class = ?1 ORDER BY seq")
-                        .map_err(|e| classify(&path, e))?;
-                    let mut rows = stmt.query([class as i64]).map_err(|e| classify(&path, e))?;
-                    while excess > 0 {
-                        let Some(row) = rows.next().map_err(|e| classify(&path, e))? else {
-                            break;
-                        };
-                        let (seq, len): (i64, i64) =
-                            (row.get(0).map_err(|e| classify(&path, e))?, row.get(1).map_err(|e| classify(&path, e))?);
-                        victims.push(seq);
-                        excess = excess.saturating_sub(len as u64);
-                    }
-                }
-                for chunk in victims.chunks(256) {
-                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-                    let sql_text = format!("DELETE FROM outbox WHERE seq IN ({list}) RETURNING topic, length(payload)");
-                    let rows = self.evict(&sql_text, &[], class)?;
-                    tally(&mut dropped, class, "cap", rows);
-                }
-            }
-        }
-        Ok(dropped
-            .into_iter()
-            .map(|((dev, class, reason), (count, bytes))| Dropped { dev, class, reason, count, bytes })
-            .collect())
-    }
-
-    fn evict(
-        &mut self,
-        sql_text: &str,
-        args: &[&dyn rusqlite::ToSql],
-        class: Class,
-    ) -> Result<Vec<(String, i64)>, QueueError> {
-        let rows: Vec<(String, i64)> = self.transaction(|tx| {
-            let rows = {
-                let mut stmt = tx.prepare(sql_text)?;
-                let it = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
-                it.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped'", [rows.len() as i64])?;
-            Ok(rows)
-        })?;
-        let forgotten: Vec<(i64, i64)> = rows.iter().map(|(_, len)| (class as i64, *len)).collect();
-        self.forget(&forgotten);
-        self.dropped += rows.len() as u64;
-        Ok(rows)
-    }
-
     pub fn stats(&mut self) -> Result<QueueStats, QueueError> {
         let oldest = self
             .conn
@@ -546,23 +439,6 @@ pub(super) fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         topic: r.get(3)?,
         payload: r.get(4)?,
     })
-}
-
-fn tally(
-    into: &mut BTreeMap<(String, Class, &'static str), (u64, u64)>,
-    class: Class,
-    reason: &'static str,
-    rows: Vec<(String, i64)>,
-) {
-    for (topic, len) in rows {
-        let dev = match topics::parse(&topic) {
-            Some(topics::TopicRef::Body { dev, .. }) => dev.unwrap_or_default().to_string(),
-            _ => String::new(),
-        };
-        let e = into.entry((dev, class, reason)).or_default();
-        e.0 += 1;
-        e.1 += len as u64;
-    }
 }
 
 /// A `seq` as SQLite stores it (rows never exceed `i64::MAX`).
@@ -621,6 +497,7 @@ pub(super) fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn record(q: &mut Queue, class: Class, created: i64, dev: &str) -> Record {
         let seq = q.reserve_seq().unwrap();
