@@ -25,7 +25,7 @@ use std::time::Duration;
 mod common;
 
 use common::load::{self, Paced, Throughput};
-use common::Proc;
+use common::{percentile, Proc};
 
 const PACED_RATE: u64 = 500;
 const PACED_SECONDS: u64 = 10;
@@ -44,6 +44,9 @@ enum Peer {
 }
 
 impl Peer {
+    /// Every gateway, in the order they run and the table lists them.
+    const ALL: [Peer; 3] = [Peer::Spokegate, Peer::Python, Peer::NodeRed];
+
     fn id(self) -> &'static str {
         match self {
             Peer::Spokegate => "spokegate",
@@ -75,7 +78,7 @@ async fn run() {
     let installs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-peers");
     // SPOKEGATE_BENCH_PEERS=spokegate,python,node-red picks who runs (spokegate always does).
     let wanted = std::env::var("SPOKEGATE_BENCH_PEERS").unwrap_or_else(|_| "spokegate,python,node-red".into());
-    let peers: Vec<Peer> = [Peer::Spokegate, Peer::Python, Peer::NodeRed]
+    let peers: Vec<Peer> = Peer::ALL
         .into_iter()
         .filter(|p| *p == Peer::Spokegate || wanted.split(',').any(|w| w.trim() == p.id()))
         .collect();
@@ -184,30 +187,18 @@ fn print_ratios(label: &str, round: &[Outcome]) {
     }
 }
 
-/// The median of `values` (the mean of the middle two when their number is even).
+/// The median of `values` (for an even number of them, the upper of the middle two: the
+/// project's nearest-rank [`percentile`]).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
+    percentile(&values, 0.5)
 }
 
 /// The table: each gateway's median over the rounds; the ratios are the medians of each round's
 /// ratios (a peer is compared with the spokegate run of its own round), with their range.
 fn print_table(rounds: &[Vec<Outcome>], skipped: &[(Peer, String)]) {
-    let peers: Vec<Peer> = rounds.iter().flatten().map(|o| o.peer).fold(Vec::new(), |mut v, p| {
-        if !v.contains(&p) {
-            v.push(p);
-        }
-        v
-    });
-    if !peers.contains(&Peer::Spokegate) {
+    let ran = |peer: Peer| rounds.iter().flatten().any(|o| o.peer == peer);
+    if !ran(Peer::Spokegate) {
         return;
     }
     let of = |peer: Peer, f: &dyn Fn(&Outcome) -> f64| {
@@ -228,7 +219,7 @@ fn print_table(rounds: &[Vec<Outcome>], skipped: &[(Peer, String)]) {
     }
     println!("| gateway | throughput (readings/s) | CPU per reading at {PACED_RATE}/s | latency p50 / p99 at {PACED_RATE}/s | peak RSS |");
     println!("|---|---|---|---|---|");
-    for peer in peers {
+    for peer in Peer::ALL.into_iter().filter(|p| ran(*p)) {
         let (t, c) = match peer {
             Peer::Spokegate => (String::new(), String::new()),
             _ => (ratio_text(peer, &|r| r.1), ratio_text(peer, &|r| r.2)),
