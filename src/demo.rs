@@ -23,6 +23,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a demo with a `--duration` waits past it for the answer to the hub's first capture
+/// (the capture's own ask times out after 5 s, after up to five 2 s consult.start asks).
+const FIRST_CAPTURE_WAIT: Duration = Duration::from_secs(30);
+/// At the end, the hub view prints what still arrives until it has been quiet this long...
+const FLUSH_QUIET: Duration = Duration::from_millis(500);
+/// ...or this long has passed.
+const FLUSH_AT_MOST: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Stop by itself after this long (Ctrl-C otherwise).
@@ -158,7 +166,11 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     let url = crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port });
     let ask_keys = keys.clone();
     let link_counters = counters.link.clone();
+    // The first capture's answer (done, failed or unanswered): a demo with a `--duration` shows
+    // at least that round of the consult, however slow the machine.
+    let (first_capture_tx, first_capture) = tokio::sync::oneshot::channel::<()>();
     let asker = tokio::spawn(async move {
+        let mut first_capture_tx = Some(first_capture_tx);
         // Once the gateway is connected (it subscribes to its commands first thing); a command
         // that still went unheard is asked again.
         while link_counters.connects.load(Ordering::Relaxed) == 0 {
@@ -200,6 +212,9 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
             if let Err(e) = crate::hub::ask::ask(ask, |_| {}).await {
                 tracing::debug!(error = %e, capture = n, "the demo hub's capture went unanswered");
             }
+            if let Some(tx) = first_capture_tx.take() {
+                let _ = tx.send(());
+            }
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
@@ -216,7 +231,12 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
 
     let stop = async {
         match opts.duration {
-            Some(d) => tokio::time::sleep(d).await,
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                if tokio::time::timeout(FIRST_CAPTURE_WAIT, first_capture).await.is_err() {
+                    tracing::warn!("the demo ends without the answer to its first capture");
+                }
+            }
             None => shutdown::signal().await,
         }
     };
@@ -238,9 +258,11 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     meter_sim.abort();
     let _ = astm_sim.await;
     let _ = tokio::join!(ecg_sim, pcg_sim);
-    // Let the hub view print what the broker still holds for it.
-    let flush_until = tokio::time::Instant::now() + Duration::from_millis(500);
-    while let Ok(Some(l)) = tokio::time::timeout_at(flush_until, lines_rx.recv()).await {
+    // Let the hub view print what the broker still holds for it: until it has been quiet a while.
+    let flush_until = tokio::time::Instant::now() + FLUSH_AT_MOST;
+    while let Ok(Ok(Some(l))) =
+        tokio::time::timeout_at(flush_until, tokio::time::timeout(FLUSH_QUIET, lines_rx.recv())).await
+    {
         out.write_all(&l)?;
     }
     hub_trigger.trigger();

@@ -92,7 +92,8 @@ pub enum Command {
     },
     /// Run everything on this machine: embedded broker, simulated devices, daemon, hub view.
     Demo {
-        /// Stop after this many seconds (default: run until Ctrl-C).
+        /// Stop after this many seconds, once the hub's first capture has been answered (at most 30 s
+        /// more); default: run until Ctrl-C.
         #[arg(long)]
         duration: Option<u64>,
         #[arg(long)]
