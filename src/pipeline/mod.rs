@@ -8,6 +8,7 @@
 //! - `sealer`: the task that takes what devices hand over, signs it and commits it in batches;
 //! - here: the messages themselves, as devices hand them over.
 
+mod pace;
 mod sealer;
 mod signer;
 

@@ -2,6 +2,7 @@
 //! commit, signs the batch (on several cores when it is large), commits it to the durable queue
 //! and only then tells the devices, and hands the records to the uplink.
 
+use super::pace::ArrivalPace;
 use super::signer::{SealError, Signer};
 use super::{ConsultNow, Outgoing, Payload, Source, ToSign};
 use crate::clock::{now_micros, now_rfc3339};
@@ -201,6 +202,7 @@ impl Sealer {
         let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut pace = ArrivalPace::default();
         loop {
             self.heartbeat.beat();
             let received = tokio::select! {
@@ -218,7 +220,8 @@ impl Sealer {
             if received == 0 {
                 break;
             }
-            self.gather(&mut input, &mut batch).await;
+            pace.arrived(tokio::time::Instant::now(), received);
+            self.gather(&mut input, &mut batch, &mut pace).await;
             let mut jobs = Vec::with_capacity(batch.len());
             let mut state_updates = Vec::new();
             for msg in batch.drain(..) {
@@ -275,18 +278,22 @@ impl Sealer {
 
     /// Lets what arrives within `group_within` of a commit's first message join it (a commit
     /// already full, or a closed input, does not wait). One transaction and one hand-over for
-    /// them all: at low rates that, not the signature, is most of a reading's cost. Once less
-    /// than the timer's resolution is left, the commit goes at once rather than after a wake-up.
-    async fn gather(&self, input: &mut mpsc::Receiver<Outgoing>, batch: &mut Vec<Outgoing>) {
+    /// them all: at low rates that, not the signature, is most of a reading's cost. The commit
+    /// goes at once, rather than after a wake-up, when the next message is not expected before
+    /// the window closes (from the pace of arrivals) or less than the timer's resolution is left.
+    async fn gather(&self, input: &mut mpsc::Receiver<Outgoing>, batch: &mut Vec<Outgoing>, pace: &mut ArrivalPace) {
         if self.group_within.is_zero() {
             return;
         }
         let until = tokio::time::Instant::now() + self.group_within;
         while batch.len() < COMMIT_BATCH {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left < TIMER_RESOLUTION || pace.expected_gap().is_some_and(|gap| gap > left) {
+                return;
+            }
             match tokio::time::timeout_at(until, input.recv_many(batch, COMMIT_BATCH - batch.len())).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) if until.saturating_duration_since(tokio::time::Instant::now()) < TIMER_RESOLUTION => return,
-                Ok(_) => {}
+                Ok(n) => pace.arrived(tokio::time::Instant::now(), n),
             }
         }
     }
@@ -523,6 +530,37 @@ mod tests {
         // A message with nobody to join it is still committed, alone, once its group time is up.
         b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
         assert_eq!(b.fresh.recv().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_does_not_wait_for_a_message_the_pace_does_not_expect_in_time() {
+        let group = Duration::from_millis(500);
+        let mut b = grouping_sealer(Duration::from_secs(3600), group);
+        // The pace is not known yet: the first message waits out its group time.
+        let t0 = tokio::time::Instant::now();
+        b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+        b.fresh.recv().await.unwrap();
+        assert!(t0.elapsed() >= group, "committed before its group time with no pace known");
+        // Messages 800 ms apart: the next one is not expected within 500 ms, so none waits.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(800) - group).await;
+            let sent = tokio::time::Instant::now();
+            b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+            assert_eq!(b.fresh.recv().await.unwrap().len(), 1);
+            assert!(sent.elapsed() < group, "waited {:?} for a message not expected in time", sent.elapsed());
+        }
+        // A burst brings the expected gap down again: what follows waits for company.
+        for _ in 0..32 {
+            hand_over(&b, ToSign::gateway(event())).await;
+        }
+        let sent = tokio::time::Instant::now();
+        hand_over(&b, ToSign::gateway(event())).await;
+        hand_over(&b, ToSign::gateway(event())).await;
+        let mut seen = 0;
+        while seen < 34 {
+            seen += b.fresh.recv().await.unwrap().len();
+        }
+        assert!(sent.elapsed() >= group, "a fast pace no longer groups");
     }
 
     #[tokio::test]
