@@ -6,6 +6,7 @@
 //!
 //! - `signer`: a message becomes a contract body and a signed envelope, numbered and stamped;
 //! - `sealer`: the task that takes what devices hand over, signs it and commits it in batches;
+//! - `pace`: how fast messages arrive, so that a batch does not wait for one not expected in time;
 //! - here: the messages themselves, as devices hand them over.
 
 mod pace;

@@ -17,8 +17,8 @@ pub struct ArrivalPace {
 const IDLE: Duration = Duration::from_secs(1);
 
 impl ArrivalPace {
-    /// Notes `n` messages that arrived together at `now` (the first of them `gap` after the
-    /// last arrival, the others with no gap).
+    /// Notes `n` messages that arrived together at `now`: the time since the last arrival is
+    /// shared among them (a gap under a second; a longer one is a pause, not a pace).
     pub fn arrived(&mut self, now: Instant, n: usize) {
         if n == 0 {
             return;
