@@ -56,7 +56,8 @@ pub struct NatsInput {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttInput {
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port`, or `mqtts://host:port` for TLS (the broker's certificate and name
+    /// always verified).
     pub url: String,
     /// The shared subscription group: every instance of one hub uses the same.
     #[serde(default = "default_group")]
@@ -67,6 +68,23 @@ pub struct MqttInput {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// With `mqtts://`: the CA certificates (PEM) the broker's certificate must chain to, instead
+    /// of the system's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// With `mqtts://`: the instance's client certificate and key (PEM), where the broker asks
+    /// for one.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+impl MqttInput {
+    /// The client certificate and key, when both are given.
+    pub fn client_cert(&self) -> Option<(&Path, &Path)> {
+        self.cert.as_deref().zip(self.key.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,12 +172,11 @@ impl HubConfig {
                 let m = m.into_inner();
                 match spokegate::config::MqttUrl::parse(&m.url) {
                     Err(e) => problems.push(src.at(span, "input.mqtt.url", e.to_string())),
-                    Ok(u) if u.tls => problems.push(src.at(
-                        span,
-                        "input.mqtt.url",
-                        "the hub service speaks plain MQTT to its broker (put it on the same host or a private network)",
-                    )),
-                    Ok(_) => {}
+                    Ok(u) => {
+                        if let Some((item, why)) = mqtt_tls_problem(&m, u.tls) {
+                            problems.push(src.at(span, item, why));
+                        }
+                    }
                 }
                 Input::Mqtt(m)
             }
@@ -182,6 +199,35 @@ impl HubConfig {
     }
 }
 
+/// What is wrong with `[input.mqtt]`'s TLS files, if anything: they need an `mqtts://` URL, a
+/// certificate and its key go together, and each is read now as the input will read it (a file
+/// that cannot be used is refused at start, not a broker the service never reaches).
+fn mqtt_tls_problem(m: &MqttInput, tls: bool) -> Option<(&'static str, String)> {
+    let given = [("input.mqtt.ca", &m.ca), ("input.mqtt.cert", &m.cert), ("input.mqtt.key", &m.key)];
+    if !tls {
+        return given
+            .iter()
+            .find(|(_, v)| v.is_some())
+            .map(|(item, _)| (*item, "TLS files need an `mqtts://` url".to_string()));
+    }
+    if m.cert.is_some() != m.key.is_some() {
+        let item = if m.cert.is_some() { "input.mqtt.key" } else { "input.mqtt.cert" };
+        return Some((item, "`cert` and `key` go together (TLS client authentication)".into()));
+    }
+    let e = spokegate::mqtt::tls::transport(m.ca.as_deref(), m.client_cert()).err()?;
+    let names = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| e.to_string().starts_with(&p.display().to_string()));
+    let item = if names(&m.ca) {
+        "input.mqtt.ca"
+    } else if names(&m.key) {
+        "input.mqtt.key"
+    } else if m.cert.is_some() {
+        "input.mqtt.cert"
+    } else {
+        "input.mqtt.url"
+    };
+    Some((item, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +247,25 @@ mod tests {
                 .unwrap();
         assert!(matches!(ok.input, Input::Mqtt(ref m) if m.group == "spokegate-hub"));
         assert_eq!(ok.ack.max_delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn tls_files_need_mqtts_go_together_and_are_read_at_start() {
+        let p = Path::new("hub.toml");
+        let base = "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=x\"\n[input.mqtt]\nclient_id = \"a\"\n";
+        let refused = |lines: &str| HubConfig::parse(p, &format!("{base}{lines}")).unwrap_err().to_string();
+        let e = refused("url = \"mqtt://b:1883\"\nca = \"/etc/ca.pem\"\n");
+        assert!(e.starts_with("hub.toml:6:1: `input.mqtt.ca`") && e.contains("mqtts://"), "{e}");
+        let e = refused("url = \"mqtts://b\"\ncert = \"/etc/c.pem\"\n");
+        assert!(e.contains("`input.mqtt.key`") && e.contains("go together"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-ca.pem");
+        let e = refused(&format!("url = \"mqtts://b\"\nca = \"{}\"\n", missing.display()));
+        assert!(e.contains("`input.mqtt.ca`") && e.contains(&missing.display().to_string()), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = refused(&format!("url = \"mqtts://b\"\nca = \"{}\"\n", junk.display()));
+        assert!(e.contains("`input.mqtt.ca`") && e.contains("no certificate"), "{e}");
     }
 
     #[test]

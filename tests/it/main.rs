@@ -27,6 +27,8 @@ mod python_hub;
 mod robustness;
 mod service;
 mod tls;
+#[path = "../support/tls_broker.rs"]
+mod tls_broker;
 mod units;
 mod unplug;
 mod waves;

@@ -6,95 +6,11 @@
 //! start makes `run` exit non-zero with the reason.
 
 use crate::harness::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use crate::tls_broker::{tls_broker, Ca, Files};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// A leaf certificate for `names`, valid now unless `expired`: (cert PEM, key PEM).
-    fn issue(&self, names: &[&str], expired: bool) -> (String, String) {
-        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("client"));
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// Files readable by the broker (mosquitto drops to its own user) in a directory of their own.
-struct Files(tempfile::TempDir);
-
-impl Files {
-    fn new() -> Files {
-        let dir = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Files(dir)
-    }
-
-    fn put(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.0.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        p
-    }
-}
-
-/// A broker with a plain listener (for the test's subscriber) and TLS listeners, each with its
-/// own server certificate: (broker, [tls ports]).
-struct TlsBroker {
-    broker: Mosquitto,
-    ports: Vec<u16>,
-}
-
-fn tls_broker(files: &Files, ca: &Ca, listeners: &[(&str, bool)]) -> TlsBroker {
-    let ca_file = files.put("ca.pem", &ca.cert.pem(), 0o644);
-    // Anonymous clients are let in; a client that gives a username must give its password.
-    let mut extra = format!("persistence false\npassword_file {}\n", files.0.path().join("passwd").display());
-    let mut ports: Vec<u16> = Vec::new();
-    // Distinct ports: the system may hand out a port it just handed out.
-    let fresh_port = |taken: &[u16]| loop {
-        let p = spokegate::sim::broker::free_port().unwrap();
-        if !taken.contains(&p) {
-            return p;
-        }
-    };
-    for (i, (cert, require_cert)) in listeners.iter().enumerate() {
-        let port = fresh_port(&ports);
-        ports.push(port);
-        let (c, k) = (files.put(&format!("srv{i}.pem"), cert, 0o644), files.0.path().join(format!("srv{i}.key")));
-        extra.push_str(&format!(
-            "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\ncafile {}\nrequire_certificate {require_cert}\n",
-            c.display(),
-            k.display(),
-            ca_file.display()
-        ));
-    }
-    let port = fresh_port(&ports);
-    let broker = Mosquitto::with_config(port, &extra);
-    TlsBroker { broker, ports }
-}
 
 /// The real gateway, its log on stderr read line by line into a channel.
 struct Gateway {

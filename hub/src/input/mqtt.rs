@@ -1,6 +1,8 @@
 //! An MQTT v5 broker (mosquitto): every instance of the hub subscribes to
 //! `$share/{group}/spokegate/v1/#`, so the broker gives each message to one of them. Messages are
-//! acknowledged (PUBACK) by hand, after the batch holding them is committed.
+//! acknowledged (PUBACK) by hand, after the batch holding them is committed. Over `mqtts://` the
+//! connection is TLS as the gateway's is (`spokegate::mqtt::tls`: the broker always verified, a
+//! CA file and a client certificate where configured).
 
 use super::{Delivery, Token};
 use crate::config::MqttInput;
@@ -37,6 +39,11 @@ impl MqttSource {
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
             o.set_credentials(u, p);
         }
+        if url.tls {
+            // The files were read when the configuration was checked; read again here, a file
+            // gone since is an error at start rather than a plain connection.
+            o.set_transport(spokegate::mqtt::tls::transport(cfg.ca.as_deref(), cfg.client_cert())?);
+        }
         let (client, mut eventloop) = AsyncClient::new(o, 4096);
         let (tx, arrived) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
@@ -44,10 +51,13 @@ impl MqttSource {
         let (sub, flag) = (client.clone(), connected.clone());
         // The event loop runs on its own task and is never cancelled half-way.
         tokio::spawn(async move {
+            // The last failure logged: a broker that refuses us says why once, not every retry.
+            let mut last_failure = String::new();
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         flag.store(true, Ordering::Relaxed);
+                        last_failure.clear();
                         if let Err(e) = sub.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                             tracing::warn!(error = %e, "cannot subscribe");
                         }
@@ -59,9 +69,13 @@ impl MqttSource {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        let why = e.to_string();
                         if flag.swap(false, Ordering::Relaxed) {
-                            tracing::warn!(error = %e, "broker connection lost; reconnecting");
+                            tracing::warn!(error = %why, "broker connection lost; reconnecting");
+                        } else if why != last_failure {
+                            tracing::warn!(error = %why, "cannot reach the broker; retrying");
                         }
+                        last_failure = why;
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }

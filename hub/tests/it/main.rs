@@ -7,4 +7,7 @@ mod exactly_once;
 mod fhir;
 mod quarantine;
 mod support;
+mod tls;
+#[path = "../../../tests/support/tls_broker.rs"]
+mod tls_broker;
 mod view;
