@@ -51,6 +51,35 @@ pub struct NatsInput {
     /// Replicas of the stream when the service creates it (3 on a 3-node cluster).
     #[serde(default = "one")]
     pub replicas: usize,
+    /// The CA certificates (PEM) the servers' certificates must chain to, instead of the
+    /// system's; TLS is then required (as it is for `tls://` servers).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The instance's client certificate and key (PEM), where the servers verify clients.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// A NATS credentials file (a user JWT and its NKey seed, as `nsc` writes it).
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
+    /// Or a user and password (NATS `authorization`).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl NatsInput {
+    /// The client certificate and key, when both are given.
+    pub fn client_cert(&self) -> Option<(&Path, &Path)> {
+        self.cert.as_deref().zip(self.key.as_deref())
+    }
+
+    /// Whether the connection must be TLS whatever the servers' URLs say.
+    pub fn tls(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,7 +192,10 @@ impl HubConfig {
                     problems.push(src.at(span.clone(), "input.nats.servers", "name at least one NATS server"));
                 }
                 if !(1..=5).contains(&n.replicas) {
-                    problems.push(src.at(span, "input.nats.replicas", "JetStream takes 1 to 5 replicas"));
+                    problems.push(src.at(span.clone(), "input.nats.replicas", "JetStream takes 1 to 5 replicas"));
+                }
+                if let Some((item, why)) = nats_auth_problem(&n) {
+                    problems.push(src.at(span, item, why));
                 }
                 Input::Nats(n)
             }
@@ -199,33 +231,89 @@ impl HubConfig {
     }
 }
 
+/// What is wrong with `[input.nats]`'s TLS files and credentials, if anything: a certificate and
+/// its key go together, as do a user and password (and not with a credentials file), and each file
+/// is read now (the PEM files as rustls will read them).
+fn nats_auth_problem(n: &NatsInput) -> Option<(String, String)> {
+    if let Some(p) = together("input.nats", ("cert", n.cert.is_some()), ("key", n.key.is_some()), CLIENT_AUTH) {
+        return Some(p);
+    }
+    let login = ("username", n.username.is_some());
+    if let Some(p) = together("input.nats", login, ("password", n.password.is_some()), "") {
+        return Some(p);
+    }
+    if let (Some(_), Some(_)) = (&n.credentials, &n.username) {
+        return Some(("input.nats.credentials".into(), "give a credentials file or a username, not both".into()));
+    }
+    if let Some(c) = &n.credentials {
+        match std::fs::read_to_string(c) {
+            Err(e) => return Some(("input.nats.credentials".into(), format!("{}: {e}", c.display()))),
+            Ok(t) if !t.contains("BEGIN NATS USER JWT") || !t.contains("BEGIN USER NKEY SEED") => {
+                return Some((
+                    "input.nats.credentials".into(),
+                    format!("{}: not a NATS credentials file (a user JWT and an NKey seed)", c.display()),
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    if !n.tls() {
+        return None;
+    }
+    let e = spokegate::mqtt::tls::transport(n.ca.as_deref(), n.client_cert()).err()?;
+    Some((format!("input.nats.{}", tls_item(&e.to_string(), &n.ca, &n.key, &n.cert, "servers")), e.to_string()))
+}
+
+const CLIENT_AUTH: &str = " (TLS client authentication)";
+
+/// Two settings of `section` that are given together or not at all: the one missing, if one is.
+fn together(section: &str, a: (&str, bool), b: (&str, bool), what_for: &str) -> Option<(String, String)> {
+    let missing = match (a.1, b.1) {
+        (true, false) => b.0,
+        (false, true) => a.0,
+        _ => return None,
+    };
+    Some((format!("{section}.{missing}"), format!("`{}` and `{}` go together{what_for}", a.0, b.0)))
+}
+
+/// Which of a section's TLS files an error is about: the file its text names, else the
+/// certificate, else `url_item`.
+fn tls_item(
+    error: &str,
+    ca: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    url_item: &str,
+) -> String {
+    let names = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| error.starts_with(&p.display().to_string()));
+    let item = if names(ca) {
+        "ca"
+    } else if names(key) {
+        "key"
+    } else if cert.is_some() {
+        "cert"
+    } else {
+        url_item
+    };
+    item.to_string()
+}
+
 /// What is wrong with `[input.mqtt]`'s TLS files, if anything: they need an `mqtts://` URL, a
 /// certificate and its key go together, and each is read now as the input will read it (a file
 /// that cannot be used is refused at start, not a broker the service never reaches).
-fn mqtt_tls_problem(m: &MqttInput, tls: bool) -> Option<(&'static str, String)> {
+fn mqtt_tls_problem(m: &MqttInput, tls: bool) -> Option<(String, String)> {
     let given = [("input.mqtt.ca", &m.ca), ("input.mqtt.cert", &m.cert), ("input.mqtt.key", &m.key)];
     if !tls {
         return given
             .iter()
             .find(|(_, v)| v.is_some())
-            .map(|(item, _)| (*item, "TLS files need an `mqtts://` url".to_string()));
+            .map(|(item, _)| (item.to_string(), "TLS files need an `mqtts://` url".to_string()));
     }
-    if m.cert.is_some() != m.key.is_some() {
-        let item = if m.cert.is_some() { "input.mqtt.key" } else { "input.mqtt.cert" };
-        return Some((item, "`cert` and `key` go together (TLS client authentication)".into()));
+    if let Some(p) = together("input.mqtt", ("cert", m.cert.is_some()), ("key", m.key.is_some()), CLIENT_AUTH) {
+        return Some(p);
     }
     let e = spokegate::mqtt::tls::transport(m.ca.as_deref(), m.client_cert()).err()?;
-    let names = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| e.to_string().starts_with(&p.display().to_string()));
-    let item = if names(&m.ca) {
-        "input.mqtt.ca"
-    } else if names(&m.key) {
-        "input.mqtt.key"
-    } else if m.cert.is_some() {
-        "input.mqtt.cert"
-    } else {
-        "input.mqtt.url"
-    };
-    Some((item, e.to_string()))
+    Some((format!("input.mqtt.{}", tls_item(&e.to_string(), &m.ca, &m.key, &m.cert, "url")), e.to_string()))
 }
 
 #[cfg(test)]
@@ -266,6 +354,30 @@ mod tests {
         std::fs::write(&junk, "not a certificate").unwrap();
         let e = refused(&format!("url = \"mqtts://b\"\nca = \"{}\"\n", junk.display()));
         assert!(e.contains("`input.mqtt.ca`") && e.contains("no certificate"), "{e}");
+    }
+
+    #[test]
+    fn nats_credentials_and_tls_files_are_checked_at_start() {
+        let p = Path::new("hub.toml");
+        let base =
+            "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=x\"\n[input.nats]\nservers = [\"tls://a\"]\n";
+        let refused = |lines: &str| HubConfig::parse(p, &format!("{base}{lines}")).unwrap_err().to_string();
+        let e = refused("username = \"hub\"\n");
+        assert!(e.contains("`input.nats.password`") && e.contains("go together"), "{e}");
+        let e = refused("key = \"/etc/k.pem\"\n");
+        assert!(e.contains("`input.nats.cert`"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("hub.creds");
+        std::fs::write(&creds, "not credentials").unwrap();
+        let e = refused(&format!("credentials = \"{}\"\n", creds.display()));
+        assert!(e.contains("`input.nats.credentials`") && e.contains("not a NATS credentials file"), "{e}");
+        let e = refused(&format!("credentials = \"{}\"\nusername = \"u\"\npassword = \"p\"\n", creds.display()));
+        assert!(e.contains("not both"), "{e}");
+        let missing = dir.path().join("no-ca.pem");
+        let e = refused(&format!("ca = \"{}\"\n", missing.display()));
+        assert!(e.contains("`input.nats.ca`") && e.contains(&missing.display().to_string()), "{e}");
+        let ok = HubConfig::parse(p, &format!("{base}username = \"hub\"\npassword = \"p\"\n")).unwrap();
+        assert!(matches!(ok.input, Input::Nats(ref n) if !n.tls() && n.username.as_deref() == Some("hub")));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! NATS JetStream: gateways publish MQTT to the cluster's MQTT listener, NATS maps
 //! `spokegate/v1/...` to subjects `spokegate.v1....`, a replicated work-queue stream keeps the
 //! gateway-signed ones, and every instance pulls from one durable consumer. Acknowledgements to
-//! gateways go out as core NATS messages on the subject their MQTT subscription maps to.
+//! gateways go out as core NATS messages on the subject their MQTT subscription maps to. The
+//! connection is TLS where configured (`tls://`, a CA file, a client certificate) and logs in with
+//! a credentials file or a user and password.
 
 use super::{Delivery, Token};
 use crate::config::NatsInput;
@@ -40,14 +42,51 @@ pub fn topic_of(subject: &str) -> String {
 }
 
 impl NatsSource {
-    pub async fn open(cfg: &NatsInput) -> anyhow::Result<NatsSource> {
-        let servers: Vec<async_nats::ServerAddr> = cfg.servers.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-        let client = async_nats::ConnectOptions::new()
+    /// How to connect: TLS where the servers' URLs (`tls://`) or a CA file or client certificate
+    /// ask for it, the credentials given, and every connection event logged (a server that
+    /// refuses the instance says why).
+    async fn options(cfg: &NatsInput) -> anyhow::Result<async_nats::ConnectOptions> {
+        let last_event = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut o = async_nats::ConnectOptions::new()
             .name("spokegate-hub")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(servers)
-            .await?;
+            .event_callback(move |event| {
+                let last = last_event.clone();
+                async move {
+                    // Each retry reports again: an event is logged when it differs from the last.
+                    let text = event.to_string();
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if *last != text {
+                        match event {
+                            async_nats::Event::Connected => tracing::info!("NATS connected"),
+                            _ => tracing::warn!(event = %text, "NATS connection"),
+                        }
+                        *last = text;
+                    }
+                }
+            });
+        if cfg.tls() {
+            o = o.require_tls(true);
+        }
+        if let Some(ca) = &cfg.ca {
+            o = o.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = cfg.client_cert() {
+            o = o.add_client_certificate(cert.to_path_buf(), key.to_path_buf());
+        }
+        if let Some(creds) = &cfg.credentials {
+            o = o.credentials_file(creds).await.map_err(|e| anyhow::anyhow!("{}: {e}", creds.display()))?;
+        }
+        if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
+            o = o.user_and_password(u.clone(), p.clone());
+        }
+        Ok(o)
+    }
+
+    pub async fn open(cfg: &NatsInput) -> anyhow::Result<NatsSource> {
+        let servers: Vec<async_nats::ServerAddr> = cfg.servers.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+        let client = Self::options(cfg).await?.connect(servers).await?;
         let js = jetstream::new(client.clone());
         // A cluster that is still forming (or electing) refuses for a while: wait for it.
         let deadline = std::time::Instant::now() + SETUP_PATIENCE;
