@@ -24,8 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a demo with a `--duration` waits past it for the answer to the hub's first capture
-/// (the capture's own ask times out after 5 s, after up to five 2 s consult.start asks).
+/// (each capture's ask times out after 5 s and an unanswered one is asked again after
+/// `CAPTURE_RETRY`, after up to five 2 s consult.start asks).
 const FIRST_CAPTURE_WAIT: Duration = Duration::from_secs(30);
+
+/// How often the demo's hub asks the microscope for a still once one has been answered.
+const CAPTURE_EVERY: Duration = Duration::from_secs(10);
+
+/// How soon an unanswered capture is asked again (the embedded broker has been seen, on a loaded
+/// machine, not to pass on a command for the whole of its 5 s).
+const CAPTURE_RETRY: Duration = Duration::from_secs(1);
 /// At the end, the hub view prints what still arrives until it has been quiet this long...
 const FLUSH_QUIET: Duration = Duration::from_millis(500);
 /// ...or this long has passed.
@@ -166,8 +174,8 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     let url = crate::hub::BrokerLogin::plain(crate::config::MqttUrl { tls: false, host: "127.0.0.1".into(), port });
     let ask_keys = keys.clone();
     let link_counters = counters.link.clone();
-    // The first capture's answer (done, failed or unanswered): a demo with a `--duration` shows
-    // at least that round of the consult, however slow the machine.
+    // The first capture's answer (done or failed; an unanswered one is asked again): a demo with
+    // a `--duration` shows at least that round of the consult, however slow the machine.
     let (first_capture_tx, first_capture) = tokio::sync::oneshot::channel::<()>();
     let asker = tokio::spawn(async move {
         let mut first_capture_tx = Some(first_capture_tx);
@@ -209,13 +217,17 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
                 keys: &ask_keys,
                 timeout: Duration::from_secs(5),
             };
-            if let Err(e) = crate::hub::ask::ask(ask, |_| {}).await {
-                tracing::debug!(error = %e, capture = n, "the demo hub's capture went unanswered");
+            match crate::hub::ask::ask(ask, |_| {}).await {
+                Ok(_) => {
+                    if let Some(tx) = first_capture_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, capture = n, "the demo hub's capture went unanswered"),
             }
-            if let Some(tx) = first_capture_tx.take() {
-                let _ = tx.send(());
-            }
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            // Until one is answered, the next is asked soon.
+            let pause = if first_capture_tx.is_some() { CAPTURE_RETRY } else { CAPTURE_EVERY };
+            tokio::time::sleep(pause).await;
         }
     });
     // The vendor software saves a field into its folder now and then (the same smear, renamed).

@@ -230,7 +230,8 @@ fn the_demo_runs_with_no_setup_and_shows_verified_readings() {
         lines
             .iter()
             .any(|l| l["verdict"] == "verified" && l["body"]["type"] == "media" && l["body"]["dev"] == "scope-1"),
-        "no image from scope-1:\n{stdout}"
+        "no image from scope-1:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert!(!summary.contains(" 0 images whole"), "{summary}");
 }
