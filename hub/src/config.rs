@@ -68,6 +68,9 @@ pub struct NatsInput {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// Lets a password travel without TLS (refused otherwise).
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
 }
 
 impl NatsInput {
@@ -97,6 +100,9 @@ pub struct MqttInput {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// Lets a password travel without TLS (refused otherwise).
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
     /// With `mqtts://`: the CA certificates (PEM) the broker's certificate must chain to, instead
     /// of the system's.
     #[serde(default)]
@@ -257,6 +263,10 @@ fn nats_auth_problem(n: &NatsInput) -> Option<(String, String)> {
             Ok(_) => {}
         }
     }
+    let plain = !n.tls() && n.servers.iter().any(|s| !s.starts_with("tls://"));
+    if plain && n.password.is_some() && !n.allow_plaintext_password {
+        return Some(("input.nats.password".into(), PLAINTEXT_PASSWORD.replace("{tls}", "tls:// servers or a `ca`")));
+    }
     if !n.tls() {
         return None;
     }
@@ -265,6 +275,10 @@ fn nats_auth_problem(n: &NatsInput) -> Option<(String, String)> {
 }
 
 const CLIENT_AUTH: &str = " (TLS client authentication)";
+
+/// As the gateway says it: a password without TLS is refused unless the operator says so.
+const PLAINTEXT_PASSWORD: &str =
+    "a password without TLS travels in clear text: use {tls}, or set allow_plaintext_password = true";
 
 /// Two settings of `section` that are given together or not at all: the one missing, if one is.
 fn together(section: &str, a: (&str, bool), b: (&str, bool), what_for: &str) -> Option<(String, String)> {
@@ -304,6 +318,9 @@ fn tls_item(
 fn mqtt_tls_problem(m: &MqttInput, tls: bool) -> Option<(String, String)> {
     let given = [("input.mqtt.ca", &m.ca), ("input.mqtt.cert", &m.cert), ("input.mqtt.key", &m.key)];
     if !tls {
+        if m.password.is_some() && !m.allow_plaintext_password {
+            return Some(("input.mqtt.password".into(), PLAINTEXT_PASSWORD.replace("{tls}", "mqtts://")));
+        }
         return given
             .iter()
             .find(|(_, v)| v.is_some())
@@ -344,6 +361,8 @@ mod tests {
         let refused = |lines: &str| HubConfig::parse(p, &format!("{base}{lines}")).unwrap_err().to_string();
         let e = refused("url = \"mqtt://b:1883\"\nca = \"/etc/ca.pem\"\n");
         assert!(e.starts_with("hub.toml:6:1: `input.mqtt.ca`") && e.contains("mqtts://"), "{e}");
+        let e = refused("url = \"mqtt://b\"\nusername = \"u\"\npassword = \"p\"\n");
+        assert!(e.contains("`input.mqtt.password`") && e.contains("mqtts://"), "{e}");
         let e = refused("url = \"mqtts://b\"\ncert = \"/etc/c.pem\"\n");
         assert!(e.contains("`input.mqtt.key`") && e.contains("go together"), "{e}");
         let dir = tempfile::tempdir().unwrap();
@@ -378,6 +397,12 @@ mod tests {
         assert!(e.contains("`input.nats.ca`") && e.contains(&missing.display().to_string()), "{e}");
         let ok = HubConfig::parse(p, &format!("{base}username = \"hub\"\npassword = \"p\"\n")).unwrap();
         assert!(matches!(ok.input, Input::Nats(ref n) if !n.tls() && n.username.as_deref() == Some("hub")));
+        // A password to a nats:// server: refused unless the operator allows it.
+        let plain = base.replace("tls://a", "nats://a");
+        let e = HubConfig::parse(p, &format!("{plain}username = \"hub\"\npassword = \"p\"\n")).unwrap_err().to_string();
+        assert!(e.contains("`input.nats.password`") && e.contains("clear text"), "{e}");
+        let allowed = format!("{plain}username = \"hub\"\npassword = \"p\"\nallow_plaintext_password = true\n");
+        assert!(HubConfig::parse(p, &allowed).is_ok());
     }
 
     #[test]
