@@ -34,6 +34,7 @@ const CAPTURE_EVERY: Duration = Duration::from_secs(10);
 /// How soon an unanswered capture is asked again (the embedded broker has been seen, on a loaded
 /// machine, not to pass on a command for the whole of its 5 s).
 const CAPTURE_RETRY: Duration = Duration::from_secs(1);
+
 /// At the end, the hub view prints what still arrives until it has been quiet this long...
 const FLUSH_QUIET: Duration = Duration::from_millis(500);
 /// ...or this long has passed.
