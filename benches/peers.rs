@@ -135,7 +135,7 @@ async fn run_one(
     let limit = Duration::from_secs(120);
     let paced = load::paced(&mut dev.peer, pid, arrivals, PACED_RATE, PACED_SECONDS, limit).await;
     println!(
-        "{}: {PACED_RATE}/s: {:.0} us CPU/reading (user {:.0}, kernel {:.0}; {:.1} % of a core), latency p50 {:.2} ms p99 {:.2} ms, {} of {} arrived",
+        "{}: {PACED_RATE}/s: {:.0} us CPU/reading (user {:.0}, kernel {:.0}; {:.1} % of a core), latency p50 {:.2} ms p99 {:.2} ms, {} of {} arrived; steal {:.0} %",
         peer.name(),
         paced.cpu_us(),
         paced.user_us,
@@ -144,18 +144,20 @@ async fn run_one(
         paced.p(0.5),
         paced.p(0.99),
         paced.arrived,
-        paced.n
+        paced.n,
+        paced.steal_pct
     );
     arrivals.settle(Duration::from_millis(300)).await;
     let throughput = load::throughput(&mut dev.peer, pid, arrivals, THROUGHPUT_READINGS, limit).await;
     println!(
-        "{}: throughput {:.0} readings/s ({} of {} in {:.2} s), {:.1} us CPU/reading",
+        "{}: throughput {:.0} readings/s ({} of {} in {:.2} s), {:.1} us CPU/reading; steal {:.0} %",
         peer.name(),
         throughput.per_sec(),
         throughput.arrived,
         throughput.n,
         throughput.secs,
-        throughput.cpu_us_per_reading
+        throughput.cpu_us_per_reading,
+        throughput.steal_pct
     );
     let (_, peak_rss_kib) = load::rss_kib(pid);
     drop(gateway);
@@ -239,8 +241,10 @@ fn print_table(rounds: &[Vec<Outcome>], skipped: &[(Peer, String)]) {
     }
     println!();
     println!("(x: spokegate's throughput / the peer's; the peer's CPU per reading / spokegate's; with rounds: median; range)");
+    let steal: Vec<f64> = rounds.iter().flatten().flat_map(|o| [o.paced.steal_pct, o.throughput.steal_pct]).collect();
+    let (lo, hi) = steal.iter().fold((f64::MAX, f64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
     println!(
-        "machine: {} cores; `cargo bench --bench peers`",
+        "machine: {} cores, steal {lo:.0}-{hi:.0} % during the measurements; `cargo bench --bench peers`",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
 }

@@ -26,6 +26,7 @@ const PACED_SECONDS: u64 = 10;
 mod common;
 
 use common::{cpu_seconds, cpu_split, percentile, start_broker, status_kib};
+use spokegate::sim::proc_stats::MachineTimes;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -98,6 +99,7 @@ async fn run() {
     let lines: Vec<u8> =
         (0..THROUGHPUT_READINGS).flat_map(|i| format!("SYS={}\n", 100 + i % 50).into_bytes()).collect();
     let cpu0 = cpu_seconds(pid);
+    let machine0 = MachineTimes::now();
     let t0 = Instant::now();
     for chunk in lines.chunks(16 * 1024) {
         dev.peer.send(chunk).await.unwrap();
@@ -108,10 +110,11 @@ async fn run() {
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
+    let (steal, _) = MachineTimes::now().since(&machine0);
     let peak_rss = status_kib(pid, "VmHWM:");
     println!("throughput: {THROUGHPUT_READINGS} signed readings PTY -> gateway -> mosquitto (QoS 1) -> subscriber in {elapsed:.2} s = {:.0} readings/s", THROUGHPUT_READINGS as f64 / elapsed);
     println!(
-        "throughput: gateway CPU {cpu:.2} s = {:.1} us/reading ({:.0} % of one core)",
+        "throughput: gateway CPU {cpu:.2} s = {:.1} us/reading ({:.0} % of one core); machine steal {steal:.0} %",
         cpu * 1e6 / THROUGHPUT_READINGS as f64,
         cpu * 100.0 / elapsed
     );
@@ -125,6 +128,7 @@ async fn run() {
     let perf = common::attach(pid);
     let cpu0 = cpu_seconds(pid);
     let (u0, s0) = cpu_split(pid);
+    let machine0 = MachineTimes::now();
     let t0 = Instant::now();
     for i in 0..n {
         tick.tick().await;
@@ -138,12 +142,13 @@ async fn run() {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let (u1, s1) = cpu_split(pid);
+    let (steal, _) = MachineTimes::now().since(&machine0);
     common::detach(perf);
     let got = arrivals.lock().unwrap().clone();
     let mut lat: Vec<f64> = sent.iter().zip(&got).map(|(s, r)| r.duration_since(*s).as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);
     println!(
-        "paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core; user {:.1} us, kernel {:.1} us)",
+        "paced {PACED_RATE}/s for {PACED_SECONDS} s: gateway CPU {:.1} us/reading ({:.2} % of one core; user {:.1} us, kernel {:.1} us); machine steal {steal:.0} %",
         cpu * 1e6 / n as f64,
         cpu * 100.0 / wall,
         (u1 - u0) * 1e6 / n as f64,

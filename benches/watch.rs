@@ -157,6 +157,7 @@ async fn run() {
 
     let profiler = common::attach(pid);
     let cpu0 = cpu_seconds(pid);
+    let machine0 = spokegate::sim::proc_stats::MachineTimes::now();
     let t0 = Instant::now();
     let publishing = {
         let client = client.clone();
@@ -174,11 +175,12 @@ async fn run() {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
+    let (steal, busy) = spokegate::sim::proc_stats::MachineTimes::now().since(&machine0);
     common::detach(profiler);
     publishing.await.unwrap();
     poller.abort();
     println!(
-        "watch --record --json --out: {MESSAGES} signed chunks verified, recorded and written in {secs:.2} s = {:.0} messages/s",
+        "watch --record --json --out: {MESSAGES} signed chunks verified, recorded and written in {secs:.2} s = {:.0} messages/s (machine busy {busy:.0} %, steal {steal:.0} %)",
         MESSAGES as f64 / secs
     );
     println!(

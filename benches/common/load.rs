@@ -3,6 +3,7 @@
 //! stamps each message's arrival, and what the gateway process spent (from /proc).
 
 use super::{cpu_split, percentile, status_kib};
+use spokegate::sim::proc_stats::MachineTimes;
 use spokegate::sim::PtyPeer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -106,6 +107,8 @@ pub struct Throughput {
     pub arrived: u64,
     pub secs: f64,
     pub cpu_us_per_reading: f64,
+    /// Percent of the machine's time the hypervisor took meanwhile (a slow phase of a VM).
+    pub steal_pct: f64,
 }
 
 impl Throughput {
@@ -118,6 +121,7 @@ pub async fn throughput(peer: &mut PtyPeer, pid: u32, arrivals: &Arrivals, n: u6
     let lines: Vec<u8> = (0..n).flat_map(|i| line(i).into_bytes()).collect();
     let base = arrivals.now();
     let (u0, s0) = cpu_split(pid);
+    let m0 = MachineTimes::now();
     let t0 = Instant::now();
     for chunk in lines.chunks(16 * 1024) {
         peer.send(chunk).await.unwrap();
@@ -125,8 +129,10 @@ pub async fn throughput(peer: &mut PtyPeer, pid: u32, arrivals: &Arrivals, n: u6
     arrivals.until(base + n, limit).await;
     let secs = t0.elapsed().as_secs_f64();
     let (u1, s1) = cpu_split(pid);
+    let (steal_pct, _) = MachineTimes::now().since(&m0);
     let arrived = arrivals.now() - base;
-    Throughput { n, arrived, secs, cpu_us_per_reading: ((u1 - u0) + (s1 - s0)) * 1e6 / arrived.max(1) as f64 }
+    let cpu_us_per_reading = ((u1 - u0) + (s1 - s0)) * 1e6 / arrived.max(1) as f64;
+    Throughput { n, arrived, secs, cpu_us_per_reading, steal_pct }
 }
 
 /// What a gateway spent on lines written at a steady rate, and how long each took to arrive.
@@ -136,6 +142,8 @@ pub struct Paced {
     pub user_us: f64,
     pub kernel_us: f64,
     pub core_pct: f64,
+    /// Percent of the machine's time the hypervisor took meanwhile (a slow phase of a VM).
+    pub steal_pct: f64,
     /// Line written -> message received, milliseconds, sorted.
     pub latency_ms: Vec<f64>,
 }
@@ -158,6 +166,7 @@ pub async fn paced(peer: &mut PtyPeer, pid: u32, arrivals: &Arrivals, rate: u64,
     let mut sent = Vec::with_capacity(n as usize);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let (u0, s0) = cpu_split(pid);
+    let m0 = MachineTimes::now();
     let t0 = Instant::now();
     for i in 0..n {
         tick.tick().await;
@@ -167,6 +176,7 @@ pub async fn paced(peer: &mut PtyPeer, pid: u32, arrivals: &Arrivals, rate: u64,
     arrivals.until(base + n, limit).await;
     let wall = t0.elapsed().as_secs_f64();
     let (u1, s1) = cpu_split(pid);
+    let (steal_pct, _) = MachineTimes::now().since(&m0);
     let arrived = arrivals.now() - base;
     let got = arrivals.times.lock().unwrap().clone();
     let mut latency_ms: Vec<f64> =
@@ -179,6 +189,7 @@ pub async fn paced(peer: &mut PtyPeer, pid: u32, arrivals: &Arrivals, rate: u64,
         user_us: per(u1 - u0),
         kernel_us: per(s1 - s0),
         core_pct: ((u1 - u0) + (s1 - s0)) * 100.0 / wall,
+        steal_pct,
         latency_ms,
     }
 }

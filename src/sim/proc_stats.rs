@@ -60,6 +60,45 @@ pub fn tree_cpu_seconds(pid: u32) -> f64 {
     tree(pid).into_iter().map(cpu_seconds).sum()
 }
 
+/// The whole machine's CPU time from `/proc/stat`, in ticks: what a virtual machine's host took
+/// away (`steal`) is how much of a slow phase is the host's doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineTimes {
+    /// Every tick: user, nice, system, idle, iowait, irq, softirq, steal.
+    pub total: u64,
+    /// Ticks the hypervisor ran something else while this machine wanted to run.
+    pub steal: u64,
+    /// Ticks not idle and not stolen: this machine's own work.
+    pub busy: u64,
+}
+
+impl MachineTimes {
+    pub fn now() -> MachineTimes {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        MachineTimes::parse(stat.lines().next().unwrap_or(""))
+    }
+
+    /// The aggregate `cpu` line of `/proc/stat`.
+    fn parse(line: &str) -> MachineTimes {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("cpu") {
+            return MachineTimes::default();
+        }
+        let f: Vec<u64> = words.take(8).map(|w| w.parse().unwrap_or(0)).collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        let total: u64 = f.iter().sum();
+        let (idle, iowait, steal) = (at(3), at(4), at(7));
+        MachineTimes { total, steal, busy: total - idle - iowait - steal }
+    }
+
+    /// Percent of the machine's time since `earlier` that was stolen, and that was busy.
+    pub fn since(&self, earlier: &MachineTimes) -> (f64, f64) {
+        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
+        let pct = |now: u64, then: u64| now.saturating_sub(then) as f64 / total * 100.0;
+        (pct(self.steal, earlier.steal), pct(self.busy, earlier.busy))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +111,17 @@ mod tests {
         let _ = child.wait();
         assert_eq!(t[0], std::process::id());
         assert!(t.contains(&child.id()), "{t:?}");
+    }
+
+    #[test]
+    fn the_machine_line_is_read_field_by_field() {
+        // /proc/stat's aggregate line: user nice system idle iowait irq softirq steal guest guest_nice
+        let t = MachineTimes::parse("cpu  100 5 40 800 10 3 2 40 0 0");
+        assert_eq!(t, MachineTimes { total: 1000, steal: 40, busy: 150 });
+        let later = MachineTimes::parse("cpu  200 5 90 1300 10 3 2 140 0 0");
+        assert_eq!(later.since(&t), (100.0 / 750.0 * 100.0, 150.0 / 750.0 * 100.0));
+        assert_eq!(MachineTimes::parse("cpu0 1 2 3"), MachineTimes::default());
+        let now = MachineTimes::now();
+        assert!(now.total > 0 && now.steal + now.busy <= now.total, "{now:?}");
     }
 }
