@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../tests/it/large_still.rs"]
+mod large_still;
 
 use common::{cpu_seconds, percentile, status_kib};
 
@@ -23,19 +25,6 @@ fn main() {
     rt.block_on(run());
 }
 
-fn big_jpeg(min: usize) -> Vec<u8> {
-    let smear = image::load_from_memory(recordings::BLOOD_SMEAR_JPEG).unwrap();
-    let mut scale = 2;
-    loop {
-        let img = smear.resize_exact(640 * scale, 480 * scale, image::imageops::FilterType::Triangle);
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100).encode_image(&img).unwrap();
-        if out.len() >= min {
-            return out;
-        }
-        scale += 1;
-    }
-}
 
 /// Wave chunks as they arrive: (arrival µs, t0 µs, window s).
 fn wave_arrivals(port: u16, keys: spokegate::hub::KeyRing) -> std::sync::Arc<std::sync::Mutex<Vec<(i64, i64, f64)>>> {
@@ -175,8 +164,8 @@ async fn scenario(label: &str, image: &[u8], cap: Option<u64>) {
 }
 
 async fn run() {
-    let one = big_jpeg(1 << 20);
-    let five = big_jpeg(5 << 20);
+    let one = large_still::blood_smear_of_at_least(1 << 20);
+    let five = large_still::blood_smear_of_at_least(5 << 20);
     for (label, image, cap) in [
         ("loopback", &one, None),
         ("loopback", &five, None),

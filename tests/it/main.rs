@@ -17,6 +17,7 @@ mod ed25519_agreement;
 mod event_codes;
 mod gatt_vectors;
 mod harness;
+mod large_still;
 pub mod hub_delivery;
 mod hub_trust;
 mod media;

@@ -8,6 +8,7 @@
 //! serves real JPEG frames through the same `Camera` trait the V4L2 code implements.
 
 use super::harness::*;
+use super::large_still;
 use spokegate::model::Body;
 use spokegate::sim::recordings::BLOOD_SMEAR_JPEG as SMEAR;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,20 +76,6 @@ fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
     }
 }
 
-/// A JPEG of at least `min` bytes: the smear scaled up (and encoded at high quality).
-pub fn big_jpeg(min: usize) -> Vec<u8> {
-    let smear = image::load_from_memory(SMEAR).unwrap();
-    let mut scale = 4;
-    loop {
-        let img = smear.resize_exact(640 * scale, 480 * scale, image::imageops::FilterType::Triangle);
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100).encode_image(&img).unwrap();
-        if out.len() >= min {
-            return out;
-        }
-        scale += 1;
-    }
-}
 
 /// The real `spokegate watch --record DIR` (human lines), and its lines once it saw the gateway.
 async fn watch(
@@ -379,7 +366,7 @@ async fn an_image_survives_a_broker_outage_and_a_killed_gateway_mid_transfer() {
     let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     until_connected(&mut sub).await;
 
-    let image = big_jpeg(1 << 20);
+    let image = large_still::blood_smear_of_at_least(1 << 20);
     std::fs::write(folder.join("large.jpg"), &image).unwrap();
     let n = image.len().div_ceil(4096);
     let parts_seen = |seen: &[(String, Vec<u8>)]| seen.iter().filter(|(t, _)| t.ends_with("/dev/scope/media")).count();
@@ -479,7 +466,7 @@ async fn a_5_mb_image_over_256_kbit_s_leaves_the_ecg_on_time() {
 
     // The ECG at its real rate (PTB-XL 00001 looped), then the image.
     let ecg_task = waves::spawn_looped(ecg.peer, waves::ptbxl_00001(), waves::WireProtocol::TextRows);
-    let image = big_jpeg(5 << 20);
+    let image = large_still::blood_smear_of_at_least(5 << 20);
     std::fs::write(folder.join("whole-slide.jpg"), &image).unwrap();
     let images = images_at_hub(&record, 1, Duration::from_secs(600)).await;
     ecg_task.abort();
