@@ -25,7 +25,6 @@ fn main() {
     rt.block_on(run());
 }
 
-
 /// Wave chunks as they arrive: (arrival µs, t0 µs, window s).
 fn wave_arrivals(port: u16, keys: spokegate::hub::KeyRing) -> std::sync::Arc<std::sync::Mutex<Vec<(i64, i64, f64)>>> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

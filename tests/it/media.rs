@@ -76,7 +76,6 @@ fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
     }
 }
 
-
 /// The real `spokegate watch --record DIR` (human lines), and its lines once it saw the gateway.
 async fn watch(
     port: u16,
