@@ -215,7 +215,7 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
             o["code"] = code_concept(&c.code);
             o["effectivePeriod"] = json!({
                 "start": rfc3339(r.wave.t0),
-                "end": rfc3339(r.wave.t0 + (r.wave.n as f64 * 1e6 / r.wave.rate) as i64),
+                "end": rfc3339(r.wave.t0.saturating_add((r.wave.n as f64 * 1e6 / r.wave.rate) as i64)),
             });
             let data: Vec<String> = counts.iter().map(i32::to_string).collect();
             o["valueSampledData"] = json!({
@@ -397,4 +397,32 @@ async fn consult_bundle(State(s): State<AppState>, Query(q): Query<BundleQuery>)
         }
     }
     fhir_json(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored chunk whose signed `t0` sits at the end of the range (a gateway's bug, signed all
+    /// the same) gives a resource, not an overflow panic (`t0 + duration` overflowed before).
+    #[test]
+    fn a_chunk_at_the_end_of_time_gives_a_resource_without_overflow() {
+        let counts: [i16; 4] = [-120, 15, 300, -61];
+        let ch = Channel {
+            label: "I".into(),
+            code: Code { mdc: 131329, loinc: None, name: None },
+            unit: Unit { ucum: "mV".into(), mdc: None },
+            gain: 0.005,
+            base: 0,
+            enc: "i16le".into(),
+            data: counts.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let wave = Wave { stream: "ecg".into(), rate: 360.0, i0: 0, t0: i64::MAX - 1, n: 4, ch: vec![ch] };
+        let row =
+            WaveRow { site: "s".into(), gw: "g".into(), seq: 1, dev: "ecg-1".into(), prof: None, consult: None, wave };
+        let refs = Refs { device: "Device/d".into(), gateway: "Device/g".into() };
+        let out = rtsa(&row, &refs).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["valueSampledData"]["data"], "-120 15 300 -61");
+    }
 }
