@@ -85,7 +85,7 @@ mhead = {**head, "dev": "cam-1", "prof": "usb-microscope"}
 for part in range(2):
     chunk = jpeg[part * 33:(part + 1) * 33]
     bodies.append((2, {**mhead, "type": "media", "seq": 5 + part, "media": {"id": "m-1", "mime": "image/jpeg", "size": len(jpeg),
-                 "sha256": hashlib.sha256(jpeg).hexdigest(), "part": part, "parts": 2, "data": base64.b64encode(chunk).decode()}}))
+                 "sha256": hashlib.sha256(jpeg).hexdigest(), "part": part + 1, "parts": 2, "data": base64.b64encode(chunk).decode()}}))
 for i, (tail, body) in enumerate(bodies):
     write("hub_message", f"body-{i}", bytes([0x90 | tail]) + json.dumps(body, separators=(",", ":")).encode())
 

@@ -5,6 +5,7 @@
 mod cli;
 mod exactly_once;
 mod fhir;
+mod image_claims;
 mod quarantine;
 mod support;
 mod tls;
