@@ -69,6 +69,7 @@ pub const REASONS: &[&str] = &[
     "wrong-algorithm",
     "not-cose-sign1",
     "body-unreadable",
+    "media-invalid",
 ];
 
 fn kid_of(payload: &[u8]) -> Option<String> {
@@ -97,6 +98,13 @@ impl Batch {
         match checked {
             Ok(HubMessage::Signed(body)) => {
                 let kid = kid_of(&payload).unwrap_or_default();
+                // A signature proves who sent a part, not that what it claims about its image is
+                // possible: such a part is kept apart, as `watch` refuses it.
+                if let Some(Err(why)) = body.media.as_ref().map(spokegate::hub::check_part) {
+                    let (reason, detail, kid) = ("media-invalid", why.to_string(), Some(kid));
+                    self.quarantined.push(Quarantined { topic: topic.to_string(), reason, detail, kid, payload });
+                    return;
+                }
                 self.verified.push(Verified { topic: topic.to_string(), kid, envelope: payload, body: *body });
             }
             Ok(HubMessage::Command(cmd)) => self.commands.push(CommandSeen { cmd, envelope: payload }),

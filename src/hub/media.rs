@@ -78,6 +78,24 @@ fn invalid(why: impl Into<String>) -> MediaError {
     MediaError::Invalid(why.into())
 }
 
+/// What a part says about its image, checked before anything is kept or allocated for it: an
+/// image format the gateway sends, a part number within the parts, a size within
+/// [`MAX_IMAGE_BYTES`] that this part and the number of parts fit in, a SHA-256 in hex. A signed
+/// part can still claim anything: the hub service quarantines one that fails this, as `watch` refuses it.
+pub fn check_part(m: &Media) -> Result<ImageFormat, MediaError> {
+    let format = ImageFormat::from_mime(&m.mime).ok_or_else(|| invalid(format!("mime `{}`", m.mime)))?;
+    if m.parts == 0 || m.part == 0 || m.part > m.parts {
+        return Err(invalid(format!("part {} of {}", m.part, m.parts)));
+    }
+    if m.size > MAX_IMAGE_BYTES || m.data.len() as u64 > m.size || u64::from(m.parts) > m.size.max(1) {
+        return Err(invalid(format!("{} parts, {} bytes, this part {} bytes", m.parts, m.size, m.data.len())));
+    }
+    if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("sha256 is not 64 hex digits"));
+    }
+    Ok(format)
+}
+
 impl MediaStore {
     pub fn new(record_dir: &Path) -> std::io::Result<Self> {
         let root = record_dir.join("media");
@@ -102,16 +120,7 @@ impl MediaStore {
                 return Err(invalid(format!("{what} `{}` cannot name a file", super::view::clean(v))));
             }
         }
-        let format = ImageFormat::from_mime(&m.mime).ok_or_else(|| invalid(format!("mime `{}`", m.mime)))?;
-        if m.parts == 0 || m.part == 0 || m.part > m.parts {
-            return Err(invalid(format!("part {} of {}", m.part, m.parts)));
-        }
-        if m.size > MAX_IMAGE_BYTES || m.data.len() as u64 > m.size || u64::from(m.parts) > m.size.max(1) {
-            return Err(invalid(format!("{} parts, {} bytes, this part {} bytes", m.parts, m.size, m.data.len())));
-        }
-        if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid("sha256 is not 64 hex digits"));
-        }
+        let format = check_part(m)?;
         if self.image_path(&body.site, &body.gw, dev, &m.id, format).exists() {
             return Ok(MediaProgress::Duplicate { id: m.id.clone() });
         }

@@ -18,7 +18,7 @@ pub use crate::sign::KeyRing;
 pub use acker::Acker;
 pub use broker::BrokerLogin;
 pub use dedup::Deduplicator;
-pub use media::{MediaProgress, MediaStore};
+pub use media::{check_part, MediaProgress, MediaStore};
 pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
 pub use record::Recorder;
 pub use verify::{check, check_hub_body, HubMessage, Rejection};
