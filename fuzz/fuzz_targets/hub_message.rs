@@ -88,10 +88,8 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Some(w) = &b.wave {
             let _ = unpack_channels(w);
-        }
-        if let Some(Ok(placed)) = hub.reassembler.accept(b) {
-            let _ = wave_lines(b, &placed);
-            if let Some(w) = &b.wave {
+            if let Some(Ok(placed)) = hub.reassembler.accept(b) {
+                let _ = wave_lines(b, &placed);
                 let _ = hub.recorder.write(&placed, w);
                 let _ = hub.recorder.write_headers();
             }

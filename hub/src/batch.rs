@@ -100,12 +100,16 @@ impl Batch {
                 let kid = kid_of(&payload).unwrap_or_default();
                 // A signature proves who sent a part, not that what it claims about its image is
                 // possible: such a part is kept apart, as `watch` refuses it.
-                if let Some(Err(why)) = body.media.as_ref().map(spokegate::hub::check_part) {
-                    let (reason, detail, kid) = ("media-invalid", why.to_string(), Some(kid));
-                    self.quarantined.push(Quarantined { topic: topic.to_string(), reason, detail, kid, payload });
-                    return;
+                match body.media.as_ref().map(spokegate::hub::check_part) {
+                    Some(Err(why)) => self.quarantined.push(Quarantined {
+                        topic: topic.to_string(),
+                        reason: "media-invalid",
+                        detail: why.to_string(),
+                        kid: Some(kid),
+                        payload,
+                    }),
+                    _ => self.verified.push(Verified { topic: topic.to_string(), kid, envelope: payload, body: *body }),
                 }
-                self.verified.push(Verified { topic: topic.to_string(), kid, envelope: payload, body: *body });
             }
             Ok(HubMessage::Command(cmd)) => self.commands.push(CommandSeen { cmd, envelope: payload }),
             Ok(HubMessage::Ack(_) | HubMessage::Status { .. } | HubMessage::DeviceState { .. }) => {

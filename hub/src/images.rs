@@ -42,16 +42,12 @@ pub async fn complete(
     }
     let same_claims =
         rows.iter().all(|r| r.get::<_, i32>(1) == parts && r.get::<_, i64>(2) == size && r.get::<_, String>(3) == sha);
-    // The declared size is the gateway's claim: the parts' own lengths are what is allocated.
-    let joined: usize = rows.iter().map(|r| r.get::<_, &[u8]>(5).len()).sum();
-    let mut bytes = Vec::new();
-    if same_claims && i64::try_from(joined).is_ok_and(|n| n == size) {
-        bytes.reserve_exact(joined);
-        for r in &rows {
-            bytes.extend_from_slice(r.get::<_, &[u8]>(5));
-        }
-    }
-    if !same_claims || bytes.len() as i64 != size || spokegate::media::sha256_hex(&bytes) != sha {
+    // The declared size is the gateway's claim: nothing is joined unless the parts' own lengths
+    // make it.
+    let data: Vec<&[u8]> = rows.iter().map(|r| r.get::<_, &[u8]>(5)).collect();
+    let whole = same_claims && i64::try_from(data.iter().map(|d| d.len()).sum::<usize>()) == Ok(size);
+    let bytes = if whole { data.concat() } else { Vec::new() };
+    if !whole || spokegate::media::sha256_hex(&bytes) != sha {
         tracing::warn!(site, gw, media_id, "image parts do not join into the image they declared; not stored");
         return Ok(Completion::Mismatch);
     }

@@ -7,7 +7,6 @@
 use crate::support::*;
 use spokegate::model::Media;
 use spokegate::pipeline::{make_body, Payload, Source};
-use spokegate::sign::{Binding, BoundKey, SigningKey};
 use spokegate::sim::mosquitto::Mosquitto;
 
 fn part(id: &str, size: u64, seq: u64) -> spokegate::model::Body {
@@ -32,11 +31,7 @@ async fn signed_parts_claiming_impossible_images_are_quarantined_or_mismatched_a
     let broker = Mosquitto::start();
     let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(&dir.path().join("gw.key")).unwrap();
-    let bound =
-        BoundKey { key: key.public().clone(), binding: Binding::Gateway { site: "site-1".into(), gw: "gw-a".into() } };
-    std::fs::write(dir.path().join("gw.jwk"), bound.to_jwk()).unwrap();
-    hub.trust(&dir.path().join("gw.jwk"));
+    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
     let instance = hub.serve("claims");
     instance.ready().await;
     let publisher = spokegate_publisher(broker.port).await;

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use spokegate::model::BodyFormat;
-use spokegate::sign::{Binding, BoundKey, SigningKey};
+use spokegate::sign::SigningKey;
 use spokegate::sim::mosquitto::Mosquitto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,15 +12,9 @@ async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined
     let broker = Mosquitto::start();
     let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let dir = tempfile::tempdir().unwrap();
-    let key_a = SigningKey::generate(&dir.path().join("a.key")).unwrap();
-    let key_b = SigningKey::generate(&dir.path().join("b.key")).unwrap();
+    let key_a = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
+    let key_b = hub.trusted_gateway(dir.path(), "site-1", "gw-b");
     let stranger = SigningKey::generate(&dir.path().join("x.key")).unwrap();
-    for (k, gw, file) in [(&key_a, "gw-a", "a.jwk"), (&key_b, "gw-b", "b.jwk")] {
-        let bound =
-            BoundKey { key: k.public().clone(), binding: Binding::Gateway { site: "site-1".into(), gw: gw.into() } };
-        std::fs::write(dir.path().join(file), bound.to_jwk()).unwrap();
-        hub.trust(&dir.path().join(file));
-    }
     let instance = hub.serve("q");
     instance.ready().await;
     let topic = "spokegate/v1/site-1/gw-a/dev/vitals-1/obs";
@@ -78,7 +72,7 @@ async fn another_gateways_key_a_tampered_body_and_an_unknown_kid_are_quarantined
     hub_cli(&["keys", "--config", cfg, "revoke", &kid]).unwrap();
     let listed = hub_cli(&["keys", "--config", cfg, "list"]).unwrap();
     assert!(listed.contains(&format!("{kid}  gateway site-1/gw-a  (revoked)")), "{listed}");
-    let again = hub_cli(&["keys", "--config", cfg, "add", dir.path().join("a.jwk").to_str().unwrap()]).unwrap_err();
+    let again = hub_cli(&["keys", "--config", cfg, "add", dir.path().join("gw-a.jwk").to_str().unwrap()]).unwrap_err();
     assert_eq!(again.0, 65, "{}", again.1);
     assert!(again.1.contains("revoked"), "{}", again.1);
     let mut seq = 5;

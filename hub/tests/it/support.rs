@@ -135,6 +135,19 @@ impl HubSetup {
         hub_cli(&["keys", "--config", cfg.to_str().unwrap(), "add", jwk.to_str().unwrap()]).unwrap();
     }
 
+    /// A new gateway key for `site/gw` (its files in `dir`), trusted by this hub.
+    pub fn trusted_gateway(&self, dir: &Path, site: &str, gw: &str) -> SigningKey {
+        let key = SigningKey::generate(&dir.join(format!("{gw}.key"))).unwrap();
+        let bound = spokegate::sign::BoundKey {
+            key: key.public().clone(),
+            binding: spokegate::sign::Binding::Gateway { site: site.into(), gw: gw.into() },
+        };
+        let jwk = dir.join(format!("{gw}.jwk"));
+        std::fs::write(&jwk, bound.to_jwk()).unwrap();
+        self.trust(&jwk);
+        key
+    }
+
     /// `spokegate-hub serve` as a process of its own (killed when dropped).
     pub fn serve(&self, instance: &str) -> HubInstance {
         let port = free_port();

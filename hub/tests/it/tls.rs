@@ -117,13 +117,7 @@ async fn a_hub_reads_from_nats_over_tls_with_its_certificate_and_password_and_a_
     let db = TestDb::create();
     let hub = HubSetup::new(&db, &input("s3cret"));
     let dir = tempfile::tempdir().unwrap();
-    let gw_key = spokegate::sign::SigningKey::generate(&dir.path().join("gw.key")).unwrap();
-    let bound = spokegate::sign::BoundKey {
-        key: gw_key.public().clone(),
-        binding: spokegate::sign::Binding::Gateway { site: "site-n".into(), gw: "gw-n".into() },
-    };
-    std::fs::write(dir.path().join("gw.jwk"), bound.to_jwk()).unwrap();
-    hub.trust(&dir.path().join("gw.jwk"));
+    let gw_key = hub.trusted_gateway(dir.path(), "site-n", "gw-n");
     let instance = hub.serve("a");
     instance.ready().await;
 
