@@ -5,7 +5,8 @@
 //! what a reply means (readings, the device's clock, its firmware) is the task's business.
 //!
 //! One request is in flight at a time. A reply ends as the profile says: one line, or a header
-//! line whose column counts the lines after it. A late reply, a line that fails the profile's
+//! line whose column counts the lines after it (at most the profile's `max_count`: a reply is
+//! held whole until its last line, and a device must not make that endless). A late reply, a line that fails the profile's
 //! checksum, or a reply the task calls unusable sends the request again, up to `retries` more
 //! times; then the request fails and the run goes on with the next.
 
@@ -111,10 +112,14 @@ impl Dialogue {
         let ex = self.current.as_mut()?;
         let shape = self.spec.requests[ex.req].reply;
         match (shape, ex.remaining) {
-            (ReplyShape::Counted { column }, None) => {
+            (ReplyShape::Counted { column, max }, None) => {
                 let Some(n) = self.text.as_ref().and_then(|t| count(t, frame, column)) else {
                     return Some(self.again(now, now_utc, "the reply's header line is unreadable"));
                 };
+                if n > max {
+                    let why = format!("the reply's header counts {n} lines, more than the {max} the profile allows");
+                    return Some(self.again(now, now_utc, &why));
+                }
                 ex.lines.push(frame.to_vec());
                 ex.remaining = Some(n);
                 ex.due = now + self.spec.timeout;
@@ -317,6 +322,31 @@ mod tests {
         assert_eq!(d.line(&bad, t0, at()), Some(vec![Step::Write(b"\x11\rDM?\r".to_vec())]));
         let steps = d.line(&line("?P02.00.00 30/08/06"), t0, at()).unwrap();
         assert!(matches!(&steps[..], [Step::Reply { .. }]));
+    }
+
+    #[test]
+    fn a_header_counting_more_lines_than_the_profile_allows_is_asked_again_then_fails() {
+        let mut d = onetouch();
+        let t0 = Instant::now();
+        let dump = req(&d, "dump");
+        let ReplyShape::Counted { max, .. } = d.spec().requests[dump].reply else { panic!("a counted reply") };
+        d.run(&[dump], t0, at());
+        let endless = line(&format!("P {},\"GMF600DCY\",\"MG/DL \"", max + 1));
+        let mut writes = 1;
+        let why = loop {
+            match &d.line(&endless, t0, at()).unwrap()[..] {
+                [Step::Write(w)] => assert_eq!(w, b"\x11\rDMP\r", "the dump is asked again"),
+                [Step::Failed { req, why }, Step::Finished] if *req == dump => break why.clone(),
+                other => panic!("unexpected steps {other:?}"),
+            }
+            writes += 1;
+        };
+        assert_eq!(writes, 1 + d.spec().retries);
+        assert!(why.contains(&format!("counts {} lines, more than the {max}", max + 1)), "{why}");
+        // A header counting as many as allowed is taken.
+        d.run(&[dump], t0, at());
+        let most = line(&format!("P {max},\"GMF600DCY\",\"MG/DL \""));
+        assert_eq!(d.line(&most, t0, at()), Some(vec![]));
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub fn template_parts(send: &str) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
+/// The most lines a counted reply may hold unless the profile says otherwise, and the most it may
+/// say: a dump is held whole until its last line, so a header counting more is refused.
+const DEFAULT_MAX_COUNT: u64 = 10_000;
+const MAX_COUNT: u64 = 1_000_000;
+
 impl Checker<'_> {
     pub(super) fn dialogue(&mut self, raw: &RawProfile) -> Option<Option<Arc<DialogueSpec>>> {
         let Some(d) = &raw.dialogue else { return Some(None) };
@@ -64,7 +69,10 @@ impl Checker<'_> {
             let reply = match (r.reply.get_ref().as_str(), &r.count_column) {
                 ("line", None) => ReplyShape::Line,
                 ("none", None) => ReplyShape::None,
-                ("counted", Some(c)) if *c.get_ref() >= 1 => ReplyShape::Counted { column: *c.get_ref() },
+                ("counted", Some(c)) if *c.get_ref() >= 1 => {
+                    let max = self.in_range(&r.max_count, &item("max_count"), 1..=MAX_COUNT, DEFAULT_MAX_COUNT);
+                    ReplyShape::Counted { column: *c.get_ref(), max: max as usize }
+                }
                 ("counted", _) => {
                     self.problem(
                         &r.reply,
@@ -86,6 +94,9 @@ impl Checker<'_> {
                     ReplyShape::Line
                 }
             };
+            if let (Some(m), false) = (&r.max_count, matches!(reply, ReplyShape::Counted { .. })) {
+                self.problem(m, &item("max_count"), "only a `counted` reply has `max_count`");
+            }
             let role = match r.role.get_ref().as_str() {
                 "readings" => RequestRole::Readings,
                 "clock-read" => RequestRole::ClockRead,
@@ -234,7 +245,7 @@ mod tests {
     #[test]
     fn dialogue_mistakes_are_named_with_their_place() {
         let text = format!(
-            "{}\n[dialogue]\non_connect = [\"dump\", \"nope\"]\nretries = 99\n[[dialogue.request]]\nname = \"dump\"\nsend = \"DMP\"\nreply = \"counted\"\nrole = \"readings\"\n[[dialogue.request]]\nname = \"dump\"\nsend = \"X{{now:[bad]}}\"\nreply = \"lines\"\nrole = \"what\"\n",
+            "{}\n[dialogue]\non_connect = [\"dump\", \"nope\"]\nretries = 99\n[[dialogue.request]]\nname = \"dump\"\nsend = \"DMP\"\nreply = \"counted\"\nrole = \"readings\"\n[[dialogue.request]]\nname = \"dump\"\nsend = \"X{{now:[bad]}}\"\nreply = \"lines\"\nrole = \"what\"\n[[dialogue.request]]\nname = \"info\"\nsend = \"I\"\nreply = \"line\"\nmax_count = 5\nrole = \"info\"\n[[dialogue.request]]\nname = \"dump-all\"\nsend = \"DMA\"\nreply = \"counted\"\ncount_column = 1\nmax_count = 0\nrole = \"readings\"\n",
             include_str!("../../device-profiles/vitals-kv.toml")
         );
         let err = super::super::compile(std::path::Path::new("p.toml"), &text).unwrap_err().to_string();
@@ -246,6 +257,8 @@ mod tests {
             "dialogue.request[1].send",
             "dialogue.request[1].reply",
             "dialogue.request[1].role",
+            "dialogue.request[2].max_count",
+            "dialogue.request[3].max_count",
         ] {
             assert!(err.contains(item), "{item} not named in:\n{err}");
         }

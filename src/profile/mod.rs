@@ -85,8 +85,9 @@ pub enum ReplyShape {
     /// One line.
     Line,
     /// A header line whose column `column` (1-based, after the decoder's prefix) counts the lines
-    /// that follow.
-    Counted { column: usize },
+    /// that follow, at most `max` (a header counting more is unusable: a device cannot make the
+    /// gateway hold an endless reply).
+    Counted { column: usize, max: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,8 @@ pub struct RawRequest {
     /// `line`, `counted` (with `count_column`) or `none`.
     pub reply: Spanned<String>,
     pub count_column: Option<Spanned<usize>>,
+    /// The most lines a counted reply's header may count (10,000 when absent).
+    pub max_count: Option<Spanned<u64>>,
     /// `readings`, `clock-read`, `clock-set` or `info`.
     pub role: Spanned<String>,
 }
