@@ -100,3 +100,17 @@ if shutil.which("convert"):
             out = pathlib.Path(tmp) / f"smear.{ext}"
             if subprocess.run(["convert", str(smear), "-resize", "32x24", str(out)], capture_output=True).returncode == 0:
                 write("still_image", f"smear-small.{ext}", out.read_bytes())
+
+# A meter that must be asked (the OneTouch's dialogue): connect, then its replies as the sourced
+# dump and the firmware, serial number and clock lines the profile's comments show, each judged
+# usable; then the same with the time running out between them.
+def sum16(body):
+    return f"{body} {sum(body.encode()) & 0xFFFF:04X}".encode()
+dump = [l.rstrip(b"\r") for l in (fixtures / "onetouch_ultra2_dmp.txt").read_bytes().split(b"\n") if l.strip()]
+replies = [sum16("?P02.00.00 30/08/06"), sum16('@ "GMF600DCY"'), sum16('F "SAT","08/03/13","22:12:00   "')]
+script = b"\x00"
+for r in replies:
+    script += b"\x06" + r + b"\n\x03"
+script += b"".join(b"\x06" + l + b"\n" for l in dump) + b"\x03\x01"
+write("meter_dialogue", "onetouch-connect", b"\x00" + script)
+write("meter_dialogue", "onetouch-late", b"\x00" + script.replace(b"\n\x03", b"\n\xfa\x03"))
