@@ -2,19 +2,45 @@
 //! gateway (or a hub key for commands) before anything of it is stored; what fails goes to the
 //! quarantine with a short reason code and the full explanation.
 
+use crate::storable;
 use bytes::Bytes;
 use spokegate::hub::{HubMessage, Rejection};
 use spokegate::model::{Body, CmdBody};
 use spokegate::sign::{parse_envelope, EnvelopeError, KeyRingError, OpenError};
 use std::collections::HashSet;
 
-/// A gateway body that verified.
+/// A gateway body that verified, ready to store: no U+0000 in its strings ([`storable`]).
 #[derive(Debug)]
 pub struct Verified {
     pub topic: String,
     pub kid: String,
     pub envelope: Bytes,
     pub body: Body,
+    /// The body as stored in `messages.body`, without the packed samples and image bytes (they
+    /// are in their own tables, and in the envelope).
+    pub json: serde_json::Value,
+}
+
+impl Verified {
+    fn new(topic: String, kid: String, envelope: Bytes, body: Body) -> Result<Verified, serde_json::Error> {
+        let json = stripped_json(&body);
+        if !storable::holds_nul(&json) {
+            return Ok(Verified { topic, kid, envelope, body, json });
+        }
+        let body = storable::without_nul(body)?;
+        Ok(Verified { topic, kid, envelope, json: stripped_json(&body), body })
+    }
+}
+
+fn stripped_json(b: &Body) -> serde_json::Value {
+    let mut b = b.clone();
+    if let Some(w) = b.wave.as_mut() {
+        w.ch.iter_mut().for_each(|c| c.data.clear());
+    }
+    if let Some(m) = b.media.as_mut() {
+        m.data.clear();
+    }
+    serde_json::to_value(&b).unwrap_or(serde_json::Value::Null)
 }
 
 #[derive(Debug)]
@@ -95,23 +121,30 @@ impl Batch {
         checked: Result<HubMessage, Rejection>,
         revoked: &HashSet<String>,
     ) {
+        let topic = storable::text(topic.to_string());
+        let unstorable = |e: serde_json::Error| format!("the body does not read back without its U+0000: {e}");
         match checked {
             Ok(HubMessage::Signed(body)) => {
                 let kid = kid_of(&payload).unwrap_or_default();
                 // A signature proves who sent a part, not that what it claims about its image is
                 // possible: such a part is kept apart, as `watch` refuses it.
-                match body.media.as_ref().map(spokegate::hub::check_part) {
-                    Some(Err(why)) => self.quarantined.push(Quarantined {
-                        topic: topic.to_string(),
-                        reason: "media-invalid",
-                        detail: why.to_string(),
-                        kid: Some(kid),
-                        payload,
-                    }),
-                    _ => self.verified.push(Verified { topic: topic.to_string(), kid, envelope: payload, body: *body }),
+                let verified = match body.media.as_ref().map(spokegate::hub::check_part) {
+                    Some(Err(why)) => Err(("media-invalid", why.to_string())),
+                    _ => Verified::new(topic.clone(), kid.clone(), payload.clone(), *body)
+                        .map_err(|e| ("body-unreadable", unstorable(e))),
+                };
+                match verified {
+                    Ok(v) => self.verified.push(v),
+                    Err((reason, detail)) => self.quarantine(topic, reason, detail, Some(kid), payload),
                 }
             }
-            Ok(HubMessage::Command(cmd)) => self.commands.push(CommandSeen { cmd, envelope: payload }),
+            Ok(HubMessage::Command(cmd)) => match storable::without_nul(cmd) {
+                Ok(cmd) => self.commands.push(CommandSeen { cmd, envelope: payload }),
+                Err(e) => {
+                    let kid = kid_of(&payload);
+                    self.quarantine(topic, "body-unreadable", unstorable(e), kid, payload)
+                }
+            },
             Ok(HubMessage::Ack(_) | HubMessage::Status { .. } | HubMessage::DeviceState { .. }) => {
                 self.passed_over += 1
             }
@@ -123,8 +156,13 @@ impl Batch {
                 } else {
                     (reason(&r), r.to_string())
                 };
-                self.quarantined.push(Quarantined { topic: topic.to_string(), reason, detail, kid, payload })
+                self.quarantine(topic, reason, detail, kid, payload)
             }
         }
+    }
+
+    fn quarantine(&mut self, topic: String, reason: &'static str, detail: String, kid: Option<String>, payload: Bytes) {
+        // The detail may quote what arrived.
+        self.quarantined.push(Quarantined { topic, reason, detail: storable::text(detail), kid, payload })
     }
 }

@@ -10,6 +10,7 @@ mod ingest;
 mod input;
 mod keys;
 mod metrics;
+mod storable;
 mod store;
 mod view;
 

@@ -123,7 +123,6 @@ impl Store {
             let seq = b.seq as i64;
             let tx = &tx;
             async move {
-                let body = stripped_json(b);
                 tx.query_opt(
                     &st.message,
                     &[
@@ -139,7 +138,7 @@ impl Store {
                         &v.topic,
                         &v.kid,
                         &&v.envelope[..],
-                        &body,
+                        &v.json,
                     ],
                 )
                 .await
@@ -212,19 +211,6 @@ impl Store {
 /// The consult a body is bound to (a `consult` body's own value, `None` when it ended).
 fn consult_of(b: &Body) -> Option<String> {
     b.consult.clone().flatten()
-}
-
-/// The decoded body as JSON without the packed samples and image bytes (they are in their own
-/// tables, and in the envelope).
-fn stripped_json(b: &Body) -> serde_json::Value {
-    let mut b = b.clone();
-    if let Some(w) = b.wave.as_mut() {
-        w.ch.iter_mut().for_each(|c| c.data.clear());
-    }
-    if let Some(m) = b.media.as_mut() {
-        m.data.clear();
-    }
-    serde_json::to_value(&b).unwrap_or(serde_json::Value::Null)
 }
 
 /// One row to insert, its statement and its values.

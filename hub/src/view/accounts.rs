@@ -98,8 +98,11 @@ pub async fn sign_in(
     name: &str,
     password: &str,
 ) -> Result<Option<(String, String)>, tokio_postgres::Error> {
-    let stored: Option<String> =
-        db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
+    // A name holding U+0000 names nobody (PostgreSQL's text cannot hold it; asking would fail).
+    let stored: Option<String> = match name.contains('\0') {
+        true => None,
+        false => db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0)),
+    };
     let (hash, known) = match stored {
         Some(h) => (h, true),
         // Unknown users cost as much as known ones: no timing difference tells which exist.

@@ -6,6 +6,7 @@ mod cli;
 mod exactly_once;
 mod fhir;
 mod image_claims;
+mod nul_characters;
 mod quarantine;
 mod support;
 mod tls;

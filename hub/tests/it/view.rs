@@ -370,6 +370,15 @@ async fn a_user_without_a_grant_gets_nothing_of_a_consult_by_http_or_live() {
     )
     .await;
     assert_eq!(status, 401, "a wrong password");
+    let (status, _, _) = http_request(
+        port,
+        "POST",
+        "/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &format!("name=dr-rao%00&password={}", PASSWORD.replace(' ', "+")),
+    )
+    .await;
+    assert_eq!(status, 401, "a name holding U+0000 names nobody");
 
     // A user with grants elsewhere (another site, another consult of this gateway): 404 for all.
     let other = format!("Cookie: {}\r\n", sign_in(port, "dr-other", PASSWORD).await);
