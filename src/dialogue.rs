@@ -209,7 +209,7 @@ impl Dialogue {
             match part {
                 Part::Text(t) => text.push_str(&t),
                 Part::Now(f) => {
-                    let fmt = time::format_description::parse_owned::<2>(&f).ok();
+                    let fmt = crate::profile::time_format(&f).ok();
                     text.push_str(&fmt.and_then(|f| local.format(&f).ok()).unwrap_or_default());
                 }
             }

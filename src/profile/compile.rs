@@ -292,7 +292,7 @@ impl Checker<'_> {
                     self.problem(f, &format!("decoder.device_time.from[{i}]"), format!("no column `{}`", f.get_ref()));
                 }
             }
-            let format = match time::format_description::parse_owned::<2>(t.format.get_ref()) {
+            let format = match super::time_format(t.format.get_ref()) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     self.problem(

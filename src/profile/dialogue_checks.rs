@@ -28,7 +28,7 @@ pub fn template_parts(send: &str) -> Result<Vec<Part>, String> {
         let close = after.find('}').ok_or("`{now:` without its closing `}`")?;
         // A format description holds `[...]` items but no `}`.
         let format = &after[..close];
-        time::format_description::parse_owned::<2>(format).map_err(|e| format!("`{format}`: {e}"))?;
+        super::time_format(format).map_err(|e| format!("`{format}`: {e}"))?;
         parts.push(Part::Now(format.to_string()));
         rest = &after[close + 1..];
     }
@@ -118,7 +118,7 @@ impl Checker<'_> {
         let has = |role| requests.iter().any(|r| r.role == role);
         let clock = match (&d.clock, has(RequestRole::ClockRead)) {
             (Some(c), _) => {
-                let format = match time::format_description::parse_owned::<2>(c.format.get_ref()) {
+                let format = match super::time_format(c.format.get_ref()) {
                     Ok(f) => Some(f),
                     Err(e) => {
                         self.problem(&c.format, "dialogue.clock.format", format!("not a time format description: {e}"));

@@ -11,11 +11,13 @@ mod compile;
 pub mod dialogue_checks;
 pub mod raw;
 mod registry;
+mod time_format;
 mod wave_checks;
 
 pub use compile::{compile, load_file};
 pub use dialogue_checks::{template_parts, Part};
 pub use registry::{ProfileRegistry, BUILTIN};
+pub use time_format::time_format;
 
 use crate::model::{Code, Unit};
 use std::collections::HashMap;
