@@ -96,6 +96,7 @@ pub const REASONS: &[&str] = &[
     "not-cose-sign1",
     "body-unreadable",
     "media-invalid",
+    "wave-invalid",
 ];
 
 fn kid_of(payload: &[u8]) -> Option<String> {
@@ -126,10 +127,13 @@ impl Batch {
         match checked {
             Ok(HubMessage::Signed(body)) => {
                 let kid = kid_of(&payload).unwrap_or_default();
-                // A signature proves who sent a part, not that what it claims about its image is
-                // possible: such a part is kept apart, as `watch` refuses it.
-                let verified = match body.media.as_ref().map(spokegate::hub::check_part) {
-                    Some(Err(why)) => Err(("media-invalid", why.to_string())),
+                // A signature proves who sent an image part or a waveform chunk, not that what it
+                // claims is possible: such a message is kept apart, as `watch` refuses it.
+                let media = body.media.as_ref().map(spokegate::hub::check_part);
+                let wave = body.wave.as_ref().map(spokegate::hub::check_chunk);
+                let verified = match (media, wave) {
+                    (Some(Err(why)), _) => Err(("media-invalid", why.to_string())),
+                    (_, Some(Err(why))) => Err(("wave-invalid", why.to_string())),
                     _ => Verified::new(topic.clone(), kid.clone(), payload.clone(), *body)
                         .map_err(|e| ("body-unreadable", unstorable(e))),
                 };

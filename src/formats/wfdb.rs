@@ -113,29 +113,36 @@ pub fn decode(fmt: u16, bytes: &[u8], nsig: usize) -> Result<Vec<i32>, String> {
     Ok(samples[..whole].to_vec())
 }
 
-/// One signal line of a header this program writes.
+/// One signal line of a header this program writes. The units and the description come from what
+/// a gateway signed: the units field holds no whitespace and the description ends the line, so
+/// whitespace in the units becomes `_` and a control character in the description a space (a
+/// header stays one line a signal, readable by any WFDB reader).
 pub fn signal_line(file: &str, fmt: u16, s: &Signal, checksum: u16) -> String {
+    let units: String = s.units.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    let description: String = s.description.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let mut out = String::new();
     let _ = write!(
         out,
-        "{file} {fmt} {}({})/{} {} {} {} {} 0 {}",
+        "{file} {fmt} {}({})/{units} {} {} {} {} 0 {description}",
         format_gain(s.gain),
         s.baseline,
-        s.units,
         s.adcres,
         s.adczero,
         s.initval,
         checksum as i16,
-        s.description
     );
     out
 }
 
-/// A gain with no float noise (1 / 0.005 prints as 200).
+/// A gain with no float noise (1 / 0.005 prints as 200); one too small for nine decimals in
+/// exponent form, so that it never reads as 0 (WFDB's "uncalibrated").
 fn format_gain(g: f64) -> String {
     let rounded = format!("{g:.9}");
     let trimmed = rounded.trim_end_matches('0').trim_end_matches('.');
-    trimmed.to_string()
+    match trimmed.parse::<f64>() {
+        Ok(v) if v == 0.0 && g != 0.0 => format!("{g:e}"),
+        _ => trimmed.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +170,28 @@ mod tests {
         assert_eq!(decode(212, &[0x23, 0xF1, 0xFE], 2).unwrap(), [0x123, -2]);
         assert_eq!(format_gain(1.0 / 0.005), "200");
         assert_eq!(format_gain(44.74), "44.74");
+        assert_eq!(format_gain(2.5e-12), "2.5e-12");
+    }
+
+    #[test]
+    fn a_signal_line_stays_one_line_with_units_and_a_description_a_gateway_chose() {
+        let s = Signal {
+            file: "r.dat".into(),
+            fmt: 16,
+            gain: 200.0,
+            baseline: 0,
+            units: "m V\n".into(),
+            adcres: 16,
+            adczero: 0,
+            initval: 0,
+            checksum: None,
+            description: "Lead II\n# 2 signals\r\0".into(),
+        };
+        let line = signal_line("r.dat", 16, &s, 7);
+        assert!(!line.contains(['\n', '\r', '\0']), "{line:?}");
+        let h = parse_header(&format!("r 1 360 10\n{line}\n")).unwrap();
+        let read = &h.signals[0];
+        assert_eq!((&*read.units, read.gain, read.checksum), ("m_V_", 200.0, Some(7)));
+        assert_eq!(read.description, "Lead II # 2 signals");
     }
 }

@@ -19,7 +19,7 @@ pub use acker::Acker;
 pub use broker::BrokerLogin;
 pub use dedup::Deduplicator;
 pub use media::{check_part, MediaProgress, MediaStore};
-pub use reassembly::{unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
+pub use reassembly::{check_chunk, unpack_channels, ChunkError, Placed, Reassembler, StreamKey, StreamTally};
 pub use record::Recorder;
 pub use verify::{check, check_hub_body, HubMessage, Rejection};
 pub use view::{clean, human_lines, json_line, wave_lines};

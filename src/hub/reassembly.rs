@@ -57,6 +57,24 @@ pub enum ChunkError {
     Overlap { i0: u64, expected: u64 },
     #[error("a new stream past the {0} this hub follows at once: refused")]
     TooManyStreams(usize),
+    #[error("rate {0} Hz is not a sampling rate (above 0, at most {max} Hz)", max = crate::model::MAX_RATE_HZ)]
+    Rate(f64),
+    #[error("channel {label}: gain {gain} cannot turn counts into values (finite, not zero)")]
+    Gain { label: String, gain: f64 },
+}
+
+/// Whether a signed chunk's claims are possible, by the rules a profile is held to: a sampling
+/// rate above 0 and at most [`crate::model::MAX_RATE_HZ`], every channel's gain finite and not
+/// zero. A chunk that breaks them would write a recording's header (or a FHIR period) no reader
+/// can use.
+pub fn check_chunk(w: &Wave) -> Result<(), ChunkError> {
+    if !crate::model::rate_possible(w.rate) {
+        return Err(ChunkError::Rate(w.rate));
+    }
+    match w.ch.iter().find(|c| !crate::model::gain_possible(c.gain)) {
+        Some(c) => Err(ChunkError::Gain { label: c.label.clone(), gain: c.gain }),
+        None => Ok(()),
+    }
 }
 
 /// Streams a hub follows at once (every gateway, device and stream): a gateway that invents
@@ -89,6 +107,7 @@ impl Reassembler {
     }
 
     fn place(&mut self, key: StreamKey, w: &Wave) -> Result<Placed, ChunkError> {
+        check_chunk(w)?;
         let channels = unpack_channels(w)?;
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&key) {
             return Err(ChunkError::TooManyStreams(MAX_STREAMS));
@@ -189,5 +208,24 @@ mod tests {
         let mut bad = chunk(1, &[1, 2]);
         bad.ch[0].data.push(0xff);
         assert!(matches!(r.place(key(), &bad), Err(ChunkError::Unpack { .. })));
+    }
+
+    #[test]
+    fn a_chunk_with_an_impossible_rate_or_gain_is_refused_and_the_stream_goes_on() {
+        let mut r = Reassembler::default();
+        let key = || StreamKey { site: "s".into(), gw: "gw".into(), dev: "d".into(), stream: "ecg".into() };
+        for rate in [0.0, -360.0, f64::NAN, f64::INFINITY, 1e7] {
+            let w = Wave { rate, ..chunk(0, &[1]) };
+            assert!(matches!(r.place(key(), &w), Err(ChunkError::Rate(_))), "rate {rate}");
+        }
+        for gain in [0.0, f64::NAN, f64::NEG_INFINITY] {
+            let mut w = chunk(0, &[1]);
+            w.ch[0].gain = gain;
+            let err = r.place(key(), &w).unwrap_err();
+            assert!(matches!(&err, ChunkError::Gain { label, .. } if label == "II"), "gain {gain}: {err}");
+        }
+        assert_eq!(r.tallies().count(), 0, "nothing of them was placed");
+        let ok = r.place(key(), &Wave { rate: crate::model::MAX_RATE_HZ, ..chunk(0, &[1, 2]) }).unwrap();
+        assert_eq!(ok.channels, vec![vec![1, 2]]);
     }
 }

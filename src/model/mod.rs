@@ -20,4 +20,4 @@ pub use event::{Event, Severity};
 pub use media::Media;
 pub use observation::{Code, Observation, Quality, Unit};
 pub use reply::{Reply, ReplyState};
-pub use wave::{Channel, Wave};
+pub use wave::{gain_possible, rate_possible, Channel, Wave, MAX_RATE_HZ};

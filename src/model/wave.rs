@@ -20,6 +20,20 @@ pub struct Wave {
     pub ch: Vec<Channel>,
 }
 
+/// The highest sampling rate a stream may declare, in Hz.
+pub const MAX_RATE_HZ: f64 = 1_000_000.0;
+
+/// Whether `rate` is a sampling rate a stream may declare: above 0 Hz and at most
+/// [`MAX_RATE_HZ`] (a profile's `[wave] rate`, and a received chunk's).
+pub fn rate_possible(rate: f64) -> bool {
+    rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_HZ
+}
+
+/// Whether `gain` can turn counts into physical values: finite and not zero.
+pub fn gain_possible(gain: f64) -> bool {
+    gain.is_finite() && gain != 0.0
+}
+
 /// One channel of a chunk. Physical value = (count - `base`) * `gain`, in `unit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Channel {

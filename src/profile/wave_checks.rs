@@ -163,8 +163,9 @@ impl Checker<'_> {
             self.problem(&w.stream, "wave.stream", "must match [a-z0-9][a-z0-9-]{0,62} (it is a topic segment)");
         }
         let rate = *w.rate.get_ref();
-        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-            self.problem(&w.rate, "wave.rate", "must be a sampling rate in Hz above 0 and at most 1000000");
+        if !crate::model::rate_possible(rate) {
+            let why = format!("must be a sampling rate in Hz above 0 and at most {}", crate::model::MAX_RATE_HZ);
+            self.problem(&w.rate, "wave.rate", why);
         }
         let window_ms = w.window_ms.as_ref().map(|m| *m.get_ref()).unwrap_or(200);
         if let Some(m) = &w.window_ms {
@@ -203,7 +204,7 @@ impl Checker<'_> {
             }
             self.ucum(&c.ucum, &item("ucum"));
             let gain = *c.gain.get_ref();
-            if !gain.is_finite() || gain == 0.0 {
+            if !crate::model::gain_possible(gain) {
                 self.problem(&c.gain, &item("gain"), "must be a finite, non-zero number (unit per count)");
             }
             channels.push(ChannelSpec {

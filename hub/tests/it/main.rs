@@ -2,10 +2,10 @@
 //! mosquitto and a 3-node NATS cluster started by the tests on loopback ports, real gateways (the
 //! daemon) publishing over MQTT, and `spokegate-hub` processes.
 
+mod claims;
 mod cli;
 mod exactly_once;
 mod fhir;
-mod image_claims;
 mod nul_characters;
 mod quarantine;
 mod support;

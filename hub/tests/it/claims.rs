@@ -1,0 +1,124 @@
+//! A gateway's signature proves who sent an image part or a waveform chunk, not that its claims are
+//! possible. A part that claims more than the hub takes (a petabyte) is quarantined as
+//! `media-invalid`; a part whose claimed size the parts do not make is joined from what arrived,
+//! counted as mismatched and not stored. Either way the hub carries on (before, it reserved the
+//! claimed size and, for the petabyte, aborted). A chunk with a rate of 0 Hz or a gain of 0 is
+//! quarantined as `wave-invalid` (before, it was stored and served as FHIR with a period of
+//! infinity, written as null).
+
+use crate::support::*;
+use spokegate::model::{Channel, Code, Media, Unit, Wave};
+use spokegate::pipeline::{make_body, Payload, Source};
+use spokegate::sim::mosquitto::Mosquitto;
+
+fn part(id: &str, size: u64, seq: u64) -> spokegate::model::Body {
+    let data = b"\xff\xd8\xff\xdb not the size it claims \xff\xd9".to_vec();
+    let media = Media {
+        id: id.into(),
+        mime: "image/jpeg".into(),
+        size,
+        sha256: spokegate::media::sha256_hex(&data),
+        part: 1,
+        parts: 1,
+        data,
+        meta: None,
+    };
+    let from = Source { dev: "scope-1".into(), profile: "usb-microscope".into() };
+    make_body("site-1", "gw-a", Some(&from), Payload::Media(media), seq, spokegate::clock::now_micros(), None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_parts_claiming_impossible_images_are_quarantined_or_mismatched_and_the_hub_carries_on() {
+    let db = TestDb::create();
+    let broker = Mosquitto::start();
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
+    let dir = tempfile::tempdir().unwrap();
+    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
+    let instance = hub.serve("claims");
+    instance.ready().await;
+    let publisher = spokegate_publisher(broker.port).await;
+
+    let topic = "spokegate/v1/site-1/gw-a/dev/scope-1/media";
+    for body in [part("m-petabyte", 1 << 50, 1), part("m-gigabyte", 1 << 30, 2)] {
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
+    }
+    // Then a reading: stored only if the hub lived through the claims.
+    let good = sealed(&key, &reading("site-1", "gw-a", 3, 118.0));
+    publisher
+        .publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", rumqttc::QoS::AtLeastOnce, false, good)
+        .await
+        .unwrap();
+    until("the reading after the claims is stored and the claims counted", PATIENCE, || async {
+        db.count("SELECT count(*) FROM observations").await == 1
+            && instance.metric("spokegate_hub_images_mismatched_total").await == 1.0
+            && instance.metric("spokegate_hub_messages_quarantined_total{reason=\"media-invalid\"}").await == 1.0
+    })
+    .await;
+    let c = db.client().await;
+    let q = c.query_one("SELECT reason, detail FROM quarantine", &[]).await.unwrap();
+    assert_eq!(q.get::<_, String>(0), "media-invalid");
+    assert!(q.get::<_, String>(1).contains(&(1u64 << 50).to_string()), "{}", q.get::<_, String>(1));
+    let kept: Vec<String> =
+        c.query("SELECT media_id FROM media_parts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(kept, ["m-gigabyte"], "the possible claim is kept, as signed");
+    assert_eq!(db.count("SELECT count(*) FROM images").await, 0, "no image is made of either");
+}
+
+fn chunk(i0: u64, rate: f64, gain: f64) -> Wave {
+    let samples = [10, 12, 15, 11];
+    Wave {
+        stream: "ecg".into(),
+        rate,
+        i0,
+        t0: spokegate::clock::now_micros(),
+        n: samples.len() as u32,
+        ch: vec![Channel {
+            label: "II".into(),
+            code: Code { mdc: 131330, loinc: None, name: None },
+            unit: Unit { ucum: "mV".into(), mdc: None },
+            gain,
+            base: 0,
+            enc: "i16le".into(),
+            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_waveform_chunks_with_an_impossible_rate_or_gain_are_quarantined_and_the_stream_goes_on() {
+    let db = TestDb::create();
+    let broker = Mosquitto::start();
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
+    let dir = tempfile::tempdir().unwrap();
+    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
+    let instance = hub.serve("wave-claims");
+    instance.ready().await;
+    let publisher = spokegate_publisher(broker.port).await;
+
+    let from = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
+    let topic = "spokegate/v1/site-1/gw-a/dev/ecg-1/wave/ecg";
+    let chunks = [chunk(0, 0.0, 0.005), chunk(4, 360.0, 0.0), chunk(8, 360.0, 0.005)];
+    for (seq, w) in (1..).zip(chunks) {
+        let t = w.t0;
+        let body = make_body("site-1", "gw-a", Some(&from), Payload::Wave(w), seq, t, None);
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
+    }
+    until("the possible chunk is stored and the two others quarantined", PATIENCE, || async {
+        db.count("SELECT count(*) FROM wave_chunks").await == 1
+            && instance.metric("spokegate_hub_messages_quarantined_total{reason=\"wave-invalid\"}").await == 2.0
+    })
+    .await;
+    let c = db.client().await;
+    let kept = c.query_one("SELECT i0, rate FROM wave_chunks", &[]).await.unwrap();
+    assert_eq!((kept.get::<_, i64>(0), kept.get::<_, f64>(1)), (8, 360.0));
+    let details: Vec<String> = c
+        .query("SELECT detail FROM quarantine WHERE reason = 'wave-invalid'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(details.len(), 2);
+    assert!(details.iter().any(|d| d.contains("rate 0 Hz")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("channel II: gain 0")), "{details:?}");
+}
