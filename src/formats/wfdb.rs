@@ -113,12 +113,26 @@ pub fn decode(fmt: u16, bytes: &[u8], nsig: usize) -> Result<Vec<i32>, String> {
     Ok(samples[..whole].to_vec())
 }
 
+/// UCUM units as a WFDB header's units field, in the characters every WFDB reader takes (letters,
+/// digits and `_^-?%/`; PhysioNet's Python reader stops at any other): UCUM's power of ten `10*3`
+/// becomes `10^3`, its brackets and braces go (`mm[Hg]` is `mmHg`, PhysioNet's spelling;
+/// `{beats}/min` is `beats/min`), anything else becomes `_`.
+pub fn units_field(ucum: &str) -> String {
+    ucum.chars()
+        .filter(|c| !matches!(c, '[' | ']' | '{' | '}'))
+        .map(|c| match c {
+            '*' => '^',
+            c if c.is_ascii_alphanumeric() || "_^-?%/".contains(c) => c,
+            _ => '_',
+        })
+        .collect()
+}
+
 /// One signal line of a header this program writes. The units and the description come from what
-/// a gateway signed: the units field holds no whitespace and the description ends the line, so
-/// whitespace in the units becomes `_` and a control character in the description a space (a
-/// header stays one line a signal, readable by any WFDB reader).
+/// a gateway signed: the units go through [`units_field`], and a control character in the
+/// description (which ends the line) becomes a space, so a header stays one line a signal.
 pub fn signal_line(file: &str, fmt: u16, s: &Signal, checksum: u16) -> String {
-    let units: String = s.units.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    let units = units_field(&s.units);
     let description: String = s.description.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let mut out = String::new();
     let _ = write!(
@@ -171,6 +185,21 @@ mod tests {
         assert_eq!(format_gain(1.0 / 0.005), "200");
         assert_eq!(format_gain(44.74), "44.74");
         assert_eq!(format_gain(2.5e-12), "2.5e-12");
+    }
+
+    #[test]
+    fn ucum_units_become_units_every_wfdb_reader_takes() {
+        for (ucum, wfdb) in [
+            ("mV", "mV"),
+            ("uV", "uV"),
+            ("mm[Hg]", "mmHg"),
+            ("{beats}/min", "beats/min"),
+            ("10*3/uL", "10^3/uL"),
+            ("%", "%"),
+            ("kg.m2", "kg_m2"),
+        ] {
+            assert_eq!(units_field(ucum), wfdb, "{ucum}");
+        }
     }
 
     #[test]

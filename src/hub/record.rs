@@ -325,6 +325,13 @@ impl WfdbWriter {
             text.push('\n');
         }
         text.push_str("# written by spokegate watch --record from signed, verified wave chunks\n");
+        // The units as signed, where the header's units field could not hold them as they are.
+        for (i, s) in self.signals.iter().enumerate() {
+            if wfdb::units_field(&s.units) != s.units {
+                let ucum: String = s.units.chars().filter(|c| !c.is_control()).collect();
+                text.push_str(&format!("# signal {} units (UCUM): {ucum}\n", i + 1));
+            }
+        }
         let tmp = self.hea.with_extension("hea.tmp");
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &self.hea)

@@ -4,7 +4,8 @@ PhysioNet's `wfdb` package (digital samples, header fields, checksums), WAV file
 standard library's `wave` and with `soundfile` (libsndfile), and compares them with the source
 records and recordings (read by the same independent readers).
 
-Usage: read_records.py wfdb RECORD_PATH SOURCE_RECORD_PATH | wav FILE SOURCE_WAV N
+Usage: read_records.py wfdb RECORD_PATH SOURCE_RECORD_PATH | wav FILE SOURCE_WAV N | header RECORD_PATH
+(`header`: what the reader makes of a record's signals: names, units, gains, digital samples)
 
 Prints one JSON line with what it found; exits 0 when everything matched, 1 otherwise.
 """
@@ -64,9 +65,23 @@ def wav_check(path, source, n):
     return result, result["same_wave"] and result["same_soundfile"] and width == 2
 
 
+def header_read(record_path):
+    r = wfdb.rdrecord(record_path, physical=False)
+    result = {
+        "sig_name": r.sig_name,
+        "units": r.units,
+        "adc_gain": [float(g) for g in r.adc_gain],
+        "adc_res": [int(a) for a in r.adc_res],
+        "d_signal": r.d_signal.astype("int64").T.tolist(),
+    }
+    return result, True
+
+
 kind = sys.argv[1]
 if kind == "wfdb":
     result, ok = wfdb_check(sys.argv[2], sys.argv[3])
+elif kind == "header":
+    result, ok = header_read(sys.argv[2])
 else:
     result, ok = wav_check(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 result["ok"] = ok

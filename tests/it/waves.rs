@@ -302,3 +302,56 @@ async fn dropped_and_corrupted_packets_are_exactly_the_gaps_the_hub_reports() {
         assert!(codes.contains(&code), "{code} in {codes:?}");
     }
 }
+
+/// A pressure wave and a pleth with a two-word label, recorded by the real `Recorder`: UCUM's
+/// `mm[Hg]` is written as WFDB's `mmHg` (and kept as signed in a header comment), so PhysioNet's
+/// own reader takes every field (before, it read the units as `mm` and the rest of the line,
+/// resolution and checksum included, as the signal's name).
+#[test]
+fn a_recorded_pressure_waves_units_are_read_by_physionets_reader() {
+    use spokegate::model::{Channel, Code, Unit, Wave};
+    use spokegate::pipeline::{make_body, Payload, Source};
+    use spokegate::wave::{pack, Encoding};
+    let abp = [80, 95, 120, 110, 90];
+    let pleth = [512, 530, 560, 540, 520];
+    let channel = |label: &str, ucum: &str, s: &[i32]| Channel {
+        label: label.into(),
+        code: Code { mdc: 150084, loinc: None, name: None },
+        unit: Unit { ucum: ucum.into(), mdc: None },
+        gain: 1.0,
+        base: 0,
+        enc: "i16le".into(),
+        data: pack(s, Encoding::I16Le).unwrap(),
+    };
+    let wave = Wave {
+        stream: "pressure".into(),
+        rate: 125.0,
+        i0: 0,
+        t0: 0,
+        n: abp.len() as u32,
+        ch: vec![channel("ABP", "mm[Hg]", &abp), channel("Pleth 1", "%", &pleth)],
+    };
+    let from = Source { dev: "monitor-1".into(), profile: "p".into() };
+    let body = make_body("site", "gw", Some(&from), Payload::Wave(wave), 1, 0, None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = spokegate::hub::Recorder::new(dir.path()).unwrap();
+    let placed = Reassembler::default().accept(&body).unwrap().unwrap();
+    rec.write(&placed, body.wave.as_ref().unwrap()).unwrap();
+    rec.write_headers().unwrap();
+    let record = dir.path().join("site_gw_monitor_1_pressure");
+    let header = std::fs::read_to_string(record.with_extension("hea")).unwrap();
+    assert!(header.contains("# signal 1 units (UCUM): mm[Hg]"), "{header}");
+
+    let out = std::process::Command::new("python3")
+        .arg(format!("{}/tests/hub_py/read_records.py", env!("CARGO_MANIFEST_DIR")))
+        .args(["header", &record.display().to_string()])
+        .output()
+        .expect("python3 with wfdb (.ci/setup installs it)");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{line} {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["units"], serde_json::json!(["mmHg", "%"]), "{r}");
+    assert_eq!(r["sig_name"], serde_json::json!(["ABP", "Pleth 1"]), "{r}");
+    assert_eq!(r["adc_res"], serde_json::json!([16, 16]), "{r}");
+    assert_eq!(r["d_signal"], serde_json::json!([abp, pleth]), "{r}");
+}
