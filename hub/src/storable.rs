@@ -71,4 +71,26 @@ mod tests {
         assert_eq!(v, serde_json::json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, null, {"b": "\u{FFFD}"}], "c": "clean"}));
         assert_eq!(text("clean".into()), "clean");
     }
+
+    #[test]
+    fn a_body_keeps_everything_but_its_nul_through_the_json_form() {
+        use spokegate::model::{Body, ConsultBy, Event, Severity};
+        use spokegate::pipeline::{make_body, ConsultChange, Payload, Source};
+        // A consult that ended (`consult: null`, not absent) by a command whose id holds U+0000.
+        let change = ConsultChange { consult: None, by: ConsultBy::Hub, cmd: Some("cmd\0-1".into()) };
+        let ended = make_body("s", "g", None, Payload::Consult(change), 7, 11, None);
+        let clean = without_nul(ended.clone()).unwrap();
+        assert_eq!(clean.consult, Some(None), "the end of a consult stays an end");
+        assert_eq!(clean.binding.as_ref().unwrap().cmd.as_deref(), Some("cmd\u{FFFD}-1"));
+        assert_eq!(Body { binding: ended.binding.clone(), ..clean.clone() }, ended, "nothing else changed");
+        // An event with U+0000 in its text and in a key and value of its data.
+        let event = Event::new("device-info", Severity::Info, "fw\0").with("re\0ply", "a\0b");
+        let from = Source { dev: "glucose-1".into(), profile: "onetouch-ultra2".into() };
+        let info = make_body("s", "g", Some(&from), Payload::Event(event), 8, 12, Some(13));
+        let clean = without_nul(info.clone()).unwrap();
+        let e = clean.event.as_ref().unwrap();
+        assert_eq!(e.text, "fw\u{FFFD}");
+        assert_eq!(e.data.as_ref().unwrap()["re\u{FFFD}ply"], "a\u{FFFD}b");
+        assert_eq!(Body { event: info.event.clone(), ..clean }, info, "nothing else changed");
+    }
 }
