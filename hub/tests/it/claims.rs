@@ -9,7 +9,6 @@
 use crate::support::*;
 use spokegate::model::{Channel, Code, Media, Unit, Wave};
 use spokegate::pipeline::{make_body, Payload, Source};
-use spokegate::sim::mosquitto::Mosquitto;
 
 fn part(id: &str, size: u64, seq: u64) -> spokegate::model::Body {
     let data = b"\xff\xd8\xff\xdb not the size it claims \xff\xd9".to_vec();
@@ -29,25 +28,14 @@ fn part(id: &str, size: u64, seq: u64) -> spokegate::model::Body {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_parts_claiming_impossible_images_are_quarantined_or_mismatched_and_the_hub_carries_on() {
-    let db = TestDb::create();
-    let broker = Mosquitto::start();
-    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
-    let dir = tempfile::tempdir().unwrap();
-    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
-    let instance = hub.serve("claims");
-    instance.ready().await;
-    let publisher = spokegate_publisher(broker.port).await;
-
+    let rig = CraftedRig::start("claims").await;
+    let (db, instance, key) = (&rig.db, &rig.instance, &rig.key);
     let topic = "spokegate/v1/site-1/gw-a/dev/scope-1/media";
     for body in [part("m-petabyte", 1 << 50, 1), part("m-gigabyte", 1 << 30, 2)] {
-        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
+        rig.publish(topic, sealed(key, &body)).await;
     }
     // Then a reading: stored only if the hub lived through the claims.
-    let good = sealed(&key, &reading("site-1", "gw-a", 3, 118.0));
-    publisher
-        .publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", rumqttc::QoS::AtLeastOnce, false, good)
-        .await
-        .unwrap();
+    rig.publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", sealed(key, &reading("site-1", "gw-a", 3, 118.0))).await;
     until("the reading after the claims is stored and the claims counted", PATIENCE, || async {
         db.count("SELECT count(*) FROM observations").await == 1
             && instance.metric("spokegate_hub_images_mismatched_total").await == 1.0
@@ -86,22 +74,15 @@ fn chunk(i0: u64, rate: f64, gain: f64) -> Wave {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_waveform_chunks_with_an_impossible_rate_or_gain_are_quarantined_and_the_stream_goes_on() {
-    let db = TestDb::create();
-    let broker = Mosquitto::start();
-    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
-    let dir = tempfile::tempdir().unwrap();
-    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
-    let instance = hub.serve("wave-claims");
-    instance.ready().await;
-    let publisher = spokegate_publisher(broker.port).await;
-
+    let rig = CraftedRig::start("wave-claims").await;
+    let (db, instance, key) = (&rig.db, &rig.instance, &rig.key);
     let from = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
     let topic = "spokegate/v1/site-1/gw-a/dev/ecg-1/wave/ecg";
     let chunks = [chunk(0, 0.0, 0.005), chunk(4, 360.0, 0.0), chunk(8, 360.0, 0.005)];
     for (seq, w) in (1..).zip(chunks) {
         let t = w.t0;
         let body = make_body("site-1", "gw-a", Some(&from), Payload::Wave(w), seq, t, None);
-        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
+        rig.publish(topic, sealed(key, &body)).await;
     }
     until("the possible chunk is stored and the two others quarantined", PATIENCE, || async {
         db.count("SELECT count(*) FROM wave_chunks").await == 1

@@ -8,29 +8,20 @@
 use crate::support::*;
 use spokegate::model::{Event, Severity};
 use spokegate::pipeline::{make_body, Payload, Source};
-use spokegate::sim::mosquitto::Mosquitto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_holding_nul_characters_are_stored_or_quarantined_and_the_hub_carries_on() {
-    let db = TestDb::create();
-    let broker = Mosquitto::start();
-    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
-    let dir = tempfile::tempdir().unwrap();
-    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
-    let instance = hub.serve("nul");
-    instance.ready().await;
-    let publisher = spokegate_publisher(broker.port).await;
+    let rig = CraftedRig::start("nul").await;
+    let (db, key) = (&rig.db, &rig.key);
 
     let info = Event::new("device-info", Severity::Info, "firmware: ?P02.00\0.00").with("reply", "?P02.00\0.00");
     let from = Source { dev: "glucose-1".into(), profile: "onetouch-ultra2".into() };
     let body = make_body("site-1", "gw-a", Some(&from), Payload::Event(info), 1, spokegate::clock::now_micros(), None);
-    let signed = sealed(&key, &body);
-    let q = rumqttc::QoS::AtLeastOnce;
-    publisher.publish("spokegate/v1/site-1/gw-a/dev/glucose-1/event", q, false, signed.clone()).await.unwrap();
+    let signed = sealed(key, &body);
+    rig.publish("spokegate/v1/site-1/gw-a/dev/glucose-1/event", signed.clone()).await;
     let state = br#"{"state":"\u0000","profile":"onetouch-ultra2","since":"2026-12-06T23:00:00Z"}"#.to_vec();
-    publisher.publish("spokegate/v1/site-1/gw-a/dev/glucose-1/state", q, false, state).await.unwrap();
-    let good = sealed(&key, &reading("site-1", "gw-a", 2, 118.0));
-    publisher.publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", q, false, good).await.unwrap();
+    rig.publish("spokegate/v1/site-1/gw-a/dev/glucose-1/state", state).await;
+    rig.publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", sealed(key, &reading("site-1", "gw-a", 2, 118.0))).await;
 
     until("the event, the quarantined state and the reading after them are stored", PATIENCE, || async {
         db.count("SELECT count(*) FROM observations").await == 1
@@ -50,7 +41,7 @@ async fn messages_holding_nul_characters_are_stored_or_quarantined_and_the_hub_c
     assert_eq!(e.get::<_, String>(0), "firmware: ?P02.00\u{FFFD}.00");
     assert_eq!(e.get::<_, String>(1), "?P02.00\u{FFFD}.00");
     assert_eq!(e.get::<_, Vec<u8>>(2), signed, "the envelope is kept as signed");
-    let opened = spokegate::hub::check("spokegate/v1/site-1/gw-a/dev/glucose-1/event", &signed, &hub_ring(&key));
+    let opened = spokegate::hub::check("spokegate/v1/site-1/gw-a/dev/glucose-1/event", &signed, &rig.gateway_ring());
     assert!(
         matches!(&opened, Ok(spokegate::hub::HubMessage::Signed(b)) if b.event.as_ref().unwrap().text.contains('\0')),
         "the envelope still verifies and holds what the gateway said"
@@ -58,11 +49,4 @@ async fn messages_holding_nul_characters_are_stored_or_quarantined_and_the_hub_c
     let q = c.query_one("SELECT reason, detail FROM quarantine", &[]).await.unwrap();
     assert_eq!(q.get::<_, String>(0), "bad-json");
     assert!(q.get::<_, String>(1).contains('\u{FFFD}'), "{}", q.get::<_, String>(1));
-}
-
-/// A ring that trusts the test gateway's key.
-fn hub_ring(key: &spokegate::sign::SigningKey) -> spokegate::sign::KeyRing {
-    use spokegate::sign::{Binding, BoundKey, KeyRing};
-    let binding = Binding::Gateway { site: "site-1".into(), gw: "gw-a".into() };
-    KeyRing::new([BoundKey { key: key.public().clone(), binding }])
 }

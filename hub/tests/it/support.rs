@@ -496,3 +496,41 @@ pub async fn sign_in(port: u16, name: &str, password: &str) -> String {
         .expect("a session cookie")
         .to_string()
 }
+
+/// One hub instance on its own database and mosquitto that trusts gateway `site-1/gw-a`, and a
+/// publisher that signs as that gateway: the setup of the tests that hand the hub crafted messages.
+pub struct CraftedRig {
+    pub instance: HubInstance,
+    pub publisher: rumqttc::AsyncClient,
+    /// gw-a's signing key.
+    pub key: SigningKey,
+    pub db: TestDb,
+    // Kept for as long as the rig lives.
+    _hub: HubSetup,
+    _broker: spokegate::sim::mosquitto::Mosquitto,
+    _keys: tempfile::TempDir,
+}
+
+impl CraftedRig {
+    pub async fn start(instance: &str) -> CraftedRig {
+        let db = TestDb::create();
+        let broker = spokegate::sim::mosquitto::Mosquitto::start();
+        let hub = HubSetup::new(&db, &mqtt_input(broker.port));
+        let keys = tempfile::tempdir().unwrap();
+        let key = hub.trusted_gateway(keys.path(), "site-1", "gw-a");
+        let instance = hub.serve(instance);
+        instance.ready().await;
+        let publisher = spokegate_publisher(broker.port).await;
+        CraftedRig { instance, publisher, key, db, _hub: hub, _broker: broker, _keys: keys }
+    }
+
+    /// A key ring that trusts gw-a's key, read from the JWK the hub was given.
+    pub fn gateway_ring(&self) -> spokegate::sign::KeyRing {
+        spokegate::sign::KeyRing::new(spokegate::sign::read_bound_keys(&self._keys.path().join("gw-a.jwk")).unwrap())
+    }
+
+    /// Publishes `payload` on `topic` at QoS 1.
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+}
