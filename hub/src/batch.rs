@@ -21,26 +21,31 @@ pub struct Verified {
     pub json: serde_json::Value,
 }
 
-impl Verified {
-    fn new(topic: String, kid: String, envelope: Bytes, body: Body) -> Result<Verified, serde_json::Error> {
-        let json = stripped_json(&body);
-        if !storable::holds_nul(&json) {
-            return Ok(Verified { topic, kid, envelope, body, json });
-        }
-        let body = storable::without_nul(body)?;
-        Ok(Verified { topic, kid, envelope, json: stripped_json(&body), body })
+/// The body as it can be stored, and its JSON for `messages.body` ([`storable`]).
+fn stored_form(mut body: Body) -> Result<(Body, serde_json::Value), serde_json::Error> {
+    let json = stripped_json(&mut body);
+    if !storable::holds_nul(&json) {
+        return Ok((body, json));
     }
+    let mut body = storable::without_nul(body)?;
+    let json = stripped_json(&mut body);
+    Ok((body, json))
 }
 
-fn stripped_json(b: &Body) -> serde_json::Value {
-    let mut b = b.clone();
-    if let Some(w) = b.wave.as_mut() {
-        w.ch.iter_mut().for_each(|c| c.data.clear());
+/// The body's JSON without the packed samples and image bytes: they are taken out while it is
+/// written (no copy of them) and put back.
+fn stripped_json(b: &mut Body) -> serde_json::Value {
+    let samples: Vec<Vec<u8>> =
+        b.wave.iter_mut().flat_map(|w| &mut w.ch).map(|c| std::mem::take(&mut c.data)).collect();
+    let image = b.media.as_mut().map(|m| std::mem::take(&mut m.data));
+    let json = serde_json::to_value(&*b).unwrap_or(serde_json::Value::Null);
+    for (c, data) in b.wave.iter_mut().flat_map(|w| &mut w.ch).zip(samples) {
+        c.data = data;
     }
-    if let Some(m) = b.media.as_mut() {
-        m.data.clear();
+    if let (Some(m), Some(data)) = (b.media.as_mut(), image) {
+        m.data = data;
     }
-    serde_json::to_value(&b).unwrap_or(serde_json::Value::Null)
+    json
 }
 
 #[derive(Debug)]
@@ -131,14 +136,13 @@ impl Batch {
                 // claims is possible: such a message is kept apart, as `watch` refuses it.
                 let media = body.media.as_ref().map(spokegate::hub::check_part);
                 let wave = body.wave.as_ref().map(spokegate::hub::check_chunk);
-                let verified = match (media, wave) {
+                let stored = match (media, wave) {
                     (Some(Err(why)), _) => Err(("media-invalid", why.to_string())),
                     (_, Some(Err(why))) => Err(("wave-invalid", why.to_string())),
-                    _ => Verified::new(topic.clone(), kid.clone(), payload.clone(), *body)
-                        .map_err(|e| ("body-unreadable", unstorable(e))),
+                    _ => stored_form(*body).map_err(|e| ("body-unreadable", unstorable(e))),
                 };
-                match verified {
-                    Ok(v) => self.verified.push(v),
+                match stored {
+                    Ok((body, json)) => self.verified.push(Verified { topic, kid, envelope: payload, body, json }),
                     Err((reason, detail)) => self.quarantine(topic, reason, detail, Some(kid), payload),
                 }
             }
