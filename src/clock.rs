@@ -18,6 +18,39 @@ pub fn now_micros() -> i64 {
     to_micros(OffsetDateTime::now_utc())
 }
 
+/// The wall clock and the time since boot read together: the wall clock is what NTP, an operator or
+/// a missing RTC battery may step; the time since boot (`CLOCK_BOOTTIME`, suspend included) only
+/// counts what passed, so the two drift apart by exactly the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// µs since the Unix epoch, by the wall clock.
+    pub wall: i64,
+    /// µs since the machine booted.
+    pub since_boot: i64,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub fn read() -> Self {
+        Self { wall: now_micros(), since_boot: since_boot_micros() }
+    }
+
+    /// Wall clock minus time since boot: the wall time of the boot, as the wall clock sees it now.
+    pub fn offset(&self) -> i64 {
+        self.wall.saturating_sub(self.since_boot)
+    }
+}
+
+/// µs since the machine booted, suspend included (0 where the clock cannot be read).
+fn since_boot_micros() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every Linux since 2.6.39.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as i64).saturating_mul(1_000_000).saturating_add(ts.tv_nsec as i64 / 1_000)
+}
+
 /// Now, as RFC 3339 text in UTC.
 pub fn now_rfc3339() -> String {
     micros_to_rfc3339(now_micros())
@@ -47,5 +80,15 @@ mod tests {
         let micros = to_micros(t);
         assert_eq!(micros, 1_247_641_627_250_000);
         assert_eq!(micros_to_rfc3339(micros), text);
+    }
+
+    #[test]
+    fn the_time_since_boot_is_the_kernels_uptime_and_keeps_its_offset_to_the_wall_clock() {
+        let a = Now::read();
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split(' ').next().unwrap().parse().unwrap();
+        let b = Now::read();
+        assert!((a.since_boot as f64 / 1e6 - uptime).abs() < 1.0, "{a:?} against /proc/uptime {uptime}");
+        assert!(b.since_boot >= a.since_boot, "{a:?} -> {b:?}");
+        assert!((b.offset() - a.offset()).abs() < 100_000, "{a:?} -> {b:?}");
     }
 }

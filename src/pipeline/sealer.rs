@@ -9,7 +9,7 @@ use crate::clock::{now_micros, now_rfc3339};
 use crate::model::{Event, Severity};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
-use crate::queue::{lock, Queue, QueueError, Record, StoredConsult};
+use crate::queue::{lock, ClockStep, Queue, QueueError, Record, StoredConsult};
 use crate::snapshot::SnapshotTx;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -395,15 +395,27 @@ impl Sealer {
         }
     }
 
-    /// Evicts what the queue policy says must go, and tells the hub what was dropped.
+    /// Follows the wall clock, evicts what the queue policy says must go, and tells the hub what
+    /// was dropped and when the clock was stepped.
     fn enforce(&self) {
-        let dropped = match lock(&self.queue).enforce(now_micros()) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "queue eviction failed");
+        let now = crate::clock::Now::read();
+        let (dropped, steps) = {
+            let mut q = lock(&self.queue);
+            if let Err(e) = q.follow_clock(now) {
+                // No eviction by a clock the queue could not follow: the next round tries again.
+                tracing::error!(error = %e, "cannot follow the wall clock in the queue; nothing evicted");
                 return;
             }
+            let steps = q.take_clock_steps();
+            match q.enforce(now.wall) {
+                Ok(d) => (d, steps),
+                Err(e) => {
+                    tracing::error!(error = %e, "queue eviction failed");
+                    (Vec::new(), steps)
+                }
+            }
         };
+        let stepped = steps.iter().map(|s| ToSign::gateway(Payload::Event(clock_stepped(s))));
         let jobs: Vec<ToSign> = dropped
             .into_iter()
             .map(|d| {
@@ -417,10 +429,41 @@ impl Sealer {
                 let from = Source { dev: d.dev.as_str().into(), profile: "spokegate".into() };
                 ToSign::new(from, Payload::Event(event), now_micros(), None)
             })
+            .chain(stepped)
             .collect();
         if !jobs.is_empty() && sign_and_commit(&self.signer, &self.queue, jobs, false, &self.times).committed.is_ok() {
             self.committed.notify_one();
         }
+    }
+}
+
+/// The signed report of a step of the gateway's wall clock: the messages it signed this boot
+/// before the step carry gateway times off by the step (`t`; device times are the device's).
+pub fn clock_stepped(s: &ClockStep) -> Event {
+    let text = format!(
+        "the gateway clock was stepped {} by {}: the gateway times (t) of seq {}..={} were on the old clock",
+        if s.step_us >= 0 { "forward" } else { "back" },
+        span_text(s.step_us.unsigned_abs()),
+        s.seq_from,
+        s.seq_to,
+    );
+    Event::new("clock-stepped", Severity::Warn, text)
+        .with("step_us", s.step_us)
+        .with("seq_from", s.seq_from)
+        .with("seq_to", s.seq_to)
+        .with("queued", s.rows)
+}
+
+/// A span of µs as days, hours, minutes and seconds (`2d 3h 0m 5.25s`, `41.5s`).
+fn span_text(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let frac = (micros % 1_000_000) as f64 / 1e6;
+    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, (secs % 60) as f64 + frac);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
     }
 }
 
@@ -573,6 +616,27 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "not synced by the periodic sync");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[test]
+    fn a_clock_step_is_reported_with_its_size_and_the_messages_on_the_old_clock() {
+        let step = ClockStep {
+            step_us: 2 * 86_400_000_000 + 3 * 3_600_000_000 + 5_250_000,
+            seq_from: 7,
+            seq_to: 40,
+            rows: 12,
+        };
+        let e = clock_stepped(&step);
+        assert_eq!((e.code.as_str(), e.sev), ("clock-stepped", Severity::Warn));
+        assert!(e.text.contains("forward by 2d 3h 0m 5.25s") && e.text.contains("seq 7..=40"), "{}", e.text);
+        let data = e.data.unwrap();
+        assert_eq!(
+            (data["step_us"].as_i64(), data["seq_from"].as_u64(), data["seq_to"].as_u64()),
+            (Some(step.step_us), Some(7), Some(40))
+        );
+        assert_eq!(data["queued"].as_u64(), Some(12));
+        let back = clock_stepped(&ClockStep { step_us: -41_500_000, ..step });
+        assert!(back.text.contains("back by 41.5s"), "{}", back.text);
     }
 
     #[tokio::test]

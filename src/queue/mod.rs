@@ -47,7 +47,9 @@
 //! seen_command(hub, id, exp)                       -- hub commands executed, kept until `exp` (no replay)
 //! ```
 //!
-//! `meta` also holds `last_hub_ack`, the time of the last hub acknowledgement (µs).
+//! `meta` also holds `last_hub_ack`, the time of the last hub acknowledgement (µs), and this
+//! boot's clock (`clock_boot`, `clock_from_seq`, `clock_offset`): `created` follows the time that
+//! passed when the wall clock is stepped (see `store/clock_steps.rs`).
 //!
 //! and `<state_dir>/seq.reserved`: the decimal end of the current `seq` reservation, fixed width.
 //!
@@ -80,4 +82,4 @@ pub fn try_lock(queue: &Mutex<Queue>) -> Option<MutexGuard<'_, Queue>> {
     }
 }
 pub use consult::StoredConsult;
-pub use store::{Dropped, Queue, QueueError, QueueStats, Record};
+pub use store::{ClockStep, Dropped, Queue, QueueError, QueueStats, Record};

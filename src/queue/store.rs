@@ -4,8 +4,11 @@ use super::{Class, QueuePolicy};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 
+mod clock_steps;
 mod eviction;
 mod reservation;
+
+pub use clock_steps::ClockStep;
 
 use reservation::{Reservation, RESERVATION_FILE};
 
@@ -94,6 +97,8 @@ pub struct Queue {
     dropped: u64,
     /// Commits written to the log and not yet synced to disk.
     unsynced: bool,
+    /// The wall clock in this boot, so that queued ages follow the time that passed.
+    clock: clock_steps::ClockWatch,
 }
 
 impl std::fmt::Debug for Queue {
@@ -167,6 +172,7 @@ impl Queue {
         }
         // Numbering resumes above every reservation and every committed row.
         let next_seq = reserved.max(max_seq.map(|m| m as u64 + 1).unwrap_or(1));
+        let clock = clock_steps::ClockWatch::load(&conn, next_seq).map_err(sql)?;
         Ok(Queue {
             conn,
             path,
@@ -179,6 +185,7 @@ impl Queue {
             delivered,
             dropped,
             unsynced: false,
+            clock,
         })
     }
 

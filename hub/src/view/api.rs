@@ -62,10 +62,12 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
             s.db.query(
                 &format!(
                     "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1
-                       AND (kind <> 'wave' OR t_us >= (SELECT max(t_us) FROM messages WHERE consult = $1 AND kind = 'wave') - $2)
+                       AND (kind <> 'wave' OR t_us >= (SELECT greatest(max(t_us), $4) FROM messages
+                                                       WHERE consult = $1 AND kind = 'wave') - $2)
                      ORDER BY id DESC LIMIT $3) newest ORDER BY id"
                 ),
-                &[c, &WAVE_HISTORY_US, &(CONSULT_HISTORY + 1)],
+                // A signed time at the bottom of the range does not take the subtraction below it.
+                &[c, &WAVE_HISTORY_US, &(CONSULT_HISTORY + 1), &(i64::MIN + WAVE_HISTORY_US)],
             )
             .await
         }

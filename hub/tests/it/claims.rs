@@ -4,7 +4,8 @@
 //! counted as mismatched and not stored. Either way the hub carries on (before, it reserved the
 //! claimed size and, for the petabyte, aborted). A chunk with a rate of 0 Hz or a gain of 0 is
 //! quarantined as `wave-invalid` (before, it was stored and served as FHIR with a period of
-//! infinity, written as null).
+//! infinity, written as null). A consult whose waves claim the bottom of the time range still
+//! opens (before, its history answered 503).
 
 use crate::support::*;
 use spokegate::model::{Channel, Code, Media, Unit, Wave};
@@ -102,4 +103,34 @@ async fn signed_waveform_chunks_with_an_impossible_rate_or_gain_are_quarantined_
     assert_eq!(details.len(), 2);
     assert!(details.iter().any(|d| d.contains("rate 0 Hz")), "{details:?}");
     assert!(details.iter().any(|d| d.contains("channel II: gain 0")), "{details:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consult_whose_waves_are_signed_at_the_bottom_of_the_time_range_still_opens() {
+    const PASSWORD: &str = "correct horse battery";
+    let rig = CraftedRig::start("edge-time").await;
+    rig.hub.user("dr-rao", PASSWORD, &[("site-1", Some("gw-a"), Some("C-EDGE"))]);
+    // The consult's one chunk, from a gateway whose clock says the bottom of the range, and a
+    // reading (before, the history's "last ten minutes of waves" went below the range: 503).
+    let from = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
+    let mut w = chunk(0, 360.0, 0.005);
+    w.t0 = i64::MIN + 1;
+    let mut wave = make_body("site-1", "gw-a", Some(&from), Payload::Wave(w), 1, i64::MIN + 1, None);
+    let mut obs = reading("site-1", "gw-a", 2, 118.0);
+    for body in [&mut wave, &mut obs] {
+        body.consult = Some(Some("C-EDGE".into()));
+    }
+    rig.publish("spokegate/v1/site-1/gw-a/dev/ecg-1/wave/ecg", sealed(&rig.key, &wave)).await;
+    rig.publish("spokegate/v1/site-1/gw-a/dev/vitals-1/obs", sealed(&rig.key, &obs)).await;
+    until("the chunk and the reading are stored", PATIENCE, || async {
+        rig.db.count("SELECT count(*) FROM messages WHERE consult = 'C-EDGE'").await == 2
+    })
+    .await;
+    let port = rig.instance.http;
+    let cookie = format!("Cookie: {}\r\n", sign_in(port, "dr-rao", PASSWORD).await);
+    let (status, _, body) = http_request(port, "GET", "/api/history?consult=C-EDGE", &cookie, "").await;
+    assert_eq!(status, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let types: Vec<&str> = h["items"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["wave", "obs"], "{body}");
 }

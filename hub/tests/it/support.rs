@@ -505,8 +505,9 @@ pub struct CraftedRig {
     /// gw-a's signing key.
     pub key: SigningKey,
     pub db: TestDb,
+    /// The hub's setup (its users).
+    pub hub: HubSetup,
     // Kept for as long as the rig lives.
-    _hub: HubSetup,
     _broker: spokegate::sim::mosquitto::Mosquitto,
     _keys: tempfile::TempDir,
 }
@@ -521,7 +522,7 @@ impl CraftedRig {
         let instance = hub.serve(instance);
         instance.ready().await;
         let publisher = spokegate_publisher(broker.port).await;
-        CraftedRig { instance, publisher, key, db, _hub: hub, _broker: broker, _keys: keys }
+        CraftedRig { instance, publisher, key, db, hub, _broker: broker, _keys: keys }
     }
 
     /// A key ring that trusts gw-a's key, read from the JWK the hub was given.
