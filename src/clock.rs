@@ -48,7 +48,7 @@ fn since_boot_micros() -> i64 {
     if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
         return 0;
     }
-    (ts.tv_sec as i64).saturating_mul(1_000_000).saturating_add(ts.tv_nsec as i64 / 1_000)
+    ts.tv_sec.saturating_mul(1_000_000).saturating_add(ts.tv_nsec / 1_000)
 }
 
 /// Now, as RFC 3339 text in UTC.
