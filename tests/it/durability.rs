@@ -6,6 +6,7 @@ use spokegate::framing::{mllp_wrap, Framer, MllpFramer};
 use spokegate::model::{Body, BodyKind};
 use spokegate::sim::{PtyDevice, PtyPeer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -394,6 +395,93 @@ async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
     assert_eq!((d["class"].as_str(), d["reason"].as_str()), (Some("wave"), Some("cap")));
     assert!(d["count"].as_u64().unwrap() > 0);
     gateway.stop().await;
+}
+
+/// libfaketime, which lets one process see a wall clock we step (Debian's `faketime`, installed
+/// by `.ci/setup`); the time since boot and tokio's monotonic clock stay real.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A spoke PC without an RTC battery runs on a wrong clock until NTP steps it. The real binary,
+/// its wall clock stepped ten days forward by libfaketime while the broker is away: the ECG
+/// chunks it committed before the step are minutes old, not ten days, so the wave TTL (6 h) does
+/// not evict them; they all reach the hub, with a signed `clock-stepped` event naming the step.
+/// (Before, the next eviction dropped them as ten days old: `queue-evicted`, chunks missing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is_reported() {
+    use spokegate::sim::waves;
+    assert!(Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: run .ci/setup (Debian package faketime)");
+    let mut broker = Mosquitto::start_persistent();
+    let mut sub = Subscriber::connect_persistent(broker.port, "clock-hub").await;
+    broker.stop();
+    let gw = GatewayDir::new();
+    let profiles = gw.path().join("profiles");
+    spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
+    let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
+    let config = gw.config_with(
+        broker.port,
+        &[("ecg-1", "mitbih-cyton", &ecg.path)],
+        &format!("profiles_dir = \"{}\"", profiles.display()),
+        "",
+    );
+    let offset = gw.path().join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let _gateway = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_spokegate"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", &offset)
+            .env("FAKETIME_CACHE_DURATION", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mit = waves::mitbih_100();
+    until_queue(gw.path(), "the daemon answers", PATIENCE, |_| true).await;
+    ecg.peer.send(&waves::WireProtocol::Cyton.stream(&mit, 0, 720, |_| false)).await.unwrap();
+    let before = until_queue(gw.path(), "ECG chunks committed", PATIENCE, |q| q.depth >= 2).await;
+    // NTP steps the clock ten days forward. Wait until the daemon's clock shows it and its queue
+    // has either aged the waiting chunks by the time that passed (their age is seconds again) or
+    // evicted them as ten days old.
+    std::fs::write(&offset, "+10d\n").unwrap();
+    let stepped_after = spokegate::clock::now_micros() + 9 * 86_400_000_000;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let after = loop {
+        let status = spokegate::command::socket::request(gw.path(), "status", Default::default(), |_| {}).await;
+        let data = status.ok().and_then(|r| r.data).unwrap_or_default();
+        let queue: Option<spokegate::mqtt::status::QueueStatus> =
+            data.get("queue").and_then(|q| serde_json::from_value(q.clone()).ok());
+        let seen = data.get("clock").and_then(|c| c["now_us"].as_i64()).is_some_and(|t| t > stepped_after);
+        if let Some(q) = queue.filter(|q| seen && (q.dropped > 0 || q.oldest_age_s.is_some_and(|a| a < 3600.0))) {
+            break q;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the daemon did not see the step in time: {data:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(after.dropped, 0, "chunks committed before the step were evicted: {after:?}");
+    broker.restart();
+    let keys = gw.keys();
+    sub.until_signed("the first chunk and the clock-stepped event", &keys, |bodies| {
+        let first = bodies.iter().any(|b| b.wave.as_ref().is_some_and(|w| w.i0 == 0));
+        let evicted = bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "queue-evicted"));
+        let stepped = bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "clock-stepped"));
+        evicted || (first && stepped)
+    })
+    .await;
+    let bodies = sub.bodies(&keys);
+    assert!(!bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "queue-evicted")), "an eviction");
+    let step = bodies.iter().find_map(|b| b.event.clone().filter(|e| e.code == "clock-stepped")).unwrap();
+    let d = step.data.unwrap();
+    let ten_days = 10 * 86_400_000_000_i64;
+    assert!((d["step_us"].as_i64().unwrap() - ten_days).abs() < 2_000_000, "{d:?}");
+    let first_seq = bodies.iter().filter(|b| b.wave.is_some()).map(|b| b.seq).min().unwrap();
+    assert!(d["seq_from"].as_u64().unwrap() <= first_seq, "{d:?}: the first chunk is seq {first_seq}");
+    assert!(d["queued"].as_u64().unwrap() >= before.depth, "{d:?}: {before:?} were waiting");
+    // Every chunk arrived: from sample 0, with no gap.
+    let mut chunks: Vec<(u64, u32)> = bodies.iter().filter_map(|b| b.wave.as_ref().map(|w| (w.i0, w.n))).collect();
+    chunks.sort();
+    chunks.dedup();
+    assert!(chunks.windows(2).all(|p| p[0].0 + u64::from(p[0].1) == p[1].0), "a gap: {chunks:?}");
 }
 
 /// A monitor that stops reading what the gateway writes back (its ACKs pile up until the line

@@ -170,6 +170,7 @@ const DAEMON_CODES: &[&str] = &[
     "message-too-large",
     "media-refused",
     "camera-failed",
+    "clock-stepped",
 ];
 
 #[test]
