@@ -7,10 +7,15 @@
 //! consult bundle is a transaction of conditional PUTs on those identifiers, so posting it to a
 //! FHIR server twice stores it once. The consult is the encounter (by identifier); no patient
 //! identifier ever leaves the spoke, so `subject` is the receiving system's to add.
+//!
+//! Readings are patients' data: a request names a hub user (HTTP Basic, or the view's session or
+//! single sign-on header) and gets only what that user's grants open (401 without credentials;
+//! a consult the grants do not open is not found, as one that does not exist).
 
 use crate::http::AppState;
+use crate::view::access::{Grant, Viewer};
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -230,20 +235,50 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
         .collect())
 }
 
+/// The SQL condition that keeps the rows `grants` open (site, gateway, consult columns prefixed
+/// with `of`), with its parameters numbered from `$first`: a client sees what its grants open
+/// and nothing else, as in the view.
+fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<String>>) {
+    let mut params = Vec::new();
+    let terms: Vec<String> = grants
+        .iter()
+        .map(|g| {
+            let n = first + params.len();
+            params.extend([Some(g.site.clone()), g.gw.clone(), g.consult.clone()]);
+            format!(
+                "({of}site = ${n} AND (${}::text IS NULL OR {of}gw = ${}) AND (${}::text IS NULL OR {of}consult = ${}))",
+                n + 1,
+                n + 1,
+                n + 2,
+                n + 2
+            )
+        })
+        .collect();
+    let sql = if terms.is_empty() { "FALSE".to_string() } else { format!("({})", terms.join(" OR ")) };
+    (sql, params)
+}
+
 async fn numeric_rows(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
+    grants: &[Grant],
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
     let limit = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
+    let (open, grant_params) = granted(grants, "", 7);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit];
+    params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
-            "SELECT site, gw, seq, idx, dev, consult, mdc, loinc, name, value, ucum, unit_mdc, quality, t_us, tdev_us, prof
-             FROM observations
-             WHERE ($1::text IS NULL OR consult = $1) AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR gw = $3)
-               AND ($4::text IS NULL OR dev = $4) AND ($5::bigint IS NULL OR mdc = $5)
-             ORDER BY site, gw, seq, idx LIMIT $6",
-            &[&q.consult, &q.site, &q.gw, &q.dev, &code, &limit],
+            &format!(
+                "SELECT site, gw, seq, idx, dev, consult, mdc, loinc, name, value, ucum, unit_mdc, quality, t_us, tdev_us, prof
+                 FROM observations
+                 WHERE ($1::text IS NULL OR consult = $1) AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR gw = $3)
+                   AND ($4::text IS NULL OR dev = $4) AND ($5::bigint IS NULL OR mdc = $5) AND {open}
+                 ORDER BY site, gw, seq, idx LIMIT $6"
+            ),
+            &params,
         )
         .await?;
     Ok(rows
@@ -276,13 +311,22 @@ struct StoredChannel {
     enc: String,
 }
 
-async fn wave_rows(db: &tokio_postgres::Client, consult: &str) -> Result<Vec<WaveRow>, tokio_postgres::Error> {
+async fn wave_rows(
+    db: &tokio_postgres::Client,
+    consult: &str,
+    grants: &[Grant],
+) -> Result<Vec<WaveRow>, tokio_postgres::Error> {
+    let (open, grant_params) = granted(grants, "w.", 2);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&consult];
+    params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
-            "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof
-             FROM wave_chunks w JOIN messages m ON m.id = w.message_id
-             WHERE w.consult = $1 ORDER BY w.site, w.gw, w.dev, w.stream, w.i0",
-            &[&consult],
+            &format!(
+                "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof
+                 FROM wave_chunks w JOIN messages m ON m.id = w.message_id
+                 WHERE w.consult = $1 AND {open} ORDER BY w.site, w.gw, w.dev, w.stream, w.i0"
+            ),
+            &params,
         )
         .await?;
     let mut out = Vec::new();
@@ -324,8 +368,28 @@ async fn wave_rows(db: &tokio_postgres::Client, consult: &str) -> Result<Vec<Wav
 
 /// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
 /// values (devices by their identifier: `Device?identifier=...` on the receiving server).
-async fn observations(State(s): State<AppState>, Query(q): Query<ObservationQuery>) -> Response {
-    let rows = match numeric_rows(&s.db, &q).await {
+/// The client of a FHIR request (a hub user: session, proxy header or HTTP Basic), or the 401 that
+/// asks for one.
+async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    match s.view.access.client(&s.db, headers, &s.view.csrf_secret).await {
+        Some(v) => Ok(v),
+        None => {
+            let mut r = outcome(StatusCode::UNAUTHORIZED, "login", "a hub user's credentials are needed (HTTP Basic)");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"spokegate-hub\", charset=\"UTF-8\""),
+            );
+            Err(r)
+        }
+    }
+}
+
+async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ObservationQuery>) -> Response {
+    let v = match client(&s, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let rows = match numeric_rows(&s.db, &q, &v.grants).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -347,13 +411,18 @@ async fn observations(State(s): State<AppState>, Query(q): Query<ObservationQuer
 
 /// `GET /fhir/r4/Bundle?consult=ID`: everything of a consult as a transaction bundle that a FHIR
 /// server stores idempotently (conditional PUTs on the identifiers).
-async fn consult_bundle(State(s): State<AppState>, Query(q): Query<BundleQuery>) -> Response {
+async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<BundleQuery>) -> Response {
+    let v = match client(&s, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let oq =
         ObservationQuery { consult: Some(q.consult.clone()), site: None, gw: None, dev: None, code: None, count: None };
-    let (numbers, waves) = match (numeric_rows(&s.db, &oq).await, wave_rows(&s.db, &q.consult).await) {
-        (Ok(n), Ok(w)) => (n, w),
-        (Err(e), _) | (_, Err(e)) => return db_error(e),
-    };
+    let (numbers, waves) =
+        match (numeric_rows(&s.db, &oq, &v.grants).await, wave_rows(&s.db, &q.consult, &v.grants).await) {
+            (Ok(n), Ok(w)) => (n, w),
+            (Err(e), _) | (_, Err(e)) => return db_error(e),
+        };
     if numbers.is_empty() && waves.is_empty() {
         return outcome(StatusCode::NOT_FOUND, "not-found", "no readings are stored for this consult");
     }

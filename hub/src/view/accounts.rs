@@ -98,19 +98,7 @@ pub async fn sign_in(
     name: &str,
     password: &str,
 ) -> Result<Option<(String, String)>, tokio_postgres::Error> {
-    // A name holding U+0000 names nobody (PostgreSQL's text cannot hold it; asking would fail).
-    let stored: Option<String> = match name.contains('\0') {
-        true => None,
-        false => db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0)),
-    };
-    let (hash, known) = match stored {
-        Some(h) => (h, true),
-        // Unknown users cost as much as known ones: no timing difference tells which exist.
-        None => (UNKNOWN_USER_HASH.to_string(), false),
-    };
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
-    if !(ok && known) {
+    if !password_is(db, name, password).await? {
         return Ok(None);
     }
     let (token, csrf) = (random_hex(32), random_hex(16));
@@ -121,6 +109,23 @@ pub async fn sign_in(
     )
     .await?;
     Ok(Some((token, csrf)))
+}
+
+/// True when `name` is a user whose password is `password` (an unknown user costs as much as a
+/// known one: no timing difference tells which exist).
+pub async fn password_is(db: &Client, name: &str, password: &str) -> Result<bool, tokio_postgres::Error> {
+    // A name holding U+0000 names nobody (PostgreSQL's text cannot hold it; asking would fail).
+    let stored: Option<String> = match name.contains('\0') {
+        true => None,
+        false => db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0)),
+    };
+    let (hash, known) = match stored {
+        Some(h) => (h, true),
+        None => (UNKNOWN_USER_HASH.to_string(), false),
+    };
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
+    Ok(ok && known)
 }
 
 /// An argon2id hash of a random password nobody knows.

@@ -1,6 +1,8 @@
 //! The FHIR output of a consult (spot readings, an ECG segment, a glucose reading) validates
 //! with an independent FHIR R4 model (Python `fhir.resources` 6.4, FHIR 4.0.1), and its values,
 //! codes and units are the ones the gateway signed; the ECG's samples are the recording's.
+//! The hospital's system reads it as a hub user (HTTP Basic); without credentials, or with a
+//! user whose grants open another site, it gets nothing.
 
 use crate::support::*;
 use spokegate::model::{Body, BodyKind};
@@ -13,6 +15,21 @@ use std::sync::{Arc, Mutex};
 const CONSULT: &str = "TELE-2026-12-05-007";
 /// MIT-BIH record 100's first 1,800 rows (5 s at 360 Hz).
 const ECG_ROWS: usize = 1800;
+const PASSWORD: &str = "a long system password";
+
+/// `Authorization: Basic` for `name` and the test password (RFC 7617).
+fn basic(name: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
+    )
+}
+
+/// A FHIR GET as `name`: (status, head, body).
+async fn fhir_get(port: u16, path: &str, name: &str, password: &str) -> (u16, String, String) {
+    http_request(port, "GET", path, &basic(name, password), "").await
+}
 
 /// Every signed body of the gateway, as a hub that subscribes to everything sees them.
 fn collect(port: u16, keys: spokegate::sign::KeyRing) -> Arc<Mutex<Vec<Body>>> {
@@ -92,6 +109,8 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     let seen = collect(broker.port, keys);
     let instance = hub.serve("f");
     instance.ready().await;
+    hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    hub.user("other-site", PASSWORD, &[("site-2", None, None)]);
 
     // The operator opens the consult on the spoke PC.
     gw.start_consult(CONSULT).await;
@@ -119,7 +138,20 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     })
     .await;
 
-    let (status, text) = instance.get(&format!("/fhir/r4/Bundle?consult={CONSULT}")).await.unwrap();
+    // Nobody, a wrong password, a user of another site: nothing of the consult.
+    let bundle = format!("/fhir/r4/Bundle?consult={CONSULT}");
+    let (status, head, body) = http_request(instance.http, "GET", &bundle, "", "").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm="), "{head}");
+    assert_eq!(fhir_get(instance.http, &bundle, "his", "wrong").await.0, 401);
+    assert_eq!(fhir_get(instance.http, &bundle, "other-site", PASSWORD).await.0, 404);
+    let (status, _, text) =
+        fhir_get(instance.http, &format!("/fhir/r4/Observation?consult={CONSULT}"), "other-site", PASSWORD).await;
+    assert_eq!(status, 200);
+    let other: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(other["total"], 0, "another site's user found readings: {text}");
+
+    let (status, _, text) = fhir_get(instance.http, &bundle, "his", PASSWORD).await;
     assert_eq!(status, 200, "{text}");
     let out_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-output/hub-fhir"));
     std::fs::create_dir_all(out_dir).unwrap();
@@ -192,10 +224,13 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     assert!(devices.iter().any(|d| d["identifier"] == "site-1/gw-f/ecg-1"));
 
     // The search API, with a code: only the glucose, and it validates too.
-    let (status, text) = instance
-        .get(&format!("/fhir/r4/Observation?consult={CONSULT}&code=urn:iso:std:iso:11073:10101|{glucose_mdc}"))
-        .await
-        .unwrap();
+    let (status, _, text) = fhir_get(
+        instance.http,
+        &format!("/fhir/r4/Observation?consult={CONSULT}&code=urn:iso:std:iso:11073:10101|{glucose_mdc}"),
+        "his",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(status, 200);
     let search = validate(&text);
     assert_eq!(search["type"], "searchset");
@@ -203,7 +238,7 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     assert!(
         !found.is_empty() && found.iter().all(|o| o["codings"]["urn:iso:std:iso:11073:10101"] == glucose_code.as_str())
     );
-    let (status, _) = instance.get("/fhir/r4/Bundle?consult=no-such-consult").await.unwrap();
+    let (status, _, _) = fhir_get(instance.http, "/fhir/r4/Bundle?consult=no-such-consult", "his", PASSWORD).await;
     assert_eq!(status, 404);
     gw.stop().await;
 }
