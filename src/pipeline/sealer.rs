@@ -447,7 +447,9 @@ pub fn clock_stepped(s: &ClockStep) -> Event {
         s.seq_from,
         s.seq_to,
     );
-    Event::new("clock-stepped", Severity::Warn, text)
+    // An RTC's drift corrected at boot is seconds; a clock without one is off by hours or years.
+    let sev = if s.step_us.unsigned_abs() < 60_000_000 { Severity::Info } else { Severity::Warn };
+    Event::new("clock-stepped", sev, text)
         .with("step_us", s.step_us)
         .with("seq_from", s.seq_from)
         .with("seq_to", s.seq_to)
@@ -637,6 +639,7 @@ mod tests {
         assert_eq!(data["queued"].as_u64(), Some(12));
         let back = clock_stepped(&ClockStep { step_us: -41_500_000, ..step });
         assert!(back.text.contains("back by 41.5s"), "{}", back.text);
+        assert_eq!(back.sev, Severity::Info, "a correction of seconds is news, not a warning");
     }
 
     #[tokio::test]
