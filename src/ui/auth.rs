@@ -81,16 +81,38 @@ impl PasswordHash {
 
 /// The password of an `Authorization: Basic` header (any user name).
 pub fn basic_password(header: &str) -> Option<String> {
+    basic_credentials(header).map(|(_, p)| p)
+}
+
+/// The user and password of an `Authorization: Basic` header value (RFC 7617: the scheme in any
+/// case, UTF-8, the first colon ends the user id).
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let encoded = header.strip_prefix("Basic ")?;
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, p)| p.to_string())
+    text.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_read_as_rfc_7617_writes_them() {
+        // RFC 7617 section 2's example: Aladdin / open sesame.
+        let aladdin = Some(("Aladdin".to_string(), "open sesame".to_string()));
+        assert_eq!(basic_credentials("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), aladdin);
+        // The scheme in any case; a password may hold colons, the user id may not.
+        assert_eq!(basic_credentials("basic ZHI6YTpiOmM="), Some(("dr".into(), "a:b:c".into())));
+        assert_eq!(basic_password("Basic ZHI6YTpiOmM=").as_deref(), Some("a:b:c"));
+        for bad in ["Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "Basic !!!", "Basic bm9jb2xvbg==", "Basic"] {
+            assert_eq!(basic_credentials(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only() {

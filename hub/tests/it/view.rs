@@ -422,6 +422,16 @@ async fn a_user_without_a_grant_gets_nothing_of_a_consult_by_http_or_live() {
     assert!(!wave_i0.is_empty() && wave_i0.iter().all(|&i| i >= 360), "waves in the history: {wave_i0:?}");
     let (status, _, _) = http_request(port, "GET", "/gateway/site-1/gw-v", &rao, "").await;
     assert_eq!(status, 404, "a consult grant does not open the whole gateway");
+    // The page runs only the hub's own scripts, and nothing is sniffed into another type (the
+    // browser tests above draw the consult under this policy).
+    let (status, head, _) = http_request(port, "GET", &format!("/consult/{CONSULT}"), &rao, "").await;
+    let head = head.to_ascii_lowercase();
+    assert_eq!(status, 200);
+    assert!(head.contains("content-security-policy: default-src 'self'; object-src 'none'"), "{head}");
+    assert!(
+        head.contains("x-content-type-options: nosniff") && head.contains("referrer-policy: no-referrer"),
+        "{head}"
+    );
 
     // Live: two streams open, the doctor's and the other user's (refused), then a reading.
     let live = |cookie: String| async move {
