@@ -29,22 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::fhir::routes())
         .merge(crate::view::routes())
         .with_state(state)
-        .layer(axum::middleware::map_response(security_headers))
-}
-
-/// What a browser may do with the hub's answers: the pages run only the hub's own scripts and
-/// styles (no inline script, no other origin, no framing), and nothing is sniffed into another
-/// type than the one stated, so an image a gateway signed is only ever an image.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
-
-async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
-    use axum::http::HeaderValue;
-    let h = r.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    r
+        .layer(axum::middleware::map_response(spokegate::consult_view::security_headers))
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {

@@ -133,6 +133,7 @@ impl MemoryView {
             .route("/api/images/{site}/{gw}/{media}", get(image))
             .route("/api/command", post(command))
             .with_state(self)
+            .layer(axum::middleware::map_response(super::security_headers))
     }
 }
 

@@ -31,6 +31,21 @@ async fn the_demo_serves_the_consult_view_with_exact_ecg_verified_readings_and_t
     let url = rx.recv_timeout(Duration::from_secs(30)).expect("the demo prints its consult view's address");
     assert!(url.starts_with("http://127.0.0.1:") && url.contains("/consult/DEMO-"), "{url}");
 
+    // The page and its data come with the view's content security policy (the checks below run
+    // under it).
+    let head = {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase()
+    };
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let policy = format!("content-security-policy: {}", spokegate::consult_view::CONTENT_SECURITY_POLICY);
+    assert!(head.contains(&policy) && head.contains("x-content-type-options: nosniff"), "{head}");
     let (_driver, c) = chromium::session(chromium::Engine::Chromium, 1400, 1400).await;
     c.goto(&url).await.unwrap();
     let keys = chromium::page_value(&c, "window.hubview && window.hubview.keys()", "the ECG stream", |v| {
