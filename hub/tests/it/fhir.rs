@@ -111,6 +111,8 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     instance.ready().await;
     hub.user("his", PASSWORD, &[("site-1", None, None)]);
     hub.user("other-site", PASSWORD, &[("site-2", None, None)]);
+    hub.user("other-consult", PASSWORD, &[("site-1", Some("gw-f"), Some("ANOTHER-CONSULT"))]);
+    hub.user("this-consult", PASSWORD, &[("site-1", Some("gw-f"), Some(CONSULT))]);
 
     // The operator opens the consult on the spoke PC.
     gw.start_consult(CONSULT).await;
@@ -150,6 +152,20 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     assert_eq!(status, 200);
     let other: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(other["total"], 0, "another site's user found readings: {text}");
+    // A grant on one consult of the gateway opens that consult only.
+    assert_eq!(fhir_get(instance.http, &bundle, "other-consult", PASSWORD).await.0, 404);
+    let everything = "/fhir/r4/Observation?site=site-1";
+    let (_, _, text) = fhir_get(instance.http, everything, "other-consult", PASSWORD).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["total"], 0, "{text}");
+    let (_, _, text) = fhir_get(instance.http, everything, "this-consult", PASSWORD).await;
+    let granted: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let found = granted["entry"].as_array().unwrap();
+    assert!(!found.is_empty(), "{text}");
+    assert!(
+        found.iter().all(|e| e["resource"]["encounter"]["identifier"]["value"] == CONSULT),
+        "a consult grant found readings of another consult: {text}"
+    );
+    assert_eq!(fhir_get(instance.http, &bundle, "this-consult", PASSWORD).await.0, 200);
 
     let (status, _, text) = fhir_get(instance.http, &bundle, "his", PASSWORD).await;
     assert_eq!(status, 200, "{text}");
