@@ -66,9 +66,16 @@ impl ClockWatch {
             return Ok(fresh);
         }
         match (meta("clock_from_seq")?, meta("clock_offset")?) {
-            (Some(from), Some(offset)) if from >= 1 && from as u64 <= next_seq => {
-                Ok(Self { from_seq: from as u64, offset: Some(offset), stored: Some(offset), ..fresh })
-            }
+            // When the last process last looked is not known: every row of this boot is judged
+            // by which clock its time is nearer to (a misjudged row only looks younger, so none
+            // is evicted early).
+            (Some(from), Some(offset)) if from >= 1 && from as u64 <= next_seq => Ok(Self {
+                from_seq: from as u64,
+                looked_at: from as u64,
+                offset: Some(offset),
+                stored: Some(offset),
+                ..fresh
+            }),
             _ => Ok(fresh),
         }
     }
@@ -261,6 +268,109 @@ mod tests {
         q.follow_clock(at(WRONG + 5_000_000, boot + 5_000_000)).unwrap();
         assert_eq!(q.take_clock_steps()[0].step_us, -DAY);
         assert_eq!(created(&mut q), [ahead - DAY, ahead + 3_000_000 - DAY, WRONG + 4_000_000]);
+    }
+
+    /// What happens between two looks at the clock (the sealer looks every 5 s).
+    #[derive(Debug, Clone)]
+    enum Between {
+        /// Chunks are committed `at_ms` into the interval.
+        Commit { at_ms: u16 },
+        /// The wall clock is stepped by `by_s` seconds `at_ms` into the interval.
+        Step { at_ms: u16, by_s: i32 },
+        /// The daemon restarts (same boot) `at_ms` into the interval.
+        Restart { at_ms: u16 },
+    }
+
+    fn interval() -> impl proptest::strategy::Strategy<Value = Vec<Between>> {
+        use proptest::prelude::*;
+        let commit = (0u16..5000).prop_map(|at_ms| Between::Commit { at_ms });
+        // Steps of a few seconds up to years, either way.
+        let by = prop_oneof![-30i32..30, -400_000_000i32..400_000_000];
+        let step = (0u16..5000, by).prop_map(|(at_ms, by_s)| Between::Step { at_ms, by_s });
+        let restart = (0u16..5000).prop_map(|at_ms| Between::Restart { at_ms });
+        proptest::collection::vec(prop_oneof![6 => commit, 2 => step, 1 => restart], 0..6)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever steps the wall clock takes (one between two looks at most), after each look
+        /// no queued row is older than the time that passed since its commit (none is evicted
+        /// early); but for rows committed before a step the daemon restarted around (a new process
+        /// judges every row by the clock its time is nearer to, and a misjudged row only looks
+        /// younger), every row's age is the time that passed to within twice the
+        /// interval between looks (a row committed between a step of a few seconds and the next
+        /// look may be taken for the other clock's); and every step with something numbered
+        /// before it is reported once with its size.
+        #[test]
+        fn queued_ages_are_the_time_that_passed_whatever_the_wall_clock_did(
+            intervals in proptest::collection::vec(interval(), 1..12)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+            let (mut boot, mut offset) = (3_600_000_000_i64, WRONG);
+            q.follow_clock(at(offset + boot, boot)).unwrap();
+            // seq -> time since boot at its commit.
+            let mut committed: std::collections::BTreeMap<u64, i64> = Default::default();
+            let look = 5_000_000;
+            // Rows a new process may have judged by the wrong clock (they only look younger).
+            let mut uncertain = std::collections::BTreeSet::new();
+            for events in intervals {
+                let start = boot;
+                let mut events = events;
+                // One step an interval at most: two opposite steps between two looks cancel out
+                // for anyone comparing the clocks.
+                let mut stepped = false;
+                events.retain(|e| !matches!(e, Between::Step { .. }) || !std::mem::replace(&mut stepped, true));
+                events.sort_by_key(|e| match e {
+                    Between::Commit { at_ms } | Between::Step { at_ms, .. } | Between::Restart { at_ms } => *at_ms,
+                });
+                let (mut step_made, mut restarted) = (None, false);
+                for e in events {
+                    match e {
+                        Between::Commit { at_ms } => {
+                            boot = start + i64::from(at_ms) * 1_000;
+                            let w = wave(&mut q, offset + boot);
+                            q.append(std::slice::from_ref(&w), &[]).unwrap();
+                            committed.insert(w.seq, boot);
+                        }
+                        // Commits after it (by `at_ms`) see the new clock.
+                        Between::Step { by_s, .. } => {
+                            offset += i64::from(by_s) * 1_000_000;
+                            step_made = Some(i64::from(by_s) * 1_000_000);
+                        }
+                        Between::Restart { .. } => {
+                            restarted = true;
+                            drop(q);
+                            q = Queue::open(dir.path(), QueuePolicy::default()).unwrap();
+                        }
+                    }
+                }
+                boot = start + look;
+                let now = at(offset + boot, boot);
+                q.follow_clock(now).unwrap();
+                let steps = q.take_clock_steps();
+                if restarted && step_made.is_some() {
+                    uncertain.extend(committed.keys().copied());
+                }
+                match step_made {
+                    Some(by) if by.abs() > STEP && !committed.is_empty() => {
+                        proptest::prop_assert_eq!(steps.len(), 1, "{:?}", steps);
+                        proptest::prop_assert_eq!(steps[0].step_us, by);
+                    }
+                    Some(by) if by.abs() > STEP => {}
+                    _ => proptest::prop_assert!(steps.is_empty(), "{:?}", steps),
+                }
+                for r in q.after(0, 10_000).unwrap() {
+                    let age = now.wall - r.created;
+                    let passed = boot - committed[&r.seq];
+                    proptest::prop_assert!(age <= passed + 2 * look, "seq {}: age {} µs, {} µs passed", r.seq, age, passed);
+                    if !uncertain.contains(&r.seq) {
+                        proptest::prop_assert!(age >= passed - 2 * look, "seq {}: age {} µs, {} µs passed", r.seq, age, passed);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
