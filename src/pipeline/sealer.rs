@@ -5,7 +5,7 @@
 use super::pace::ArrivalPace;
 use super::signer::{SealError, Signer};
 use super::{ConsultNow, Outgoing, Payload, Source, ToSign};
-use crate::clock::{now_micros, now_rfc3339};
+use crate::clock::now_rfc3339;
 use crate::model::{Event, Severity};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
@@ -427,7 +427,7 @@ impl Sealer {
                     .with("count", d.count)
                     .with("bytes", d.bytes);
                 let from = Source { dev: d.dev.as_str().into(), profile: "spokegate".into() };
-                ToSign::new(from, Payload::Event(event), now_micros(), None)
+                ToSign::new(from, Payload::Event(event), now.wall, None)
             })
             .chain(stepped)
             .collect();

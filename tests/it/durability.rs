@@ -6,7 +6,7 @@ use spokegate::framing::{mllp_wrap, Framer, MllpFramer};
 use spokegate::model::{Body, BodyKind};
 use spokegate::sim::{PtyDevice, PtyPeer};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -354,24 +354,42 @@ async fn a_really_full_file_system_withholds_acknowledgements_and_commits_resume
     assert_eq!(st.depth, 0);
 }
 
+/// An ECG gateway whose broker is away: a persistent broker, stopped (the uplink is down:
+/// everything waits in the queue), a hub's persistent subscriber (its session outlives the outage,
+/// so what the gateway sends the moment the broker is back reaches it, however soon that is), and
+/// a gateway configuration with MIT-BIH record 100 on a PTY (`mitbih-cyton`) plus `sections`.
+struct EcgOutage {
+    broker: Mosquitto,
+    sub: Subscriber,
+    gw: GatewayDir,
+    ecg: PtyDevice,
+    config: PathBuf,
+}
+
+impl EcgOutage {
+    async fn start(hub: &str, sections: &str) -> EcgOutage {
+        let mut broker = Mosquitto::start_persistent();
+        let sub = Subscriber::connect_persistent(broker.port, hub).await;
+        broker.stop();
+        let gw = GatewayDir::new();
+        let profiles = gw.path().join("profiles");
+        spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
+        let ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
+        let config = gw.config_with(
+            broker.port,
+            &[("ecg-1", "mitbih-cyton", &ecg.path)],
+            &format!("profiles_dir = \"{}\"", profiles.display()),
+            sections,
+        );
+        EcgOutage { broker, sub, gw, ecg, config }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waveforms_past_their_cap_are_evicted_and_the_hub_is_told() {
     use spokegate::sim::waves;
-    // The hub's session outlives the outage (a persistent broker, a persistent subscriber), so
-    // what the gateway sends the moment the broker is back reaches it, however soon that is.
-    let mut broker = Mosquitto::start_persistent();
-    let mut sub = Subscriber::connect_persistent(broker.port, "test-hub").await;
-    broker.stop(); // the uplink is down: everything waits in the queue
-    let gw = GatewayDir::new();
-    let profiles = gw.path().join("profiles");
-    spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
-    let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
-    let config = gw.config_with(
-        broker.port,
-        &[("ecg-1", "mitbih-cyton", &ecg.path)],
-        &format!("profiles_dir = \"{}\"", profiles.display()),
-        "[queue]\nwave_max_mb = 1\n",
-    );
+    let EcgOutage { mut broker, mut sub, gw, mut ecg, config } =
+        EcgOutage::start("test-hub", "[queue]\nwave_max_mb = 1\n").await;
     let gateway = RunningGateway::start(&config, gw.key());
     // Ten minutes of ECG in a burst: well over a megabyte of signed chunks.
     let mit = waves::mitbih_100();
@@ -410,19 +428,7 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is_reported() {
     use spokegate::sim::waves;
     assert!(Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: run .ci/setup (Debian package faketime)");
-    let mut broker = Mosquitto::start_persistent();
-    let mut sub = Subscriber::connect_persistent(broker.port, "clock-hub").await;
-    broker.stop();
-    let gw = GatewayDir::new();
-    let profiles = gw.path().join("profiles");
-    spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
-    let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
-    let config = gw.config_with(
-        broker.port,
-        &[("ecg-1", "mitbih-cyton", &ecg.path)],
-        &format!("profiles_dir = \"{}\"", profiles.display()),
-        "",
-    );
+    let EcgOutage { mut broker, mut sub, gw, mut ecg, config } = EcgOutage::start("clock-hub", "").await;
     let offset = gw.path().join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
     let _gateway = KillOnDrop(
@@ -445,19 +451,12 @@ async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is
     // evicted them as ten days old.
     std::fs::write(&offset, "+10d\n").unwrap();
     let stepped_after = spokegate::clock::now_micros() + 9 * 86_400_000_000;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let after = loop {
-        let status = spokegate::command::socket::request(gw.path(), "status", Default::default(), |_| {}).await;
-        let data = status.ok().and_then(|r| r.data).unwrap_or_default();
-        let queue: Option<spokegate::mqtt::status::QueueStatus> =
-            data.get("queue").and_then(|q| serde_json::from_value(q.clone()).ok());
-        let seen = data.get("clock").and_then(|c| c["now_us"].as_i64()).is_some_and(|t| t > stepped_after);
-        if let Some(q) = queue.filter(|q| seen && (q.dropped > 0 || q.oldest_age_s.is_some_and(|a| a < 3600.0))) {
-            break q;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the daemon did not see the step in time: {data:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = until_status(gw.path(), "the daemon saw the step", PATIENCE, |s| {
+        let seen = s.get("clock").and_then(|c| c["now_us"].as_i64()).is_some_and(|t| t > stepped_after);
+        seen && queue_of(s).is_some_and(|q| q.dropped > 0 || q.oldest_age_s.is_some_and(|a| a < 3600.0))
+    })
+    .await;
+    let after = queue_of(&status).unwrap();
     assert_eq!(after.dropped, 0, "chunks committed before the step were evicted: {after:?}");
     broker.restart();
     let keys = gw.keys();

@@ -6,6 +6,7 @@ use spokegate::hub::{check, HubMessage, KeyRing};
 use spokegate::model::Body;
 use spokegate::shutdown::{self, ShutdownTrigger};
 use spokegate::sign::SigningKey;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -440,11 +441,32 @@ pub fn refusals(bodies: &[Body]) -> Vec<String> {
         .collect()
 }
 
-/// The queue's figures as the running daemon reports them (`status` over its local socket: the
-/// daemon holds the store for itself while it runs).
-pub async fn running_queue(state_dir: &Path) -> Option<spokegate::mqtt::status::QueueStatus> {
-    let reply = spokegate::command::socket::request(state_dir, "status", Default::default(), |_| {}).await.ok()?;
-    serde_json::from_value(reply.data?.get("queue")?.clone()).ok()
+/// The running daemon's `status` picture (over its local socket: the daemon holds the store for
+/// itself while it runs).
+pub async fn running_status(state_dir: &Path) -> Option<BTreeMap<String, serde_json::Value>> {
+    spokegate::command::socket::request(state_dir, "status", Default::default(), |_| {}).await.ok()?.data
+}
+
+/// The queue's figures in a `status` picture.
+pub fn queue_of(status: &BTreeMap<String, serde_json::Value>) -> Option<spokegate::mqtt::status::QueueStatus> {
+    serde_json::from_value(status.get("queue")?.clone()).ok()
+}
+
+/// Waits until the running daemon's `status` picture satisfies `done`, failing after `limit`.
+pub async fn until_status(
+    state_dir: &Path,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&BTreeMap<String, serde_json::Value>) -> bool,
+) -> BTreeMap<String, serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = running_status(state_dir).await.filter(|s| done(s)) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until the running daemon's queue satisfies `done`, failing after `limit`.
@@ -454,14 +476,8 @@ pub async fn until_queue(
     limit: Duration,
     done: impl Fn(&spokegate::mqtt::status::QueueStatus) -> bool,
 ) -> spokegate::mqtt::status::QueueStatus {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(q) = running_queue(state_dir).await.filter(|q| done(q)) {
-            return q;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = until_status(state_dir, what, limit, |s| queue_of(s).is_some_and(|q| done(&q))).await;
+    queue_of(&status).expect("a queue in the status")
 }
 
 /// A sourced ASTM vector's exact bytes (tests/fixtures/astm/astm_vectors.json, its `hex`).
