@@ -124,9 +124,12 @@ fn sign_and_commit(
     let mut records = Vec::with_capacity(jobs.len());
     let mut accepted = Vec::new();
     let mut memories = Vec::new();
+    // What was signed, with its gateway time, for the look at the clock after the commit.
+    let mut signed_at = Vec::with_capacity(jobs.len());
     for (i, (job, result)) in jobs.into_iter().zip(signed).enumerate() {
         match result {
             Ok(r) => {
+                signed_at.push((r.seq, job.t));
                 if change_at == Some(i) {
                     changed = Some(StoredConsult {
                         consult: now.consult.clone(),
@@ -150,11 +153,13 @@ fn sign_and_commit(
     let committed = {
         let mut q = lock(queue);
         let c = q.commit_unsynced(&records, &memories, changed.as_ref());
-        if sync {
-            c.and_then(|()| q.sync())
-        } else {
-            c
+        let c = if sync { c.and_then(|()| q.sync()) } else { c };
+        // A step of the wall clock is seen at the first commit after it, so its range of
+        // messages signed on the old clock is exact (the eviction round reports it).
+        if let Err(e) = q.follow_clock(crate::clock::Now::read(), &signed_at) {
+            tracing::error!(error = %e, "cannot follow the wall clock in the queue");
         }
+        c
     };
     times.add(records.len(), sign_time, committing.elapsed());
     let retained = changed.map(|c| Publication {
@@ -401,7 +406,7 @@ impl Sealer {
         let now = crate::clock::Now::read();
         let (dropped, steps) = {
             let mut q = lock(&self.queue);
-            if let Err(e) = q.follow_clock(now) {
+            if let Err(e) = q.follow_clock(now, &[]) {
                 // No eviction by a clock the queue could not follow: the next round tries again.
                 tracing::error!(error = %e, "cannot follow the wall clock in the queue; nothing evicted");
                 return;
@@ -449,7 +454,7 @@ pub fn clock_stepped(s: &ClockStep) -> Event {
     );
     // An RTC's drift corrected at boot is seconds; a clock without one is off by hours or years.
     let sev = if s.step_us.unsigned_abs() < 60_000_000 { Severity::Info } else { Severity::Warn };
-    Event::new("clock-stepped", sev, text)
+    Event::new(crate::hub::clock_steps::CODE, sev, text)
         .with("step_us", s.step_us)
         .with("seq_from", s.seq_from)
         .with("seq_to", s.seq_to)

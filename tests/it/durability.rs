@@ -422,7 +422,8 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// A spoke PC without an RTC battery runs on a wrong clock until NTP steps it. The real binary,
 /// its wall clock stepped ten days forward by libfaketime while the broker is away: the ECG
 /// chunks it committed before the step are minutes old, not ten days, so the wave TTL (6 h) does
-/// not evict them; they all reach the hub, with a signed `clock-stepped` event naming the step.
+/// not evict them; they all reach the hub, with a signed `clock-stepped` event naming the step
+/// and exactly the messages signed on the old clock, delivered ones included.
 /// (Before, the next eviction dropped them as ten days old: `queue-evicted`, chunks missing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is_reported() {
@@ -443,28 +444,45 @@ async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is
             .unwrap(),
     );
     let mit = waves::mitbih_100();
+    let keys = gw.keys();
+    let rows_signed = |bodies: &[spokegate::model::Body]| -> u64 {
+        let chunks: std::collections::BTreeSet<(u64, u32)> =
+            bodies.iter().filter_map(|b| b.wave.as_ref().map(|w| (w.i0, w.n))).collect();
+        chunks.iter().map(|c| u64::from(c.1)).sum()
+    };
     until_queue(gw.path(), "the daemon answers", PATIENCE, |_| true).await;
-    ecg.peer.send(&waves::WireProtocol::Cyton.stream(&mit, 0, 720, |_| false)).await.unwrap();
+    // A first stretch delivered at once: gone from the queue before the step, so only the look at
+    // the clock after each commit knows it was signed on the old clock.
+    broker.restart();
+    ecg.peer.send(&waves::WireProtocol::Cyton.stream(&mit, 0, 360, |_| false)).await.unwrap();
+    sub.until_signed("the first stretch delivered", &keys, |bodies| rows_signed(bodies) >= 360).await;
+    until_queue(gw.path(), "the first stretch deleted from the queue", PATIENCE, |q| q.depth == 0).await;
+    broker.stop();
+    ecg.peer.send(&waves::WireProtocol::Cyton.stream(&mit, 360, 1080, |_| false)).await.unwrap();
     let before = until_queue(gw.path(), "ECG chunks committed", PATIENCE, |q| q.depth >= 2).await;
-    // NTP steps the clock ten days forward. Wait until the daemon's clock shows it and its queue
-    // has either aged the waiting chunks by the time that passed (their age is seconds again) or
-    // evicted them as ten days old.
+    // NTP steps the clock ten days forward. Once the daemon's clock shows it, more ECG on the
+    // new clock (none of it may be in the step's range, whether the eviction round looked at the
+    // clock before it or after); then wait until the queue has either aged the waiting chunks by
+    // the time that passed (their age is seconds again) or evicted them as ten days old.
     std::fs::write(&offset, "+10d\n").unwrap();
     let stepped_after = spokegate::clock::now_micros() + 9 * 86_400_000_000;
+    let clock_of =
+        |s: &std::collections::BTreeMap<String, serde_json::Value>| s.get("clock").and_then(|c| c["now_us"].as_i64());
+    until_status(gw.path(), "the daemon's clock stepped", PATIENCE, |s| clock_of(s).is_some_and(|t| t > stepped_after))
+        .await;
+    ecg.peer.send(&waves::WireProtocol::Cyton.stream(&mit, 1080, 1440, |_| false)).await.unwrap();
     let status = until_status(gw.path(), "the daemon saw the step", PATIENCE, |s| {
-        let seen = s.get("clock").and_then(|c| c["now_us"].as_i64()).is_some_and(|t| t > stepped_after);
-        seen && queue_of(s).is_some_and(|q| q.dropped > 0 || q.oldest_age_s.is_some_and(|a| a < 3600.0))
+        queue_of(s).is_some_and(|q| q.dropped > 0 || q.oldest_age_s.is_some_and(|a| a < 3600.0))
     })
     .await;
     let after = queue_of(&status).unwrap();
     assert_eq!(after.dropped, 0, "chunks committed before the step were evicted: {after:?}");
     broker.restart();
-    let keys = gw.keys();
-    sub.until_signed("the first chunk and the clock-stepped event", &keys, |bodies| {
-        let first = bodies.iter().any(|b| b.wave.as_ref().is_some_and(|w| w.i0 == 0));
+    sub.until_signed("every chunk and the clock-stepped event", &keys, |bodies| {
+        let rows = rows_signed(bodies);
         let evicted = bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "queue-evicted"));
         let stepped = bodies.iter().any(|b| b.event.as_ref().is_some_and(|e| e.code == "clock-stepped"));
-        evicted || (first && stepped)
+        evicted || (rows >= 1440 && stepped)
     })
     .await;
     let bodies = sub.bodies(&keys);
@@ -476,6 +494,13 @@ async fn waveforms_committed_before_a_clock_step_are_not_evicted_and_the_step_is
     let first_seq = bodies.iter().filter(|b| b.wave.is_some()).map(|b| b.seq).min().unwrap();
     assert!(d["seq_from"].as_u64().unwrap() <= first_seq, "{d:?}: the first chunk is seq {first_seq}");
     assert!(d["queued"].as_u64().unwrap() >= before.depth, "{d:?}: {before:?} were waiting");
+    // The range is exactly the messages whose gateway time was on the old clock (a hub adds the
+    // step to those and to no other).
+    let (from, to) = (d["seq_from"].as_u64().unwrap(), d["seq_to"].as_u64().unwrap());
+    for b in &bodies {
+        let on_old_clock = b.t < stepped_after;
+        assert_eq!(on_old_clock, (from..=to).contains(&b.seq), "seq {} at {} against {d:?}", b.seq, b.t);
+    }
     // Every chunk arrived: from sample 0, with no gap.
     let mut chunks: Vec<(u64, u32)> = bodies.iter().filter_map(|b| b.wave.as_ref().map(|w| (w.i0, w.n))).collect();
     chunks.sort();
