@@ -102,6 +102,7 @@ pub const REASONS: &[&str] = &[
     "body-unreadable",
     "media-invalid",
     "wave-invalid",
+    "clock-step-invalid",
 ];
 
 fn kid_of(payload: &[u8]) -> Option<String> {
@@ -136,9 +137,12 @@ impl Batch {
                 // claims is possible: such a message is kept apart, as `watch` refuses it.
                 let media = body.media.as_ref().map(spokegate::hub::check_part);
                 let wave = body.wave.as_ref().map(spokegate::hub::check_chunk);
-                let stored = match (media, wave) {
-                    (Some(Err(why)), _) => Err(("media-invalid", why.to_string())),
-                    (_, Some(Err(why))) => Err(("wave-invalid", why.to_string())),
+                // A clock step it corrects other messages' times by.
+                let step = spokegate::hub::clock_step(&body);
+                let stored = match (media, wave, step) {
+                    (Some(Err(why)), _, _) => Err(("media-invalid", why.to_string())),
+                    (_, Some(Err(why)), _) => Err(("wave-invalid", why.to_string())),
+                    (_, _, Some(Err(why))) => Err(("clock-step-invalid", why)),
                     _ => stored_form(*body).map_err(|e| ("body-unreadable", unstorable(e))),
                 };
                 match stored {

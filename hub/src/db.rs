@@ -8,6 +8,7 @@ use tokio_postgres::{Client, NoTls};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "accounts", include_str!("../migrations/0002_accounts.sql")),
+    (3, "clock_steps", include_str!("../migrations/0003_clock_steps.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -12,6 +12,7 @@
 //! single sign-on header) and gets only what that user's grants open (401 without credentials;
 //! a consult the grants do not open is not found, as one that does not exist).
 
+use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
 use crate::view::access::{Grant, Viewer};
 use axum::extract::{Query, State};
@@ -153,6 +154,8 @@ pub struct NumericRow {
     pub quality: String,
     pub t_us: i64,
     pub tdev_us: Option<i64>,
+    /// How far the gateway's clock was stepped after it signed this (µs; see `clock_steps`).
+    pub clock_fix_us: i64,
 }
 
 /// What every observation has; the caller adds its code, value and effective time.
@@ -172,10 +175,29 @@ fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, refs: 
     o
 }
 
+/// A gateway time on the gateway's clock after the steps reported since it was signed, and a note
+/// saying so when they moved it.
+fn gateway_time(signed: i64, fix: i64) -> (i64, Option<Value>) {
+    if fix == 0 {
+        return (signed, None);
+    }
+    let text = format!(
+        "Gateway time corrected by {:+} s: the gateway's clock was stepped after it signed this \
+         (its clock-stepped event); signed gateway time {}.",
+        fix as f64 / 1e6,
+        rfc3339(signed)
+    );
+    (signed.saturating_add(fix), Some(json!([{ "text": text }])))
+}
+
 fn numeric(r: &NumericRow, refs: &Refs) -> Value {
     let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, r.idx);
-    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), r.t_us, refs);
-    o["effectiveDateTime"] = json!(rfc3339(r.tdev_us.unwrap_or(r.t_us)));
+    let (t, note) = gateway_time(r.t_us, r.clock_fix_us);
+    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), t, refs);
+    o["effectiveDateTime"] = json!(rfc3339(r.tdev_us.unwrap_or(t)));
+    if let Some(note) = note {
+        o["note"] = note;
+    }
     o["code"] = code_concept(&r.code);
     match (r.quality.as_str(), r.value) {
         ("ok", Some(v)) => {
@@ -204,6 +226,8 @@ pub struct WaveRow {
     pub prof: Option<String>,
     pub consult: Option<String>,
     pub wave: Wave,
+    /// How far the gateway's clock was stepped after it signed this (µs; see `clock_steps`).
+    pub clock_fix_us: i64,
 }
 
 /// One PhdRtsaObservation per channel: the exact counts, with gain and base as factor and origin.
@@ -216,12 +240,16 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
         .zip(samples)
         .map(|(c, counts)| {
             let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, c.label);
-            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), r.wave.t0, refs);
+            let (t0, note) = gateway_time(r.wave.t0, r.clock_fix_us);
+            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), t0, refs);
             o["code"] = code_concept(&c.code);
             o["effectivePeriod"] = json!({
-                "start": rfc3339(r.wave.t0),
-                "end": rfc3339(r.wave.t0.saturating_add((r.wave.n as f64 * 1e6 / r.wave.rate) as i64)),
+                "start": rfc3339(t0),
+                "end": rfc3339(t0.saturating_add((r.wave.n as f64 * 1e6 / r.wave.rate) as i64)),
             });
+            if let Some(note) = note {
+                o["note"] = note;
+            }
             let data: Vec<String> = counts.iter().map(i32::to_string).collect();
             o["valueSampledData"] = json!({
                 "origin": {"value": -(c.base as f64) * c.gain, "unit": c.unit.ucum, "system": UCUM_SYSTEM, "code": c.unit.ucum},
@@ -281,7 +309,7 @@ async fn numeric_rows(
             &params,
         )
         .await?;
-    Ok(rows
+    let mut rows: Vec<NumericRow> = rows
         .iter()
         .map(|r| NumericRow {
             site: r.get(0),
@@ -297,8 +325,14 @@ async fn numeric_rows(
             quality: r.get(12),
             t_us: r.get(13),
             tdev_us: r.get(14),
+            clock_fix_us: 0,
         })
-        .collect())
+        .collect();
+    let steps = ClockSteps::of(db, rows.iter().map(|r| (r.site.as_str(), r.gw.as_str()))).await?;
+    for r in &mut rows {
+        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
+    }
+    Ok(rows)
 }
 
 #[derive(Deserialize)]
@@ -361,7 +395,12 @@ async fn wave_rows(
                 n: r.get::<_, i32>(8) as u32,
                 ch,
             },
+            clock_fix_us: 0,
         });
+    }
+    let steps = ClockSteps::of(db, out.iter().map(|r| (r.site.as_str(), r.gw.as_str()))).await?;
+    for r in &mut out {
+        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
     }
     Ok(out)
 }
@@ -487,8 +526,16 @@ mod tests {
             data: counts.iter().flat_map(|v| v.to_le_bytes()).collect(),
         };
         let wave = Wave { stream: "ecg".into(), rate: 360.0, i0: 0, t0: i64::MAX - 1, n: 4, ch: vec![ch] };
-        let row =
-            WaveRow { site: "s".into(), gw: "g".into(), seq: 1, dev: "ecg-1".into(), prof: None, consult: None, wave };
+        let row = WaveRow {
+            site: "s".into(),
+            gw: "g".into(),
+            seq: 1,
+            dev: "ecg-1".into(),
+            prof: None,
+            consult: None,
+            wave,
+            clock_fix_us: 0,
+        };
         let refs = Refs { device: "Device/d".into(), gateway: "Device/g".into() };
         let out = rtsa(&row, &refs).unwrap();
         assert_eq!(out.len(), 1);

@@ -1,6 +1,7 @@
 //! `spokegate-hub`: the hub service at national scale. See the README's hub section.
 
 mod batch;
+mod clock_steps;
 mod config;
 mod db;
 mod fhir;

@@ -23,6 +23,7 @@ struct Statements {
     media_part: Statement,
     consult: Statement,
     reply: Statement,
+    clock_step: Statement,
     command: Statement,
     quarantine: Statement,
     notify: Statement,
@@ -86,6 +87,12 @@ impl Store {
                 .prepare(
                     "INSERT INTO replies (message_id, site, gw, cmd, hub, state, code, text, data)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .await?,
+            clock_step: client
+                .prepare(
+                    "INSERT INTO clock_steps (message_id, site, gw, step_us, seq_from, seq_to)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .await?,
             command: client
@@ -276,6 +283,10 @@ fn derived_rows<'a>(st: &'a Statements, id: i64, b: &'a Body) -> Vec<Row<'a>> {
             data,
             b.t
         ));
+    }
+    // Checked when the batch was sorted: a claim that is not possible was quarantined.
+    if let Some(Ok(step)) = spokegate::hub::clock_step(b) {
+        rows.push(row!(&st.clock_step, id, site, gw, step.step_us, step.seq_from as i64, step.seq_to as i64));
     }
     if let (Some(w), Some(dev)) = (&b.wave, b.dev.as_deref()) {
         let channels: Vec<serde_json::Value> = w

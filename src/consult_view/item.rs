@@ -16,6 +16,9 @@ pub struct Proof {
     pub stored_ms: f64,
     /// The signature checked with the trusted key; the reason when it does not hold.
     pub verified: Result<(), String>,
+    /// How far the gateway's clock was stepped after it signed this, µs (its `clock-stepped`
+    /// event): the page shows the gateway time with this added, and says so.
+    pub clock_fix_us: i64,
 }
 
 /// A completed image: what its thumbnail and provenance need.
@@ -80,6 +83,7 @@ pub fn item(body: &Body, proof: &Proof, image: Option<&ImageDone>) -> serde_json
         "stored": proof.stored_ms,
         "verified": proof.verified.is_ok(),
         "why": proof.verified.as_ref().err(),
+        "clock_fix": proof.clock_fix_us,
     });
     v
 }
@@ -111,7 +115,8 @@ mod tests {
             }],
         };
         let body = crate::pipeline::make_body("s", "g", None, crate::pipeline::Payload::Wave(wave), 7, 1, None);
-        let proof = Proof { id: 9, kid: "ab".into(), stored_ms: 5.0, verified: Err("key revoked".into()) };
+        let proof =
+            Proof { id: 9, kid: "ab".into(), stored_ms: 5.0, verified: Err("key revoked".into()), clock_fix_us: -7 };
         let v = item(&body, &proof, None);
         let got: Vec<i32> = v["ch"][0]["s"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect();
         assert_eq!(got, samples);
@@ -119,6 +124,11 @@ mod tests {
         assert_eq!((v["i0"].as_u64(), v["seq"].as_u64()), (Some(42), Some(7)));
         assert_eq!(v["msg"]["verified"], false);
         assert_eq!(v["msg"]["why"], "key revoked");
+        assert_eq!(
+            (v["t"].as_i64(), v["msg"]["clock_fix"].as_i64()),
+            (Some(1), Some(-7)),
+            "signed time, and the fix apart"
+        );
         let tap = wave_json("ecg-1", body.wave.as_ref().unwrap());
         assert_eq!((tap["dev"].as_str(), tap["ch"][0]["s"].clone()), (Some("ecg-1"), v["ch"][0]["s"].clone()));
     }

@@ -101,7 +101,7 @@ impl MemoryView {
         let id = m.next_id;
         m.next_id += 1;
         let stored_ms = crate::clock::now_micros() as f64 / 1000.0;
-        let proof = Proof { id, kid: kid.clone(), stored_ms, verified: Ok(()) };
+        let proof = Proof { id, kid: kid.clone(), stored_ms, verified: Ok(()), clock_fix_us: 0 };
         let json = item(body, &proof, image.as_ref()).to_string();
         let consult = body.consult.clone().flatten();
         if m.messages.len() >= KEPT {

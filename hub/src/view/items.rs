@@ -1,6 +1,7 @@
 //! The consult view's items from stored rows: the signature checked again now with the trusted
 //! key, and the completed images among them (the item itself is the library's).
 
+use crate::clock_steps::ClockSteps;
 use spokegate::consult_view::{image_url, item, media_key, ImageDone, MediaKey, Proof};
 use spokegate::hub::{check, HubMessage};
 use spokegate::model::Body;
@@ -77,6 +78,11 @@ pub async fn items(db: &Client, rows: &[StoredRow], keys: &KeyRing) -> Vec<serde
     let opened: Vec<(&StoredRow, Body, Result<(), String>)> =
         rows.iter().filter_map(|r| open(r, keys).map(|(b, p)| (r, b, p))).collect();
     let media: Vec<MediaKey> = opened.iter().filter_map(|(_, b, _)| media_key(b)).collect();
+    let steps = ClockSteps::of(db, opened.iter().map(|(_, b, _)| (b.site.as_str(), b.gw.as_str()))).await;
+    let steps = steps.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "clock steps not read; gateway times shown as signed");
+        ClockSteps::default()
+    });
     let images = images_done(db, &media).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "completed images not read");
         HashMap::new()
@@ -84,7 +90,8 @@ pub async fn items(db: &Client, rows: &[StoredRow], keys: &KeyRing) -> Vec<serde
     opened
         .into_iter()
         .map(|(r, b, verified)| {
-            let proof = Proof { id: r.id, kid: r.kid.clone(), stored_ms: r.stored_ms, verified };
+            let clock_fix_us = steps.correction(&b.site, &b.gw, b.seq);
+            let proof = Proof { id: r.id, kid: r.kid.clone(), stored_ms: r.stored_ms, verified, clock_fix_us };
             let image = media_key(&b).and_then(|k| images.get(&k));
             item(&b, &proof, image)
         })

@@ -4,6 +4,7 @@
 
 mod claims;
 mod cli;
+mod clock_steps;
 mod exactly_once;
 mod fhir;
 mod nul_characters;

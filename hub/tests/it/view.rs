@@ -13,7 +13,7 @@ use spokegate::sim::waves::{self, Recording, WireProtocol};
 use spokegate::sim::PtyDevice;
 
 #[path = "../../../tests/support/browser.rs"]
-mod chromium;
+pub(crate) mod chromium;
 
 const CONSULT: &str = "TELE-2026-12-05-015";
 /// MIT-BIH rows sent before the page opens (history) and after (live).
@@ -130,7 +130,7 @@ fn expected_runs(
     out
 }
 
-async fn sign_in_page(c: &fantoccini::Client, port: u16, name: &str, next: &str) {
+pub(crate) async fn sign_in_page(c: &fantoccini::Client, port: u16, name: &str, next: &str) {
     c.goto(&format!("http://127.0.0.1:{port}{next}")).await.unwrap();
     // Not signed in: the page sends the browser to the sign-in form, which brings it back.
     c.wait().for_element(Locator::Css("input[name=name]")).await.unwrap();

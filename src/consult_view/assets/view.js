@@ -23,6 +23,15 @@
     year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
   });
   const when = (us) => (us == null ? '—' : fmtTime.format(new Date(us / 1000)));
+  // A gateway time on the gateway's clock after the steps it reported since it signed the item
+  // (msg.clock_fix, µs: its clock-stepped events); the signed time stays in the title.
+  const gwTime = (it) => it.t + (it.msg.clock_fix || 0);
+  const gwCell = (it) => {
+    const fix = it.msg.clock_fix || 0;
+    if (!fix) return el('td', {}, when(it.t));
+    const title = `gateway clock stepped ${fix > 0 ? '+' : ''}${fix / 1e6} s after this was signed; signed time ${when(it.t)}`;
+    return el('td', { className: 'clock-fixed', title }, `${when(gwTime(it))} *`);
+  };
   const el = (tag, props, ...kids) => {
     const e = document.createElement(tag);
     Object.assign(e, props || {});
@@ -220,11 +229,11 @@
       const name = o.code.name || `MDC ${o.code.mdc}`;
       const r = {
         name, mdc: o.code.mdc, loinc: o.code.loinc || null, val: o.val, ucum: o.unit.ucum, q: o.q,
-        tdev: o.tdev ?? it.tdev ?? null, t: it.t, dev: it.dev, seq: it.seq, kid: it.msg.kid, verified: it.msg.verified, msg: it.msg.id,
+        tdev: o.tdev ?? it.tdev ?? null, t: gwTime(it), dev: it.dev, seq: it.seq, kid: it.msg.kid, verified: it.msg.verified, msg: it.msg.id,
       };
       state.readings.push(r);
       if (o.code.mdc === HR_MDC && o.val != null) {
-        state.hr[it.dev] = { val: o.val, ucum: o.unit.ucum, t: it.t };
+        state.hr[it.dev] = { val: o.val, ucum: o.unit.ucum, t: gwTime(it) };
         for (const st of Object.values(state.streams)) if (st.dev === it.dev) st.dirty = true;
       }
       const code = el('div', { className: 'code' }, `MDC ${o.code.mdc}${o.code.loinc ? ` · LOINC ${o.code.loinc}` : ''}`);
@@ -233,7 +242,7 @@
         el('td', { className: 'v' }, o.val == null ? `— (${o.q})` : String(o.val)),
         el('td', {}, o.unit.ucum),
         el('td', {}, when(r.tdev)),
-        el('td', {}, when(it.t)),
+        gwCell(it),
         el('td', {}, it.dev || ''),
         el('td', {}, proof(it))));
     }
@@ -243,7 +252,7 @@
     const sev = it.event ? it.event.sev : 'info';
     addRow(el('tr', { className: `event ${sev}` },
       el('td', { colSpan: 4 }, text),
-      el('td', {}, when(it.t)),
+      gwCell(it),
       el('td', {}, it.dev || ''),
       el('td', {}, proof(it))));
   }

@@ -1,0 +1,189 @@
+//! A spoke PC without a working RTC signs with a wrong clock until NTP steps it, and then says so
+//! in a signed `clock-stepped` event naming the messages signed on the old clock. The hub keeps
+//! every message as signed and exports and shows their gateway times on the corrected clock:
+//! FHIR times with the step added and a note giving the signed time, the view's items with the
+//! correction beside the signed time, which the page (in Chromium) shows corrected and marked.
+//! The step applies whatever order the messages arrive in; a
+//! step that claims messages not yet signed is quarantined, and a device's event of that name
+//! corrects nothing. (Before, the readings of a gateway that booted ten days behind were exported
+//! as taken ten days before they were.)
+
+use crate::support::*;
+use spokegate::model::{Body, Channel, Code, Event, Severity, Unit, Wave};
+use spokegate::pipeline::{make_body, Payload, Source};
+
+const CONSULT: &str = "C-CLOCK";
+/// The view tests' password (their sign-in page is used).
+const PASSWORD: &str = "correct horse battery";
+const DAY: i64 = 86_400_000_000;
+
+fn in_consult(mut b: Body) -> Body {
+    b.consult = Some(Some(CONSULT.into()));
+    b
+}
+
+fn reading_at(seq: u64, t: i64) -> Body {
+    let mut b = reading("site-1", "gw-a", seq, 110.0 + seq as f64);
+    b.t = t;
+    in_consult(b)
+}
+
+fn stepped(seq: u64, from: Option<&Source>, step_us: i64, seq_from: u64, seq_to: u64, t: i64) -> Body {
+    let e = Event::new("clock-stepped", Severity::Warn, "the gateway clock was stepped")
+        .with("step_us", step_us)
+        .with("seq_from", seq_from)
+        .with("seq_to", seq_to)
+        .with("queued", 0);
+    in_consult(make_body("site-1", "gw-a", from, Payload::Event(e), seq, t, None))
+}
+
+fn micros(rfc3339: &serde_json::Value) -> i64 {
+    let s = rfc3339.as_str().unwrap_or_else(|| panic!("not a time: {rfc3339}"));
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corrected_clock() {
+    let rig = CraftedRig::start("clock-steps").await;
+    rig.hub.user("dr-rao", PASSWORD, &[("site-1", Some("gw-a"), None)]);
+    let now = spokegate::clock::now_micros();
+    // The gateway booted ten days behind: two readings and an ECG chunk on that clock (seq 1-3),
+    // then NTP stepped it: a reading on the right clock (4), the event (5), another reading (6).
+    let wrong = now - 10 * DAY;
+    let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
+    let samples = [10, 12, 15, 11];
+    let wave = Wave {
+        stream: "ecg".into(),
+        rate: 360.0,
+        i0: 0,
+        t0: wrong + 3_000_000,
+        n: samples.len() as u32,
+        ch: vec![Channel {
+            label: "II".into(),
+            code: Code { mdc: 131330, loinc: None, name: None },
+            unit: Unit { ucum: "mV".into(), mdc: None },
+            gain: 0.005,
+            base: 0,
+            enc: "i16le".into(),
+            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
+        }],
+    };
+    let chunk = in_consult(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(wave), 3, wrong + 3_000_000, None));
+    let vitals = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
+    // The event arrives before the readings it corrects and after one it does not (a hub may
+    // receive them in any order); then a step claiming messages not signed yet, and a device's
+    // event of that name.
+    let bodies = [
+        reading_at(4, now),
+        stepped(5, None, 10 * DAY, 1, 3, now + 1_000),
+        reading_at(1, wrong + 1_000_000),
+        reading_at(2, wrong + 2_000_000),
+        chunk,
+        reading_at(6, now + 2_000),
+        stepped(7, None, DAY, 1, 9, now + 3_000),
+        stepped(8, Some(&vitals), DAY, 4, 4, now + 4_000),
+    ];
+    for b in &bodies {
+        rig.publish(&spokegate::mqtt::topics::for_body(b), sealed(&rig.key, b)).await;
+    }
+    until("seven messages stored and the impossible step quarantined", PATIENCE, || async {
+        rig.db.count("SELECT count(*) FROM messages").await == 7
+            && rig.db.count("SELECT count(*) FROM quarantine WHERE reason = 'clock-step-invalid'").await == 1
+    })
+    .await;
+    let c = rig.db.client().await;
+    let detail: String = c.query_one("SELECT detail FROM quarantine", &[]).await.unwrap().get(0);
+    assert!(detail.contains("seq 1..=9"), "{detail}");
+    assert_eq!(rig.db.count("SELECT count(*) FROM clock_steps").await, 1, "only the gateway's own possible step");
+    assert_eq!(rig.db.count("SELECT count(*) FROM events WHERE code = 'clock-stepped'").await, 2);
+
+    // FHIR: times on the corrected clock, the signed time in a note.
+    let port = rig.instance.http;
+    let auth = {
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("dr-rao:{PASSWORD}"));
+        format!("Authorization: Basic {pair}\r\n")
+    };
+    let (status, _, body) = http_request(port, "GET", &format!("/fhir/r4/Bundle?consult={CONSULT}"), &auth, "").await;
+    assert_eq!(status, 200, "{body}");
+    let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let observation = |id: &str| {
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .find(|r| r["identifier"][0]["value"] == id)
+            .unwrap_or_else(|| panic!("no observation {id}: {body}"))
+            .clone()
+    };
+    for (seq, signed) in [(1, wrong + 1_000_000), (2, wrong + 2_000_000)] {
+        let o = observation(&format!("site-1/gw-a/{seq}/0"));
+        assert_eq!(micros(&o["effectiveDateTime"]), signed + 10 * DAY, "seq {seq}: {o}");
+        assert_eq!(micros(&o["issued"]), signed + 10 * DAY, "seq {seq}: {o}");
+        let note = o["note"][0]["text"].as_str().unwrap_or_else(|| panic!("seq {seq}: no note: {o}"));
+        let signed_text = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(signed) * 1000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert!(note.contains("+864000 s") && note.contains(&signed_text), "seq {seq}: {note}");
+    }
+    let lead = observation("site-1/gw-a/3/II");
+    assert_eq!(micros(&lead["effectivePeriod"]["start"]), wrong + 3_000_000 + 10 * DAY, "{lead}");
+    for (seq, signed) in [(4, now), (6, now + 2_000)] {
+        let o = observation(&format!("site-1/gw-a/{seq}/0"));
+        assert_eq!(micros(&o["effectiveDateTime"]), signed, "seq {seq} was signed on the right clock: {o}");
+        assert!(o.get("note").is_none(), "seq {seq}: {o}");
+    }
+
+    // The view: each item as signed, with the correction beside it.
+    let cookie = format!("Cookie: {}\r\n", sign_in(port, "dr-rao", PASSWORD).await);
+    let (status, _, body) = http_request(port, "GET", &format!("/api/history?consult={CONSULT}"), &cookie, "").await;
+    assert_eq!(status, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let fixes: Vec<(u64, i64, i64)> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["seq"].as_u64().unwrap(), i["t"].as_i64().unwrap(), i["msg"]["clock_fix"].as_i64().unwrap()))
+        .collect();
+    let mut fixes = fixes;
+    fixes.sort();
+    let expected = [
+        (1, wrong + 1_000_000, 10 * DAY),
+        (2, wrong + 2_000_000, 10 * DAY),
+        (3, wrong + 3_000_000, 10 * DAY),
+        (4, now, 0),
+        (5, now + 1_000, 0),
+        (6, now + 2_000, 0),
+        (8, now + 4_000, 0),
+    ];
+    assert_eq!(fixes, expected, "{body}");
+
+    // The page: the two readings signed on the old clock shown corrected, marked, the signed
+    // time in the tooltip; the others as signed.
+    use crate::view::chromium;
+    let (_driver, page) = chromium::session(chromium::Engine::Chromium, 1200, 900).await;
+    crate::view::sign_in_page(&page, port, "dr-rao", &format!("/consult/{CONSULT}")).await;
+    let rows = chromium::page_value(
+        &page,
+        "Array.from(document.querySelectorAll('#readings tr')).map((tr) => \
+           Array.from(tr.cells).map((td) => [td.className, td.textContent, td.title]))",
+        "the consult's readings and events",
+        |v| v.as_array().is_some_and(|rows| rows.len() == 6),
+    )
+    .await;
+    let fixed: Vec<&serde_json::Value> =
+        rows.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).filter(|c| c[0] == "clock-fixed").collect();
+    assert_eq!(fixed.len(), 2, "{rows}");
+    for cell in fixed {
+        let (text, title) = (cell[1].as_str().unwrap(), cell[2].as_str().unwrap());
+        assert!(text.ends_with(" *") && title.contains("+864000 s") && title.contains("signed time"), "{cell}");
+    }
+    let hr_shown =
+        chromium::page_value(&page, "window.hubview.state.readings.map((r) => r.t)", "readings", |_| true).await;
+    let mut shown: Vec<i64> = hr_shown.as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    shown.sort();
+    assert_eq!(shown, [now, now + 2_000, wrong + 1_000_000 + 10 * DAY, wrong + 2_000_000 + 10 * DAY], "{hr_shown}");
+}
