@@ -11,6 +11,7 @@
 //! Files are appended to as chunks arrive, and their headers are kept true after every chunk, so
 //! a recording interrupted by Ctrl-C is still readable.
 
+use super::clock_steps::{correction, ClockStepClaim};
 use super::reassembly::{Placed, StreamKey};
 use crate::formats::wav::WavWriter;
 use crate::formats::wfdb::{self, Signal, INVALID_16, INVALID_32};
@@ -34,6 +35,9 @@ const HEADER_EVERY: Duration = Duration::from_millis(250);
 pub struct Recorder {
     dir: PathBuf,
     streams: HashMap<StreamKey, StreamFiles>,
+    /// The clock steps each gateway (site, gw) reported: a record's start is on the clock after
+    /// the steps that cover its first chunk.
+    steps: HashMap<(String, String), Vec<ClockStepClaim>>,
     written: Vec<PathBuf>,
     /// When the headers of streams written since must be rewritten.
     headers_due: Option<Instant>,
@@ -41,6 +45,8 @@ pub struct Recorder {
 
 struct StreamFiles {
     base: String,
+    /// The seq of the current record's first chunk.
+    first_seq: u64,
     records: u32,
     wfdb: WfdbWriter,
     wav: Option<WavWriter<File>>,
@@ -53,7 +59,13 @@ struct StreamFiles {
 impl Recorder {
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf(), streams: HashMap::new(), written: Vec::new(), headers_due: None })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            streams: HashMap::new(),
+            steps: HashMap::new(),
+            written: Vec::new(),
+            headers_due: None,
+        })
     }
 
     /// Every file written so far.
@@ -62,7 +74,7 @@ impl Recorder {
     }
 
     /// Appends a placed chunk to its stream's files.
-    pub fn write(&mut self, placed: &Placed, wave: &Wave) -> std::io::Result<()> {
+    pub fn write(&mut self, placed: &Placed, wave: &Wave, seq: u64) -> std::io::Result<()> {
         let key = &placed.key;
         let reshaped = self.streams.get(key).is_some_and(|f| f.wfdb.signals.len() != placed.channels.len());
         let new_record = placed.restarted
@@ -74,7 +86,9 @@ impl Recorder {
             let base = [&key.site, &key.gw, &key.dev, &key.stream].map(|p| wfdb_name(p)).join("_");
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
             let name = if records == 1 { base.clone() } else { format!("{base}_{records}") };
-            let wfdb = WfdbWriter::create(&self.dir, &name, wave)?;
+            let steps = self.steps.get(&(key.site.clone(), key.gw.clone()));
+            let start = wave.t0.saturating_add(correction(seq, steps.map_or(&[], Vec::as_slice)));
+            let wfdb = WfdbWriter::create(&self.dir, &name, wave, start)?;
             self.note(self.dir.join(format!("{name}.hea")));
             self.note(self.dir.join(format!("{name}.dat")));
             let wav_possible = wave.rate.fract() == 0.0 && wave.rate >= 1.0 && wave.ch.len() <= 16;
@@ -82,8 +96,16 @@ impl Recorder {
             if let Some(old) = self.streams.get_mut(key) {
                 old.write_headers()?;
             }
-            let files =
-                StreamFiles { base: name, records, wfdb, wav: None, wav_segments: 0, wav_possible, dirty: true };
+            let files = StreamFiles {
+                base: name,
+                first_seq: seq,
+                records,
+                wfdb,
+                wav: None,
+                wav_segments: 0,
+                wav_possible,
+                dirty: true,
+            };
             self.streams.insert(key.clone(), files);
         } else if let Some((_, missing)) = placed.gap {
             let s = self.streams.get_mut(key).expect("stream files exist");
@@ -129,6 +151,20 @@ impl Recorder {
 
     /// Writes the headers when they are due (call it now and then: after the last chunk of a
     /// burst, nothing else would).
+    /// A gateway's clock step (its signed `clock-stepped` event): the open records of its streams
+    /// whose first chunk was signed on the old clock start that much later (or earlier), and so
+    /// do the records it starts after this with a chunk from before the step.
+    pub fn clock_stepped(&mut self, site: &str, gw: &str, step: ClockStepClaim) {
+        for (key, s) in self.streams.iter_mut() {
+            if key.site == site && key.gw == gw && step.covers(s.first_seq) {
+                s.wfdb.start = s.wfdb.start.saturating_add(step.step_us);
+                s.dirty = true;
+                self.headers_due.get_or_insert_with(Instant::now);
+            }
+        }
+        self.steps.entry((site.to_string(), gw.to_string())).or_default().push(step);
+    }
+
     pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
         match self.headers_due {
             Some(due) if now >= due => self.write_headers(),
@@ -202,7 +238,7 @@ struct WfdbWriter {
 }
 
 impl WfdbWriter {
-    fn create(dir: &Path, name: &str, wave: &Wave) -> std::io::Result<Self> {
+    fn create(dir: &Path, name: &str, wave: &Wave, start: i64) -> std::io::Result<Self> {
         let dat_path = dir.join(format!("{name}.dat"));
         let signals = wave
             .ch
@@ -227,7 +263,7 @@ impl WfdbWriter {
             name: name.to_string(),
             fmt: 16,
             fs: wave.rate,
-            start: wave.t0,
+            start,
             nsamp: 0,
             sums: vec![0; signals.len()],
             signals,
@@ -368,7 +404,7 @@ mod tests {
 
     fn write(rec: &mut Recorder, hub: &mut Reassembler, b: Body) {
         let placed = hub.accept(&b).unwrap().unwrap();
-        rec.write(&placed, b.wave.as_ref().unwrap()).unwrap();
+        rec.write(&placed, b.wave.as_ref().unwrap(), b.seq).unwrap();
         rec.write_headers().unwrap();
     }
 
@@ -404,5 +440,39 @@ mod tests {
         // Three channels now: a new record.
         write(&mut rec, &mut hub, body(4, 7, &[&[1], &[2], &[3]]));
         assert!(dir.path().join("s_gw_d_ecg_2.hea").exists());
+    }
+
+    /// The base date and time of a record's header, as `HH:MM:SS.mmm DD/MM/YYYY`.
+    fn start_of(dir: &Path, name: &str) -> String {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.hea"))).unwrap();
+        text.lines().next().unwrap().split(' ').skip(4).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_records_start_follows_the_gateways_clock_step_when_its_first_chunk_was_on_the_old_clock() {
+        const DAY: i64 = 86_400_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::new(dir.path()).unwrap();
+        let mut hub = Reassembler::default();
+        // 2023-11-14 22:13:20 on a clock ten days behind.
+        let mut first = body(2, 0, &[&[1, 2]]);
+        first.wave.as_mut().unwrap().t0 = 1_700_000_000_000_000;
+        write(&mut rec, &mut hub, first);
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 14/11/2023");
+        // A step of another gateway, and one of this gateway after the record began, change nothing.
+        let step = |seq_from, seq_to| ClockStepClaim { step_us: 10 * DAY, seq_from, seq_to };
+        rec.clock_stepped("s", "other-gw", step(1, 5));
+        rec.clock_stepped("s", "gw", step(3, 5));
+        rec.write_headers().unwrap();
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 14/11/2023");
+        // The step that covers its first chunk moves its start ten days on.
+        rec.clock_stepped("s", "gw", step(1, 2));
+        rec.write_headers().unwrap();
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 24/11/2023");
+        // A record begun after the step with a chunk signed before it starts on the new clock.
+        let mut restarted = body(2, 0, &[&[1, 2], &[3, 4]]);
+        restarted.wave.as_mut().unwrap().t0 = 1_700_000_000_000_000;
+        write(&mut rec, &mut hub, restarted);
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg_2"), "22:13:20.000 24/11/2023");
     }
 }

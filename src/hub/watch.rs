@@ -280,9 +280,15 @@ impl Watcher {
                         HubMessage::Signed(b) => self.place_wave(b, format == WatchFormat::Human),
                         _ => Vec::new(),
                     };
+                    let clock_note = match &msg {
+                        HubMessage::Signed(b) => self.follow_clock_step(b),
+                        _ => None,
+                    };
                     match format {
                         WatchFormat::Human if !wave_notes.is_empty() => wave_notes.join("\n"),
-                        WatchFormat::Human => human_lines(&msg).join("\n"),
+                        WatchFormat::Human => {
+                            human_lines(&msg).into_iter().chain(clock_note).collect::<Vec<_>>().join("\n")
+                        }
                         WatchFormat::Json => {
                             let verdict = if msg.is_signed() { "verified" } else { "unsigned" };
                             json_line(topic, verdict, Some(&msg), None)
@@ -425,6 +431,23 @@ impl Watcher {
         Ok(())
     }
 
+    /// A gateway's clock step moves the start of its recordings begun on the old clock; a step
+    /// that is not possible is not followed, and the line says why.
+    fn follow_clock_step(&mut self, body: &crate::model::Body) -> Option<String> {
+        match super::clock_step(body)? {
+            Ok(step) => {
+                if let Some(rec) = self.recorder.as_mut() {
+                    rec.clock_stepped(&body.site, &body.gw, step);
+                }
+                None
+            }
+            Err(why) => {
+                tracing::warn!(gw = %body.gw, seq = body.seq, %why, "clock step not followed");
+                Some(format!("✘ clock step of {} not followed: {why}", super::view::clean(&body.origin())))
+            }
+        }
+    }
+
     /// Reassembles a `wave` body (and records it): the lines to show for it (with `lines`).
     fn place_wave(&mut self, body: &crate::model::Body, lines: bool) -> Vec<String> {
         let Some(result) = self.waves.accept(body) else { return Vec::new() };
@@ -438,7 +461,7 @@ impl Watcher {
                     stats.missing = stats.missing.saturating_add(missing);
                 }
                 if let (Some(rec), Some(wave)) = (self.recorder.as_mut(), body.wave.as_ref()) {
-                    if let Err(e) = rec.write(&placed, wave) {
+                    if let Err(e) = rec.write(&placed, wave, body.seq) {
                         tracing::error!(error = %e, stream = %placed.key, "cannot record the waveform");
                     }
                 }

@@ -336,7 +336,7 @@ fn a_recorded_pressure_waves_units_are_read_by_physionets_reader() {
     let dir = tempfile::tempdir().unwrap();
     let mut rec = spokegate::hub::Recorder::new(dir.path()).unwrap();
     let placed = Reassembler::default().accept(&body).unwrap().unwrap();
-    rec.write(&placed, body.wave.as_ref().unwrap()).unwrap();
+    rec.write(&placed, body.wave.as_ref().unwrap(), body.seq).unwrap();
     rec.write_headers().unwrap();
     let record = dir.path().join("site_gw_monitor_1_pressure");
     let header = std::fs::read_to_string(record.with_extension("hea")).unwrap();
@@ -354,4 +354,87 @@ fn a_recorded_pressure_waves_units_are_read_by_physionets_reader() {
     assert_eq!(r["sig_name"], serde_json::json!(["ABP", "Pleth 1"]), "{r}");
     assert_eq!(r["adc_res"], serde_json::json!([16, 16]), "{r}");
     assert_eq!(r["d_signal"], serde_json::json!([abp, pleth]), "{r}");
+}
+
+/// A gateway that booted on a wrong clock reports the step once NTP corrects it; `watch --record`
+/// moves the start of a recording begun on the old clock by it (the WFDB header's base date and
+/// time), and a step the gateway could not have taken is not followed. Crafted chunks signed with
+/// the gateway's key, through a real mosquitto, to the real `spokegate watch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_begun_before_a_clock_step_starts_on_the_corrected_clock() {
+    use spokegate::model::{BodyFormat, Channel, Code, Event, Severity, Unit, Wave};
+    use spokegate::pipeline::{make_body, Payload, Source};
+    let broker = Mosquitto::start();
+    let gw = GatewayDir::new();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"))
+        .args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{}", broker.port), "--key"])
+        .arg(gw.jwk_file())
+        .arg("--record")
+        .arg(&record)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let publisher = Publisher::connect(broker.port, "gateway-clock").await;
+    // Subscribed once it shows a status published after it connected.
+    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        publisher.publish("spokegate/v1/test-site/gw-test/status", status.clone()).await;
+        match tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await {
+            Ok(l) => break assert!(l.unwrap().expect("watch runs").contains("unsigned")),
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
+        }
+    }
+    let sealed = |b: &Body| spokegate::sign::seal(&gw.key(), &b.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor);
+    // A chunk at 2023-11-14 22:13:20 on a clock ten days behind (seq 1).
+    let samples = [10, 12, 15, 11];
+    let wave = Wave {
+        stream: "ecg".into(),
+        rate: 360.0,
+        i0: 0,
+        t0: 1_700_000_000_000_000,
+        n: samples.len() as u32,
+        ch: vec![Channel {
+            label: "II".into(),
+            code: Code { mdc: 131330, loinc: None, name: None },
+            unit: Unit { ucum: "mV".into(), mdc: None },
+            gain: 0.005,
+            base: 0,
+            enc: "i16le".into(),
+            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
+        }],
+    };
+    let ecg = Source { dev: "ecg-1".into(), profile: "mitbih-cyton".into() };
+    let chunk = make_body("test-site", "gw-test", Some(&ecg), Payload::Wave(wave), 1, 1_700_000_000_000_000, None);
+    let step = |seq, step_us: i64, seq_to: u64| {
+        let e = Event::new("clock-stepped", Severity::Warn, "stepped")
+            .with("step_us", step_us)
+            .with("seq_from", 1)
+            .with("seq_to", seq_to)
+            .with("queued", 0);
+        make_body("test-site", "gw-test", None, Payload::Event(e), seq, 1_700_864_000_000_000, None)
+    };
+    const DAY: i64 = 86_400_000_000;
+    // Ten days forward for seq 1; then a step claiming messages not yet signed (not followed).
+    for b in [chunk, step(2, 10 * DAY, 1), step(3, 365 * DAY, 9)] {
+        publisher.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&b)).await;
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut seen = 0;
+    while seen < 3 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line()).await.expect("three messages").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line.expect("watch runs")).unwrap();
+        if v["verdict"] == "verified" {
+            seen += 1;
+        }
+    }
+    unsafe { libc::kill(watch.id().unwrap() as i32, libc::SIGTERM) };
+    assert!(watch.wait().await.unwrap().success());
+    let header = std::fs::read_to_string(record.join("test_site_gw_test_ecg_1_ecg.hea")).unwrap();
+    let first = header.lines().next().unwrap();
+    assert!(first.ends_with(" 22:13:20.000 24/11/2023"), "the record starts on the corrected clock: {first}");
 }
