@@ -405,14 +405,17 @@ async fn wave_rows(
     Ok(out)
 }
 
-/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
-/// values (devices by their identifier: `Device?identifier=...` on the receiving server).
 /// The client of a FHIR request (a hub user: session, proxy header or HTTP Basic), or the 401 that
-/// asks for one.
+/// asks for one (429 while the name is refused after too many failures).
 async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    match s.view.access.client(&s.db, headers, &s.view.csrf_secret).await {
-        Some(v) => Ok(v),
-        None => {
+    match s.view.access.client(&s.db, headers, &s.view.csrf_secret, &s.view.passwords).await {
+        Ok(v) => Ok(v),
+        Err(Some(wait)) => {
+            let mut r = outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many failed sign-ins for this name");
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs() + 1));
+            Err(r)
+        }
+        Err(None) => {
             let mut r = outcome(StatusCode::UNAUTHORIZED, "login", "a hub user's credentials are needed (HTTP Basic)");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -423,6 +426,8 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
     }
 }
 
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
+/// values (devices by their identifier: `Device?identifier=...` on the receiving server).
 async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ObservationQuery>) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,

@@ -304,7 +304,9 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     })?;
     let (outbox, commands) = tokio::sync::mpsc::channel(64);
     let access = view::access::Access { trusted_user_header: cfg.http.trusted_user_header.clone() };
-    let view = Arc::new(view::View::new(key.clone(), access, outbox));
+    let passwords =
+        view::passwords::PasswordChecks::new(metrics.password_checks.clone(), metrics.password_throttled.clone());
+    let view = Arc::new(view::View::new(key.clone(), access, outbox, passwords));
     let (trigger, shutdown) = spokegate::shutdown::channel();
     tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
     let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads, view });

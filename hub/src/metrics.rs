@@ -25,6 +25,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub consumer_pending: Gauge,
     pub input_connected: Gauge,
+    pub password_checks: Counter,
+    pub password_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,8 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             consumer_pending: Gauge::default(),
             input_connected: Gauge::default(),
+            password_checks: Counter::default(),
+            password_throttled: Counter::default(),
         };
         for r in crate::batch::REASONS {
             let _ = m.quarantined.get_or_create(&vec![("reason".to_string(), r.to_string())]);
@@ -94,6 +98,16 @@ impl Default for Metrics {
             "spokegate_hub_input_connected",
             "1 when connected to the message engine",
             m.input_connected.clone(),
+        );
+        r.register(
+            "spokegate_hub_password_checks",
+            "argon2id password checks run (sign-in form, HTTP Basic)",
+            m.password_checks.clone(),
+        );
+        r.register(
+            "spokegate_hub_password_throttled",
+            "Password checks refused unchecked after too many failures for the name",
+            m.password_throttled.clone(),
         );
         m
     }

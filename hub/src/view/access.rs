@@ -3,6 +3,7 @@
 //! opens a site, one gateway of it, or one consult; everything else is as if it did not exist.
 
 use super::accounts;
+use super::passwords::{PasswordChecks, Verdict};
 use axum::http::HeaderMap;
 use tokio_postgres::Client;
 
@@ -91,21 +92,30 @@ impl Access {
     }
 
     /// The client of a system-to-system request (the FHIR API): a viewer as above, or, unless a
-    /// single sign-on proxy names the users, a hub user by HTTP Basic credentials. It may read,
-    /// never command (no CSRF token).
-    pub async fn client(&self, db: &Client, headers: &HeaderMap, csrf_secret: &[u8]) -> Option<Viewer> {
+    /// single sign-on proxy names the users, a hub user by HTTP Basic credentials (checked through
+    /// `checks`). It may read, never command (no CSRF token). `Err` says why not: no valid
+    /// credentials (`None`), or too many failures for the name (how long until it may try again).
+    pub async fn client(
+        &self,
+        db: &Client,
+        headers: &HeaderMap,
+        csrf_secret: &[u8],
+        checks: &PasswordChecks,
+    ) -> Result<Viewer, Option<std::time::Duration>> {
         if let Some(v) = self.viewer(db, headers, csrf_secret).await {
-            return Some(v);
+            return Ok(v);
         }
         if self.trusted_user_header.is_some() {
-            return None;
+            return Err(None);
         }
-        let (name, password) = basic_credentials(headers)?;
-        if !accounts::password_is(db, &name, &password).await.ok()? {
-            return None;
+        let (name, password) = basic_credentials(headers).ok_or(None)?;
+        match accounts::password_is(db, checks, &name, &password).await {
+            Ok(Verdict::Match) => {}
+            Ok(Verdict::Throttled(wait)) => return Err(Some(wait)),
+            Ok(Verdict::NoMatch) | Err(_) => return Err(None),
         }
-        let grants = accounts::grants(db, &name).await.ok()?;
-        Some(Viewer { name, csrf: String::new(), grants })
+        let grants = accounts::grants(db, &name).await.map_err(|_| None)?;
+        Ok(Viewer { name, csrf: String::new(), grants })
     }
 }
 

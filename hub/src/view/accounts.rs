@@ -3,6 +3,7 @@
 //! manage them.
 
 use super::access::Grant;
+use super::passwords::{PasswordChecks, Verdict};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use ring::rand::SecureRandom;
@@ -91,15 +92,17 @@ pub async fn list(db: &Client) -> Result<Vec<(String, Vec<Grant>)>, tokio_postgr
     Ok(out)
 }
 
-/// Signs `name` in: the cookie's token and the page's CSRF token, or `None` for a wrong name or
-/// password (the same work is done either way).
+/// Signs `name` in: the cookie's token and the page's CSRF token, or why not (a wrong name or
+/// password, the same work done either way; or too many failures for the name).
 pub async fn sign_in(
     db: &Client,
+    checks: &PasswordChecks,
     name: &str,
     password: &str,
-) -> Result<Option<(String, String)>, tokio_postgres::Error> {
-    if !password_is(db, name, password).await? {
-        return Ok(None);
+) -> Result<Result<(String, String), Verdict>, tokio_postgres::Error> {
+    match password_is(db, checks, name, password).await? {
+        Verdict::Match => {}
+        refused => return Ok(Err(refused)),
     }
     let (token, csrf) = (random_hex(32), random_hex(16));
     db.execute("DELETE FROM sessions WHERE expires_at < now()", &[]).await?;
@@ -108,28 +111,28 @@ pub async fn sign_in(
         &[&sha256_hex(&token), &name, &csrf, &SESSION_HOURS],
     )
     .await?;
-    Ok(Some((token, csrf)))
+    Ok(Ok((token, csrf)))
 }
 
-/// True when `name` is a user whose password is `password` (an unknown user costs as much as a
-/// known one: no timing difference tells which exist).
-pub async fn password_is(db: &Client, name: &str, password: &str) -> Result<bool, tokio_postgres::Error> {
+/// Whether `name` is a user whose password is `password` (an unknown user costs as much as a
+/// known one: no timing difference tells which exist), through `checks` (throttled, and
+/// remembered once matched).
+pub async fn password_is(
+    db: &Client,
+    checks: &PasswordChecks,
+    name: &str,
+    password: &str,
+) -> Result<Verdict, tokio_postgres::Error> {
     // A name holding U+0000 names nobody (PostgreSQL's text cannot hold it; asking would fail).
     let stored: Option<String> = match name.contains('\0') {
         true => None,
         false => db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0)),
     };
-    let (hash, known) = match stored {
-        Some(h) => (h, true),
-        None => (UNKNOWN_USER_HASH.to_string(), false),
-    };
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
-    Ok(ok && known)
+    Ok(checks.check(name, password, stored, UNKNOWN_USER_HASH).await)
 }
 
 /// An argon2id hash of a random password nobody knows.
-const UNKNOWN_USER_HASH: &str =
+pub(crate) const UNKNOWN_USER_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c3Bva2VnYXRlLXVua25vd24$0QyOEhmxzKsBTLcmvL1PKn1HbzBhB0KKxJH/X7MVpRA";
 
 /// The user and CSRF token of a live session.

@@ -8,6 +8,7 @@ mod api;
 pub mod feed;
 mod items;
 mod pages;
+pub mod passwords;
 
 use crate::http::AppState;
 use axum::routing::{get, post};
@@ -28,13 +29,20 @@ pub struct View {
     pub csrf_secret: Vec<u8>,
     /// Commands go out through the ingest's connection.
     pub outbox: mpsc::Sender<Outgoing>,
+    /// Password checks (sign-in form and HTTP Basic): throttled, and remembered once matched.
+    pub passwords: passwords::PasswordChecks,
 }
 
 impl View {
-    pub fn new(key: Arc<SigningKey>, access: access::Access, outbox: mpsc::Sender<Outgoing>) -> View {
+    pub fn new(
+        key: Arc<SigningKey>,
+        access: access::Access,
+        outbox: mpsc::Sender<Outgoing>,
+        passwords: passwords::PasswordChecks,
+    ) -> View {
         // A secret only this hub can make: its signature (deterministic for Ed25519) of a label.
         let csrf_secret = key.sign(b"spokegate-hub view csrf secret");
-        View { feed: feed::Feed::new(), access, key, csrf_secret, outbox }
+        View { feed: feed::Feed::new(), access, key, csrf_secret, outbox, passwords }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::access::COOKIE;
 use super::accounts;
 use super::api::{may_open, viewer};
+use super::passwords::Verdict;
 use crate::http::AppState;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,15 +55,22 @@ pub struct Login {
 
 pub async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
     let next = safe_next(f.next.as_deref());
-    match accounts::sign_in(&s.db, f.name.trim(), &f.password).await {
-        Ok(Some((token, _))) => {
+    match accounts::sign_in(&s.db, &s.view.passwords, f.name.trim(), &f.password).await {
+        Ok(Ok((token, _))) => {
             let cookie = format!(
                 "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
                 accounts::SESSION_HOURS * 3600
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
-        Ok(None) => {
+        Ok(Err(Verdict::Throttled(wait))) => {
+            tracing::warn!(user = f.name.trim(), "view: sign-in refused unchecked: too many failures");
+            let secs = wait.as_secs() + 1;
+            let text = format!("Too many failed sign-ins for this name: try again in {secs} s.");
+            let retry = [(header::RETRY_AFTER, secs.to_string())];
+            (StatusCode::TOO_MANY_REQUESTS, retry, Html(login_page(&next, &text))).into_response()
+        }
+        Ok(Err(_)) => {
             tracing::info!(user = f.name.trim(), "view: sign-in refused");
             (StatusCode::UNAUTHORIZED, Html(login_page(&next, "Wrong name or password."))).into_response()
         }

@@ -8,6 +8,7 @@ mod clock_steps;
 mod exactly_once;
 mod fhir;
 mod nul_characters;
+mod passwords;
 mod quarantine;
 mod support;
 mod tls;
