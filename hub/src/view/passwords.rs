@@ -6,7 +6,9 @@
 //!   passwords costs nothing), known and unknown names alike;
 //! - a name and password that matched are remembered (as the SHA-256 of both, never the
 //!   password) with the stored hash they matched, for [`REMEMBERED_FOR`]: a FHIR client polling
-//!   with Basic credentials costs a lookup, not a check, and a changed password forgets them;
+//!   with Basic credentials costs a lookup, not a check, a changed password forgets them, and
+//!   someone guessing at a name does not lock out who signed in with it (a remembered pair is
+//!   taken before the refusal: it proves the password, and guesses cannot use it);
 //! - at most [`AT_ONCE`] checks run at once; the rest wait their turn.
 //!
 //! Both tables are bounded: a flood of invented names cannot grow them without limit.
@@ -93,10 +95,6 @@ impl PasswordChecks {
     /// as much as a known one.
     pub async fn check(&self, name: &str, password: &str, stored: Option<String>, unknown: &str) -> Verdict {
         let now = Instant::now();
-        if let Some(wait) = self.refused_until(name, now) {
-            self.throttled.inc();
-            return Verdict::Throttled(wait);
-        }
         let key = pair_key(name, password);
         if let Some(hash) = &stored {
             let known = lock(&self.remembered)
@@ -105,6 +103,10 @@ impl PasswordChecks {
             if known {
                 return Verdict::Match;
             }
+        }
+        if let Some(wait) = self.refused_until(name, now) {
+            self.throttled.inc();
+            return Verdict::Throttled(wait);
         }
         let matched = {
             let _turn = self.at_once.acquire().await;
@@ -185,6 +187,19 @@ mod tests {
         // Other names are not affected; an unknown name fails like a wrong password.
         assert_eq!(checks.check("nurse", "x", None, UNKNOWN).await, Verdict::NoMatch);
         assert_eq!(checks.throttled.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn guessing_at_a_name_does_not_lock_out_who_signed_in_with_it() {
+        let checks = PasswordChecks::new(Counter::default(), Counter::default());
+        let hash = super::super::accounts::hash_password("system password").unwrap();
+        assert_eq!(checks.check("his", "system password", Some(hash.clone()), UNKNOWN).await, Verdict::Match);
+        for _ in 0..FAILURES {
+            assert_eq!(checks.check("his", "guess", Some(hash.clone()), UNKNOWN).await, Verdict::NoMatch);
+        }
+        assert_eq!(checks.check("his", "system password", Some(hash.clone()), UNKNOWN).await, Verdict::Match);
+        assert!(matches!(checks.check("his", "guess", Some(hash), UNKNOWN).await, Verdict::Throttled(_)));
+        assert_eq!(checks.checks.get(), 1 + u64::from(FAILURES), "the remembered match and the refusal cost none");
     }
 
     #[test]

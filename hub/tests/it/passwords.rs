@@ -2,7 +2,8 @@
 //! the FHIR API and the sign-in form ask for them. A FHIR client polling with HTTP Basic
 //! credentials pays one check, not one a request, until its password changes; a name that failed
 //! five times in a minute is refused at once (429, `Retry-After`), even with the right password,
-//! costing no check, while other users go on. (Before, every request ran a check, and guessing
+//! costing no check, while other users, and a client that signed in with that name before the
+//! guessing, go on. (Before, every request ran a check, and guessing
 //! was limited by nothing but the check's cost.)
 
 use crate::support::*;
@@ -42,13 +43,14 @@ async fn a_polling_client_is_checked_once_and_a_guessed_name_is_refused_unchecke
     assert_eq!(fhir(port, "his-system", "the new system password").await.0, 200);
     assert_eq!(checks().await, 3.0);
 
-    // Guessing: five failures (a match in between starts the count again); then even the right
-    // password is refused unchecked.
+    // Guessing at a name nobody signed in with: five failures, then even the right password is
+    // refused unchecked.
+    rig.hub.user("dr-new", PASSWORD, &[("site-1", None, None)]);
     for guess in ["a", "b", "c", "d", "e"] {
-        assert_eq!(fhir(port, "his-system", guess).await.0, 401);
+        assert_eq!(fhir(port, "dr-new", guess).await.0, 401);
     }
     let before = checks().await;
-    let (status, head) = fhir(port, "his-system", "the new system password").await;
+    let (status, head) = fhir(port, "dr-new", PASSWORD).await;
     assert_eq!(status, 429, "{head}");
     let retry: u64 = head
         .lines()
@@ -57,13 +59,18 @@ async fn a_polling_client_is_checked_once_and_a_guessed_name_is_refused_unchecke
         .unwrap_or_else(|| panic!("no Retry-After: {head}"));
     assert!((1..=61).contains(&retry), "{retry}");
     // The sign-in form says the same for that name.
-    let form = format!("name=his-system&password={}&next=%2F", "the+new+system+password");
+    let form = format!("name=dr-new&password={}&next=%2F", PASSWORD.replace(' ', "+"));
     let (status, _, page) =
         http_request(port, "POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n", &form).await;
     assert_eq!(status, 429);
     assert!(page.contains("Too many failed sign-ins"), "{page}");
     assert_eq!(checks().await, before, "a refused name costs no check");
     assert_eq!(instance.metric("spokegate_hub_password_throttled_total").await, 2.0);
-    // Another user is not affected.
+    // Another user is not affected, nor a client that signed in with a name being guessed at.
     assert_eq!(fhir(port, "dr-rao", PASSWORD).await.0, 200);
+    for guess in ["f", "g", "h", "i", "j"] {
+        assert_eq!(fhir(port, "his-system", guess).await.0, 401);
+    }
+    assert_eq!(fhir(port, "his-system", "the new system password").await.0, 200);
+    assert_eq!(fhir(port, "his-system", "k").await.0, 429);
 }
