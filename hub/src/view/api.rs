@@ -16,7 +16,8 @@ use spokegate::consult_view::{signed_command, Ask, Scope};
 /// ones were left out).
 const CONSULT_HISTORY: i64 = 50_000;
 /// Of a consult's waveforms, the history holds the last ten minutes (a 12-lead at 500 Hz is 3.6
-/// million samples in that time); spot readings, events and images all.
+/// million samples in that time), all of those of a gateway whose clock was stepped (its signed
+/// times cannot bound the ten minutes); spot readings, events and images all.
 const WAVE_HISTORY_US: i64 = 10 * 60 * 1_000_000;
 /// A gateway's page starts from its newest messages.
 const GATEWAY_HISTORY: i64 = 5_000;
@@ -62,8 +63,12 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
             s.db.query(
                 &format!(
                     "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1
-                       AND (kind <> 'wave' OR t_us >= (SELECT greatest(max(t_us), $4) FROM messages
-                                                       WHERE consult = $1 AND kind = 'wave') - $2)
+                       AND (kind <> 'wave'
+                            OR t_us >= (SELECT greatest(max(t_us), $4) FROM messages
+                                        WHERE consult = $1 AND kind = 'wave') - $2
+                            -- A gateway whose clock was stepped: its signed times cannot bound
+                            -- ten minutes, so all its waves (within the newest messages).
+                            OR (site, gw) IN (SELECT site, gw FROM clock_steps))
                      ORDER BY id DESC LIMIT $3) newest ORDER BY id"
                 ),
                 // A signed time at the bottom of the range does not take the subtraction below it.

@@ -53,11 +53,11 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     let wrong = now - 10 * DAY;
     let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
     let samples = [10, 12, 15, 11];
-    let wave = Wave {
+    let wave = |i0: u64, t0: i64| Wave {
         stream: "ecg".into(),
         rate: 360.0,
-        i0: 0,
-        t0: wrong + 3_000_000,
+        i0,
+        t0,
         n: samples.len() as u32,
         ch: vec![Channel {
             label: "II".into(),
@@ -69,7 +69,8 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
             data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
         }],
     };
-    let chunk = in_consult(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(wave), 3, wrong + 3_000_000, None));
+    let chunk =
+        |seq, i0, t0| in_consult(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(wave(i0, t0)), seq, t0, None));
     let vitals = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
     // The event arrives before the readings it corrects and after one it does not (a hub may
     // receive them in any order); then a step claiming messages not signed yet, and a device's
@@ -79,16 +80,19 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
         stepped(5, None, 10 * DAY, 1, 3, now + 1_000),
         reading_at(1, wrong + 1_000_000),
         reading_at(2, wrong + 2_000_000),
-        chunk,
+        chunk(3, 0, wrong + 3_000_000),
         reading_at(6, now + 2_000),
+        // The ECG goes on after the step: the history's "last ten minutes of waves" would have
+        // left out the chunk ten days before it by its signed time.
+        chunk(10, 4, now + 5_000),
         stepped(7, None, DAY, 1, 9, now + 3_000),
         stepped(8, Some(&vitals), DAY, 4, 4, now + 4_000),
     ];
     for b in &bodies {
         rig.publish(&spokegate::mqtt::topics::for_body(b), sealed(&rig.key, b)).await;
     }
-    until("seven messages stored and the impossible step quarantined", PATIENCE, || async {
-        rig.db.count("SELECT count(*) FROM messages").await == 7
+    until("eight messages stored and the impossible step quarantined", PATIENCE, || async {
+        rig.db.count("SELECT count(*) FROM messages").await == 8
             && rig.db.count("SELECT count(*) FROM quarantine WHERE reason = 'clock-step-invalid'").await == 1
     })
     .await;
@@ -158,6 +162,7 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
         (5, now + 1_000, 0),
         (6, now + 2_000, 0),
         (8, now + 4_000, 0),
+        (10, now + 5_000, 0),
     ];
     assert_eq!(fixes, expected, "{body}");
 
