@@ -2,7 +2,8 @@
 //! in a signed `clock-stepped` event naming the messages signed on the old clock. The hub keeps
 //! every message as signed and exports and shows their gateway times on the corrected clock:
 //! FHIR times with the step added and a note giving the signed time, the view's items with the
-//! correction beside the signed time, which the page (in Chromium) shows corrected and marked.
+//! correction beside the signed time, which the page (in Chromium) shows corrected and marked,
+//! an open page too when the step is reported live.
 //! The step applies whatever order the messages arrive in; a
 //! step that claims messages not yet signed is quarantined, and a device's event of that name
 //! corrects nothing. (Before, the readings of a gateway that booted ten days behind were exported
@@ -72,15 +73,32 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     let chunk =
         |seq, i0, t0| in_consult(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(wave(i0, t0)), seq, t0, None));
     let vitals = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
-    // The event arrives before the readings it corrects and after one it does not (a hub may
-    // receive them in any order); then a step claiming messages not signed yet, and a device's
-    // event of that name.
+    // Before the step is reported: a reading on the right clock, one and a chunk on the old one.
+    for b in [reading_at(4, now), reading_at(1, wrong + 1_000_000), chunk(3, 0, wrong + 3_000_000)] {
+        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+    }
+    until("three messages stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM messages").await == 3 })
+        .await;
+    // The doctor's page is open, showing both readings as signed.
+    let port = rig.instance.http;
+    use crate::view::chromium;
+    let (_driver, page) = chromium::session(chromium::Engine::Chromium, 1200, 900).await;
+    crate::view::sign_in_page(&page, port, "dr-rao", &format!("/consult/{CONSULT}")).await;
+    let cells = "Array.from(document.querySelectorAll('#readings tr')).map((tr) => \
+                   Array.from(tr.cells).map((td) => [td.className, td.textContent, td.title]))";
+    let fixed_in = |rows: &serde_json::Value| -> Vec<serde_json::Value> {
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        rows.iter().flat_map(|r| r.as_array().cloned().unwrap_or_default()).filter(|c| c[0] == "clock-fixed").collect()
+    };
+    let rows =
+        chromium::page_value(&page, cells, "the two readings", |v| v.as_array().is_some_and(|r| r.len() == 2)).await;
+    assert!(fixed_in(&rows).is_empty(), "{rows}");
+    // The step is reported (the page is told live), then a reading it covers arrives (a hub may
+    // receive them in any order), more on the new clock, a step claiming messages not signed
+    // yet, and a device's event of that name.
     let bodies = [
-        reading_at(4, now),
         stepped(5, None, 10 * DAY, 1, 3, now + 1_000),
-        reading_at(1, wrong + 1_000_000),
         reading_at(2, wrong + 2_000_000),
-        chunk(3, 0, wrong + 3_000_000),
         reading_at(6, now + 2_000),
         // The ECG goes on after the step: the history's "last ten minutes of waves" would have
         // left out the chunk ten days before it by its signed time.
@@ -91,6 +109,22 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     for b in &bodies {
         rig.publish(&spokegate::mqtt::topics::for_body(b), sealed(&rig.key, b)).await;
     }
+    // The page: the reading shown before the step and the one after it covers, corrected and
+    // marked, the signed time in the tooltip; the others as signed.
+    let rows = chromium::page_value(&page, cells, "the corrected readings and the events", |v| {
+        v.as_array().is_some_and(|r| r.len() == 6) && fixed_in(v).len() == 2
+    })
+    .await;
+    for cell in fixed_in(&rows) {
+        let (text, title) = (cell[1].as_str().unwrap(), cell[2].as_str().unwrap());
+        assert!(text.ends_with(" *") && title.contains("+864000 s") && title.contains("signed time"), "{cell}");
+    }
+    let shown =
+        chromium::page_value(&page, "window.hubview.state.readings.map((r) => r.t)", "readings", |_| true).await;
+    let mut shown: Vec<i64> = shown.as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    shown.sort();
+    assert_eq!(shown, [now, now + 2_000, wrong + 1_000_000 + 10 * DAY, wrong + 2_000_000 + 10 * DAY]);
+
     until("eight messages stored and the impossible step quarantined", PATIENCE, || async {
         rig.db.count("SELECT count(*) FROM messages").await == 8
             && rig.db.count("SELECT count(*) FROM quarantine WHERE reason = 'clock-step-invalid'").await == 1
@@ -103,7 +137,6 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     assert_eq!(rig.db.count("SELECT count(*) FROM events WHERE code = 'clock-stepped'").await, 2);
 
     // FHIR: times on the corrected clock, the signed time in a note.
-    let port = rig.instance.http;
     let auth = {
         use base64::Engine;
         let pair = base64::engine::general_purpose::STANDARD.encode(format!("dr-rao:{PASSWORD}"));
@@ -165,30 +198,4 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
         (10, now + 5_000, 0),
     ];
     assert_eq!(fixes, expected, "{body}");
-
-    // The page: the two readings signed on the old clock shown corrected, marked, the signed
-    // time in the tooltip; the others as signed.
-    use crate::view::chromium;
-    let (_driver, page) = chromium::session(chromium::Engine::Chromium, 1200, 900).await;
-    crate::view::sign_in_page(&page, port, "dr-rao", &format!("/consult/{CONSULT}")).await;
-    let rows = chromium::page_value(
-        &page,
-        "Array.from(document.querySelectorAll('#readings tr')).map((tr) => \
-           Array.from(tr.cells).map((td) => [td.className, td.textContent, td.title]))",
-        "the consult's readings and events",
-        |v| v.as_array().is_some_and(|rows| rows.len() == 6),
-    )
-    .await;
-    let fixed: Vec<&serde_json::Value> =
-        rows.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).filter(|c| c[0] == "clock-fixed").collect();
-    assert_eq!(fixed.len(), 2, "{rows}");
-    for cell in fixed {
-        let (text, title) = (cell[1].as_str().unwrap(), cell[2].as_str().unwrap());
-        assert!(text.ends_with(" *") && title.contains("+864000 s") && title.contains("signed time"), "{cell}");
-    }
-    let hr_shown =
-        chromium::page_value(&page, "window.hubview.state.readings.map((r) => r.t)", "readings", |_| true).await;
-    let mut shown: Vec<i64> = hr_shown.as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
-    shown.sort();
-    assert_eq!(shown, [now, now + 2_000, wrong + 1_000_000 + 10 * DAY, wrong + 2_000_000 + 10 * DAY], "{hr_shown}");
 }

@@ -26,12 +26,34 @@
   // A gateway time on the gateway's clock after the steps it reported since it signed the item
   // (msg.clock_fix, µs: its clock-stepped events); the signed time stays in the title.
   const gwTime = (it) => it.t + (it.msg.clock_fix || 0);
-  const gwCell = (it) => {
+  const setTime = (td, it) => {
     const fix = it.msg.clock_fix || 0;
-    if (!fix) return el('td', {}, when(it.t));
-    const title = `gateway clock stepped ${fix > 0 ? '+' : ''}${fix / 1e6} s after this was signed; signed time ${when(it.t)}`;
-    return el('td', { className: 'clock-fixed', title }, `${when(gwTime(it))} *`);
+    td.className = fix ? 'clock-fixed' : '';
+    td.title = fix ? `gateway clock stepped ${fix > 0 ? '+' : ''}${fix / 1e6} s after this was signed; signed time ${when(it.t)}` : '';
+    td.textContent = fix ? `${when(gwTime(it))} *` : when(it.t);
   };
+  // The gateway times shown ({ it, td, r: the reading }), to correct when a step is reported.
+  const timed = [];
+  const gwCell = (it, r) => {
+    const td = document.createElement('td');
+    setTime(td, it);
+    timed.push({ it, td, r });
+    return td;
+  };
+  // A clock step reported live: the times already shown are corrected as the hub gives them now
+  // (what arrives after it comes corrected).
+  async function followClockStep() {
+    const r = await fetch(`/api/history?${query}`);
+    if (!r.ok) return;
+    const fixes = new Map((await r.json()).items.map((i) => [i.msg.id, i.msg.clock_fix || 0]));
+    for (const x of timed) {
+      const fix = fixes.get(x.it.msg.id);
+      if (fix === undefined || fix === (x.it.msg.clock_fix || 0)) continue;
+      x.it.msg.clock_fix = fix;
+      setTime(x.td, x.it);
+      if (x.r) x.r.t = gwTime(x.it);
+    }
+  }
   const el = (tag, props, ...kids) => {
     const e = document.createElement(tag);
     Object.assign(e, props || {});
@@ -242,7 +264,7 @@
         el('td', { className: 'v' }, o.val == null ? `— (${o.q})` : String(o.val)),
         el('td', {}, o.unit.ucum),
         el('td', {}, when(r.tdev)),
-        gwCell(it),
+        gwCell(it, r),
         el('td', {}, it.dev || ''),
         el('td', {}, proof(it))));
     }
@@ -358,7 +380,10 @@
     switch (it.type) {
       case 'wave': addWave(it); break;
       case 'obs': addObs(it); break;
-      case 'event': addEvent(it, `${it.event.code}: ${it.event.text}`); break;
+      case 'event':
+        addEvent(it, `${it.event.code}: ${it.event.text}`);
+        if (live && it.event.code === 'clock-stepped' && !it.dev) followClockStep();
+        break;
       case 'media': addMedia(it); break;
       case 'reply': addReply(it); break;
       case 'consult': addEvent(it, it.consult ? `consult ${it.consult} bound (${it.by})` : `consult ended (${it.by})`); break;
