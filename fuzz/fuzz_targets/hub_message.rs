@@ -1,8 +1,8 @@
 //! A message a hub receives: the first byte picks the topic and whether the rest arrives as it
 //! is, or signed by the trusted gateway key (a buggy or compromised gateway) or hub key. What
 //! passes the checks goes on as `watch --record` takes it: its lines, the wave reassembly and
-//! unpacking, the WFDB/WAV recorder and the image store (in a temporary folder, started afresh
-//! every few thousand messages so that the disk does not fill).
+//! unpacking, the WFDB/WAV recorder (and the clock steps it follows) and the image store (in a
+//! temporary folder, started afresh every few thousand messages so that the disk does not fill).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -90,9 +90,14 @@ fuzz_target!(|data: &[u8]| {
             let _ = unpack_channels(w);
             if let Some(Ok(placed)) = hub.reassembler.accept(b) {
                 let _ = wave_lines(b, &placed);
-                let _ = hub.recorder.write(&placed, w);
+                let _ = hub.recorder.write(&placed, w, b.seq);
                 let _ = hub.recorder.write_headers();
             }
+        }
+        // A gateway's clock step moves the open recordings' starts.
+        if let Some(Ok(step)) = spokegate::hub::clock_step(b) {
+            hub.recorder.clock_stepped(&b.site, &b.gw, step);
+            let _ = hub.recorder.write_headers();
         }
         if b.media.is_some() {
             let _ = hub.media.accept(b, &keys.gateway.public().kid_hex());
