@@ -79,6 +79,10 @@ bodies = [
          "ch": [{"label": "I", "code": ecg, "unit": {"ucum": "mV"}, "gain": 0.005, "base": 0, "enc": "i32le",
                  "data": base64.b64encode(b"".join(int(v).to_bytes(4, "little", signed=True) for v in range(8))).decode()}]}),
     (3, {**head, "type": "event", "seq": 4, "event": {"code": "checksum-mismatch", "text": "bad", "sev": "warn", "data": {"bytes": 3}}}),
+    # The gateway's own event that its clock was stepped (the recordings of seq 1..=3 move).
+    (5, {"v": 1, "site": "site-1", "gw": "gw-1", "t": T + 864_000_000_000, "type": "event", "seq": 7,
+         "event": {"code": "clock-stepped", "text": "stepped", "sev": "warn",
+                   "data": {"step_us": 864_000_000_000, "seq_from": 1, "seq_to": 3, "queued": 0}}}),
 ]
 jpeg = b"\xff\xd8\xff\xdb" + bytes(60) + b"\xff\xd9"
 mhead = {**head, "dev": "cam-1", "prof": "usb-microscope"}
