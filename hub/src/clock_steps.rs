@@ -2,13 +2,18 @@
 //! (`clock_steps`), read for the rows a page or an export shows: a message keeps the gateway time
 //! it was signed with, and is shown on the gateway's clock after the steps that cover it.
 
+use spokegate::hub::clock_steps::Corrections;
 use spokegate::hub::ClockStepClaim;
 use std::collections::HashMap;
 use tokio_postgres::Client;
 
-/// The steps of some gateways, by (site, gw).
+/// Steps read for one request at most (the newest): a gateway that floods them cannot make a page
+/// or an export read without bound.
+const MAX_STEPS: i64 = 10_000;
+
+/// The corrections of some gateways, by (site, gw).
 #[derive(Debug, Default)]
-pub struct ClockSteps(HashMap<(String, String), Vec<ClockStepClaim>>);
+pub struct ClockSteps(HashMap<(String, String), Corrections>);
 
 impl ClockSteps {
     /// The steps of the `gateways` (site, gw).
@@ -24,8 +29,9 @@ impl ClockSteps {
         let rows = db
             .query(
                 "SELECT site, gw, step_us, seq_from, seq_to FROM clock_steps
-                 WHERE (site, gw) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                &[&sites, &gws],
+                 WHERE (site, gw) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                 ORDER BY message_id DESC LIMIT $3",
+                &[&sites, &gws, &MAX_STEPS],
             )
             .await?;
         let mut steps: HashMap<(String, String), Vec<ClockStepClaim>> = HashMap::new();
@@ -37,12 +43,11 @@ impl ClockSteps {
             };
             steps.entry((r.get(0), r.get(1))).or_default().push(claim);
         }
-        Ok(ClockSteps(steps))
+        Ok(ClockSteps(steps.into_iter().map(|(gateway, claims)| (gateway, Corrections::new(&claims))).collect()))
     }
 
     /// How far the gateway time of message `seq` of (site, gw) is moved (0: not at all).
     pub fn correction(&self, site: &str, gw: &str, seq: u64) -> i64 {
-        let steps = self.0.get(&(site.to_string(), gw.to_string()));
-        spokegate::hub::clock_steps::correction(seq, steps.map_or(&[], Vec::as_slice))
+        self.0.get(&(site.to_string(), gw.to_string())).map_or(0, |c| c.at(seq))
     }
 }

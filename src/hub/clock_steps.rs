@@ -2,7 +2,7 @@
 //! the gateway times (`t`, a chunk's `t0`, a binding's `since`) of the messages it signed in
 //! `seq_from..=seq_to` were on the old clock, off by `step_us` against the clock it runs on now.
 //! A hub keeps every message as signed and shows or exports its gateway time with the steps that
-//! cover it added ([`correction`]); several steps add up (each says how far the clock of the
+//! cover it added ([`Corrections`]); several steps add up (each says how far the clock of the
 //! messages before it was from the clock after it). Device times (`tdev`) are the device's own.
 
 use crate::model::Body;
@@ -62,10 +62,45 @@ pub fn clock_step(body: &Body) -> Option<Result<ClockStepClaim, String>> {
     Some(claim)
 }
 
-/// How far the gateway time of message `seq` moves onto the gateway's clock after the `steps`
-/// (those of the same gateway): the sum of the steps that cover it, saturating.
-pub fn correction(seq: u64, steps: &[ClockStepClaim]) -> i64 {
-    steps.iter().filter(|s| s.covers(seq)).fold(0, |sum: i64, s| sum.saturating_add(s.step_us))
+/// How far the gateway times of one gateway's messages move onto its clock after its steps: the
+/// sum of the steps that cover a message (clamped to the range), found in O(log steps) however
+/// many steps a gateway reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Corrections(
+    /// The seqs where the sum changes, with the sum from there on.
+    Vec<(u64, i64)>,
+);
+
+impl Corrections {
+    pub fn new(steps: &[ClockStepClaim]) -> Self {
+        let mut edges: Vec<(u64, i128)> = Vec::with_capacity(2 * steps.len());
+        for s in steps {
+            edges.push((s.seq_from, i128::from(s.step_us)));
+            if let Some(after) = s.seq_to.checked_add(1) {
+                edges.push((after, -i128::from(s.step_us)));
+            }
+        }
+        edges.sort_unstable_by_key(|e| e.0);
+        let mut sum = 0i128;
+        let mut out: Vec<(u64, i64)> = Vec::with_capacity(edges.len());
+        for (seq, change) in edges {
+            sum += change;
+            let now = sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            match out.last_mut() {
+                Some(last) if last.0 == seq => last.1 = now,
+                _ => out.push((seq, now)),
+            }
+        }
+        Corrections(out)
+    }
+
+    /// How far the gateway time of message `seq` moves (0: not at all).
+    pub fn at(&self, seq: u64) -> i64 {
+        match self.0.partition_point(|&(from, _)| from <= seq) {
+            0 => 0,
+            i => self.0[i - 1].1,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -110,10 +145,27 @@ mod tests {
             ClockStepClaim { step_us: 10 * 86_400_000_000, seq_from: 1, seq_to: 10 },
             ClockStepClaim { step_us: -1_000_000, seq_from: 1, seq_to: 20 },
         ];
-        assert_eq!(correction(5, &steps), 10 * 86_400_000_000 - 1_000_000);
-        assert_eq!(correction(15, &steps), -1_000_000);
-        assert_eq!(correction(21, &steps), 0);
+        let c = Corrections::new(&steps);
+        assert_eq!(c.at(5), 10 * 86_400_000_000 - 1_000_000);
+        assert_eq!((c.at(1), c.at(10)), (c.at(5), c.at(5)), "the ends of a range are in it");
+        assert_eq!((c.at(11), c.at(15), c.at(20)), (-1_000_000, -1_000_000, -1_000_000));
+        assert_eq!((c.at(0), c.at(21), c.at(u64::MAX)), (0, 0, 0));
         let many = [ClockStepClaim { step_us: MAX_STEP_US, seq_from: 1, seq_to: 2 }; 400];
-        assert_eq!(correction(1, &many), i64::MAX, "saturates");
+        assert_eq!(Corrections::new(&many).at(1), i64::MAX, "clamped");
+        let to_the_end = ClockStepClaim { step_us: 7, seq_from: 3, seq_to: u64::MAX };
+        assert_eq!(Corrections::new(&[to_the_end]).at(u64::MAX), 7);
+        // The same as adding the covering steps one by one, for steps that overlap every way.
+        let mixed: Vec<ClockStepClaim> = (0..50u64)
+            .map(|i| ClockStepClaim {
+                step_us: (i as i64 - 25) * 1_000_003,
+                seq_from: i * 7 % 40,
+                seq_to: i * 7 % 40 + i % 9,
+            })
+            .collect();
+        let c = Corrections::new(&mixed);
+        for seq in 0..60 {
+            let by_hand: i64 = mixed.iter().filter(|s| s.covers(seq)).map(|s| s.step_us).sum();
+            assert_eq!(c.at(seq), by_hand, "seq {seq}");
+        }
     }
 }

@@ -11,8 +11,8 @@
 //! Files are appended to as chunks arrive, and their headers are kept true after every chunk, so
 //! a recording interrupted by Ctrl-C is still readable.
 
-use super::clock_steps::{correction, ClockStepClaim};
-use super::reassembly::{Placed, StreamKey};
+use super::clock_steps::{ClockStepClaim, Corrections};
+use super::reassembly::{Placed, StreamKey, MAX_STREAMS};
 use crate::formats::wav::WavWriter;
 use crate::formats::wfdb::{self, Signal, INVALID_16, INVALID_32};
 use crate::model::Wave;
@@ -31,6 +31,9 @@ const MAX_FILL_SAMPLES: u64 = 5_000_000;
 /// Headers (WFDB `.hea`, the WAV sizes) are brought up to date at least this often while
 /// samples arrive, and at every sync; between, each file reads as the shorter record it was.
 const HEADER_EVERY: Duration = Duration::from_millis(250);
+
+/// Clock steps kept of one gateway (its boots' clocks are stepped once or twice each).
+const STEPS_KEPT: usize = 256;
 
 pub struct Recorder {
     dir: PathBuf,
@@ -87,7 +90,7 @@ impl Recorder {
             let records = self.streams.get(key).map_or(0, |s| s.records) + 1;
             let name = if records == 1 { base.clone() } else { format!("{base}_{records}") };
             let steps = self.steps.get(&(key.site.clone(), key.gw.clone()));
-            let start = wave.t0.saturating_add(correction(seq, steps.map_or(&[], Vec::as_slice)));
+            let start = wave.t0.saturating_add(Corrections::new(steps.map_or(&[], Vec::as_slice)).at(seq));
             let wfdb = WfdbWriter::create(&self.dir, &name, wave, start)?;
             self.note(self.dir.join(format!("{name}.hea")));
             self.note(self.dir.join(format!("{name}.dat")));
@@ -149,11 +152,10 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the headers when they are due (call it now and then: after the last chunk of a
-    /// burst, nothing else would).
     /// A gateway's clock step (its signed `clock-stepped` event): the open records of its streams
     /// whose first chunk was signed on the old clock start that much later (or earlier), and so
-    /// do the records it starts after this with a chunk from before the step.
+    /// do the records it starts after this with a chunk from before the step. The newest
+    /// [`STEPS_KEPT`] steps of each of at most [`MAX_STREAMS`] gateways are kept for that.
     pub fn clock_stepped(&mut self, site: &str, gw: &str, step: ClockStepClaim) {
         for (key, s) in self.streams.iter_mut() {
             if key.site == site && key.gw == gw && step.covers(s.first_seq) {
@@ -162,9 +164,19 @@ impl Recorder {
                 self.headers_due.get_or_insert_with(Instant::now);
             }
         }
-        self.steps.entry((site.to_string(), gw.to_string())).or_default().push(step);
+        let gateway = (site.to_string(), gw.to_string());
+        if self.steps.len() >= MAX_STREAMS && !self.steps.contains_key(&gateway) {
+            return;
+        }
+        let steps = self.steps.entry(gateway).or_default();
+        if steps.len() >= STEPS_KEPT {
+            steps.remove(0);
+        }
+        steps.push(step);
     }
 
+    /// Writes the headers when they are due (call it now and then: after the last chunk of a
+    /// burst, nothing else would).
     pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
         match self.headers_due {
             Some(due) if now >= due => self.write_headers(),
@@ -474,5 +486,10 @@ mod tests {
         restarted.wave.as_mut().unwrap().t0 = 1_700_000_000_000_000;
         write(&mut rec, &mut hub, restarted);
         assert_eq!(start_of(dir.path(), "s_gw_d_ecg_2"), "22:13:20.000 24/11/2023");
+        // A gateway that reports step after step is remembered for its newest steps only.
+        for _ in 0..2 * STEPS_KEPT {
+            rec.clock_stepped("s", "gw", step(100, 100));
+        }
+        assert_eq!(rec.steps[&("s".to_string(), "gw".to_string())].len(), STEPS_KEPT);
     }
 }
