@@ -548,6 +548,17 @@ mod tests {
         assert!(!lock(&b.queue).unsynced());
     }
 
+    #[tokio::test]
+    async fn the_clock_is_looked_at_after_every_commit() {
+        // So a clock-stepped event's range ends at the last message signed on the old clock.
+        let mut b = sealer(Duration::from_secs(3600));
+        for _ in 0..3 {
+            b.input.send(Outgoing::Signed(ToSign::gateway(event()))).await.unwrap();
+            let last = b.fresh.recv().await.unwrap().last().unwrap().seq;
+            assert_eq!(lock(&b.queue).clock_sure_to(), last + 1, "no look at the clock after the commit of seq {last}");
+        }
+    }
+
     /// Sends a message and waits until the sealer has taken it from its input.
     async fn hand_over(b: &Bench, job: ToSign) {
         b.input.send(Outgoing::Signed(job)).await.unwrap();

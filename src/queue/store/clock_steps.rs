@@ -192,6 +192,14 @@ impl Queue {
     }
 }
 
+#[cfg(test)]
+impl Queue {
+    /// Messages numbered below this were looked at (the sealer's tests).
+    pub(crate) fn clock_sure_to(&self) -> u64 {
+        self.clock.sure_to
+    }
+}
+
 /// The kernel's boot id (a UUID that changes at every boot), its first 64 bits.
 fn boot_id() -> Option<i64> {
     let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
