@@ -309,7 +309,7 @@ async fn numeric_rows(
             &params,
         )
         .await?;
-    let mut rows: Vec<NumericRow> = rows
+    Ok(rows
         .iter()
         .map(|r| NumericRow {
             site: r.get(0),
@@ -327,12 +327,7 @@ async fn numeric_rows(
             tdev_us: r.get(14),
             clock_fix_us: 0,
         })
-        .collect();
-    let steps = ClockSteps::of(db, rows.iter().map(|r| (r.site.as_str(), r.gw.as_str()))).await?;
-    for r in &mut rows {
-        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
-    }
-    Ok(rows)
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -398,11 +393,24 @@ async fn wave_rows(
             clock_fix_us: 0,
         });
     }
-    let steps = ClockSteps::of(db, out.iter().map(|r| (r.site.as_str(), r.gw.as_str()))).await?;
-    for r in &mut out {
+    Ok(out)
+}
+
+/// Sets the rows' `clock_fix_us` from their gateways' clock steps (one read of them for both).
+async fn correct_clocks(
+    db: &tokio_postgres::Client,
+    numbers: &mut [NumericRow],
+    waves: &mut [WaveRow],
+) -> Result<(), tokio_postgres::Error> {
+    let gateways = numbers.iter().map(|r| (r.site.as_str(), r.gw.as_str()));
+    let steps = ClockSteps::of(db, gateways.chain(waves.iter().map(|r| (r.site.as_str(), r.gw.as_str())))).await?;
+    for r in numbers {
         r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
     }
-    Ok(out)
+    for r in waves {
+        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
+    }
+    Ok(())
 }
 
 /// The client of a FHIR request (a hub user: session, proxy header or HTTP Basic), or the 401 that
@@ -433,10 +441,13 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
         Ok(v) => v,
         Err(r) => return r,
     };
-    let rows = match numeric_rows(&s.db, &q, &v.grants).await {
+    let mut rows = match numeric_rows(&s.db, &q, &v.grants).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
+    if let Err(e) = correct_clocks(&s.db, &mut rows, &mut []).await {
+        return db_error(e);
+    }
     let entries: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -462,11 +473,14 @@ async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q):
     };
     let oq =
         ObservationQuery { consult: Some(q.consult.clone()), site: None, gw: None, dev: None, code: None, count: None };
-    let (numbers, waves) =
+    let (mut numbers, mut waves) =
         match (numeric_rows(&s.db, &oq, &v.grants).await, wave_rows(&s.db, &q.consult, &v.grants).await) {
             (Ok(n), Ok(w)) => (n, w),
             (Err(e), _) | (_, Err(e)) => return db_error(e),
         };
+    if let Err(e) = correct_clocks(&s.db, &mut numbers, &mut waves).await {
+        return db_error(e);
+    }
     if numbers.is_empty() && waves.is_empty() {
         return outcome(StatusCode::NOT_FOUND, "not-found", "no readings are stored for this consult");
     }
