@@ -491,3 +491,32 @@ pub fn astm_vector(id: &str) -> Vec<u8> {
     let h = v["hex"].as_str().unwrap().to_string();
     spokegate::capture::parse_hex(&h).unwrap()
 }
+
+/// `spokegate watch --json` on the broker at `port`, trusting the keys in `keys` (output piped).
+pub fn watch_cmd(port: u16, keys: &[&Path]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"));
+    c.args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{port}")]);
+    for k in keys {
+        c.arg("--key").arg(k);
+    }
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    c
+}
+
+/// Publishes an unsigned status on `topic` until the watch printing `lines` shows a line (it has
+/// subscribed: it shows a status published after it connected); that line.
+pub async fn until_watch_subscribed(
+    publisher: &Publisher,
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    topic: &str,
+) -> String {
+    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        publisher.publish(topic, status.clone()).await;
+        match tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await {
+            Ok(l) => return l.unwrap().expect("watch runs"),
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
+        }
+    }
+}

@@ -6,18 +6,7 @@ use crate::harness::*;
 use spokegate::model::{BodyFormat, Code, Observation, Unit};
 use spokegate::pipeline::{make_body, Payload, Source};
 use spokegate::sign::{seal, Binding, BoundKey};
-use std::process::Stdio;
 use tokio::io::AsyncBufReadExt;
-
-fn watch_cmd(port: u16, keys: &[&std::path::Path]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"));
-    c.args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{port}")]);
-    for k in keys {
-        c.arg("--key").arg(k);
-    }
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    c
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_bound_to_nothing_is_refused_when_the_keyring_is_read() {
@@ -48,16 +37,8 @@ async fn a_gateway_key_on_another_gateways_topic_or_a_hub_key_is_rejected_and_st
     let mut watch = watch_cmd(broker.port, &[&a.jwk_file(), &b_jwk, &hub.jwk]).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let publisher = Publisher::connect(broker.port, "forger").await;
-    // Wait until watch is subscribed: it shows a status published after it connected.
-    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
+    let status_line = until_watch_subscribed(&publisher, &mut lines, "spokegate/v1/test-site/gw-other/status").await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    let status_line = loop {
-        publisher.publish("spokegate/v1/test-site/gw-other/status", status.clone()).await;
-        match tokio::time::timeout(std::time::Duration::from_millis(200), lines.next_line()).await {
-            Ok(l) => break l.unwrap().expect("watch runs"),
-            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
-        }
-    };
     let v: serde_json::Value = serde_json::from_str(&status_line).unwrap();
     assert_eq!(v["verdict"], "unsigned", "a status proves nothing: {status_line}");
 
@@ -155,18 +136,7 @@ async fn a_flood_of_invented_gateways_and_topics_is_shown_unverified_and_costs_n
     let pid = watch.id().unwrap();
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let publisher = Publisher::connect(broker.port, "flooder").await;
-    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        publisher.publish("spokegate/v1/test-site/gw-test/status", status.clone()).await;
-        match tokio::time::timeout(std::time::Duration::from_millis(200), lines.next_line()).await {
-            Ok(l) => {
-                l.unwrap().expect("watch runs");
-                break;
-            }
-            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
-        };
-    }
+    until_watch_subscribed(&publisher, &mut lines, "spokegate/v1/test-site/gw-test/status").await;
     let rss = |pid: u32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();

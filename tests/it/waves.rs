@@ -368,27 +368,11 @@ async fn a_recording_begun_before_a_clock_step_starts_on_the_corrected_clock() {
     let gw = GatewayDir::new();
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record");
-    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"))
-        .args(["watch", "--json", "--url", &format!("mqtt://127.0.0.1:{}", broker.port), "--key"])
-        .arg(gw.jwk_file())
-        .arg("--record")
-        .arg(&record)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut watch = watch_cmd(broker.port, &[&gw.jwk_file()]).arg("--record").arg(&record).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let publisher = Publisher::connect(broker.port, "gateway-clock").await;
-    // Subscribed once it shows a status published after it connected.
-    let status = br#"{"state":"online","since":"2026-11-29T00:00:00Z","version":"x","kid":"00"}"#.to_vec();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        publisher.publish("spokegate/v1/test-site/gw-test/status", status.clone()).await;
-        match tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await {
-            Ok(l) => break assert!(l.unwrap().expect("watch runs").contains("unsigned")),
-            Err(_) => assert!(tokio::time::Instant::now() < deadline, "watch never subscribed"),
-        }
-    }
+    let status = until_watch_subscribed(&publisher, &mut lines, "spokegate/v1/test-site/gw-test/status").await;
+    assert!(status.contains("unsigned"), "{status}");
     let sealed = |b: &Body| spokegate::sign::seal(&gw.key(), &b.encode(BodyFormat::Cbor).unwrap(), BodyFormat::Cbor);
     // A chunk at 2023-11-14 22:13:20 on a clock ten days behind (seq 1).
     let samples = [10, 12, 15, 11];

@@ -8,7 +8,7 @@
 //! opens (before, its history answered 503).
 
 use crate::support::*;
-use spokegate::model::{Channel, Code, Media, Unit, Wave};
+use spokegate::model::Media;
 use spokegate::pipeline::{make_body, Payload, Source};
 
 fn part(id: &str, size: u64, seq: u64) -> spokegate::model::Body {
@@ -53,33 +53,13 @@ async fn signed_parts_claiming_impossible_images_are_quarantined_or_mismatched_a
     assert_eq!(db.count("SELECT count(*) FROM images").await, 0, "no image is made of either");
 }
 
-fn chunk(i0: u64, rate: f64, gain: f64) -> Wave {
-    let samples = [10, 12, 15, 11];
-    Wave {
-        stream: "ecg".into(),
-        rate,
-        i0,
-        t0: spokegate::clock::now_micros(),
-        n: samples.len() as u32,
-        ch: vec![Channel {
-            label: "II".into(),
-            code: Code { mdc: 131330, loinc: None, name: None },
-            unit: Unit { ucum: "mV".into(), mdc: None },
-            gain,
-            base: 0,
-            enc: "i16le".into(),
-            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
-        }],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_waveform_chunks_with_an_impossible_rate_or_gain_are_quarantined_and_the_stream_goes_on() {
     let rig = CraftedRig::start("wave-claims").await;
     let (db, instance, key) = (&rig.db, &rig.instance, &rig.key);
     let from = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
     let topic = "spokegate/v1/site-1/gw-a/dev/ecg-1/wave/ecg";
-    let chunks = [chunk(0, 0.0, 0.005), chunk(4, 360.0, 0.0), chunk(8, 360.0, 0.005)];
+    let chunks = [ecg_chunk(0, 0.0, 0.005), ecg_chunk(4, 360.0, 0.0), ecg_chunk(8, 360.0, 0.005)];
     for (seq, w) in (1..).zip(chunks) {
         let t = w.t0;
         let body = make_body("site-1", "gw-a", Some(&from), Payload::Wave(w), seq, t, None);
@@ -113,7 +93,7 @@ async fn a_consult_whose_waves_are_signed_at_the_bottom_of_the_time_range_still_
     // The consult's one chunk, from a gateway whose clock says the bottom of the range, and a
     // reading (before, the history's "last ten minutes of waves" went below the range: 503).
     let from = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
-    let mut w = chunk(0, 360.0, 0.005);
+    let mut w = ecg_chunk(0, 360.0, 0.005);
     w.t0 = i64::MIN + 1;
     let mut wave = make_body("site-1", "gw-a", Some(&from), Payload::Wave(w), 1, i64::MIN + 1, None);
     let mut obs = reading("site-1", "gw-a", 2, 118.0);

@@ -10,7 +10,7 @@
 //! as taken ten days before they were.)
 
 use crate::support::*;
-use spokegate::model::{Body, Channel, Code, Event, Severity, Unit, Wave};
+use spokegate::model::{Body, Event, Severity, Wave};
 use spokegate::pipeline::{make_body, Payload, Source};
 
 const CONSULT: &str = "C-CLOCK";
@@ -53,23 +53,7 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     // then NTP stepped it: a reading on the right clock (4), the event (5), another reading (6).
     let wrong = now - 10 * DAY;
     let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
-    let samples = [10, 12, 15, 11];
-    let wave = |i0: u64, t0: i64| Wave {
-        stream: "ecg".into(),
-        rate: 360.0,
-        i0,
-        t0,
-        n: samples.len() as u32,
-        ch: vec![Channel {
-            label: "II".into(),
-            code: Code { mdc: 131330, loinc: None, name: None },
-            unit: Unit { ucum: "mV".into(), mdc: None },
-            gain: 0.005,
-            base: 0,
-            enc: "i16le".into(),
-            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
-        }],
-    };
+    let wave = |i0: u64, t0: i64| Wave { t0, ..ecg_chunk(i0, 360.0, 0.005) };
     let chunk =
         |seq, i0, t0| in_consult(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(wave(i0, t0)), seq, t0, None));
     let vitals = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
@@ -137,11 +121,7 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     assert_eq!(rig.db.count("SELECT count(*) FROM events WHERE code = 'clock-stepped'").await, 2);
 
     // FHIR: times on the corrected clock, the signed time in a note.
-    let auth = {
-        use base64::Engine;
-        let pair = base64::engine::general_purpose::STANDARD.encode(format!("dr-rao:{PASSWORD}"));
-        format!("Authorization: Basic {pair}\r\n")
-    };
+    let auth = basic("dr-rao", PASSWORD);
     let (status, _, body) = http_request(port, "GET", &format!("/fhir/r4/Bundle?consult={CONSULT}"), &auth, "").await;
     assert_eq!(status, 200, "{body}");
     let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();

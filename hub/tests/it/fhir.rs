@@ -17,15 +17,6 @@ const CONSULT: &str = "TELE-2026-12-05-007";
 const ECG_ROWS: usize = 1800;
 const PASSWORD: &str = "a long system password";
 
-/// `Authorization: Basic` for `name` and the test password (RFC 7617).
-fn basic(name: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Authorization: Basic {}\r\n",
-        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
-    )
-}
-
 /// A FHIR GET as `name`: (status, head, body).
 async fn fhir_get(port: u16, path: &str, name: &str, password: &str) -> (u16, String, String) {
     http_request(port, "GET", path, &basic(name, password), "").await

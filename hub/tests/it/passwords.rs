@@ -10,14 +10,6 @@ use crate::support::*;
 
 const PASSWORD: &str = "a long system password";
 
-fn basic(name: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Authorization: Basic {}\r\n",
-        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
-    )
-}
-
 async fn fhir(port: u16, name: &str, password: &str) -> (u16, String) {
     let (status, head, _) =
         http_request(port, "GET", "/fhir/r4/Observation?site=site-1", &basic(name, password), "").await;

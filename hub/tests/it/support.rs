@@ -535,3 +535,34 @@ impl CraftedRig {
         self.publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
     }
 }
+
+/// A four-sample lead II chunk of an ECG stream from `i0`, signed now, at `rate` and `gain`.
+pub fn ecg_chunk(i0: u64, rate: f64, gain: f64) -> spokegate::model::Wave {
+    use spokegate::model::{Channel, Wave};
+    let samples = [10, 12, 15, 11];
+    Wave {
+        stream: "ecg".into(),
+        rate,
+        i0,
+        t0: spokegate::clock::now_micros(),
+        n: samples.len() as u32,
+        ch: vec![Channel {
+            label: "II".into(),
+            code: Code { mdc: 131330, loinc: None, name: None },
+            unit: Unit { ucum: "mV".into(), mdc: None },
+            gain,
+            base: 0,
+            enc: "i16le".into(),
+            data: spokegate::wave::pack(&samples, spokegate::wave::Encoding::I16Le).unwrap(),
+        }],
+    }
+}
+
+/// `Authorization: Basic` for `name` and `password` (RFC 7617), a request header line.
+pub fn basic(name: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
+    )
+}
