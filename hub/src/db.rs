@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "accounts", include_str!("../migrations/0002_accounts.sql")),
     (3, "clock_steps", include_str!("../migrations/0003_clock_steps.sql")),
+    (4, "password_failures", include_str!("../migrations/0004_password_failures.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

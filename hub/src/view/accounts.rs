@@ -128,7 +128,7 @@ pub async fn password_is(
         true => None,
         false => db.query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0)),
     };
-    Ok(checks.check(name, password, stored, UNKNOWN_USER_HASH).await)
+    checks.check(db, name, password, stored, UNKNOWN_USER_HASH).await
 }
 
 /// An argon2id hash of a random password nobody knows.

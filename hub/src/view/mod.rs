@@ -8,6 +8,7 @@ mod api;
 pub mod feed;
 mod items;
 mod pages;
+mod password_failures;
 pub mod passwords;
 
 use crate::http::AppState;

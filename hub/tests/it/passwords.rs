@@ -4,7 +4,9 @@
 //! five times in a minute is refused at once (429, `Retry-After`), even with the right password,
 //! costing no check, while other users, and a client that signed in with that name before the
 //! guessing, go on. (Before, every request ran a check, and guessing
-//! was limited by nothing but the check's cost.)
+//! was limited by nothing but the check's cost.) The failures are counted in PostgreSQL, for all
+//! instances of the hub together (before, each instance counted its own: behind a load balancer
+//! with N instances, a guesser had 5 x N tries a window).
 
 use crate::support::*;
 
@@ -65,4 +67,76 @@ async fn a_polling_client_is_checked_once_and_a_guessed_name_is_refused_unchecke
     }
     assert_eq!(fhir(port, "his-system", "the new system password").await.0, 200);
     assert_eq!(fhir(port, "his-system", "k").await.0, 429);
+}
+
+async fn failure_rows(db: &TestDb, name: &str) -> i64 {
+    db.client()
+        .await
+        .query_one("SELECT coalesce(sum(failures), 0)::bigint FROM password_failures WHERE name = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_at_every_instance_count_together_and_end_with_their_window() {
+    let rig = CraftedRig::start("shared-a").await;
+    let second = rig.hub.serve("shared-b");
+    second.ready().await;
+    let b = &second;
+    let a = &rig.instance;
+    rig.hub.user("dr-sen", PASSWORD, &[("site-1", None, None)]);
+    let checks = || async {
+        a.metric("spokegate_hub_password_checks_total").await + b.metric("spokegate_hub_password_checks_total").await
+    };
+
+    // Invented names fail at instance a; their windows end (the rows are aged, as a minute
+    // would); instance b's first failure deletes them and keeps its own.
+    for ghost in ["ghost-1", "ghost-2"] {
+        assert_eq!(fhir(a.http, ghost, "x").await.0, 401);
+    }
+    assert_eq!(rig.db.count("SELECT count(*) FROM password_failures").await, 2);
+    rig.db
+        .client()
+        .await
+        .execute("UPDATE password_failures SET since = since - interval '61 seconds'", &[])
+        .await
+        .unwrap();
+    assert_eq!(fhir(b.http, "ghost-3", "x").await.0, 401);
+    assert_eq!(rig.db.count("SELECT count(*) FROM password_failures WHERE name LIKE 'ghost-%'").await, 1);
+    assert_eq!(failure_rows(&rig.db, "ghost-3").await, 1, "the live window stays");
+
+    // Guesses spread over both instances: three at a, two at b; then both refuse the name,
+    // unchecked, even with the right password.
+    for (instance, guess) in [(a, "a"), (b, "b"), (a, "c"), (b, "d"), (a, "e")] {
+        assert_eq!(fhir(instance.http, "dr-sen", guess).await.0, 401);
+    }
+    assert_eq!(failure_rows(&rig.db, "dr-sen").await, 5);
+    let before = checks().await;
+    for instance in [a, b] {
+        let (status, head) = fhir(instance.http, "dr-sen", PASSWORD).await;
+        assert_eq!(status, 429, "{head}");
+    }
+    assert_eq!(checks().await, before, "a refused name costs no check at any instance");
+
+    // The window ends (aged as above): the right password is checked and matches, and the
+    // count is forgotten.
+    rig.db
+        .client()
+        .await
+        .execute("UPDATE password_failures SET since = since - interval '61 seconds'", &[])
+        .await
+        .unwrap();
+    assert_eq!(fhir(b.http, "dr-sen", PASSWORD).await.0, 200);
+    assert_eq!(checks().await, before + 1.0);
+    assert_eq!(failure_rows(&rig.db, "dr-sen").await, 0);
+    // A failure after the window starts a new one: four more are still allowed a check.
+    rig.db
+        .client()
+        .await
+        .execute("INSERT INTO password_failures VALUES ('dr-sen', 5, now() - interval '61 seconds')", &[])
+        .await
+        .unwrap();
+    assert_eq!(fhir(a.http, "dr-sen", "f").await.0, 401);
+    assert_eq!(failure_rows(&rig.db, "dr-sen").await, 1, "an ended window starts again at one");
 }
