@@ -1,9 +1,15 @@
 //! Failed password checks by name, in PostgreSQL: every instance of the hub counts into the same
 //! rows, so a guesser spreading tries over the instances behind a load balancer gets no more of
 //! them than one instance would give. Windows are timed by the database's clock (one for all).
+//! A name is kept as its SHA-256: whatever a client sends as a name fits the table's key.
 
 use std::time::Duration;
 use tokio_postgres::Client;
+
+/// The key of `name`'s row: the hex SHA-256 of its UTF-8.
+fn key(name: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, name.as_bytes()))
+}
 
 /// How long `name` is still refused (it failed `limit` times in a window that has not ended).
 pub async fn refused_for(
@@ -16,8 +22,8 @@ pub async fn refused_for(
         .query_opt(
             "SELECT EXTRACT(EPOCH FROM since + make_interval(secs => $3) - now())::float8
              FROM password_failures
-             WHERE name = $1 AND failures >= $2 AND since + make_interval(secs => $3) > now()",
-            &[&name, &(limit as i32), &window.as_secs_f64()],
+             WHERE name_sha256 = $1 AND failures >= $2 AND since + make_interval(secs => $3) > now()",
+            &[&key(name), &(limit as i32), &window.as_secs_f64()],
         )
         .await?;
     Ok(row.map(|r| Duration::from_secs_f64(r.get::<_, f64>(0).clamp(0.0, window.as_secs_f64()))))
@@ -26,11 +32,11 @@ pub async fn refused_for(
 /// Counts a failure of `name`: the first of a new window when its last window has ended.
 pub async fn failed(db: &Client, name: &str, window: Duration) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "INSERT INTO password_failures AS f (name, failures, since) VALUES ($1, 1, now())
-         ON CONFLICT (name) DO UPDATE SET
+        "INSERT INTO password_failures AS f (name_sha256, failures, since) VALUES ($1, 1, now())
+         ON CONFLICT (name_sha256) DO UPDATE SET
              failures = CASE WHEN f.since + make_interval(secs => $2) <= now() THEN 1 ELSE f.failures + 1 END,
              since = CASE WHEN f.since + make_interval(secs => $2) <= now() THEN now() ELSE f.since END",
-        &[&name, &window.as_secs_f64()],
+        &[&key(name), &window.as_secs_f64()],
     )
     .await?;
     Ok(())
@@ -38,7 +44,7 @@ pub async fn failed(db: &Client, name: &str, window: Duration) -> Result<(), tok
 
 /// Forgets the failures of `name` (its password matched).
 pub async fn cleared(db: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
-    db.execute("DELETE FROM password_failures WHERE name = $1", &[&name]).await?;
+    db.execute("DELETE FROM password_failures WHERE name_sha256 = $1", &[&key(name)]).await?;
     Ok(())
 }
 

@@ -72,7 +72,11 @@ async fn a_polling_client_is_checked_once_and_a_guessed_name_is_refused_unchecke
 async fn failure_rows(db: &TestDb, name: &str) -> i64 {
     db.client()
         .await
-        .query_one("SELECT coalesce(sum(failures), 0)::bigint FROM password_failures WHERE name = $1", &[&name])
+        .query_one(
+            "SELECT coalesce(sum(failures), 0)::bigint FROM password_failures
+             WHERE name_sha256 = encode(sha256($1::bytea), 'hex')",
+            &[&name.as_bytes()],
+        )
         .await
         .unwrap()
         .get(0)
@@ -103,7 +107,7 @@ async fn failures_at_every_instance_count_together_and_end_with_their_window() {
         .await
         .unwrap();
     assert_eq!(fhir(b.http, "ghost-3", "x").await.0, 401);
-    assert_eq!(rig.db.count("SELECT count(*) FROM password_failures WHERE name LIKE 'ghost-%'").await, 1);
+    assert_eq!(rig.db.count("SELECT count(*) FROM password_failures").await, 1);
     assert_eq!(failure_rows(&rig.db, "ghost-3").await, 1, "the live window stays");
 
     // Guesses spread over both instances: three at a, two at b; then both refuse the name,
@@ -134,9 +138,29 @@ async fn failures_at_every_instance_count_together_and_end_with_their_window() {
     rig.db
         .client()
         .await
-        .execute("INSERT INTO password_failures VALUES ('dr-sen', 5, now() - interval '61 seconds')", &[])
+        .execute(
+            "INSERT INTO password_failures
+             VALUES (encode(sha256(convert_to('dr-sen', 'UTF8')), 'hex'), 5, now() - interval '61 seconds')",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(fhir(a.http, "dr-sen", "f").await.0, 401);
     assert_eq!(failure_rows(&rig.db, "dr-sen").await, 1, "an ended window starts again at one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_name_a_client_sends_is_counted_and_refused_not_an_error() {
+    let rig = CraftedRig::start("odd-names").await;
+    let port = rig.instance.http;
+    // U+0000 (PostgreSQL's text cannot hold it) and a name longer than an index row may be.
+    let long = "n".repeat(10_000);
+    for name in ["dr\0x", long.as_str()] {
+        for _ in 0..5 {
+            assert_eq!(fhir(port, name, "guess").await.0, 401);
+        }
+        assert_eq!(failure_rows(&rig.db, name).await, 5);
+        assert_eq!(fhir(port, name, "guess").await.0, 429);
+    }
+    assert_eq!(rig.instance.metric("spokegate_hub_password_throttled_total").await, 2.0);
 }
