@@ -19,6 +19,8 @@ const MIGRATION_LOCK: i64 = 0x5370_6f6b_6548_7562;
 pub enum DbError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(tokio_postgres::Error),
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Unreachable(std::time::Duration),
     #[error("PostgreSQL: {0}")]
     Query(#[from] tokio_postgres::Error),
     #[error("the database's schema is version {found}; this build knows up to {known}: upgrade spokegate-hub")]
@@ -36,6 +38,38 @@ pub async fn connect(url: &str) -> Result<Client, DbError> {
         }
     });
     Ok(client)
+}
+
+/// A connection attempt after PostgreSQL ended one is given up after this long (its host
+/// unreachable), and made at most once a [`Redial::EVERY`].
+const RECONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When a lost connection may be made again: at most once a second, so that while PostgreSQL
+/// is away nothing piles up attempts.
+#[derive(Debug, Default)]
+pub struct Redial {
+    last: Option<std::time::Instant>,
+}
+
+impl Redial {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Whether an attempt is due now (and, if so, it counts as made).
+    pub fn due(&mut self) -> bool {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return false;
+        }
+        self.last = Some(std::time::Instant::now());
+        true
+    }
+}
+
+/// [`connect`] again after PostgreSQL ended a connection, given up after [`RECONNECT_WITHIN`].
+pub async fn reconnect(url: &str) -> Result<Client, DbError> {
+    match tokio::time::timeout(RECONNECT_WITHIN, connect(url)).await {
+        Ok(r) => r,
+        Err(_) => Err(DbError::Unreachable(RECONNECT_WITHIN)),
+    }
 }
 
 fn latest() -> i32 {

@@ -14,7 +14,7 @@
 
 use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
-use crate::view::access::{Grant, Viewer};
+use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -414,16 +414,22 @@ async fn correct_clocks(
 }
 
 /// The client of a FHIR request (a hub user: session, proxy header or HTTP Basic), or the 401 that
-/// asks for one (429 while the name is refused after too many failures).
+/// asks for one (429 while the name is refused after too many failures; 503 when the credentials
+/// could not be checked, so that a client does not take a database outage for a wrong password).
 async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    match s.view.access.client(&s.db, headers, &s.view.csrf_secret, &s.view.passwords).await {
+    match s.view.access.client(&*s.db.get().await, headers, &s.view.csrf_secret, &s.view.passwords).await {
         Ok(v) => Ok(v),
-        Err(Some(wait)) => {
+        Err(Refusal::Unavailable) => {
+            let mut r = outcome(StatusCode::SERVICE_UNAVAILABLE, "transient", "the database did not answer");
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+            Err(r)
+        }
+        Err(Refusal::Throttled(wait)) => {
             let mut r = outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many failed sign-ins for this name");
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs() + 1));
             Err(r)
         }
-        Err(None) => {
+        Err(Refusal::Credentials) => {
             let mut r = outcome(StatusCode::UNAUTHORIZED, "login", "a hub user's credentials are needed (HTTP Basic)");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -441,11 +447,12 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut rows = match numeric_rows(&s.db, &q, &v.grants).await {
+    let db = s.db.get().await;
+    let mut rows = match numeric_rows(&db, &q, &v.grants).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
-    if let Err(e) = correct_clocks(&s.db, &mut rows, &mut []).await {
+    if let Err(e) = correct_clocks(&db, &mut rows, &mut []).await {
         return db_error(e);
     }
     let entries: Vec<Value> = rows
@@ -473,12 +480,13 @@ async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q):
     };
     let oq =
         ObservationQuery { consult: Some(q.consult.clone()), site: None, gw: None, dev: None, code: None, count: None };
+    let db = s.db.get().await;
     let (mut numbers, mut waves) =
-        match (numeric_rows(&s.db, &oq, &v.grants).await, wave_rows(&s.db, &q.consult, &v.grants).await) {
+        match (numeric_rows(&db, &oq, &v.grants).await, wave_rows(&db, &q.consult, &v.grants).await) {
             (Ok(n), Ok(w)) => (n, w),
             (Err(e), _) | (_, Err(e)) => return db_error(e),
         };
-    if let Err(e) = correct_clocks(&s.db, &mut numbers, &mut waves).await {
+    if let Err(e) = correct_clocks(&db, &mut numbers, &mut waves).await {
         return db_error(e);
     }
     if numbers.is_empty() && waves.is_empty() {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
-    /// A connection of its own for reads.
-    pub db: Arc<tokio_postgres::Client>,
+    /// A connection of its own for reads (made again when PostgreSQL ends it).
+    pub db: Arc<crate::reads::Reads>,
     /// The consult view's pages and their data.
     pub view: Arc<crate::view::View>,
 }
@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) && !s.db.is_closed() {
+    if s.ready.load(Ordering::Relaxed) && !s.db.get().await.is_closed() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: message engine or database not connected\n")

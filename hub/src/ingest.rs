@@ -38,6 +38,8 @@ pub struct Ingest {
     keys: KeyRing,
     revoked: HashSet<String>,
     keys_at: Instant,
+    /// When the store's connection may be made again.
+    redial: crate::db::Redial,
 }
 
 impl Ingest {
@@ -62,6 +64,7 @@ impl Ingest {
             keys: KeyRing::default(),
             revoked: HashSet::new(),
             keys_at: Instant::now(),
+            redial: crate::db::Redial::default(),
         };
         i.reload_keys().await?;
         Ok(i)
@@ -106,6 +109,9 @@ impl Ingest {
                     }
                 }
                 _ = tick.tick() => {
+                    // PostgreSQL ended the connection (a restart, a failover): made again now,
+                    // not only when a message fails to commit, so readiness comes back.
+                    self.reconnect_if_closed().await;
                     let connected = self.source.connected();
                     self.metrics.input_connected.set(connected as i64);
                     self.ready.store(connected && !self.store.client().is_closed(), Ordering::Relaxed);
@@ -126,6 +132,23 @@ impl Ingest {
         }
         self.send_acks(true).await;
         Ok(())
+    }
+
+    /// A new connection (and its prepared statements) when PostgreSQL ended the store's.
+    async fn reconnect_if_closed(&mut self) {
+        if !self.store.client().is_closed() || !self.redial.due() {
+            return;
+        }
+        match crate::db::reconnect(&self.db_url).await {
+            Ok(c) => match Store::new(c).await {
+                Ok(s) => {
+                    tracing::info!("PostgreSQL connection for storing made again");
+                    self.store = s;
+                }
+                Err(e) => tracing::warn!(error = %e, "database statements not prepared"),
+            },
+            Err(e) => tracing::warn!(error = %e, "database not reachable"),
+        }
     }
 
     async fn handle(&mut self, deliveries: Vec<crate::input::Delivery>, shutdown: &Shutdown) {
@@ -162,15 +185,7 @@ impl Ingest {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    if self.store.client().is_closed() {
-                        match crate::db::connect(&self.db_url).await {
-                            Ok(c) => match Store::new(c).await {
-                                Ok(s) => self.store = s,
-                                Err(e) => tracing::warn!(error = %e, "database statements not prepared"),
-                            },
-                            Err(e) => tracing::warn!(error = %e, "database not reachable"),
-                        }
-                    }
+                    self.reconnect_if_closed().await;
                 }
             }
         };

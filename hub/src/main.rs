@@ -11,6 +11,7 @@ mod ingest;
 mod input;
 mod keys;
 mod metrics;
+mod reads;
 mod storable;
 mod store;
 mod view;
@@ -287,7 +288,7 @@ async fn keys_command(client: &tokio_postgres::Client, action: KeysAction) -> Re
 async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let key = Arc::new(hub_key(&cfg)?);
     let client = connect_current(&cfg).await?;
-    let reads = Arc::new(connect(&cfg).await?);
+    let reads = Arc::new(reads::Reads::new(&cfg.database.url, connect(&cfg).await?));
     let store = store::Store::new(client).await.map_err(|e| {
         eprintln!("PostgreSQL: {e}");
         exit::UNAVAILABLE

@@ -93,30 +93,44 @@ impl Access {
 
     /// The client of a system-to-system request (the FHIR API): a viewer as above, or, unless a
     /// single sign-on proxy names the users, a hub user by HTTP Basic credentials (checked through
-    /// `checks`). It may read, never command (no CSRF token). `Err` says why not: no valid
-    /// credentials (`None`), or too many failures for the name (how long until it may try again).
+    /// `checks`). It may read, never command (no CSRF token). `Err` says why not.
     pub async fn client(
         &self,
         db: &Client,
         headers: &HeaderMap,
         csrf_secret: &[u8],
         checks: &PasswordChecks,
-    ) -> Result<Viewer, Option<std::time::Duration>> {
+    ) -> Result<Viewer, Refusal> {
         if let Some(v) = self.viewer(db, headers, csrf_secret).await {
             return Ok(v);
         }
         if self.trusted_user_header.is_some() {
-            return Err(None);
+            return Err(Refusal::Credentials);
         }
-        let (name, password) = basic_credentials(headers).ok_or(None)?;
-        match accounts::password_is(db, checks, &name, &password).await {
-            Ok(Verdict::Match) => {}
-            Ok(Verdict::Throttled(wait)) => return Err(Some(wait)),
-            Ok(Verdict::NoMatch) | Err(_) => return Err(None),
+        let (name, password) = basic_credentials(headers).ok_or(Refusal::Credentials)?;
+        let unavailable = |e: tokio_postgres::Error| {
+            tracing::warn!(error = %e, "credentials not checked: the database did not answer");
+            Refusal::Unavailable
+        };
+        match accounts::password_is(db, checks, &name, &password).await.map_err(unavailable)? {
+            Verdict::Match => {}
+            Verdict::Throttled(wait) => return Err(Refusal::Throttled(wait)),
+            Verdict::NoMatch => return Err(Refusal::Credentials),
         }
-        let grants = accounts::grants(db, &name).await.map_err(|_| None)?;
+        let grants = accounts::grants(db, &name).await.map_err(unavailable)?;
         Ok(Viewer { name, csrf: String::new(), grants })
     }
+}
+
+/// Why a system-to-system request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No valid credentials.
+    Credentials,
+    /// Too many failures for the name: how long until it may try again.
+    Throttled(std::time::Duration),
+    /// The credentials could not be checked (the database did not answer): not the client's fault.
+    Unavailable,
 }
 
 /// The user and password of an `Authorization: Basic` header (RFC 7617).

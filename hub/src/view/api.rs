@@ -31,7 +31,7 @@ fn unauthorized() -> Response {
 }
 
 pub async fn viewer(s: &AppState, headers: &HeaderMap) -> Option<Viewer> {
-    s.view.access.viewer(&s.db, headers, &s.view.csrf_secret).await
+    s.view.access.viewer(&*s.db.get().await, headers, &s.view.csrf_secret).await
 }
 
 /// True when the viewer may open the scope's page (and it has something in it).
@@ -39,7 +39,7 @@ pub async fn may_open(s: &AppState, v: &Viewer, scope: &Scope) -> bool {
     match scope {
         Scope::Gateway { site, gw } => v.may_open_gateway(site, gw),
         Scope::Consult(c) => {
-            match s.db.query("SELECT DISTINCT site, gw FROM messages WHERE consult = $1", &[c]).await {
+            match s.db.get().await.query("SELECT DISTINCT site, gw FROM messages WHERE consult = $1", &[c]).await {
                 Ok(rows) => rows.iter().any(|r| v.may_see(r.get(0), r.get(1), Some(c))),
                 Err(e) => {
                     tracing::warn!(error = %e, "view: consult not looked up");
@@ -60,9 +60,11 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
     }
     let rows = match &scope {
         Scope::Consult(c) => {
-            s.db.query(
-                &format!(
-                    "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1
+            s.db.get()
+                .await
+                .query(
+                    &format!(
+                        "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE consult = $1
                        AND (kind <> 'wave'
                             OR t_us >= (SELECT greatest(max(t_us), $4) FROM messages
                                         WHERE consult = $1 AND kind = 'wave') - $2
@@ -70,21 +72,23 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
                             -- ten minutes, so all its waves (within the newest messages).
                             OR (site, gw) IN (SELECT site, gw FROM clock_steps))
                      ORDER BY id DESC LIMIT $3) newest ORDER BY id"
-                ),
-                // A signed time at the bottom of the range does not take the subtraction below it.
-                &[c, &WAVE_HISTORY_US, &(CONSULT_HISTORY + 1), &(i64::MIN + WAVE_HISTORY_US)],
-            )
-            .await
+                    ),
+                    // A signed time at the bottom of the range does not take the subtraction below it.
+                    &[c, &WAVE_HISTORY_US, &(CONSULT_HISTORY + 1), &(i64::MIN + WAVE_HISTORY_US)],
+                )
+                .await
         }
         Scope::Gateway { site, gw } => {
-            s.db.query(
-                &format!(
-                    "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE site = $1 AND gw = $2
+            s.db.get()
+                .await
+                .query(
+                    &format!(
+                        "SELECT * FROM (SELECT {ROW_COLUMNS} FROM messages WHERE site = $1 AND gw = $2
                      ORDER BY id DESC LIMIT $3) newest ORDER BY id"
-                ),
-                &[site, gw, &GATEWAY_HISTORY],
-            )
-            .await
+                    ),
+                    &[site, gw, &GATEWAY_HISTORY],
+                )
+                .await
         }
     };
     let rows = match rows {
@@ -98,7 +102,7 @@ pub async fn history(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
         .map(StoredRow::from_row)
         .filter(|r| v.may_see(&r.site, &r.gw, r.consult.as_deref()))
         .collect();
-    let items = items::items(&s.db, &stored, &s.view.feed.keys()).await;
+    let items = items::items(&*s.db.get().await, &stored, &s.view.feed.keys()).await;
     Json(serde_json::json!({ "items": items, "truncated": truncated })).into_response()
 }
 
@@ -117,7 +121,8 @@ pub async fn live(State(s): State<AppState>, headers: HeaderMap, Query(q): Query
 pub async fn message(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     use base64::Engine;
     let Some(v) = viewer(&s, &headers).await else { return unauthorized() };
-    let row = match s.db.query_opt(&format!("SELECT {ROW_COLUMNS}, seq FROM messages WHERE id = $1"), &[&id]).await {
+    let db = s.db.get().await;
+    let row = match db.query_opt(&format!("SELECT {ROW_COLUMNS}, seq FROM messages WHERE id = $1"), &[&id]).await {
         Ok(Some(r)) => r,
         Ok(None) => return not_found(),
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
@@ -127,11 +132,11 @@ pub async fn message(State(s): State<AppState>, headers: HeaderMap, Path(id): Pa
         return not_found();
     }
     let seq: i64 = row.get(8);
-    let key =
-        s.db.query_opt("SELECT jwk, revoked_at IS NOT NULL FROM trusted_keys WHERE kid = $1", &[&stored.kid])
-            .await
-            .ok()
-            .flatten();
+    let key = db
+        .query_opt("SELECT jwk, revoked_at IS NOT NULL FROM trusted_keys WHERE kid = $1", &[&stored.kid])
+        .await
+        .ok()
+        .flatten();
     let proof = items::open(&stored, &s.view.feed.keys()).map(|(_, p)| p);
     Json(serde_json::json!({
         "id": stored.id,
@@ -157,11 +162,13 @@ pub async fn image(
 ) -> Response {
     let Some(v) = viewer(&s, &headers).await else { return unauthorized() };
     let row =
-        s.db.query_opt(
-            "SELECT mime, bytes, consult FROM images WHERE site = $1 AND gw = $2 AND media_id = $3",
-            &[&site, &gw, &media],
-        )
-        .await;
+        s.db.get()
+            .await
+            .query_opt(
+                "SELECT mime, bytes, consult FROM images WHERE site = $1 AND gw = $2 AND media_id = $3",
+                &[&site, &gw, &media],
+            )
+            .await;
     match row {
         Ok(Some(r)) if v.may_see(&site, &gw, r.get::<_, Option<&str>>(2)) => (
             [(header::CONTENT_TYPE, r.get::<_, String>(0)), (header::CACHE_CONTROL, "private, max-age=86400".into())],

@@ -99,8 +99,8 @@ impl Feed {
     }
 
     /// Listens until shutdown, reconnecting; `db` reads the rows.
-    pub async fn run(self: Arc<Self>, url: String, db: Arc<Client>, mut shutdown: Shutdown) {
-        self.reload_keys(&db).await;
+    pub async fn run(self: Arc<Self>, url: String, reads: Arc<crate::reads::Reads>, mut shutdown: Shutdown) {
+        self.reload_keys(&*reads.get().await).await;
         let mut keys = tokio::time::interval(KEYS_EVERY);
         loop {
             let (listener, mut notes) = match listen(&url).await {
@@ -117,10 +117,10 @@ impl Feed {
             loop {
                 tokio::select! {
                     _ = shutdown.triggered() => return,
-                    _ = keys.tick() => self.reload_keys(&db).await,
+                    _ = keys.tick() => self.reload_keys(&*reads.get().await).await,
                     note = notes.recv() => {
                         let Some(payload) = note else { break };
-                        if let Err(e) = self.publish(&db, parse_notice(&payload)).await {
+                        if let Err(e) = self.publish(&*reads.get().await, parse_notice(&payload)).await {
                             tracing::warn!(error = %e, "view: stored messages not read");
                             self.live.send(FeedEvent::Reset);
                         }

@@ -55,7 +55,7 @@ pub struct Login {
 
 pub async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
     let next = safe_next(f.next.as_deref());
-    match accounts::sign_in(&s.db, &s.view.passwords, f.name.trim(), &f.password).await {
+    match accounts::sign_in(&*s.db.get().await, &s.view.passwords, f.name.trim(), &f.password).await {
         Ok(Ok((token, _))) => {
             let cookie = format!(
                 "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -80,7 +80,7 @@ pub async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response 
 
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = super::access::cookie(&headers, COOKIE) {
-        let _ = accounts::sign_out(&s.db, token).await;
+        let _ = accounts::sign_out(&*s.db.get().await, token).await;
     }
     let clear = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
@@ -101,15 +101,19 @@ fn page(title: &str, body: &str) -> Html<String> {
 pub async fn index(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let Some(v) = viewer(&s, &headers).await else { return to_login("/") };
     let consults =
-        s.db.query(
-            "SELECT consult, site, gw, max(since_us) AS since FROM consults WHERE consult IS NOT NULL
+        s.db.get()
+            .await
+            .query(
+                "SELECT consult, site, gw, max(since_us) AS since FROM consults WHERE consult IS NOT NULL
              GROUP BY consult, site, gw ORDER BY since DESC LIMIT 500",
-            &[],
-        )
-        .await
-        .unwrap_or_default();
+                &[],
+            )
+            .await
+            .unwrap_or_default();
     let gateways =
-        s.db.query("SELECT site, gw FROM trusted_keys WHERE site IS NOT NULL GROUP BY site, gw ORDER BY site, gw", &[])
+        s.db.get()
+            .await
+            .query("SELECT site, gw FROM trusted_keys WHERE site IS NOT NULL GROUP BY site, gw ORDER BY site, gw", &[])
             .await
             .unwrap_or_default();
     let mut body = format!("<p>Signed in as <b>{}</b>.</p><h2>Consults</h2><ul>", esc(&v.name));

@@ -10,6 +10,7 @@ mod fhir;
 mod nul_characters;
 mod passwords;
 mod quarantine;
+mod reconnect;
 mod support;
 mod tls;
 #[path = "../../../tests/support/tls_broker.rs"]
