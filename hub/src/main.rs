@@ -326,9 +326,12 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
         .sending(commands);
     tokio::spawn(async move {
         spokegate::shutdown::signal().await;
+        // systemd (Type=notify) hears the service is draining.
+        spokegate::systemd::stopping();
         trigger.trigger();
     });
     tracing::info!(listen = %cfg.http.listen, hub = cfg.hub.id, "spokegate-hub serving");
+    spokegate::systemd::ready();
     let result = ingest.run(shutdown).await;
     let _ = server.await;
     result.map_err(|e| {

@@ -11,6 +11,7 @@ mod nul_characters;
 mod passwords;
 mod quarantine;
 mod reconnect;
+mod service;
 mod support;
 mod tls;
 #[path = "../../../tests/support/tls_broker.rs"]

@@ -150,11 +150,17 @@ impl HubSetup {
 
     /// `spokegate-hub serve` as a process of its own (killed when dropped).
     pub fn serve(&self, instance: &str) -> HubInstance {
+        self.serve_with(instance, &[])
+    }
+
+    /// The same, with more environment.
+    pub fn serve_with(&self, instance: &str, env: &[(&str, &Path)]) -> HubInstance {
         let port = free_port();
         let cfg = self.config(instance, port);
         let log = std::fs::File::create(self.dir.path().join(format!("{instance}.log"))).unwrap();
         let child = Command::new(hub_binary())
             .args(["serve", "--config", cfg.to_str().unwrap()])
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info,spokegate_hub=debug")
             .stdout(Stdio::null())
             .stderr(log)
