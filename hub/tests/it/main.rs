@@ -8,6 +8,7 @@ mod clock_steps;
 mod exactly_once;
 mod fhir;
 mod nul_characters;
+mod package;
 mod passwords;
 mod quarantine;
 mod reconnect;
