@@ -40,6 +40,9 @@ pub struct Ingest {
     keys_at: Instant,
     /// When the store's connection may be made again.
     redial: crate::db::Redial,
+    /// Beats on every turn of the loop and every commit retry (the watchdog's sign of life: a
+    /// database or engine that is away is waited for, not a wedge).
+    pub beat: Arc<spokegate::systemd::Heartbeat>,
 }
 
 impl Ingest {
@@ -65,6 +68,7 @@ impl Ingest {
             revoked: HashSet::new(),
             keys_at: Instant::now(),
             redial: crate::db::Redial::default(),
+            beat: Arc::default(),
         };
         i.reload_keys().await?;
         Ok(i)
@@ -89,6 +93,7 @@ impl Ingest {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut lag_at = Instant::now();
         loop {
+            self.beat.beat();
             tokio::select! {
                 biased;
                 _ = shutdown.triggered() => break,
@@ -178,6 +183,7 @@ impl Ingest {
                     break done;
                 }
                 Err(e) => {
+                    self.beat.beat();
                     self.metrics.commit_failures.inc();
                     tracing::warn!(error = %e, "commit failed; nothing settled, retrying");
                     if shutdown.is_triggered() && self.store.client().is_closed() {

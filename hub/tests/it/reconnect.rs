@@ -17,25 +17,6 @@ async fn observations(port: u16) -> (u16, String) {
     (status, body)
 }
 
-/// Ends every connection to the test's database, as a restart of PostgreSQL does (`c` is
-/// connected to another); how many were ended.
-async fn end_connections(c: &tokio_postgres::Client, db: &TestDb) -> i64 {
-    let rows = c
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&db.name],
-        )
-        .await
-        .unwrap();
-    rows.len() as i64
-}
-
-/// Whether the test's database takes new connections (as PostgreSQL does not while it is down;
-/// `c` is connected to another).
-async fn take_connections(c: &tokio_postgres::Client, db: &TestDb, yes: bool) {
-    c.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {yes}", db.name)).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_reads_and_stores_again_after_its_database_connections_end() {
     let rig = CraftedRig::start("reconnect").await;
@@ -61,11 +42,8 @@ async fn an_instance_reads_and_stores_again_after_its_database_connections_end()
 
     // PostgreSQL goes away: the ingest's, the view's listening and the HTTP side's connections
     // at least end, and no new one is taken.
-    let (admin, connection) =
-        tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    take_connections(&admin, &rig.db, false).await;
-    let ended = end_connections(&admin, &rig.db).await;
+    let admin = admin_client().await;
+    let ended = database_away(&admin, &rig.db, true).await;
     assert!(ended >= 3, "{ended} connections ended");
     let (status, head, body) =
         http_request(port, "GET", "/fhir/r4/Observation?site=site-1", &basic("his", PASSWORD), "").await;
@@ -75,7 +53,7 @@ async fn an_instance_reads_and_stores_again_after_its_database_connections_end()
     assert!(matches!(rig.instance.get("/readyz").await, Some((503, _))));
 
     // PostgreSQL is back.
-    take_connections(&admin, &rig.db, true).await;
+    database_away(&admin, &rig.db, false).await;
     until("ready again without a message arriving", PATIENCE, || async {
         matches!(rig.instance.get("/readyz").await, Some((200, _)))
     })

@@ -1,7 +1,9 @@
 //! The hub service's systemd unit (`systemd/spokegate-hub.service`): `systemd-analyze` rates its
 //! sandbox (exposure at most 2.0, while the service still reaches PostgreSQL, the engine and its
 //! HTTP clients) and finds nothing wrong in it; its user's sysusers snippet is valid; and the
-//! service speaks sd_notify as `Type=notify` asks: READY once it serves, STOPPING on SIGTERM.
+//! service speaks sd_notify as `Type=notify` asks: READY once it serves, STOPPING on SIGTERM, and
+//! watchdog pings while its ingest turns, also while it waits for a database that went away
+//! (that is no wedge: a restart would not bring PostgreSQL back).
 
 use crate::support::*;
 use std::process::Command;
@@ -52,7 +54,7 @@ async fn the_service_says_ready_once_it_serves_and_stopping_on_sigterm() {
     let sock_path = hub.dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut instance = hub.serve_with("notify", &[("NOTIFY_SOCKET", &sock_path)]);
+    let mut instance = hub.serve_with("notify", &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
     let mut buf = [0u8; 512];
     let mut next = || {
         let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no notification in time ({e})"));
@@ -66,4 +68,47 @@ async fn the_service_says_ready_once_it_serves_and_stopping_on_sigterm() {
     let stopping = next();
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     assert!(instance.terminate().success(), "{}", instance.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_is_pinged_while_the_ingest_waits_for_a_database_that_went_away() {
+    let db = TestDb::create();
+    let broker = spokegate::sim::mosquitto::Mosquitto::start();
+    let hub = HubSetup::new(&db, &mqtt_input(broker.port));
+    let keys = tempfile::tempdir().unwrap();
+    let key = hub.trusted_gateway(keys.path(), "site-1", "gw-a");
+    let sock_path = hub.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let instance =
+        hub.serve_with("watchdog", &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")]);
+    let pings = |what: &str, n: usize| {
+        let mut buf = [0u8; 512];
+        let mut got = 0;
+        while got < n {
+            let m = match sock.recv(&mut buf) {
+                Ok(len) => String::from_utf8_lossy(&buf[..len]).to_string(),
+                Err(e) => panic!("{what}: no notification in time ({e}); the log:\n{}", instance.log()),
+            };
+            assert!(m.contains("WATCHDOG=1") || m.contains("READY=1"), "{m}");
+            got += m.contains("WATCHDOG=1") as usize;
+        }
+    };
+    pings("started", 3);
+    // PostgreSQL goes away, and a reading arrives: the ingest retries its commit.
+    let admin = admin_client().await;
+    database_away(&admin, &db, true).await;
+    let publisher = spokegate_publisher(broker.port).await;
+    let b = reading("site-1", "gw-a", 1, 120.0);
+    publisher
+        .publish(spokegate::mqtt::topics::for_body(&b), rumqttc::QoS::AtLeastOnce, false, sealed(&key, &b))
+        .await
+        .unwrap();
+    until("a commit retried", PATIENCE, || async { instance.metric("spokegate_hub_commit_failures").await >= 2.0 })
+        .await;
+    pings("the database away", 5);
+    // Back: the reading is stored.
+    database_away(&admin, &db, false).await;
+    until("the reading stored", PATIENCE, || async { db.count("SELECT count(*) FROM messages").await == 1 }).await;
+    pings("the database back", 2);
 }

@@ -67,6 +67,32 @@ impl TestDb {
     }
 }
 
+/// A connection to the machine's PostgreSQL as its superuser, outside any test's database.
+pub async fn admin_client() -> tokio_postgres::Client {
+    let (c, connection) =
+        tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    c
+}
+
+/// PostgreSQL goes away for `db`'s clients, as in a restart: every connection to it ends and
+/// none is taken (`admin` is connected to another database); `false` brings it back. How many
+/// connections were ended.
+pub async fn database_away(admin: &tokio_postgres::Client, db: &TestDb, away: bool) -> i64 {
+    admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {}", db.name, !away)).await.unwrap();
+    if !away {
+        return 0;
+    }
+    let rows = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    rows.len() as i64
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
@@ -153,13 +179,14 @@ impl HubSetup {
         self.serve_with(instance, &[])
     }
 
-    /// The same, with more environment.
-    pub fn serve_with(&self, instance: &str, env: &[(&str, &Path)]) -> HubInstance {
+    /// The same, with more environment, and `WATCHDOG_PID` its own pid (as systemd sets it: the
+    /// shell's pid is the service's after `exec`).
+    pub fn serve_with(&self, instance: &str, env: &[(&str, &str)]) -> HubInstance {
         let port = free_port();
         let cfg = self.config(instance, port);
         let log = std::fs::File::create(self.dir.path().join(format!("{instance}.log"))).unwrap();
-        let child = Command::new(hub_binary())
-            .args(["serve", "--config", cfg.to_str().unwrap()])
+        let child = Command::new("sh")
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" serve --config \"$1\"", hub_binary(), cfg.to_str().unwrap()])
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info,spokegate_hub=debug")
             .stdout(Stdio::null())
