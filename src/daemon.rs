@@ -188,20 +188,7 @@ pub async fn run(config: Config, key: SigningKey, outer: Shutdown, counters: &mu
         "spokegate running"
     );
     systemd::ready();
-    let watchdog = systemd::watchdog_interval().map(|every| {
-        let (pipeline_beat, link_beat) = (pipeline_beat.clone(), link_beat.clone());
-        tokio::spawn(async move {
-            let mut gate = systemd::WatchdogGate::default();
-            loop {
-                if gate.alive(&[pipeline_beat.count(), link_beat.count()]) {
-                    systemd::watchdog_ping();
-                } else {
-                    tracing::error!("the pipeline or the uplink stopped moving; the watchdog is not pinged");
-                }
-                tokio::time::sleep(every / 2).await;
-            }
-        })
-    });
+    let watchdog = systemd::spawn_watchdog(vec![pipeline_beat, link_beat], "the pipeline or the uplink stopped moving");
 
     // Until stopped, or until the uplink dies (a CA file that vanished, ...): then the daemon
     // stops too and exits non-zero, so systemd restarts it and the watchdog does not vouch for a

@@ -57,6 +57,27 @@ impl WatchdogGate {
     }
 }
 
+/// Pings systemd's watchdog, when it asked for one (`WatchdogSec=`), every half interval in which
+/// every one of `beats` moved; logs `stuck` instead when one did not. `None` without a watchdog.
+pub fn spawn_watchdog(
+    beats: Vec<std::sync::Arc<Heartbeat>>,
+    stuck: &'static str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = watchdog_interval()?;
+    Some(tokio::spawn(async move {
+        let mut gate = WatchdogGate::default();
+        loop {
+            let counts: Vec<u64> = beats.iter().map(|b| b.count()).collect();
+            if gate.alive(&counts) {
+                watchdog_ping();
+            } else {
+                tracing::error!("{stuck}; the watchdog is not pinged");
+            }
+            tokio::time::sleep(every / 2).await;
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

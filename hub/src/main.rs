@@ -332,20 +332,7 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     });
     tracing::info!(listen = %cfg.http.listen, hub = cfg.hub.id, "spokegate-hub serving");
     spokegate::systemd::ready();
-    let watchdog = spokegate::systemd::watchdog_interval().map(|every| {
-        let beat = ingest.beat.clone();
-        tokio::spawn(async move {
-            let mut gate = spokegate::systemd::WatchdogGate::default();
-            loop {
-                if gate.alive(&[beat.count()]) {
-                    spokegate::systemd::watchdog_ping();
-                } else {
-                    tracing::error!("the ingest stopped moving; the watchdog is not pinged");
-                }
-                tokio::time::sleep(every / 2).await;
-            }
-        })
-    });
+    let watchdog = spokegate::systemd::spawn_watchdog(vec![ingest.beat.clone()], "the ingest stopped moving");
     let result = ingest.run(shutdown).await;
     if let Some(w) = watchdog {
         w.abort();
