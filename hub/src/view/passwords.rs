@@ -91,7 +91,9 @@ fn pair_key(name: &str, password: &str) -> [u8; 32] {
 impl PasswordChecks {
     /// Whether `password` is the one `stored` (the user's hash, or `None` for a name nobody has)
     /// was made from; `unknown` is checked in place of a missing hash, so an unknown name costs
-    /// as much as a known one. Failures are counted in `db`.
+    /// as much as a known one. Failures are counted in `db`. A request that waited for its turn
+    /// looks again before its check: guesses sent together cost at most a turn's checks more
+    /// than [`FAILURES`], and a client's requests sent together one check.
     pub async fn check(
         &self,
         db: &Client,
@@ -100,28 +102,23 @@ impl PasswordChecks {
         stored: Option<String>,
         unknown: &str,
     ) -> Result<Verdict, tokio_postgres::Error> {
-        let now = Instant::now();
         let key = pair_key(name, password);
-        if let Some(hash) = &stored {
-            let known = lock(&self.remembered)
-                .get(&key)
-                .is_some_and(|r| &r.hash == hash && now.duration_since(r.at) < REMEMBERED_FOR);
-            if known {
-                return Ok(Verdict::Match);
-            }
+        if let Some(v) = self.without_check(db, name, &key, stored.as_deref()).await? {
+            return Ok(v);
         }
-        if let Some(wait) = password_failures::refused_for(db, name, FAILURES, WINDOW).await? {
-            self.throttled.inc();
-            return Ok(Verdict::Throttled(wait));
+        // The turn is held until the outcome is recorded, so the next one in line sees it.
+        let _turn = self.at_once.acquire().await;
+        if let Some(v) = self.without_check(db, name, &key, stored.as_deref()).await? {
+            return Ok(v);
         }
+        self.checks.inc();
         let matched = {
-            let _turn = self.at_once.acquire().await;
-            self.checks.inc();
             let (hash, password) = (stored.clone().unwrap_or_else(|| unknown.to_string()), password.to_string());
             tokio::task::spawn_blocking(move || super::accounts::password_matches(&hash, &password))
                 .await
                 .unwrap_or(false)
         };
+        let now = Instant::now();
         match stored.filter(|_| matched) {
             Some(hash) => {
                 password_failures::cleared(db, name).await?;
@@ -141,6 +138,29 @@ impl PasswordChecks {
                 Ok(Verdict::NoMatch)
             }
         }
+    }
+
+    /// The verdict that needs no check, if there is one: a remembered match (taken before the
+    /// refusal: it proves the password), or a name refused after too many failures.
+    async fn without_check(
+        &self,
+        db: &Client,
+        name: &str,
+        key: &[u8; 32],
+        stored: Option<&str>,
+    ) -> Result<Option<Verdict>, tokio_postgres::Error> {
+        if let Some(hash) = stored {
+            let known =
+                lock(&self.remembered).get(key).is_some_and(|r| r.hash == hash && r.at.elapsed() < REMEMBERED_FOR);
+            if known {
+                return Ok(Some(Verdict::Match));
+            }
+        }
+        if let Some(wait) = password_failures::refused_for(db, name, FAILURES, WINDOW).await? {
+            self.throttled.inc();
+            return Ok(Some(Verdict::Throttled(wait)));
+        }
+        Ok(None)
     }
 
     /// Deletes the ended failure windows, at most once a window.

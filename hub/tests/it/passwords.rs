@@ -164,3 +164,35 @@ async fn any_name_a_client_sends_is_counted_and_refused_not_an_error() {
     }
     assert_eq!(rig.instance.metric("spokegate_hub_password_throttled_total").await, 2.0);
 }
+
+/// The README's figures: five failures a minute refuse a name; two checks run at once.
+const FAILURES: f64 = 5.0;
+const AT_ONCE: f64 = 2.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_together_are_checked_as_if_they_came_one_after_another() {
+    use futures::future::join_all;
+    let rig = CraftedRig::start("together").await;
+    rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    rig.hub.user("dr-das", PASSWORD, &[("site-1", None, None)]);
+    let port = rig.instance.http;
+    let checks = || async { rig.instance.metric("spokegate_hub_password_checks_total").await };
+
+    // A client's first eight requests, sent together: the checks of the first turn (two run at
+    // once), the rest remembered.
+    let answers = join_all((0..8).map(|_| fhir(port, "his", PASSWORD))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    let first = checks().await;
+    assert!((1.0..=AT_ONCE).contains(&first), "{first} checks for a client's requests sent together");
+
+    // Twenty guesses at a name, sent together: checked until the fifth failure is recorded
+    // (the checks in progress then finish), the rest refused unchecked.
+    let guesses: Vec<String> = (0..20).map(|i| format!("guess {i}")).collect();
+    let answers = join_all(guesses.iter().map(|g| fhir(port, "dr-das", g))).await;
+    let wrong = answers.iter().filter(|(s, _)| *s == 401).count() as f64;
+    let refused = answers.iter().filter(|(s, _)| *s == 429).count() as f64;
+    assert_eq!(wrong + refused, 20.0, "{answers:?}");
+    let checked = checks().await - first;
+    assert_eq!(checked, wrong, "every check a wrong password");
+    assert!((FAILURES..=FAILURES + AT_ONCE - 1.0).contains(&checked), "{checked} checks for 20 guesses");
+}
