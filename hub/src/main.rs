@@ -310,6 +310,7 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let view = Arc::new(view::View::new(key.clone(), access, outbox, passwords));
     let (trigger, shutdown) = spokegate::shutdown::channel();
     tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
+    let view_feed = view.feed.clone();
     let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads, view });
     let mut http_stop = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -324,11 +325,14 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
             exit::UNAVAILABLE
         })?
         .sending(commands);
+    let live = view_feed.live.clone();
     tokio::spawn(async move {
         spokegate::shutdown::signal().await;
         // systemd (Type=notify) hears the service is draining.
         spokegate::systemd::stopping();
         trigger.trigger();
+        // Open pages' live streams end, so that the HTTP server's graceful shutdown can finish.
+        live.close();
     });
     tracing::info!(listen = %cfg.http.listen, hub = cfg.hub.id, "spokegate-hub serving");
     spokegate::systemd::ready();

@@ -65,6 +65,9 @@ pub enum FeedEvent {
 pub struct LiveFeed {
     tx: broadcast::Sender<FeedEvent>,
     watching: Mutex<HashMap<Scope, usize>>,
+    /// True once the service stops: every page's stream ends (a server's graceful shutdown
+    /// waits for its responses, and a page's stream would otherwise never end).
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 /// Keeps a scope watched while a page's stream is open.
@@ -87,7 +90,16 @@ impl Drop for Watching {
 
 impl LiveFeed {
     pub fn new() -> Arc<LiveFeed> {
-        Arc::new(LiveFeed { tx: broadcast::channel(BACKLOG).0, watching: Mutex::default() })
+        Arc::new(LiveFeed {
+            tx: broadcast::channel(BACKLOG).0,
+            watching: Mutex::default(),
+            closed: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// Ends every page's stream, and any opened later at once (the service is stopping).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
     }
 
     pub fn send(&self, e: FeedEvent) {
@@ -104,23 +116,29 @@ impl LiveFeed {
         *self.watching.lock().unwrap_or_else(|p| p.into_inner()).entry(scope.clone()).or_default() += 1;
         let watching = Watching { feed: self.clone(), scope };
         let rx = self.tx.subscribe();
-        let stream = futures::stream::unfold((rx, watching, allowed), |(mut rx, w, allowed)| async move {
-            loop {
-                let event = match rx.recv().await {
-                    Ok(FeedEvent::Item(item)) => {
-                        if !w.scope.holds(&item.site, &item.gw, item.consult.as_deref()) || !allowed(&item) {
-                            continue;
+        let closed = self.closed.subscribe();
+        let stream =
+            futures::stream::unfold((rx, watching, allowed, closed), |(mut rx, w, allowed, mut closed)| async move {
+                loop {
+                    let received = tokio::select! {
+                        _ = closed.wait_for(|c| *c) => return None,
+                        r = rx.recv() => r,
+                    };
+                    let event = match received {
+                        Ok(FeedEvent::Item(item)) => {
+                            if !w.scope.holds(&item.site, &item.gw, item.consult.as_deref()) || !allowed(&item) {
+                                continue;
+                            }
+                            Event::default().event("item").data(item.json.as_str())
                         }
-                        Event::default().event("item").data(item.json.as_str())
-                    }
-                    Ok(FeedEvent::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        Event::default().event("reload").data("{}")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                return Some((Ok::<_, std::convert::Infallible>(event), (rx, w, allowed)));
-            }
-        });
+                        Ok(FeedEvent::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            Event::default().event("reload").data("{}")
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    };
+                    return Some((Ok::<_, std::convert::Infallible>(event), (rx, w, allowed, closed)));
+                }
+            });
         Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
     }
 }
@@ -144,5 +162,23 @@ mod tests {
         assert_eq!(feed.watched(), vec![Scope::Consult("C1".into())]);
         drop(page);
         assert!(feed.watched().is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_the_feed_ends_every_pages_stream() {
+        let feed = LiveFeed::new();
+        let page = feed.stream(Scope::Consult("C1".into()), |_| true);
+        let body = tokio::spawn(axum::body::to_bytes(page.into_body(), usize::MAX));
+        feed.close();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), body).await;
+        assert!(matches!(ended, Ok(Ok(Ok(_)))), "{ended:?}");
+        // A page opened after the close gets a stream that ends at once.
+        let late = feed.stream(Scope::Consult("C1".into()), |_| true);
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            axum::body::to_bytes(late.into_body(), usize::MAX),
+        )
+        .await;
+        assert!(matches!(ended, Ok(Ok(_))), "{ended:?}");
     }
 }

@@ -112,3 +112,42 @@ async fn the_watchdog_is_pinged_while_the_ingest_waits_for_a_database_that_went_
     until("the reading stored", PATIENCE, || async { db.count("SELECT count(*) FROM messages").await == 1 }).await;
     pings("the database back", 2);
 }
+
+/// A doctor's consult page keeps its live stream open for as long as it is shown. SIGTERM ends
+/// that stream and the service exits at once, as systemd expects (it would otherwise wait until
+/// `TimeoutStopSec` and kill it, mid-batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_service_while_a_page_listens_live() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut rig = CraftedRig::start("live-stop").await;
+    rig.hub.user("dr-rao", "correct horse battery", &[("site-1", None, None)]);
+    let port = rig.instance.http;
+    let cookie = sign_in(port, "dr-rao", "correct horse battery").await;
+    let mut live = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!("GET /api/live?site=site-1&gw=gw-a HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n");
+    live.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, live.read(&mut byte)).await.expect("the stream's head").unwrap();
+        assert_eq!(n, 1, "the stream closed before its head: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains("text/event-stream"), "{head}");
+
+    let stopped = std::time::Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &rig.instance.proc.0.id().to_string()]).status();
+    let limit = std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = rig.instance.proc.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopped.elapsed() < limit, "still running {limit:?} after SIGTERM; the log:\n{}", rig.instance.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}\n{}", rig.instance.log());
+    // The page's stream was ended, not left hanging.
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, live.read_to_end(&mut rest)).await.expect("the stream ended").unwrap();
+}
