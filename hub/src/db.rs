@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "accounts", include_str!("../migrations/0002_accounts.sql")),
     (3, "clock_steps", include_str!("../migrations/0003_clock_steps.sql")),
     (4, "password_failures", include_str!("../migrations/0004_password_failures.sql")),
+    (5, "observation_pages", include_str!("../migrations/0005_observation_pages.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

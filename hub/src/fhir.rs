@@ -14,6 +14,7 @@
 
 use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
+use crate::search_page::{self, Position};
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -50,6 +51,9 @@ pub struct ObservationQuery {
     code: Option<String>,
     #[serde(rename = "_count")]
     count: Option<i64>,
+    /// Where the page starts: the cursor of the previous page's `next` link.
+    #[serde(rename = "_cursor")]
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,16 +290,21 @@ fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<Stri
     (sql, params)
 }
 
+/// The spot values `q` selects that `grants` open, in the search's order (site, gateway, seq,
+/// value index), after `after` when a page starts there; at most `limit` (`None`: all).
 async fn numeric_rows(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
+    after: Option<&Position>,
+    limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
-    let limit = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
-    let (open, grant_params) = granted(grants, "", 7);
+    let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
+    let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
+    let (open, grant_params) = granted(grants, "", 11);
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit];
+        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit, &after_site, &after_gw, &after_seq, &after_idx];
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
@@ -304,7 +313,8 @@ async fn numeric_rows(
                  FROM observations
                  WHERE ($1::text IS NULL OR consult = $1) AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR gw = $3)
                    AND ($4::text IS NULL OR dev = $4) AND ($5::bigint IS NULL OR mdc = $5) AND {open}
-                 ORDER BY site, gw, seq, idx LIMIT $6"
+                   AND ($7::text IS NULL OR (site, gw, seq, idx) > ($7::text, $8::text, $9::bigint, $10::integer))
+                 ORDER BY site, gw, seq, idx LIMIT $6::bigint"
             ),
             &params,
         )
@@ -441,17 +451,28 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
 }
 
 /// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
-/// values (devices by their identifier: `Device?identifier=...` on the receiving server).
+/// values (devices by their identifier: `Device?identifier=...` on the receiving server), a page
+/// of `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total`
+/// when the first page holds them all.
 async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ObservationQuery>) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    let after = match q.cursor.as_deref().map(Position::from_cursor) {
+        Some(None) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is not a cursor this server made"),
+        Some(Some(p)) => Some(p),
+        None => None,
+    };
+    let count = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
     let db = s.db.get().await;
-    let mut rows = match numeric_rows(&db, &q, &v.grants).await {
+    // One more than the page: whether there is a next one.
+    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
+    let more = rows.len() as i64 > count;
+    rows.truncate(count as usize);
     if let Err(e) = correct_clocks(&db, &mut rows, &mut []).await {
         return db_error(e);
     }
@@ -468,7 +489,30 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
         .collect();
-    fhir_json(json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}))
+    let page_url = |cursor: Option<String>| {
+        search_page::url(
+            "/fhir/r4/Observation",
+            &[
+                ("consult", q.consult.clone()),
+                ("site", q.site.clone()),
+                ("gw", q.gw.clone()),
+                ("dev", q.dev.clone()),
+                ("code", q.code.clone()),
+                ("_count", Some(count.to_string())),
+                ("_cursor", cursor),
+            ],
+        )
+    };
+    let mut links = vec![json!({"relation": "self", "url": page_url(q.cursor.clone())})];
+    if let (true, Some(last)) = (more, rows.last()) {
+        let end = Position { site: last.site.clone(), gw: last.gw.clone(), seq: last.seq, idx: last.idx };
+        links.push(json!({"relation": "next", "url": page_url(Some(end.cursor()))}));
+    }
+    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
+    if !more && after.is_none() {
+        bundle["total"] = json!(rows.len());
+    }
+    fhir_json(bundle)
 }
 
 /// `GET /fhir/r4/Bundle?consult=ID`: everything of a consult as a transaction bundle that a FHIR
@@ -478,11 +522,19 @@ async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q):
         Ok(v) => v,
         Err(r) => return r,
     };
-    let oq =
-        ObservationQuery { consult: Some(q.consult.clone()), site: None, gw: None, dev: None, code: None, count: None };
+    let oq = ObservationQuery {
+        consult: Some(q.consult.clone()),
+        site: None,
+        gw: None,
+        dev: None,
+        code: None,
+        count: None,
+        cursor: None,
+    };
     let db = s.db.get().await;
+    // A transaction bundle is whole: every spot value of the consult, however many.
     let (mut numbers, mut waves) =
-        match (numeric_rows(&db, &oq, &v.grants).await, wave_rows(&db, &q.consult, &v.grants).await) {
+        match (numeric_rows(&db, &oq, &v.grants, None, None).await, wave_rows(&db, &q.consult, &v.grants).await) {
             (Ok(n), Ok(w)) => (n, w),
             (Err(e), _) | (_, Err(e)) => return db_error(e),
         };

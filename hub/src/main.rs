@@ -12,6 +12,7 @@ mod input;
 mod keys;
 mod metrics;
 mod reads;
+mod search_page;
 mod storable;
 mod store;
 mod view;

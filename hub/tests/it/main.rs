@@ -9,6 +9,7 @@ mod exactly_once;
 mod fhir;
 mod nul_characters;
 mod package;
+mod paging;
 mod passwords;
 mod quarantine;
 mod reconnect;

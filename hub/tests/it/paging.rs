@@ -1,0 +1,119 @@
+//! A hospital system reads a site's spot values through the FHIR search a page at a time: each
+//! page holds `_count` observations and links to the next until there are no more, every stored
+//! value comes exactly once and in order, a reading stored while the pages are read shifts none
+//! of them, and a user's grants hold on every page. (Before, a search returned its first 1,000
+//! values and no link, with `total` saying 1,000: the rest could not be read; and a consult's
+//! transaction bundle held at most 1,000 spot values.)
+
+use crate::support::*;
+use serde_json::Value;
+
+const PASSWORD: &str = "a long system password";
+
+async fn get(port: u16, path: &str, name: &str) -> Value {
+    let (status, head, body) = http_request(port, "GET", path, &basic(name, PASSWORD), "").await;
+    assert_eq!(status, 200, "{path}: {head}\n{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_string)
+}
+
+/// (identifier, systolic value) of each observation of a page.
+fn values(bundle: &Value) -> Vec<(String, f64)> {
+    bundle["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| {
+                    let o = &e["resource"];
+                    let id = o["identifier"][0]["value"].as_str().unwrap_or("").to_string();
+                    (id, o["valueQuantity"]["value"].as_f64().unwrap_or(f64::NAN))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every page of a search from `first`, following `next` links: the pages' values in order.
+async fn all_pages(port: u16, first: &str, name: &str) -> (Vec<Vec<(String, f64)>>, Vec<Value>) {
+    let (mut pages, mut bundles) = (Vec::new(), Vec::new());
+    let mut next = Some(first.to_string());
+    while let Some(path) = next {
+        let bundle = get(port, &path, name).await;
+        pages.push(values(&bundle));
+        next = link(&bundle, "next");
+        bundles.push(bundle);
+        assert!(pages.len() < 100, "more pages than readings");
+    }
+    (pages, bundles)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
+    let rig = CraftedRig::start("paging").await;
+    rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    rig.hub.user("dr-consult", PASSWORD, &[("site-1", None, Some("C-B"))]);
+    let port = rig.instance.http;
+    // Seq 1-25: systolic 101..=125; seq 26-28: 201..=203, in consult C-B.
+    for seq in 1..=28u64 {
+        let mut b = reading("site-1", "gw-a", seq, if seq <= 25 { 100.0 } else { 175.0 } + seq as f64);
+        if seq > 25 {
+            b.consult = Some(Some("C-B".into()));
+        }
+        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+    }
+    until("28 readings stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM observations").await == 28 })
+        .await;
+
+    // Ten at a time; after the first page is read, seq 29 (129) is stored.
+    let first = get(port, "/fhir/r4/Observation?site=site-1&_count=10", "his").await;
+    assert_eq!(values(&first).len(), 10);
+    assert!(first.get("total").is_none(), "total is not known on a page with more after it: {first}");
+    let b = reading("site-1", "gw-a", 29, 129.0);
+    rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+    until("the 29th reading stored", PATIENCE, || async {
+        rig.db.count("SELECT count(*) FROM observations").await == 29
+    })
+    .await;
+    let next = link(&first, "next").expect("a next link");
+    let (rest, bundles) = all_pages(port, &next, "his").await;
+    let mut seen = values(&first);
+    for page in &rest {
+        assert!(page.len() <= 10 && !page.is_empty(), "{page:?}");
+        seen.extend(page.iter().cloned());
+    }
+    assert_eq!(rest.len(), 2, "29 values in pages of 10");
+    assert!(link(bundles.last().unwrap(), "next").is_none());
+    let want: Vec<f64> = (101..=125).chain(201..=203).chain([129]).map(f64::from).collect();
+    assert_eq!(seen.iter().map(|(_, v)| *v).collect::<Vec<_>>(), want, "each value once, in order: {seen:?}");
+    for b in &bundles {
+        assert!(b.get("total").is_none(), "a later page does not know the total: {b}");
+        assert_eq!(b["type"], "searchset");
+    }
+
+    // One page holding them all says how many.
+    let whole = get(port, "/fhir/r4/Observation?site=site-1&_count=100", "his").await;
+    assert_eq!(whole["total"], 29, "{whole}");
+    assert!(link(&whole, "next").is_none());
+    assert_eq!(link(&whole, "self").as_deref(), Some("/fhir/r4/Observation?site=site-1&_count=100"));
+
+    // A user granted consult C-B only pages through C-B only.
+    let (pages, _) = all_pages(port, "/fhir/r4/Observation?site=site-1&_count=2", "dr-consult").await;
+    let values: Vec<f64> = pages.iter().flatten().map(|(_, v)| *v).collect();
+    assert_eq!(values, vec![201.0, 202.0, 203.0], "{pages:?}");
+    assert_eq!(pages.len(), 2);
+
+    // A cursor this server did not make.
+    let (status, _, body) = http_request(
+        port,
+        "GET",
+        "/fhir/r4/Observation?site=site-1&_cursor=bm90LWEtY3Vyc29y",
+        &basic("his", PASSWORD),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("OperationOutcome") && body.contains("_cursor"), "{body}");
+}
