@@ -117,3 +117,27 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("OperationOutcome") && body.contains("_cursor"), "{body}");
 }
+
+/// A consult's transaction bundle is whole: a long monitoring session's spot values all go to
+/// the hospital's server, past the search's page size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consults_transaction_bundle_holds_every_spot_value() {
+    const N: u64 = 1_010;
+    let rig = CraftedRig::start("long-consult").await;
+    rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    for seq in 1..=N {
+        let mut b = reading("site-1", "gw-a", seq, 100.0 + (seq % 50) as f64);
+        b.consult = Some(Some("C-LONG".into()));
+        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+    }
+    until("every reading stored", PATIENCE, || async {
+        rig.db.count("SELECT count(*) FROM observations").await == N as i64
+    })
+    .await;
+    let bundle = get(rig.instance.http, "/fhir/r4/Bundle?consult=C-LONG", "his").await;
+    assert_eq!(bundle["type"], "transaction");
+    let observations =
+        bundle["entry"].as_array().unwrap().iter().filter(|e| e["resource"]["resourceType"] == "Observation").count()
+            as u64;
+    assert_eq!(observations, N);
+}
