@@ -15,6 +15,7 @@
 use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
 use crate::search_page::{self, Position};
+use crate::search_time::StoredBound;
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,6 +55,9 @@ pub struct ObservationQuery {
     /// Where the page starts: the cursor of the previous page's `next` link.
     #[serde(rename = "_cursor")]
     cursor: Option<String>,
+    /// When the hub stored the readings (`gt`, `ge`, `lt` or `le` and an instant).
+    #[serde(rename = "_lastUpdated")]
+    last_updated: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,13 +164,15 @@ pub struct NumericRow {
     pub tdev_us: Option<i64>,
     /// How far the gateway's clock was stepped after it signed this (µs; see `clock_steps`).
     pub clock_fix_us: i64,
+    /// When the hub stored it (µs since the epoch): the resource's `meta.lastUpdated`.
+    pub stored_us: i64,
 }
 
 /// What every observation has; the caller adds its code, value and effective time.
-fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, refs: &Refs) -> Value {
+fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, stored: i64, refs: &Refs) -> Value {
     let mut o = json!({
         "resourceType": "Observation",
-        "meta": {"profile": [format!("{PHD}/{profile}")]},
+        "meta": {"profile": [format!("{PHD}/{profile}")], "lastUpdated": rfc3339(stored)},
         "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
         "status": "final",
         "issued": rfc3339(t),
@@ -197,7 +203,7 @@ fn gateway_time(signed: i64, fix: i64) -> (i64, Option<Value>) {
 fn numeric(r: &NumericRow, refs: &Refs) -> Value {
     let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, r.idx);
     let (t, note) = gateway_time(r.t_us, r.clock_fix_us);
-    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), t, refs);
+    let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), t, r.stored_us, refs);
     o["effectiveDateTime"] = json!(rfc3339(r.tdev_us.unwrap_or(t)));
     if let Some(note) = note {
         o["note"] = note;
@@ -232,6 +238,8 @@ pub struct WaveRow {
     pub wave: Wave,
     /// How far the gateway's clock was stepped after it signed this (µs; see `clock_steps`).
     pub clock_fix_us: i64,
+    /// When the hub stored it (µs since the epoch): the resources' `meta.lastUpdated`.
+    pub stored_us: i64,
 }
 
 /// One PhdRtsaObservation per channel: the exact counts, with gain and base as factor and origin.
@@ -245,7 +253,7 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
         .map(|(c, counts)| {
             let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, c.label);
             let (t0, note) = gateway_time(r.wave.t0, r.clock_fix_us);
-            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), t0, refs);
+            let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), t0, r.stored_us, refs);
             o["code"] = code_concept(&c.code);
             o["effectivePeriod"] = json!({
                 "start": rfc3339(t0),
@@ -291,30 +299,47 @@ fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<Stri
 }
 
 /// The spot values `q` selects that `grants` open, in the search's order (site, gateway, seq,
-/// value index), after `after` when a page starts there; at most `limit` (`None`: all).
+/// value index), after `after` when a page starts there, stored within `stored` when given; at
+/// most `limit` (`None`: all).
 async fn numeric_rows(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
     after: Option<&Position>,
+    stored: Option<&StoredBound>,
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    let (open, grant_params) = granted(grants, "", 11);
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit, &after_site, &after_gw, &after_seq, &after_idx];
+    let (stored_op, stored_at) = (stored.map_or(">", |b| b.op), stored.map(|b| b.at.clone()));
+    let (open, grant_params) = granted(grants, "o.", 12);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+        &q.consult,
+        &q.site,
+        &q.gw,
+        &q.dev,
+        &code,
+        &limit,
+        &after_site,
+        &after_gw,
+        &after_seq,
+        &after_idx,
+        &stored_at,
+    ];
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
             &format!(
-                "SELECT site, gw, seq, idx, dev, consult, mdc, loinc, name, value, ucum, unit_mdc, quality, t_us, tdev_us, prof
-                 FROM observations
-                 WHERE ($1::text IS NULL OR consult = $1) AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR gw = $3)
-                   AND ($4::text IS NULL OR dev = $4) AND ($5::bigint IS NULL OR mdc = $5) AND {open}
-                   AND ($7::text IS NULL OR (site, gw, seq, idx) > ($7::text, $8::text, $9::bigint, $10::integer))
-                 ORDER BY site, gw, seq, idx LIMIT $6::bigint"
+                "SELECT o.site, o.gw, o.seq, o.idx, o.dev, o.consult, o.mdc, o.loinc, o.name, o.value, o.ucum, o.unit_mdc,
+                        o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
+                 FROM observations o JOIN messages m ON m.id = o.message_id
+                 WHERE ($1::text IS NULL OR o.consult = $1) AND ($2::text IS NULL OR o.site = $2)
+                   AND ($3::text IS NULL OR o.gw = $3) AND ($4::text IS NULL OR o.dev = $4)
+                   AND ($5::bigint IS NULL OR o.mdc = $5) AND {open}
+                   AND ($7::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($7::text, $8::text, $9::bigint, $10::integer))
+                   AND ($11::text IS NULL OR m.received_at {stored_op} $11::text::timestamptz)
+                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $6::bigint"
             ),
             &params,
         )
@@ -336,6 +361,7 @@ async fn numeric_rows(
             t_us: r.get(13),
             tdev_us: r.get(14),
             clock_fix_us: 0,
+            stored_us: r.get(16),
         })
         .collect())
 }
@@ -361,7 +387,8 @@ async fn wave_rows(
     let rows = db
         .query(
             &format!(
-                "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof
+                "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof,
+                        (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
                  FROM wave_chunks w JOIN messages m ON m.id = w.message_id
                  WHERE w.consult = $1 AND {open} ORDER BY w.site, w.gw, w.dev, w.stream, w.i0"
             ),
@@ -401,6 +428,7 @@ async fn wave_rows(
                 ch,
             },
             clock_fix_us: 0,
+            stored_us: r.get(13),
         });
     }
     Ok(out)
@@ -450,7 +478,7 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
     }
 }
 
-/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_count=`: a searchset of the spot
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_lastUpdated=&_count=`: a searchset of the spot
 /// values (devices by their identifier: `Device?identifier=...` on the receiving server), a page
 /// of `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total`
 /// when the first page holds them all.
@@ -464,10 +492,15 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
         Some(Some(p)) => Some(p),
         None => None,
     };
+    let stored = match q.last_updated.as_deref().map(StoredBound::parse) {
+        Some(Err(why)) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
+        Some(Ok(b)) => Some(b),
+        None => None,
+    };
     let count = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
     let db = s.db.get().await;
     // One more than the page: whether there is a next one.
-    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), Some(count + 1)).await {
+    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), stored.as_ref(), Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -498,6 +531,7 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
                 ("gw", q.gw.clone()),
                 ("dev", q.dev.clone()),
                 ("code", q.code.clone()),
+                ("_lastUpdated", q.last_updated.clone()),
                 ("_count", Some(count.to_string())),
                 ("_cursor", cursor),
             ],
@@ -530,14 +564,17 @@ async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q):
         code: None,
         count: None,
         cursor: None,
+        last_updated: None,
     };
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
-    let (mut numbers, mut waves) =
-        match (numeric_rows(&db, &oq, &v.grants, None, None).await, wave_rows(&db, &q.consult, &v.grants).await) {
-            (Ok(n), Ok(w)) => (n, w),
-            (Err(e), _) | (_, Err(e)) => return db_error(e),
-        };
+    let (mut numbers, mut waves) = match (
+        numeric_rows(&db, &oq, &v.grants, None, None, None).await,
+        wave_rows(&db, &q.consult, &v.grants).await,
+    ) {
+        (Ok(n), Ok(w)) => (n, w),
+        (Err(e), _) | (_, Err(e)) => return db_error(e),
+    };
     if let Err(e) = correct_clocks(&db, &mut numbers, &mut waves).await {
         return db_error(e);
     }
@@ -614,6 +651,7 @@ mod tests {
             consult: None,
             wave,
             clock_fix_us: 0,
+            stored_us: 0,
         };
         let refs = Refs { device: "Device/d".into(), gateway: "Device/g".into() };
         let out = rtsa(&row, &refs).unwrap();

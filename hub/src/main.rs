@@ -13,6 +13,7 @@ mod keys;
 mod metrics;
 mod reads;
 mod search_page;
+mod search_time;
 mod storable;
 mod store;
 mod view;

@@ -141,3 +141,62 @@ async fn a_consults_transaction_bundle_holds_every_spot_value() {
             as u64;
     assert_eq!(observations, N);
 }
+
+/// A hospital's system polls for what the hub stored since its last poll (`_lastUpdated`), and
+/// each resource says when it was stored (`meta.lastUpdated`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
+    let rig = CraftedRig::start("polling").await;
+    rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    let port = rig.instance.http;
+    let store = |from: u64, to: u64| {
+        let rig = &rig;
+        async move {
+            for seq in from..=to {
+                let b = reading("site-1", "gw-a", seq, 100.0 + seq as f64);
+                rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+            }
+            until("stored", PATIENCE, || async {
+                rig.db.count("SELECT count(*) FROM observations").await == to as i64
+            })
+            .await;
+        }
+    };
+    store(1, 5).await;
+    // The last poll: the database's clock now (the one `received_at` is written by).
+    let since: String = rig
+        .db
+        .client()
+        .await
+        .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    store(6, 8).await;
+    let fhir_values = |b: &Value| values(b).into_iter().map(|(_, v)| v).collect::<Vec<f64>>();
+
+    let new = get(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}"), "his").await;
+    assert_eq!(fhir_values(&new), vec![106.0, 107.0, 108.0], "{new}");
+    let parse = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    for e in new["entry"].as_array().unwrap() {
+        let stored = e["resource"]["meta"]["lastUpdated"].as_str().expect("meta.lastUpdated");
+        assert!(parse(stored) > parse(&since), "{stored} is not after {since}");
+    }
+    let old = get(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=le{since}"), "his").await;
+    assert_eq!(fhir_values(&old), vec![101.0, 102.0, 103.0, 104.0, 105.0], "{old}");
+
+    // Paged, the bound goes with every page.
+    let (pages, bundles) =
+        all_pages(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}&_count=2"), "his").await;
+    assert_eq!(pages.iter().flatten().map(|(_, v)| *v).collect::<Vec<_>>(), vec![106.0, 107.0, 108.0]);
+    assert_eq!(bundles.len(), 2);
+    assert!(link(&bundles[0], "next").is_some_and(|n| n.contains("_lastUpdated=gt")), "{}", bundles[0]);
+
+    for bad in ["yesterday", "2026-12-07T10:00:00Z", "gt2026-12-07"] {
+        let (status, _, body) =
+            http_request(port, "GET", &format!("/fhir/r4/Observation?_lastUpdated={bad}"), &basic("his", PASSWORD), "")
+                .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("_lastUpdated"), "{body}");
+    }
+}
