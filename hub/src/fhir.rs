@@ -55,10 +55,11 @@ pub struct ObservationQuery {
     /// Where the page starts: the cursor of the previous page's `next` link.
     #[serde(rename = "_cursor")]
     cursor: Option<String>,
-    /// When the hub stored the readings (`gt`, `ge`, `lt` or `le` and an instant).
-    #[serde(rename = "_lastUpdated")]
-    last_updated: Option<String>,
+    // `_lastUpdated` may come twice (a range): read from the query's pairs, see `observations`.
 }
+
+/// A search takes at most this many `_lastUpdated` bounds (a range).
+const MAX_STORED_BOUNDS: usize = 2;
 
 #[derive(Debug, Deserialize)]
 pub struct BundleQuery {
@@ -306,14 +307,15 @@ async fn numeric_rows(
     q: &ObservationQuery,
     grants: &[Grant],
     after: Option<&Position>,
-    stored: Option<&StoredBound>,
+    stored: &[StoredBound],
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    let (stored_op, stored_at) = (stored.map_or(">", |b| b.op), stored.map(|b| b.at.clone()));
-    let (open, grant_params) = granted(grants, "o.", 12);
+    let bound = |i: usize| (stored.get(i).map_or(">", |b| b.op), stored.get(i).map(|b| b.at.clone()));
+    let ((op_1, at_1), (op_2, at_2)) = (bound(0), bound(1));
+    let (open, grant_params) = granted(grants, "o.", 13);
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
         &q.consult,
         &q.site,
@@ -325,7 +327,8 @@ async fn numeric_rows(
         &after_gw,
         &after_seq,
         &after_idx,
-        &stored_at,
+        &at_1,
+        &at_2,
     ];
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
@@ -338,7 +341,8 @@ async fn numeric_rows(
                    AND ($3::text IS NULL OR o.gw = $3) AND ($4::text IS NULL OR o.dev = $4)
                    AND ($5::bigint IS NULL OR o.mdc = $5) AND {open}
                    AND ($7::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($7::text, $8::text, $9::bigint, $10::integer))
-                   AND ($11::text IS NULL OR m.received_at {stored_op} $11::text::timestamptz)
+                   AND ($11::text IS NULL OR m.received_at {op_1} $11::text::timestamptz)
+                   AND ($12::text IS NULL OR m.received_at {op_2} $12::text::timestamptz)
                  ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $6::bigint"
             ),
             &params,
@@ -482,7 +486,12 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
 /// values (devices by their identifier: `Device?identifier=...` on the receiving server), a page
 /// of `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total`
 /// when the first page holds them all.
-async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ObservationQuery>) -> Response {
+async fn observations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ObservationQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -492,15 +501,18 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
         Some(Some(p)) => Some(p),
         None => None,
     };
-    let stored = match q.last_updated.as_deref().map(StoredBound::parse) {
-        Some(Err(why)) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
-        Some(Ok(b)) => Some(b),
-        None => None,
+    let last_updated: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "_lastUpdated").map(|(_, v)| v).collect();
+    if last_updated.len() > MAX_STORED_BOUNDS {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most two bounds (a range)");
+    }
+    let stored = match last_updated.iter().map(|v| StoredBound::parse(v)).collect::<Result<Vec<_>, _>>() {
+        Ok(b) => b,
+        Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
     let count = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
     let db = s.db.get().await;
     // One more than the page: whether there is a next one.
-    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), stored.as_ref(), Some(count + 1)).await {
+    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &stored, Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -523,19 +535,16 @@ async fn observations(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
         })
         .collect();
     let page_url = |cursor: Option<String>| {
-        search_page::url(
-            "/fhir/r4/Observation",
-            &[
-                ("consult", q.consult.clone()),
-                ("site", q.site.clone()),
-                ("gw", q.gw.clone()),
-                ("dev", q.dev.clone()),
-                ("code", q.code.clone()),
-                ("_lastUpdated", q.last_updated.clone()),
-                ("_count", Some(count.to_string())),
-                ("_cursor", cursor),
-            ],
-        )
+        let mut params = vec![
+            ("consult", q.consult.clone()),
+            ("site", q.site.clone()),
+            ("gw", q.gw.clone()),
+            ("dev", q.dev.clone()),
+            ("code", q.code.clone()),
+        ];
+        params.extend(last_updated.iter().map(|v| ("_lastUpdated", Some(v.clone()))));
+        params.extend([("_count", Some(count.to_string())), ("_cursor", cursor)]);
+        search_page::url("/fhir/r4/Observation", &params)
     };
     let mut links = vec![json!({"relation": "self", "url": page_url(q.cursor.clone())})];
     if let (true, Some(last)) = (more, rows.last()) {
@@ -564,17 +573,14 @@ async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q):
         code: None,
         count: None,
         cursor: None,
-        last_updated: None,
     };
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
-    let (mut numbers, mut waves) = match (
-        numeric_rows(&db, &oq, &v.grants, None, None, None).await,
-        wave_rows(&db, &q.consult, &v.grants).await,
-    ) {
-        (Ok(n), Ok(w)) => (n, w),
-        (Err(e), _) | (_, Err(e)) => return db_error(e),
-    };
+    let (mut numbers, mut waves) =
+        match (numeric_rows(&db, &oq, &v.grants, None, &[], None).await, wave_rows(&db, &q.consult, &v.grants).await) {
+            (Ok(n), Ok(w)) => (n, w),
+            (Err(e), _) | (_, Err(e)) => return db_error(e),
+        };
     if let Err(e) = correct_clocks(&db, &mut numbers, &mut waves).await {
         return db_error(e);
     }

@@ -173,10 +173,27 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
         .unwrap()
         .get(0);
     store(6, 8).await;
+    let until_now: String = rig
+        .db
+        .client()
+        .await
+        .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    store(9, 10).await;
     let fhir_values = |b: &Value| values(b).into_iter().map(|(_, v)| v).collect::<Vec<f64>>();
 
     let new = get(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}"), "his").await;
-    assert_eq!(fhir_values(&new), vec![106.0, 107.0, 108.0], "{new}");
+    assert_eq!(fhir_values(&new), vec![106.0, 107.0, 108.0, 109.0, 110.0], "{new}");
+    // A window: stored after the first poll and not after the second.
+    let window = get(
+        port,
+        &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}&_lastUpdated=le{until_now}"),
+        "his",
+    )
+    .await;
+    assert_eq!(fhir_values(&window), vec![106.0, 107.0, 108.0], "{window}");
     let parse = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
     for e in new["entry"].as_array().unwrap() {
         let stored = e["resource"]["meta"]["lastUpdated"].as_str().expect("meta.lastUpdated");
@@ -188,11 +205,23 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
     // Paged, the bound goes with every page.
     let (pages, bundles) =
         all_pages(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}&_count=2"), "his").await;
-    assert_eq!(pages.iter().flatten().map(|(_, v)| *v).collect::<Vec<_>>(), vec![106.0, 107.0, 108.0]);
-    assert_eq!(bundles.len(), 2);
+    assert_eq!(pages.iter().flatten().map(|(_, v)| *v).collect::<Vec<_>>(), vec![106.0, 107.0, 108.0, 109.0, 110.0]);
+    assert_eq!(bundles.len(), 3);
     assert!(link(&bundles[0], "next").is_some_and(|n| n.contains("_lastUpdated=gt")), "{}", bundles[0]);
+    let (pages, _) = all_pages(
+        port,
+        &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{since}&_lastUpdated=le{until_now}&_count=2"),
+        "his",
+    )
+    .await;
+    assert_eq!(
+        pages.iter().flatten().map(|(_, v)| *v).collect::<Vec<_>>(),
+        vec![106.0, 107.0, 108.0],
+        "both bounds on every page"
+    );
 
-    for bad in ["yesterday", "2026-12-07T10:00:00Z", "gt2026-12-07"] {
+    let three = format!("gt{since}&_lastUpdated=gt{since}&_lastUpdated=lt{until_now}");
+    for bad in ["yesterday", "2026-12-07T10:00:00Z", "gt2026-12-07", three.as_str()] {
         let (status, _, body) =
             http_request(port, "GET", &format!("/fhir/r4/Observation?_lastUpdated={bad}"), &basic("his", PASSWORD), "")
                 .await;
