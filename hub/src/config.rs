@@ -131,6 +131,31 @@ pub struct Http {
     /// exist in `users` for their grants). Only when the proxy is the sole way in.
     #[serde(default)]
     pub trusted_user_header: Option<String>,
+    /// The hub's address as its clients reach it (`https://hub.example.org`, behind a proxy): the
+    /// FHIR search's page links start with it. Without it, with `http://` and the request's Host.
+    #[serde(default)]
+    pub public_url: Option<serde_spanned::Spanned<String>>,
+}
+
+impl Http {
+    /// The public address without a trailing `/`, if one is configured.
+    pub fn public_base(&self) -> Option<String> {
+        self.public_url.as_ref().map(|u| u.get_ref().trim_end_matches('/').to_string())
+    }
+}
+
+/// What is wrong with a public URL, if anything: `http://` or `https://` and a host, no query or
+/// fragment, no white space.
+fn public_url_problem(url: &str) -> Option<&'static str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        None => Some("give the address with http:// or https://"),
+        Some(r) if r.is_empty() || r.starts_with('/') => Some("give a host after the scheme"),
+        Some(r) if r.contains(['?', '#']) || r.chars().any(char::is_whitespace) => {
+            Some("give the address alone: no query, fragment or white space")
+        }
+        Some(_) => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -227,13 +252,13 @@ impl HubConfig {
             }
         };
         let ack = AckPolicy { max_delay: Duration::from_millis(raw.ack.map_or(500, |a| a.max_delay_ms)) };
-        Diagnostics(problems).into_result(HubConfig {
-            hub: raw.hub,
-            database: raw.database,
-            input,
-            http: raw.http.unwrap_or(Http { listen: default_listen(), trusted_user_header: None }),
-            ack,
-        })
+        let http = raw.http.unwrap_or(Http { listen: default_listen(), trusted_user_header: None, public_url: None });
+        if let Some(u) = &http.public_url {
+            if let Some(why) = public_url_problem(u.get_ref()) {
+                problems.push(src.at(u.span(), "http.public_url", why));
+            }
+        }
+        Diagnostics(problems).into_result(HubConfig { hub: raw.hub, database: raw.database, input, http, ack })
     }
 }
 

@@ -534,6 +534,7 @@ async fn observations(
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
         .collect();
+    let base = search_page::base(s.public_url.as_deref(), &headers);
     let page_url = |cursor: Option<String>| {
         let mut params = vec![
             ("consult", q.consult.clone()),
@@ -544,7 +545,7 @@ async fn observations(
         ];
         params.extend(last_updated.iter().map(|v| ("_lastUpdated", Some(v.clone()))));
         params.extend([("_count", Some(count.to_string())), ("_cursor", cursor)]);
-        search_page::url("/fhir/r4/Observation", &params)
+        search_page::url(&format!("{base}/fhir/r4/Observation"), &params)
     };
     let mut links = vec![json!({"relation": "self", "url": page_url(q.cursor.clone())})];
     if let (true, Some(last)) = (more, rows.last()) {

@@ -19,6 +19,8 @@ pub struct AppState {
     pub db: Arc<crate::reads::Reads>,
     /// The consult view's pages and their data.
     pub view: Arc<crate::view::View>,
+    /// `[http] public_url` without a trailing `/`: where links for clients start.
+    pub public_url: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -313,7 +313,13 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let (trigger, shutdown) = spokegate::shutdown::channel();
     tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
     let view_feed = view.feed.clone();
-    let app = http::router(http::AppState { metrics: metrics.clone(), ready: ready.clone(), db: reads, view });
+    let app = http::router(http::AppState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        db: reads,
+        view,
+        public_url: cfg.http.public_base(),
+    });
     let mut http_stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.triggered().await }).await;

@@ -29,8 +29,23 @@ impl Position {
     }
 }
 
-/// A search's URL (relative to the server's base, which a proxy may rewrite) from its path and
-/// parameters, the absent ones left out.
+/// Where links for a client start: the configured public address, or else `http://` and the
+/// request's Host (the hub itself serves plain HTTP), or else nothing (a link relative to the
+/// server's root).
+pub fn base(public_url: Option<&str>, headers: &axum::http::HeaderMap) -> String {
+    if let Some(u) = public_url {
+        return u.to_string();
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    match host {
+        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\".contains(&b)) => {
+            format!("http://{h}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A search's URL from its address and parameters, the absent ones left out.
 pub fn url(path: &str, params: &[(&str, Option<String>)]) -> String {
     let query: Vec<String> =
         params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v)))).collect();
@@ -70,6 +85,19 @@ mod tests {
             &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("[\"a\",\"b\",1]"),
         ] {
             assert_eq!(Position::from_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_start_with_the_public_address_else_the_host_asked_else_the_root() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(base(None, &headers), "");
+        headers.insert(axum::http::header::HOST, "hub.local:8490".parse().unwrap());
+        assert_eq!(base(None, &headers), "http://hub.local:8490");
+        assert_eq!(base(Some("https://hub.example.org"), &headers), "https://hub.example.org");
+        for odd in ["evil.example/path", "a@b", "x y"] {
+            headers.insert(axum::http::header::HOST, odd.parse().unwrap());
+            assert_eq!(base(None, &headers), "", "{odd}");
         }
     }
 

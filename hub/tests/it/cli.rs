@@ -17,6 +17,15 @@ fn a_bad_config_is_refused_with_file_line_column_and_exit_78() {
     assert!(err.contains(&format!("{}:6:1: `input.mqtt.url`", cfg.display())), "{err}");
     let (code, _) = hub_cli(&["serve", "--config", dir.path().join("missing.toml").to_str().unwrap()]).unwrap_err();
     assert_eq!(code, 78);
+    // A public address that is not one.
+    std::fs::write(
+        &cfg,
+        "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=127.0.0.1\"\n[input.mqtt]\nurl = \"mqtt://x\"\nclient_id = \"a\"\n[http]\npublic_url = \"hub.example.org\"\n",
+    )
+    .unwrap();
+    let (code, err) = hub_cli(&["serve", "--config", cfg.to_str().unwrap()]).unwrap_err();
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains(&format!("{}:10:14: `http.public_url`", cfg.display())), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +67,7 @@ async fn migrations_apply_once_and_serve_refuses_an_unmigrated_database() {
         dir: tempfile::tempdir().unwrap(),
         db_url: db.url.clone(),
         input: "[input.mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"a\"\n".into(),
+        http: String::new(),
     };
     setup.user("dr-a", "a long enough password", &[("s1", None, Some("C-1"))]);
     let list = hub_cli(&["users", "--config", cfg, "list"]).unwrap();

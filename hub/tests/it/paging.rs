@@ -16,8 +16,16 @@ async fn get(port: u16, path: &str, name: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// A page link's URL: absolute, at the address the client asked (`http://` and its Host).
 fn link(bundle: &Value, relation: &str) -> Option<String> {
     bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_string)
+}
+
+/// The path and query of a link to this hub on `port`.
+fn path_of(port: u16, url: &str) -> String {
+    url.strip_prefix(&format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("{url} is not an absolute link to the hub"))
+        .to_string()
 }
 
 /// (identifier, systolic value) of each observation of a page.
@@ -43,7 +51,7 @@ async fn all_pages(port: u16, first: &str, name: &str) -> (Vec<Vec<(String, f64)
     while let Some(path) = next {
         let bundle = get(port, &path, name).await;
         pages.push(values(&bundle));
-        next = link(&bundle, "next");
+        next = link(&bundle, "next").map(|u| path_of(port, &u));
         bundles.push(bundle);
         assert!(pages.len() < 100, "more pages than readings");
     }
@@ -77,7 +85,7 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
         rig.db.count("SELECT count(*) FROM observations").await == 29
     })
     .await;
-    let next = link(&first, "next").expect("a next link");
+    let next = path_of(port, &link(&first, "next").expect("a next link"));
     let (rest, bundles) = all_pages(port, &next, "his").await;
     let mut seen = values(&first);
     for page in &rest {
@@ -97,7 +105,10 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     let whole = get(port, "/fhir/r4/Observation?site=site-1&_count=100", "his").await;
     assert_eq!(whole["total"], 29, "{whole}");
     assert!(link(&whole, "next").is_none());
-    assert_eq!(link(&whole, "self").as_deref(), Some("/fhir/r4/Observation?site=site-1&_count=100"));
+    assert_eq!(
+        link(&whole, "self"),
+        Some(format!("http://127.0.0.1:{port}/fhir/r4/Observation?site=site-1&_count=100"))
+    );
 
     // A user granted consult C-B only pages through C-B only.
     let (pages, _) = all_pages(port, "/fhir/r4/Observation?site=site-1&_count=2", "dr-consult").await;
@@ -228,4 +239,32 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(body.contains("_lastUpdated"), "{body}");
     }
+}
+
+/// Behind a proxy, the page links start with the hub's configured public address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_links_start_with_the_public_address_when_one_is_configured() {
+    let db = TestDb::create();
+    let broker = spokegate::sim::mosquitto::Mosquitto::start();
+    let mut hub = HubSetup::new(&db, &mqtt_input(broker.port));
+    hub.http = "public_url = \"https://hub.example.org/\"".into();
+    let keys = tempfile::tempdir().unwrap();
+    let key = hub.trusted_gateway(keys.path(), "site-1", "gw-a");
+    let instance = hub.serve("public");
+    instance.ready().await;
+    hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    let publisher = spokegate_publisher(broker.port).await;
+    for seq in 1..=3u64 {
+        let b = reading("site-1", "gw-a", seq, 100.0 + seq as f64);
+        publisher
+            .publish(spokegate::mqtt::topics::for_body(&b), rumqttc::QoS::AtLeastOnce, false, sealed(&key, &b))
+            .await
+            .unwrap();
+    }
+    until("stored", PATIENCE, || async { db.count("SELECT count(*) FROM observations").await == 3 }).await;
+    let page = get(instance.http, "/fhir/r4/Observation?site=site-1&_count=2", "his").await;
+    let next = link(&page, "next").expect("a next link");
+    assert!(next.starts_with("https://hub.example.org/fhir/r4/Observation?site=site-1&_count=2&_cursor="), "{next}");
+    let rest = get(instance.http, next.strip_prefix("https://hub.example.org").unwrap(), "his").await;
+    assert_eq!(values(&rest).len(), 1);
 }

@@ -124,13 +124,15 @@ pub struct HubSetup {
     pub dir: tempfile::TempDir,
     pub db_url: String,
     pub input: String,
+    /// More `[http]` keys, one a line.
+    pub http: String,
 }
 
 impl HubSetup {
     /// `input` is the `[input.*]` section.
     pub fn new(db: &TestDb, input: &str) -> HubSetup {
         let dir = tempfile::tempdir().unwrap();
-        let s = HubSetup { dir, db_url: db.url.clone(), input: input.to_string() };
+        let s = HubSetup { dir, db_url: db.url.clone(), input: input.to_string(), http: String::new() };
         let cfg = s.config("setup", free_port());
         hub_cli(&["migrate", "--config", cfg.to_str().unwrap()]).unwrap();
         let jwk = hub_cli(&["identity", "--config", cfg.to_str().unwrap()]).unwrap();
@@ -147,9 +149,10 @@ impl HubSetup {
         let path = self.dir.path().join(format!("hub-{instance}.toml"));
         let input = self.input.replace("{instance}", instance);
         let text = format!(
-            "[hub]\nid = \"hub-test\"\nkey = \"{}/hub.key\"\n[database]\nurl = \"{}\"\n{input}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            "[hub]\nid = \"hub-test\"\nkey = \"{}/hub.key\"\n[database]\nurl = \"{}\"\n{input}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n",
             self.dir.path().display(),
-            self.db_url
+            self.db_url,
+            self.http
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -503,7 +506,7 @@ pub async fn http_request(port: u16, method: &str, path: &str, head_lines: &str,
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{head_lines}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{head_lines}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
