@@ -23,7 +23,9 @@ impl StoredBound {
             _ => return Err(format!("_lastUpdated `{value}`: give a prefix gt, ge, lt or le and an instant")),
         };
         let t = time::OffsetDateTime::parse(instant, &Rfc3339).map_err(|_| {
-            format!("_lastUpdated `{value}`: `{instant}` is not an instant with a time zone (RFC 3339)")
+            // A `+` sent bare in a query arrives as a space.
+            let hint = if instant.contains(' ') { " (send a `+` in a URL query as %2B)" } else { "" };
+            format!("_lastUpdated `{value}`: `{instant}` is not an instant with a time zone (RFC 3339){hint}")
         })?;
         let utc = t.to_offset(time::UtcOffset::UTC);
         let at = utc
@@ -47,5 +49,7 @@ mod tests {
         for bad in ["2026-12-07T10:00:00Z", "eq2026-12-07T10:00:00Z", "gt2026-12-07", "gt", "gtyesterday", "", "g"] {
             assert!(StoredBound::parse(bad).is_err(), "{bad}");
         }
+        let spaced = StoredBound::parse("gt2026-12-07T15:30:00 05:30").unwrap_err();
+        assert!(spaced.contains("%2B"), "{spaced}");
     }
 }
