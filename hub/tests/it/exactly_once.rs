@@ -134,7 +134,7 @@ async fn mosquitto_shared_subscription_two_instances_one_killed_every_reading_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_jetstream_three_nodes_one_node_and_one_instance_killed_every_reading_once() {
     let db = TestDb::create();
-    let mut nats = NatsCluster::start();
+    let mut nats = NatsCluster::start_listening().await;
     nats.ready().await;
     let hub = HubSetup::new(
         &db,

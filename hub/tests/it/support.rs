@@ -401,6 +401,40 @@ impl NatsCluster {
         c
     }
 
+    /// Started, every node listening. A free port is only free when asked: a node whose port
+    /// another test took meanwhile exits at once, and the cluster is started again on other
+    /// ports (a test once waited a minute for such a node and failed).
+    pub async fn start_listening() -> NatsCluster {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let mut c = NatsCluster::start();
+            if c.listening().await {
+                return c;
+            }
+            eprintln!("NATS cluster, attempt {attempt}: a node exited (a port taken?); again on other ports");
+        }
+        panic!("no NATS cluster listening in {ATTEMPTS} attempts");
+    }
+
+    /// Until every node's client and MQTT ports accept connections (true), or a node exited.
+    async fn listening(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if self.nodes.iter_mut().flatten().any(|n| n.0.try_wait().ok().flatten().is_some()) {
+                return false;
+            }
+            let mut all = true;
+            for &p in self.client.iter().chain(&self.mqtt) {
+                all &= tokio::net::TcpStream::connect(("127.0.0.1", p)).await.is_ok();
+            }
+            if all {
+                return true;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the NATS nodes do not listen: {}", self.log(0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn start_node(&mut self, i: usize) {
         let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).unwrap();
         let child = Command::new("nats-server")
