@@ -19,6 +19,8 @@ mod gatt_vectors;
 mod harness;
 pub mod hub_delivery;
 mod hub_trust;
+#[path = "../support/installed.rs"]
+mod installed;
 mod large_still;
 mod media;
 mod meters;

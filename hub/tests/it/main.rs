@@ -7,6 +7,8 @@ mod cli;
 mod clock_steps;
 mod exactly_once;
 mod fhir;
+#[path = "../../../tests/support/installed.rs"]
+mod installed;
 mod nul_characters;
 mod package;
 mod paging;

@@ -2,43 +2,15 @@
 //! (`--no-build`, the debug binary in place of the release one: the files and scripts are the
 //! same), inspected with `dpkg-deb` and checked by `lintian`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::installed::Package;
+use std::path::Path;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{cmd:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
-    text
-}
-
-fn build(dir: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo)
-        .args(["deb", "-p", "spokegate-hub", "--no-build", "--profile", "dev", "--fast", "-o"])
-        .arg(dir)
-        .current_dir(ROOT));
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .unwrap()
-}
 
 #[test]
 fn the_hub_package_holds_the_service_and_its_sandbox_and_lintian_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let deb = build(dir.path());
-    let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
-    let mode_of = |path: &str| {
-        listing
-            .lines()
-            .find(|l| l.ends_with(&format!(" ./{path}")))
-            .map(|l| l.split_whitespace().next().unwrap().to_string())
-            .unwrap_or_else(|| panic!("{path} is not in the package:\n{listing}"))
-    };
+    let package = Package::build(dir.path(), ROOT, &["-p", "spokegate-hub"]);
     for (path, mode) in [
         ("usr/bin/spokegate-hub", "-rwxr-xr-x"),
         ("lib/systemd/system/spokegate-hub.service", "-rw-r--r--"),
@@ -47,17 +19,15 @@ fn the_hub_package_holds_the_service_and_its_sandbox_and_lintian_passes() {
         ("etc/spokegate-hub/hub.toml", "-rw-r-----"),
         ("usr/share/doc/spokegate-hub/copyright", "-rw-r--r--"),
     ] {
-        assert_eq!(mode_of(path), mode, "{path}");
+        assert_eq!(package.mode_of(path).as_deref(), Some(mode), "{path} in the package");
     }
-    assert!(!listing.contains("usr/bin/spokegate\n"), "the gateway's binary is not the hub's package's");
-    let fields = run(Command::new("dpkg-deb").arg("-f").arg(&deb));
+    assert_eq!(package.mode_of("usr/bin/spokegate"), None, "the gateway's binary is not the hub's package's");
+    let fields = package.fields();
     assert!(fields.contains("Package: spokegate-hub") && fields.contains("Section: net"), "{fields}");
     let depends = fields.lines().find(|l| l.starts_with("Depends:")).unwrap_or_default();
     assert!(depends.contains("systemd") && depends.contains("libc6"), "{depends}");
     // Conffiles and maintainer scripts.
-    let control = dir.path().join("control");
-    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
-    let read = |name: &str| std::fs::read_to_string(control.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let read = |name: &str| package.control(name);
     assert_eq!(read("conffiles").trim(), "/etc/spokegate-hub/hub.toml");
     let postinst = read("postinst");
     for needed in [
@@ -73,8 +43,6 @@ fn the_hub_package_holds_the_service_and_its_sandbox_and_lintian_passes() {
     assert!(read("postrm").contains("dpkg-statoverride --remove"));
     // The unit, the sysusers and tmpfiles snippets and the configuration in the package are the
     // repository's (the sandbox the unit test rates, the example the README shows).
-    let extracted = dir.path().join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&extracted));
     for (packaged, source) in [
         ("lib/systemd/system/spokegate-hub.service", "systemd/spokegate-hub.service"),
         ("usr/lib/sysusers.d/spokegate-hub.conf", "systemd/spokegate-hub.sysusers"),
@@ -82,14 +50,11 @@ fn the_hub_package_holds_the_service_and_its_sandbox_and_lintian_passes() {
         ("etc/spokegate-hub/hub.toml", "hub/hub.example.toml"),
     ] {
         assert_eq!(
-            std::fs::read_to_string(extracted.join(packaged)).unwrap(),
+            package.file(packaged),
             std::fs::read_to_string(Path::new(ROOT).join(source)).unwrap(),
             "{packaged}"
         );
     }
     // lintian: nothing but the overrides the package carries (each says why).
-    let out = Command::new("lintian").args(["--tag-display-limit", "0"]).arg(&deb).output().expect("lintian");
-    let report = String::from_utf8_lossy(&out.stdout).to_string();
-    let tags: Vec<&str> = report.lines().filter(|l| l.starts_with("E:") || l.starts_with("W:")).collect();
-    assert!(out.status.success() && tags.is_empty(), "lintian:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    package.assert_lintian_clean();
 }

@@ -11,21 +11,9 @@ use std::process::Command;
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/spokegate-hub.service");
 const SYSUSERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/spokegate-hub.sysusers");
 
-fn output(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn the_hub_unit_is_sandboxed_to_an_exposure_of_at_most_2_and_verifies() {
-    let (_, text) = output(Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager", UNIT]));
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
-    let figure: f64 = line
-        .split(':')
-        .nth(1)
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no figure in {line}"));
+    let (figure, text) = crate::installed::exposure(UNIT);
     assert!(figure <= 2.0, "exposure {figure} > 2.0:\n{text}");
     let unit = std::fs::read_to_string(UNIT).unwrap();
     for needed in
@@ -33,16 +21,9 @@ fn the_hub_unit_is_sandboxed_to_an_exposure_of_at_most_2_and_verifies() {
     {
         assert!(unit.contains(needed), "{needed}");
     }
-    // `verify` insists that ExecStart's binary exists: this test build's stands in for
-    // /usr/bin/spokegate-hub.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("spokegate-hub.service");
-    std::fs::write(&path, unit.replace("/usr/bin/spokegate-hub", hub_binary())).unwrap();
-    let (ok, text) = output(Command::new("systemd-analyze").arg("verify").arg(&path));
-    assert!(ok && text.trim().is_empty(), "{text}");
+    crate::installed::assert_unit_verifies(UNIT, "/usr/bin/spokegate-hub", hub_binary());
     // The user the unit runs as: what systemd-sysusers would create (nothing is written).
-    let (ok, text) = output(Command::new("systemd-sysusers").arg("--dry-run").arg(SYSUSERS));
-    assert!(ok, "{text}");
+    crate::installed::run(Command::new("systemd-sysusers").arg("--dry-run").arg(SYSUSERS));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
