@@ -59,7 +59,7 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
     let vitals = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
     // Before the step is reported: a reading on the right clock, one and a chunk on the old one.
     for b in [reading_at(4, now), reading_at(1, wrong + 1_000_000), chunk(3, 0, wrong + 3_000_000)] {
-        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+        rig.send(&b).await;
     }
     until("three messages stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM messages").await == 3 })
         .await;
@@ -91,7 +91,7 @@ async fn readings_signed_before_a_clock_step_are_exported_and_shown_on_the_corre
         stepped(8, Some(&vitals), DAY, 4, 4, now + 4_000),
     ];
     for b in &bodies {
-        rig.publish(&spokegate::mqtt::topics::for_body(b), sealed(&rig.key, b)).await;
+        rig.send(b).await;
     }
     // The page: the reading shown before the step and the one after it covers, corrected and
     // marked, the signed time in the tooltip; the others as signed.

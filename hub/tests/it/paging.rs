@@ -70,7 +70,7 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
         if seq > 25 {
             b.consult = Some(Some("C-B".into()));
         }
-        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+        rig.send(&b).await;
     }
     until("28 readings stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM observations").await == 28 })
         .await;
@@ -80,7 +80,7 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     assert_eq!(values(&first).len(), 10);
     assert!(first.get("total").is_none(), "total is not known on a page with more after it: {first}");
     let b = reading("site-1", "gw-a", 29, 129.0);
-    rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+    rig.send(&b).await;
     until("the 29th reading stored", PATIENCE, || async {
         rig.db.count("SELECT count(*) FROM observations").await == 29
     })
@@ -139,7 +139,7 @@ async fn a_consults_transaction_bundle_holds_every_spot_value() {
     for seq in 1..=N {
         let mut b = reading("site-1", "gw-a", seq, 100.0 + (seq % 50) as f64);
         b.consult = Some(Some("C-LONG".into()));
-        rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+        rig.send(&b).await;
     }
     until("every reading stored", PATIENCE, || async {
         rig.db.count("SELECT count(*) FROM observations").await == N as i64
@@ -165,7 +165,7 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
         async move {
             for seq in from..=to {
                 let b = reading("site-1", "gw-a", seq, 100.0 + seq as f64);
-                rig.publish(&spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b)).await;
+                rig.send(&b).await;
             }
             until("stored", PATIENCE, || async {
                 rig.db.count("SELECT count(*) FROM observations").await == to as i64
@@ -175,23 +175,9 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
     };
     store(1, 5).await;
     // The last poll: the database's clock now (the one `received_at` is written by).
-    let since: String = rig
-        .db
-        .client()
-        .await
-        .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let since = db_clock(&rig.db).await;
     store(6, 8).await;
-    let until_now: String = rig
-        .db
-        .client()
-        .await
-        .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let until_now = db_clock(&rig.db).await;
     store(9, 10).await;
     let fhir_values = |b: &Value| values(b).into_iter().map(|(_, v)| v).collect::<Vec<f64>>();
 

@@ -69,6 +69,11 @@ async fn a_polling_client_is_checked_once_and_a_guessed_name_is_refused_unchecke
     assert_eq!(fhir(port, "his-system", "k").await.0, 429);
 }
 
+/// Moves every failure window a minute and a second into the past, as that much time would.
+async fn age_failures(db: &TestDb) {
+    db.client().await.execute("UPDATE password_failures SET since = since - interval '61 seconds'", &[]).await.unwrap();
+}
+
 async fn failure_rows(db: &TestDb, name: &str) -> i64 {
     db.client()
         .await
@@ -100,12 +105,7 @@ async fn failures_at_every_instance_count_together_and_end_with_their_window() {
         assert_eq!(fhir(a.http, ghost, "x").await.0, 401);
     }
     assert_eq!(rig.db.count("SELECT count(*) FROM password_failures").await, 2);
-    rig.db
-        .client()
-        .await
-        .execute("UPDATE password_failures SET since = since - interval '61 seconds'", &[])
-        .await
-        .unwrap();
+    age_failures(&rig.db).await;
     assert_eq!(fhir(b.http, "ghost-3", "x").await.0, 401);
     assert_eq!(rig.db.count("SELECT count(*) FROM password_failures").await, 1);
     assert_eq!(failure_rows(&rig.db, "ghost-3").await, 1, "the live window stays");
@@ -125,12 +125,7 @@ async fn failures_at_every_instance_count_together_and_end_with_their_window() {
 
     // The window ends (aged as above): the right password is checked and matches, and the
     // count is forgotten.
-    rig.db
-        .client()
-        .await
-        .execute("UPDATE password_failures SET since = since - interval '61 seconds'", &[])
-        .await
-        .unwrap();
+    age_failures(&rig.db).await;
     assert_eq!(fhir(b.http, "dr-sen", PASSWORD).await.0, 200);
     assert_eq!(checks().await, before + 1.0);
     assert_eq!(failure_rows(&rig.db, "dr-sen").await, 0);

@@ -22,12 +22,8 @@ async fn an_instance_reads_and_stores_again_after_its_database_connections_end()
     let rig = CraftedRig::start("reconnect").await;
     rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
     let port = rig.instance.http;
-    let send = |seq: u64| {
-        let b = reading("site-1", "gw-a", seq, 100.0 + seq as f64);
-        (spokegate::mqtt::topics::for_body(&b), sealed(&rig.key, &b))
-    };
-    let (topic, payload) = send(1);
-    rig.publish(&topic, payload).await;
+    let send = |seq: u64| reading("site-1", "gw-a", seq, 100.0 + seq as f64);
+    rig.send(&send(1)).await;
     until("the first reading stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM messages").await == 1 })
         .await;
     let (status, body) = observations(port).await;
@@ -62,8 +58,7 @@ async fn an_instance_reads_and_stores_again_after_its_database_connections_end()
     assert_eq!(status, 200, "the FHIR API reads again: {body}");
     assert!(body.contains("\"value\":101"), "{body}");
 
-    let (topic, payload) = send(2);
-    rig.publish(&topic, payload).await;
+    rig.send(&send(2)).await;
     until("the second reading stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM messages").await == 2 })
         .await;
     let (status, body) = observations(port).await;

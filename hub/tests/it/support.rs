@@ -93,6 +93,16 @@ pub async fn database_away(admin: &tokio_postgres::Client, db: &TestDb, away: bo
     rows.len() as i64
 }
 
+/// The database's clock now, RFC 3339 in UTC (the clock `received_at` is written by).
+pub async fn db_clock(db: &TestDb) -> String {
+    db.client()
+        .await
+        .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
@@ -603,6 +613,11 @@ impl CraftedRig {
     /// Publishes `payload` on `topic` at QoS 1.
     pub async fn publish(&self, topic: &str, payload: Vec<u8>) {
         self.publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    /// Publishes `body` as gw-a sends it: signed with its key, on the body's topic.
+    pub async fn send(&self, body: &Body) {
+        self.publish(&spokegate::mqtt::topics::for_body(body), sealed(&self.key, body)).await;
     }
 }
 
