@@ -42,27 +42,13 @@ pub async fn connect(url: &str) -> Result<Client, DbError> {
 }
 
 /// A connection attempt after PostgreSQL ended one is given up after this long (its host
-/// unreachable), and made at most once a [`Redial::EVERY`].
+/// unreachable).
 const RECONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// When a lost connection may be made again: at most once a second, so that while PostgreSQL
-/// is away nothing piles up attempts.
-#[derive(Debug, Default)]
-pub struct Redial {
-    last: Option<std::time::Instant>,
-}
-
-impl Redial {
-    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-    /// Whether an attempt is due now (and, if so, it counts as made).
-    pub fn due(&mut self) -> bool {
-        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
-            return false;
-        }
-        self.last = Some(std::time::Instant::now());
-        true
-    }
+/// When a lost connection may be made again: at most once a second, so that while PostgreSQL is
+/// away nothing piles up attempts.
+pub fn redial() -> crate::at_most::AtMostEvery {
+    crate::at_most::AtMostEvery::new(std::time::Duration::from_secs(1))
 }
 
 /// [`connect`] again after PostgreSQL ended a connection, given up after [`RECONNECT_WITHIN`].

@@ -39,7 +39,7 @@ pub struct Ingest {
     revoked: HashSet<String>,
     keys_at: Instant,
     /// When the store's connection may be made again.
-    redial: crate::db::Redial,
+    redial: crate::at_most::AtMostEvery,
     /// Beats on every turn of the loop and every commit retry (the watchdog's sign of life: a
     /// database or engine that is away is waited for, not a wedge).
     pub beat: Arc<spokegate::systemd::Heartbeat>,
@@ -67,7 +67,7 @@ impl Ingest {
             keys: KeyRing::default(),
             revoked: HashSet::new(),
             keys_at: Instant::now(),
-            redial: crate::db::Redial::default(),
+            redial: crate::db::redial(),
             beat: Arc::default(),
         };
         i.reload_keys().await?;
@@ -141,7 +141,7 @@ impl Ingest {
 
     /// A new connection (and its prepared statements) when PostgreSQL ended the store's.
     async fn reconnect_if_closed(&mut self) {
-        if !self.store.client().is_closed() || !self.redial.due() {
+        if !self.store.client().is_closed() || !self.redial.due(Instant::now()) {
             return;
         }
         match crate::db::reconnect(&self.db_url).await {

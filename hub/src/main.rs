@@ -1,5 +1,6 @@
 //! `spokegate-hub`: the hub service at national scale. See the README's hub section.
 
+mod at_most;
 mod batch;
 mod clock_steps;
 mod config;
@@ -312,7 +313,7 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let view = Arc::new(view::View::new(key.clone(), access, outbox, passwords));
     let (trigger, shutdown) = spokegate::shutdown::channel();
     tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
-    let view_feed = view.feed.clone();
+    let live = view.feed.live.clone();
     let app = http::router(http::AppState {
         metrics: metrics.clone(),
         ready: ready.clone(),
@@ -333,7 +334,6 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
             exit::UNAVAILABLE
         })?
         .sending(commands);
-    let live = view_feed.live.clone();
     tokio::spawn(async move {
         spokegate::shutdown::signal().await;
         // systemd (Type=notify) hears the service is draining.

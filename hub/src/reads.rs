@@ -3,7 +3,7 @@
 //! upgrade). One reconnection at a time, at most one a second: while PostgreSQL is away, requests
 //! fail at once (503) instead of piling up connection attempts.
 
-use crate::db::Redial;
+use crate::at_most::AtMostEvery;
 use std::sync::{Arc, RwLock};
 use tokio_postgres::Client;
 
@@ -11,12 +11,16 @@ pub struct Reads {
     url: String,
     client: RwLock<Arc<Client>>,
     /// Held while reconnecting.
-    redial: tokio::sync::Mutex<Redial>,
+    redial: tokio::sync::Mutex<AtMostEvery>,
 }
 
 impl Reads {
     pub fn new(url: &str, client: Client) -> Self {
-        Reads { url: url.to_string(), client: RwLock::new(Arc::new(client)), redial: tokio::sync::Mutex::default() }
+        Reads {
+            url: url.to_string(),
+            client: RwLock::new(Arc::new(client)),
+            redial: tokio::sync::Mutex::new(crate::db::redial()),
+        }
     }
 
     fn current(&self) -> Arc<Client> {
@@ -33,7 +37,7 @@ impl Reads {
         // Someone else is reconnecting: no waiting behind them.
         let Ok(mut redial) = self.redial.try_lock() else { return current };
         let current = self.current();
-        if !current.is_closed() || !redial.due() {
+        if !current.is_closed() || !redial.due(std::time::Instant::now()) {
             return current;
         }
         match crate::db::reconnect(&self.url).await {

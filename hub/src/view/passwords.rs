@@ -16,6 +16,7 @@
 //! bounded, and failure rows whose window has ended are deleted (at most once a window).
 
 use super::password_failures;
+use crate::at_most::AtMostEvery;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,7 +53,7 @@ struct Remembered {
 #[derive(Debug)]
 pub struct PasswordChecks {
     /// When this instance last deleted ended failure windows.
-    pruned: Mutex<Option<Instant>>,
+    prunes: Mutex<AtMostEvery>,
     remembered: Mutex<HashMap<[u8; 32], Remembered>>,
     at_once: tokio::sync::Semaphore,
     /// argon2id checks run, and requests refused at once (the metrics' counters).
@@ -64,7 +65,7 @@ impl PasswordChecks {
     /// Counting its checks and refusals in `checks` and `throttled`.
     pub fn new(checks: Counter, throttled: Counter) -> Self {
         PasswordChecks {
-            pruned: Mutex::default(),
+            prunes: Mutex::new(AtMostEvery::new(WINDOW)),
             remembered: Mutex::default(),
             at_once: tokio::sync::Semaphore::new(AT_ONCE),
             checks,
@@ -165,12 +166,8 @@ impl PasswordChecks {
 
     /// Deletes the ended failure windows, at most once a window.
     async fn prune(&self, db: &Client, now: Instant) -> Result<(), tokio_postgres::Error> {
-        {
-            let mut pruned = lock(&self.pruned);
-            if pruned.is_some_and(|at| now.duration_since(at) < WINDOW) {
-                return Ok(());
-            }
-            *pruned = Some(now);
+        if !lock(&self.prunes).due(now) {
+            return Ok(());
         }
         password_failures::prune(db, WINDOW).await.map(|_| ())
     }
