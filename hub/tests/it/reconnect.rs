@@ -41,12 +41,24 @@ async fn an_instance_reads_and_stores_again_after_its_database_connections_end()
     let admin = admin_client().await;
     let ended = database_away(&admin, &rig.db, true).await;
     assert!(ended >= 3, "{ended} connections ended");
-    let (status, head, body) =
-        http_request(port, "GET", "/fhir/r4/Observation?site=site-1", &basic("his", PASSWORD), "").await;
+    // The backends end a moment after PostgreSQL is asked to end them: asked until they have.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let (status, head, body) = loop {
+        let answer = http_request(port, "GET", "/fhir/r4/Observation?site=site-1", &basic("his", PASSWORD), "").await;
+        if answer.0 != 200 || tokio::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(status, 503, "credentials that cannot be checked are not wrong ones: {head}{body}");
     assert!(head.to_ascii_lowercase().contains("retry-after: "), "{head}");
     assert!(body.contains("\"transient\""), "{body}");
-    assert!(matches!(rig.instance.get("/readyz").await, Some((503, _))));
+    // Readiness says so once the instance has seen its connections end (they end a moment
+    // after PostgreSQL ends them).
+    until("not ready while the database is away", PATIENCE, || async {
+        matches!(rig.instance.get("/readyz").await, Some((503, _)))
+    })
+    .await;
 
     // PostgreSQL is back.
     database_away(&admin, &rig.db, false).await;
