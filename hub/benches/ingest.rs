@@ -274,10 +274,7 @@ async fn nats_runs(fleet: &mut Fleet, per_run: usize) {
 async fn mqtt_runs(fleet: &mut Fleet, per_run: usize) {
     for instances in [1usize, 2] {
         let db = TestDb::create();
-        let broker = spokegate::sim::mosquitto::Mosquitto::with_config(
-            free_port(),
-            "persistence false\nmax_queued_messages 0\n",
-        );
+        let broker = spokegate::sim::mosquitto::Mosquitto::with_settings("persistence false\nmax_queued_messages 0\n");
         let hub = HubSetup::new(
             &db,
             &format!("[input.mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"bench-{{instance}}\"\n", broker.port),

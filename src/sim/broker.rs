@@ -4,9 +4,19 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, never one this process was given before (the system may hand
+/// out a port it just handed out, and two brokers of one test run would then share it).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no loopback port this process was not given before"))
 }
 
 /// Starts rumqttd on `127.0.0.1:port` and waits until it accepts connections.
@@ -47,4 +57,16 @@ dynamic_filters = true
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The system hands out a port it handed out a moment ago (2,000 binds to port 0 here gave
+    /// about 140 repeats); two brokers or hubs of one test run must not share one.
+    #[test]
+    fn a_port_is_given_once() {
+        let ports: Vec<u16> = (0..2000).map(|_| super::free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }

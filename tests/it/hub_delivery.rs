@@ -95,10 +95,7 @@ impl SlowHub {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_hub_behind_a_small_broker_queue_and_a_broker_restart_lose_nothing() {
     const UNACKED_MAX: u64 = 60;
-    let mut broker = Mosquitto::with_config(
-        spokegate::sim::broker::free_port().unwrap(),
-        "persistence false\nmax_queued_messages 100\nmax_inflight_messages 10\n",
-    );
+    let mut broker = Mosquitto::with_settings("persistence false\nmax_queued_messages 100\nmax_inflight_messages 10\n");
     let gw = GatewayDir::new();
     let dev = PtyDevice::create(&gw.path().join("ttyVITALS")).unwrap();
     let hub_key = HubKey::new("hub-slow");
@@ -181,10 +178,7 @@ async fn a_thirty_minute_ecg_sent_as_fast_as_the_line_takes_it_is_recorded_whole
     const REPEATS: usize = 30;
     // A broker that holds little for a subscriber that falls behind (mosquitto's default is 1000
     // queued and 20 in flight; a busy spoke PC or a hub behind a slow disk reaches that as well).
-    let broker = Mosquitto::with_config(
-        spokegate::sim::broker::free_port().unwrap(),
-        "persistence false\nmax_queued_messages 50\nmax_inflight_messages 10\n",
-    );
+    let broker = Mosquitto::with_settings("persistence false\nmax_queued_messages 50\nmax_inflight_messages 10\n");
     let gw = GatewayDir::new();
     let dev = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
     let profiles = gw.path().join("profiles");

@@ -127,10 +127,7 @@ async fn watch_out_file_gets_each_message_as_it_arrives() {
 /// verified, and watch's memory stays flat (the retained cache keeps only known gateways' topics).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_invented_gateways_and_topics_is_shown_unverified_and_costs_no_memory() {
-    let broker = Mosquitto::with_config(
-        spokegate::sim::broker::free_port().unwrap(),
-        "persistence false\nmax_queued_messages 0\n",
-    );
+    let broker = Mosquitto::with_settings("persistence false\nmax_queued_messages 0\n");
     let a = GatewayDir::new();
     let mut watch = watch_cmd(broker.port, &[&a.jwk_file()]).spawn().unwrap();
     let pid = watch.id().unwrap();

@@ -64,28 +64,24 @@ pub struct TlsBroker {
 
 pub fn tls_broker(files: &Files, ca: &Ca, listeners: &[(&str, bool)]) -> TlsBroker {
     let ca_file = files.put("ca.pem", &ca.cert.pem(), 0o644);
-    // Anonymous clients are let in; a client that gives a username must give its password.
-    let mut extra = format!("persistence false\npassword_file {}\n", files.0.path().join("passwd").display());
     let mut ports: Vec<u16> = Vec::new();
-    // Distinct ports: the system may hand out a port it just handed out.
-    let fresh_port = |taken: &[u16]| loop {
-        let p = spokegate::sim::broker::free_port().unwrap();
-        if !taken.contains(&p) {
-            return p;
+    // Asked again, with new ports, when one is taken before the broker listens on it.
+    let broker = Mosquitto::launch(|| {
+        // Anonymous clients are let in; a client that gives a username must give its password.
+        let mut extra = format!("persistence false\npassword_file {}\n", files.0.path().join("passwd").display());
+        ports.clear();
+        for (i, (cert, require_cert)) in listeners.iter().enumerate() {
+            let port = spokegate::sim::broker::free_port().unwrap();
+            ports.push(port);
+            let (c, k) = (files.put(&format!("srv{i}.pem"), cert, 0o644), files.0.path().join(format!("srv{i}.key")));
+            extra.push_str(&format!(
+                "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\ncafile {}\nrequire_certificate {require_cert}\n",
+                c.display(),
+                k.display(),
+                ca_file.display()
+            ));
         }
-    };
-    for (i, (cert, require_cert)) in listeners.iter().enumerate() {
-        let port = fresh_port(&ports);
-        ports.push(port);
-        let (c, k) = (files.put(&format!("srv{i}.pem"), cert, 0o644), files.0.path().join(format!("srv{i}.key")));
-        extra.push_str(&format!(
-            "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\ncafile {}\nrequire_certificate {require_cert}\n",
-            c.display(),
-            k.display(),
-            ca_file.display()
-        ));
-    }
-    let port = fresh_port(&ports);
-    let broker = Mosquitto::with_config(port, &extra);
+        (spokegate::sim::broker::free_port().unwrap(), extra)
+    });
     TlsBroker { broker, ports }
 }

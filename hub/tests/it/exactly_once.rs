@@ -160,7 +160,7 @@ async fn a_burst_from_a_thousand_gateways_through_one_instance_is_stored_whole()
     const GATEWAYS: usize = 1000;
     const EACH: u64 = 10;
     let db = TestDb::create();
-    let broker = Mosquitto::with_config(free_port(), "persistence false\nmax_queued_messages 0\n");
+    let broker = Mosquitto::with_settings("persistence false\nmax_queued_messages 0\n");
     let hub = HubSetup::new(&db, &mqtt_input(broker.port));
     let dir = tempfile::tempdir().unwrap();
     let mut keys = Vec::new();
