@@ -15,7 +15,7 @@
 use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
 use crate::search_page::{self, Position};
-use crate::search_time::StoredBound;
+use crate::search_time::StoredTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -58,8 +58,8 @@ pub struct ObservationQuery {
     // `_lastUpdated` may come twice (a range): read from the query's pairs, see `observations`.
 }
 
-/// A search takes at most this many `_lastUpdated` bounds (a range).
-const MAX_STORED_BOUNDS: usize = 2;
+/// A search takes at most this many `_lastUpdated` values (two make a window).
+const MAX_STORED_TERMS: usize = 4;
 
 #[derive(Debug, Deserialize)]
 pub struct BundleQuery {
@@ -173,7 +173,7 @@ pub struct NumericRow {
 fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, stored: i64, refs: &Refs) -> Value {
     let mut o = json!({
         "resourceType": "Observation",
-        "meta": {"profile": [format!("{PHD}/{profile}")], "lastUpdated": rfc3339(stored)},
+        "meta": {"profile": [format!("{PHD}/{profile}")], "lastUpdated": crate::search_time::instant_text(stored)},
         "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
         "status": "final",
         "issued": rfc3339(t),
@@ -307,29 +307,17 @@ async fn numeric_rows(
     q: &ObservationQuery,
     grants: &[Grant],
     after: Option<&Position>,
-    stored: &[StoredBound],
+    stored: &[StoredTerm],
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    let bound = |i: usize| (stored.get(i).map_or(">", |b| b.op), stored.get(i).map(|b| b.at.clone()));
-    let ((op_1, at_1), (op_2, at_2)) = (bound(0), bound(1));
-    let (open, grant_params) = granted(grants, "o.", 13);
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
-        &q.consult,
-        &q.site,
-        &q.gw,
-        &q.dev,
-        &code,
-        &limit,
-        &after_site,
-        &after_gw,
-        &after_seq,
-        &after_idx,
-        &at_1,
-        &at_2,
-    ];
+    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", 11);
+    let (open, grant_params) = granted(grants, "o.", 11 + stored_params.len());
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit, &after_site, &after_gw, &after_seq, &after_idx];
+    params.extend(stored_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
@@ -341,8 +329,7 @@ async fn numeric_rows(
                    AND ($3::text IS NULL OR o.gw = $3) AND ($4::text IS NULL OR o.dev = $4)
                    AND ($5::bigint IS NULL OR o.mdc = $5) AND {open}
                    AND ($7::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($7::text, $8::text, $9::bigint, $10::integer))
-                   AND ($11::text IS NULL OR m.received_at {op_1} $11::text::timestamptz)
-                   AND ($12::text IS NULL OR m.received_at {op_2} $12::text::timestamptz)
+                   AND {within}
                  ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $6::bigint"
             ),
             &params,
@@ -502,10 +489,10 @@ async fn observations(
         None => None,
     };
     let last_updated: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "_lastUpdated").map(|(_, v)| v).collect();
-    if last_updated.len() > MAX_STORED_BOUNDS {
-        return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most two bounds (a range)");
+    if last_updated.len() > MAX_STORED_TERMS {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most four values");
     }
-    let stored = match last_updated.iter().map(|v| StoredBound::parse(v)).collect::<Result<Vec<_>, _>>() {
+    let stored = match last_updated.iter().map(|v| StoredTerm::parse(v)).collect::<Result<Vec<_>, _>>() {
         Ok(b) => b,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };

@@ -217,8 +217,69 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
         "both bounds on every page"
     );
 
-    let three = format!("gt{since}&_lastUpdated=gt{since}&_lastUpdated=lt{until_now}");
-    for bad in ["yesterday", "2026-12-07T10:00:00Z", "gt2026-12-07", three.as_str()] {
+    // `meta.lastUpdated` has all six digits (a precision of a microsecond): a poll for what came
+    // after the eighth value's is exactly the two after it.
+    let eighth = new["entry"][2]["resource"]["meta"]["lastUpdated"].as_str().unwrap().to_string();
+    assert!(eighth.len() == "2026-12-07T10:00:00.000000Z".len() && eighth.ends_with('Z'), "{eighth}");
+    let after = get(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated=gt{eighth}"), "his").await;
+    assert_eq!(fhir_values(&after), vec![109.0, 110.0], "{after}");
+
+    // A date stands for its day (UTC), month or year, a time without seconds for its minute;
+    // `eq` (the default) and `ne` select within and outside it. The expected values are those
+    // whose `meta.lastUpdated` falls there.
+    let all = get(port, "/fhir/r4/Observation?site=site-1", "his").await;
+    let stored: Vec<(f64, time::OffsetDateTime)> = all["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let o = &e["resource"];
+            (o["valueQuantity"]["value"].as_f64().unwrap(), parse(o["meta"]["lastUpdated"].as_str().unwrap()))
+        })
+        .collect();
+    assert_eq!(stored.len(), 10);
+    let day_start = parse(&format!("{}T00:00:00Z", &since[..10]));
+    let day_end = day_start + time::Duration::days(1);
+    let sixth = stored[5].1;
+    let minute_start = sixth
+        - time::Duration::nanoseconds(i64::from(sixth.nanosecond()))
+        - time::Duration::seconds(i64::from(sixth.second()));
+    let minute_end = minute_start + time::Duration::minutes(1);
+    // The sixth value's minute, written in India's time zone.
+    let minute = minute_start
+        .to_offset(time::macros::offset!(+5:30))
+        .format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]+05:30"))
+        .unwrap();
+    let day = &since[..10];
+    let year_month = &since[..7];
+    type Keep = Box<dyn Fn(time::OffsetDateTime) -> bool>;
+    let cases: Vec<(String, Keep)> = vec![
+        (day.to_string(), Box::new(move |t| t >= day_start && t < day_end)),
+        (format!("eq{day}"), Box::new(move |t| t >= day_start && t < day_end)),
+        (format!("ne{day}"), Box::new(move |t| t < day_start || t >= day_end)),
+        (format!("ge{day}"), Box::new(move |t| t >= day_start)),
+        (format!("gt{day}"), Box::new(move |t| t >= day_end)),
+        (format!("lt{day}"), Box::new(move |t| t < day_start)),
+        (format!("le{day}"), Box::new(move |t| t < day_end)),
+        (format!("eq{year_month}"), Box::new(move |t| t.year() == day_start.year() && t.month() == day_start.month())),
+        (format!("ne{}", &since[..4]), Box::new(move |t| t.year() != day_start.year())),
+        (format!("eq{minute}"), Box::new(move |t| t >= minute_start && t < minute_end)),
+        (format!("ge{minute}"), Box::new(move |t| t >= minute_start)),
+        (format!("lt{minute}"), Box::new(move |t| t < minute_start)),
+    ];
+    for (value, keep) in cases {
+        let want: Vec<f64> = stored.iter().filter(|(_, t)| keep(*t)).map(|(v, _)| *v).collect();
+        let query = value.replace('+', "%2B");
+        let got = get(port, &format!("/fhir/r4/Observation?site=site-1&_lastUpdated={query}"), "his").await;
+        assert_eq!(fhir_values(&got), want, "_lastUpdated={value}");
+    }
+    // Not vacuous: the day and the minute hold values, and `ne` the day holds none of them.
+    let in_minute = stored.iter().filter(|(_, t)| *t >= minute_start && *t < minute_end).count();
+    assert!(in_minute >= 1 && stored.iter().any(|(_, t)| *t >= day_start && *t < day_end));
+
+    let five =
+        format!("gt{since}&_lastUpdated=gt{since}&_lastUpdated=lt{until_now}&_lastUpdated={day}&_lastUpdated={day}");
+    for bad in ["yesterday", "ap2026-12-07", "gt2026-12-07T10:00:00", "2026-02-30", five.as_str()] {
         let (status, _, body) =
             http_request(port, "GET", &format!("/fhir/r4/Observation?_lastUpdated={bad}"), &basic("his", PASSWORD), "")
                 .await;
