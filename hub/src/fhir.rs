@@ -39,7 +39,10 @@ const ID_CONSULT: &str = "urn:spokegate:consult";
 const MAX_COUNT: i64 = 1000;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/fhir/r4/Observation", get(observations)).route("/fhir/r4/Bundle", get(consult_bundle))
+    Router::new()
+        .route("/fhir/r4/metadata", get(crate::fhir_capability::metadata))
+        .route("/fhir/r4/Observation", get(observations))
+        .route("/fhir/r4/Bundle", get(consult_bundle))
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,7 +69,7 @@ pub struct BundleQuery {
     consult: String,
 }
 
-fn fhir_json(v: Value) -> Response {
+pub fn fhir_json(v: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/fhir+json")], v.to_string()).into_response()
 }
 

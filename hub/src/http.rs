@@ -21,6 +21,8 @@ pub struct AppState {
     pub view: Arc<crate::view::View>,
     /// `[http] public_url` without a trailing `/`: where links for clients start.
     pub public_url: Option<String>,
+    /// When this instance started (RFC 3339): the date of its CapabilityStatement.
+    pub started: String,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -6,6 +6,7 @@ mod clock_steps;
 mod config;
 mod db;
 mod fhir;
+mod fhir_capability;
 mod http;
 mod images;
 mod ingest;
@@ -320,6 +321,7 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
         db: reads,
         view,
         public_url: cfg.http.public_base(),
+        started: spokegate::clock::now_rfc3339(),
     });
     let mut http_stop = shutdown.clone();
     let server = tokio::spawn(async move {

@@ -1,6 +1,7 @@
 """Validates a FHIR R4 Bundle with an independent model (fhir.resources 6.4, FHIR 4.0.1) and
 prints what the tests compare with what the gateway sent: per Observation its identifier, profile,
-codings, value (quantity or sampled data), and every Device's identifier.
+codings, value (quantity or sampled data), and every Device's identifier. Given the server's
+CapabilityStatement instead, validates it and prints what it says the server serves.
 
 Usage: fhir_validate.py BUNDLE.json  (exit 1 with the validation error when it does not validate)
 """
@@ -14,6 +15,34 @@ assert fhir.resources.__fhir_version__ == "4.0.1", fhir.resources.__fhir_version
 
 with open(sys.argv[1]) as f:
     raw = json.load(f)
+
+if raw.get("resourceType") == "CapabilityStatement":
+    # The server's statement: what it says it serves, for the test to try.
+    from fhir.resources.capabilitystatement import CapabilityStatement
+
+    try:
+        cs = CapabilityStatement.parse_obj(raw)
+    except Exception as e:
+        print(f"INVALID: {e}")
+        sys.exit(1)
+    rest = cs.rest[0]
+    print(json.dumps({
+        "fhirVersion": cs.fhirVersion,
+        "kind": cs.kind,
+        "format": cs.format,
+        "mode": rest.mode,
+        "security": [c.code for s in rest.security.service for c in s.coding],
+        "resources": {
+            r.type: {
+                "interactions": [i.code for i in r.interaction or []],
+                "search": {p.name: p.type for p in r.searchParam or []},
+                "profiles": list(r.supportedProfile or []),
+            }
+            for r in rest.resource
+        },
+    }))
+    sys.exit(0)
+
 try:
     bundle = Bundle.parse_obj(raw)
 except Exception as e:  # pydantic.ValidationError: print it for the test's message

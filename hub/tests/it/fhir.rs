@@ -56,7 +56,7 @@ fn mllp(message: &[u8]) -> Vec<u8> {
     v
 }
 
-fn validate(bundle: &str) -> serde_json::Value {
+pub fn validate(bundle: &str) -> serde_json::Value {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let python = format!("{root}/target/venv-fhir/bin/python");
     assert!(std::path::Path::new(&python).exists(), "{python} is missing: run .ci/setup (it installs fhir.resources)");

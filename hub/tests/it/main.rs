@@ -2,6 +2,7 @@
 //! mosquitto and a 3-node NATS cluster started by the tests on loopback ports, real gateways (the
 //! daemon) publishing over MQTT, and `spokegate-hub` processes.
 
+mod capability;
 mod claims;
 mod cli;
 mod clock_steps;

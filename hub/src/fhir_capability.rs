@@ -1,0 +1,108 @@
+//! `GET /fhir/r4/metadata`: the hub's CapabilityStatement (FHIR R4 `capabilities` interaction).
+//! A FHIR client asks it first (HAPI's client checks the server's FHIR version there before its
+//! first search): which resources the hub serves, how they are searched, and what security the
+//! server uses. It holds no patient data, so it is served without credentials, as FHIR servers do.
+
+use crate::http::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+/// The search parameters of `GET /fhir/r4/Observation`: (name, type, definition, documentation).
+/// Each of them narrows the search (a test asks with every one).
+pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
+    ("consult", "token", None, "The consult (encounter identifier) the reading was bound to at the spoke."),
+    ("site", "token", None, "The spoke site that signed the reading."),
+    ("gw", "token", None, "The spoke gateway that signed the reading."),
+    ("dev", "token", None, "The device at the gateway (its configured name)."),
+    (
+        "code",
+        "token",
+        Some("http://hl7.org/fhir/SearchParameter/clinical-code"),
+        "An IEEE 11073-10101 code, bare or as urn:iso:std:iso:11073:10101|code.",
+    ),
+    (
+        "_lastUpdated",
+        "date",
+        Some("http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),
+        "When the hub stored the reading: prefixes eq, ne, gt, ge, lt, le, sa, eb (not ap); dates are UTC.",
+    ),
+];
+
+/// The profiles the hub's resources claim (HL7 Personal Health Device IG).
+const OBSERVATION_PROFILES: &[&str] = &["PhdNumericObservation", "PhdRtsaObservation"];
+const DEVICE_PROFILES: &[&str] = &["PhdDevice", "PhgDevice"];
+
+/// The statement, for an instance whose FHIR base is `base` and that started at `started` (the
+/// statement's date: it changes only with the software and its configuration).
+pub fn statement(base: &str, started: &str) -> Value {
+    let phd = |names: &[&str]| -> Vec<String> {
+        names.iter().map(|n| format!("http://hl7.org/fhir/uv/phd/StructureDefinition/{n}")).collect()
+    };
+    let search: Vec<Value> = OBSERVATION_SEARCH
+        .iter()
+        .map(|(name, kind, definition, doc)| {
+            let mut p = json!({"name": name, "type": kind, "documentation": doc});
+            if let Some(d) = definition {
+                p["definition"] = json!(d);
+            }
+            p
+        })
+        .collect();
+    let mut implementation = json!({"description": "spokegate hub: signed readings from telemedicine spokes"});
+    if !base.is_empty() {
+        implementation["url"] = json!(format!("{base}/fhir/r4"));
+    }
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": started,
+        "publisher": "spokegate",
+        "kind": "instance",
+        "software": {"name": "spokegate-hub", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": implementation,
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Read-only. Every request but this one names a hub user, and gets what that user's grants open.",
+            "security": {
+                "service": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "Basic"
+                }]}],
+                "description": "HTTP Basic with a hub user's name and password (or the consult view's session)."
+            },
+            "resource": [
+                {
+                    "type": "Observation",
+                    "supportedProfile": phd(OBSERVATION_PROFILES),
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": search,
+                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link."
+                },
+                {
+                    "type": "Bundle",
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": [{
+                        "name": "consult",
+                        "type": "token",
+                        "documentation": "The consult: a transaction Bundle of its spot values, waveforms and devices."
+                    }]
+                },
+                {
+                    "type": "Device",
+                    "supportedProfile": phd(DEVICE_PROFILES),
+                    "documentation": "Contained in the consult's Bundle; referred to by identifier."
+                }
+            ]
+        }]
+    })
+}
+
+/// The handler: the statement with this request's base.
+pub async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let base = crate::search_page::base(s.public_url.as_deref(), &headers);
+    crate::fhir::fhir_json(statement(&base, &s.started))
+}

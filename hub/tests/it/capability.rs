@@ -1,0 +1,84 @@
+//! A FHIR client asks the hub's CapabilityStatement first (`GET /fhir/r4/metadata`): it validates
+//! with the independent FHIR R4 model, is served without credentials, and every search parameter
+//! it declares is one the search honours (a value that matches keeps the readings, one that does
+//! not keeps none), so a client that builds its queries from it gets what it asked for.
+
+use crate::support::*;
+use spokegate::model::{Body, Code, Observation, Unit};
+use spokegate::pipeline::{make_body, Payload, Source};
+
+const PASSWORD: &str = "a long system password";
+const N: usize = 3;
+
+fn bound_reading(seq: u64) -> Body {
+    let from = Source { dev: "vitals-1".into(), profile: "vitals-kv".into() };
+    let obs = vec![Observation::measured(
+        Code { mdc: 150021, loinc: Some("8480-6".into()), name: None },
+        110.0 + seq as f64,
+        Unit { ucum: "mm[Hg]".into(), mdc: Some(3872) },
+    )];
+    let mut body =
+        make_body("site-1", "gw-a", Some(&from), Payload::Obs(obs), seq, spokegate::clock::now_micros(), None);
+    body.consult = Some(Some("C-1".into()));
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capability_statement_validates_and_every_search_parameter_it_declares_narrows_the_search() {
+    let rig = CraftedRig::start("capability").await;
+    rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
+    let port = rig.instance.http;
+    for seq in 1..=N as u64 {
+        rig.send(&bound_reading(seq)).await;
+    }
+    until("stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM observations").await == N as i64 }).await;
+
+    // No credentials: the statement holds no patient data.
+    let (status, head, body) = http_request(port, "GET", "/fhir/r4/metadata", "", "").await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/fhir+json"), "{head}");
+    let raw: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(raw["implementation"]["url"], format!("http://127.0.0.1:{port}/fhir/r4"), "{raw}");
+    let said = crate::fhir::validate(&body);
+    assert_eq!(said["fhirVersion"], "4.0.1", "{said}");
+    assert_eq!(said["kind"], "instance");
+    assert_eq!(said["mode"], "server");
+    assert_eq!(said["security"], serde_json::json!(["Basic"]));
+    assert!(said["format"].as_array().unwrap().iter().any(|f| f == "application/fhir+json"), "{said}");
+    let observation = &said["resources"]["Observation"];
+    assert_eq!(observation["interactions"], serde_json::json!(["search-type"]), "{said}");
+    assert!(
+        observation["profiles"]
+            .as_array()
+            .unwrap()
+            .contains(&"http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation".into()),
+        "{said}"
+    );
+
+    // What each declared parameter is tried with: a value that matches the readings, one that does not.
+    let tried = [
+        ("consult", "C-1", "C-2"),
+        ("site", "site-1", "site-2"),
+        ("gw", "gw-a", "gw-b"),
+        ("dev", "vitals-1", "vitals-2"),
+        ("code", "urn:iso:std:iso:11073:10101|150021", "150022"),
+        ("_lastUpdated", "ge2000", "lt2000"),
+    ];
+    let declared = observation["search"].as_object().unwrap();
+    assert!(!declared.is_empty(), "{said}");
+    let count = |bundle: &serde_json::Value| bundle["entry"].as_array().map_or(0, |e| e.len());
+    for (name, kind) in declared {
+        let (_, matching, other) = tried
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("the statement declares `{name}` ({kind}), which this test does not try"));
+        for (value, want) in [(matching, N), (other, 0)] {
+            let path = format!("/fhir/r4/Observation?{name}={}", value.replace('|', "%7C"));
+            let (status, _, body) = http_request(port, "GET", &path, &basic("his", PASSWORD), "").await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(count(&bundle), want, "{path}: {bundle}");
+        }
+    }
+    assert_eq!(said["resources"]["Bundle"]["search"], serde_json::json!({"consult": "token"}), "{said}");
+}
