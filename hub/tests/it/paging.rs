@@ -261,6 +261,8 @@ async fn a_hospital_system_polls_for_what_was_stored_since_its_last_poll() {
         (format!("gt{day}"), Box::new(move |t| t >= day_end)),
         (format!("lt{day}"), Box::new(move |t| t < day_start)),
         (format!("le{day}"), Box::new(move |t| t < day_end)),
+        (format!("sa{day}"), Box::new(move |t| t >= day_end)),
+        (format!("eb{day}"), Box::new(move |t| t < day_start)),
         (format!("eq{year_month}"), Box::new(move |t| t.year() == day_start.year() && t.month() == day_start.month())),
         (format!("ne{}", &since[..4]), Box::new(move |t| t.year() != day_start.year())),
         (format!("eq{minute}"), Box::new(move |t| t >= minute_start && t < minute_end)),
