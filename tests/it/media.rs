@@ -371,6 +371,9 @@ async fn an_image_survives_a_broker_outage_and_a_killed_gateway_mid_transfer() {
     let parts_seen = |seen: &[(String, Vec<u8>)]| seen.iter().filter(|(t, _)| t.ends_with("/dev/scope/media")).count();
     let k = n / 4;
     sub.until("part k", |seen| parts_seen(seen) >= k).await;
+    // The outage: the broker goes away and comes back (a restart without a stop left the first
+    // broker running and the second one failing to listen: there was no outage).
+    broker.stop();
     broker.restart();
     let before = parts_seen(&sub.seen);
     let m = before + n / 4;
