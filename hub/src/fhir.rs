@@ -14,6 +14,7 @@
 
 use crate::clock_steps::ClockSteps;
 use crate::http::AppState;
+use crate::search_code::CodeSearch;
 use crate::search_page::{self, Position};
 use crate::search_time::StoredTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
@@ -51,7 +52,7 @@ pub struct ObservationQuery {
     site: Option<String>,
     gw: Option<String>,
     dev: Option<String>,
-    /// An MDC code (`150021`) or `urn:iso:std:iso:11073:10101|150021`.
+    /// A token: an MDC or LOINC code, with its system or without (see `search_code`).
     code: Option<String>,
     #[serde(rename = "_count")]
     count: Option<i64>,
@@ -313,14 +314,19 @@ async fn numeric_rows(
     stored: &[StoredTerm],
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
-    let code: Option<i64> = q.code.as_deref().and_then(|c| c.rsplit('|').next()).and_then(|c| c.parse().ok());
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", 11);
-    let (open, grant_params) = granted(grants, "o.", 11 + stored_params.len());
+    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", 10);
+    let code = q.code.as_deref().map(CodeSearch::parse);
+    let (coded, code_params) = match &code {
+        Some(c) => c.condition("o.mdc", "o.loinc", 10 + stored_params.len()),
+        None => ("TRUE".to_string(), Vec::new()),
+    };
+    let (open, grant_params) = granted(grants, "o.", 10 + stored_params.len() + code_params.len());
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        vec![&q.consult, &q.site, &q.gw, &q.dev, &code, &limit, &after_site, &after_gw, &after_seq, &after_idx];
+        vec![&q.consult, &q.site, &q.gw, &q.dev, &limit, &after_site, &after_gw, &after_seq, &after_idx];
     params.extend(stored_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
+    params.extend(code_params.iter().map(|p| p.as_sql()));
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     let rows = db
         .query(
@@ -330,10 +336,10 @@ async fn numeric_rows(
                  FROM observations o JOIN messages m ON m.id = o.message_id
                  WHERE ($1::text IS NULL OR o.consult = $1) AND ($2::text IS NULL OR o.site = $2)
                    AND ($3::text IS NULL OR o.gw = $3) AND ($4::text IS NULL OR o.dev = $4)
-                   AND ($5::bigint IS NULL OR o.mdc = $5) AND {open}
-                   AND ($7::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($7::text, $8::text, $9::bigint, $10::integer))
+                   AND {coded} AND {open}
+                   AND ($6::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($6::text, $7::text, $8::bigint, $9::integer))
                    AND {within}
-                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $6::bigint"
+                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $5::bigint"
             ),
             &params,
         )

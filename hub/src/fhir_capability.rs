@@ -20,7 +20,7 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
         "code",
         "token",
         Some("http://hl7.org/fhir/SearchParameter/clinical-code"),
-        "An IEEE 11073-10101 code, bare or as urn:iso:std:iso:11073:10101|code.",
+        "An IEEE 11073-10101 or LOINC code, with its system (urn:iso:std:iso:11073:10101|, http://loinc.org|) or without; several separated by commas.",
     ),
     (
         "_lastUpdated",

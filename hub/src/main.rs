@@ -14,6 +14,7 @@ mod input;
 mod keys;
 mod metrics;
 mod reads;
+mod search_code;
 mod search_page;
 mod search_time;
 mod storable;

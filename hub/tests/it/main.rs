@@ -6,6 +6,7 @@ mod capability;
 mod claims;
 mod cli;
 mod clock_steps;
+mod code_search;
 mod exactly_once;
 mod fhir;
 #[path = "../../../tests/support/installed.rs"]
