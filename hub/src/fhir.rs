@@ -497,6 +497,13 @@ async fn observations(
         Some(Some(p)) => Some(p),
         None => None,
     };
+    // Parameters the search does not take: ignored and said so (an OperationOutcome entry), or
+    // refused when the client asks for strict handling (FHIR search, "handling" preference).
+    let ignored = crate::fhir_capability::not_taken(pairs.iter().map(|(k, _)| k.as_str()));
+    if !ignored.is_empty() && crate::fhir_capability::strict(&headers) {
+        let why = format!("the Observation search does not take {}", ignored.join(", "));
+        return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
+    }
     let last_updated: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "_lastUpdated").map(|(_, v)| v).collect();
     if last_updated.len() > MAX_STORED_TERMS {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most four values");
@@ -517,7 +524,7 @@ async fn observations(
     if let Err(e) = correct_clocks(&db, &mut rows, &mut []).await {
         return db_error(e);
     }
-    let entries: Vec<Value> = rows
+    let mut entries: Vec<Value> = rows
         .iter()
         .map(|r| {
             let dev = r.dev.as_deref().unwrap_or("");
@@ -530,6 +537,13 @@ async fn observations(
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
         .collect();
+    if !ignored.is_empty() {
+        let why = format!("not taken by the Observation search, and ignored: {}", ignored.join(", "));
+        entries.push(json!({
+            "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": why}]},
+            "search": {"mode": "outcome"}
+        }));
+    }
     let base = search_page::base(s.public_url.as_deref(), &headers);
     let page_url = |cursor: Option<String>| {
         let mut params = vec![

@@ -30,6 +30,31 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
     ),
 ];
 
+/// What an Observation search takes besides its search parameters: paging, and `_format`
+/// (it always answers in JSON).
+const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_format"];
+
+/// The parameters of an Observation search that it does not take, each once, in order.
+pub fn not_taken<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = names
+        .filter(|n| !OBSERVATION_SEARCH.iter().any(|(p, ..)| p == n) && !OBSERVATION_RESULT_PARAMETERS.contains(n))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether the client asks for strict handling of search parameters (`Prefer: handling=strict`).
+pub fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().replace(' ', "").eq_ignore_ascii_case("handling=strict"))
+}
+
 /// The profiles the hub's resources claim (HL7 Personal Health Device IG).
 const OBSERVATION_PROFILES: &[&str] = &["PhdNumericObservation", "PhdRtsaObservation"];
 const DEVICE_PROFILES: &[&str] = &["PhdDevice", "PhgDevice"];

@@ -1,7 +1,8 @@
 //! A FHIR client asks the hub's CapabilityStatement first (`GET /fhir/r4/metadata`): it validates
 //! with the independent FHIR R4 model, is served without credentials, and every search parameter
 //! it declares is one the search honours (a value that matches keeps the readings, one that does
-//! not keeps none), so a client that builds its queries from it gets what it asked for.
+//! not keeps none), so a client that builds its queries from it gets what it asked for; a
+//! parameter the search does not take is never silently dropped.
 
 use crate::support::*;
 use spokegate::model::{Body, Code, Observation, Unit};
@@ -81,4 +82,26 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
         }
     }
     assert_eq!(said["resources"]["Bundle"]["search"], serde_json::json!({"consult": "token"}), "{said}");
+
+    // A parameter the search does not take is ignored and said so: an OperationOutcome entry
+    // names it, and the self link leaves it out; with `Prefer: handling=strict` it is refused.
+    let path = "/fhir/r4/Observation?site=site-1&date=ge2026-01-01&code:text=pressure";
+    let (status, _, body) = http_request(port, "GET", path, &basic("his", PASSWORD), "").await;
+    assert_eq!(status, 200, "{body}");
+    let validated = crate::fhir::validate(&body);
+    assert_eq!(validated["observations"].as_array().unwrap().len(), N, "{validated}");
+    let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let outcomes: Vec<&serde_json::Value> =
+        bundle["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "outcome").collect();
+    assert_eq!(outcomes.len(), 1, "{bundle}");
+    let said = outcomes[0]["resource"]["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(said.contains("code:text, date"), "{said}");
+    let own = bundle["link"][0]["url"].as_str().unwrap();
+    assert!(own.contains("site=site-1") && !own.contains("date"), "{own}");
+    let strict = format!("Prefer: handling=strict\r\n{}", basic("his", PASSWORD));
+    let (status, _, body) = http_request(port, "GET", path, &strict, "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not take code:text, date"), "{body}");
+    let (status, _, body) = http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=2", &strict, "").await;
+    assert_eq!(status, 200, "strict with only what the search takes: {body}");
 }
