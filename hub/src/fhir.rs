@@ -18,6 +18,7 @@ use crate::search_code::CodeSearch;
 use crate::search_page::{self, Position};
 use crate::search_time::StoredTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -77,6 +78,12 @@ pub fn fhir_json(v: Value) -> Response {
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]});
     (status, [(header::CONTENT_TYPE, "application/fhir+json")], body.to_string()).into_response()
+}
+
+/// A query string the search cannot read (`_count=ten`, a parameter given twice, a missing
+/// `consult`): 400 with an OperationOutcome saying why, as for every other refusal.
+fn parameters_refused(e: QueryRejection) -> Response {
+    outcome(StatusCode::BAD_REQUEST, "invalid", &format!("the search's parameters: {}", e.body_text()))
 }
 
 fn db_error(e: tokio_postgres::Error) -> Response {
@@ -485,12 +492,16 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
 async fn observations(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ObservationQuery>,
+    q: Result<Query<ObservationQuery>, QueryRejection>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
+    };
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return parameters_refused(e),
     };
     let after = match q.cursor.as_deref().map(Position::from_cursor) {
         Some(None) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is not a cursor this server made"),
@@ -571,10 +582,18 @@ async fn observations(
 
 /// `GET /fhir/r4/Bundle?consult=ID`: everything of a consult as a transaction bundle that a FHIR
 /// server stores idempotently (conditional PUTs on the identifiers).
-async fn consult_bundle(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<BundleQuery>) -> Response {
+async fn consult_bundle(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<BundleQuery>, QueryRejection>,
+) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
+    };
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return parameters_refused(e),
     };
     let oq = ObservationQuery {
         consult: Some(q.consult.clone()),

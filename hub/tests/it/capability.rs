@@ -104,4 +104,16 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
     assert!(body.contains("does not take code:text, date"), "{body}");
     let (status, _, body) = http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=2", &strict, "").await;
     assert_eq!(status, 200, "strict with only what the search takes: {body}");
+
+    // A query string the search cannot read is refused with an OperationOutcome saying why,
+    // after the credentials are checked (before, axum answered in plain text, and before them).
+    for path in ["/fhir/r4/Observation?_count=ten", "/fhir/r4/Observation?site=a&site=b", "/fhir/r4/Bundle"] {
+        let (status, head, body) = http_request(port, "GET", path, &basic("his", PASSWORD), "").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/fhir+json"), "{path}: {head}");
+        let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(o["resourceType"], "OperationOutcome", "{path}: {body}");
+        assert!(o["issue"][0]["diagnostics"].as_str().unwrap().starts_with("the search's parameters"), "{body}");
+        assert_eq!(http_request(port, "GET", path, "", "").await.0, 401, "{path} without credentials");
+    }
 }
