@@ -152,11 +152,39 @@ pub fn phd_device(site: &str, gw: &str, dev: &str, profile: Option<&str>) -> Val
     d
 }
 
-/// Where an observation points for its device and gateway: `Device/..` ids of a server, or the
-/// fullUrls of a transaction.
+/// Where an observation points for its device and gateway (FHIR References): the Device
+/// entries' fullUrls in a transaction, or in a search's results the devices' identifiers (a
+/// logical reference: the hub serves no Device resources, and a conditional reference such as
+/// `Device?identifier=...` is only allowed in a transaction).
 struct Refs {
-    device: String,
-    gateway: String,
+    device: Value,
+    gateway: Value,
+}
+
+impl Refs {
+    /// To the Device entries of a transaction.
+    fn entries(site: &str, gw: &str, dev: &str) -> Refs {
+        Refs {
+            device: json!({"reference": urn(&format!("{ID_DEVICE}|{}", device_identifier(site, gw, dev)))}),
+            gateway: json!({"reference": urn(&format!("{ID_GATEWAY}|{}", gateway_identifier(site, gw)))}),
+        }
+    }
+
+    /// By the devices' identifiers.
+    fn logical(site: &str, gw: &str, dev: &str) -> Refs {
+        Refs {
+            device: json!({
+                "type": "Device",
+                "identifier": {"system": ID_DEVICE, "value": device_identifier(site, gw, dev)},
+                "display": dev,
+            }),
+            gateway: json!({
+                "type": "Device",
+                "identifier": {"system": ID_GATEWAY, "value": gateway_identifier(site, gw)},
+                "display": format!("spokegate {gw} at {site}"),
+            }),
+        }
+    }
 }
 
 /// One stored spot value.
@@ -188,8 +216,8 @@ fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, stored
         "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
         "status": "final",
         "issued": rfc3339(t),
-        "device": {"reference": refs.device},
-        "extension": [{"url": GATEWAY_EXT, "valueReference": {"reference": refs.gateway}}],
+        "device": refs.device,
+        "extension": [{"url": GATEWAY_EXT, "valueReference": refs.gateway}],
     });
     if let Some(c) = consult {
         o["encounter"] = json!({"identifier": {"system": ID_CONSULT, "value": c}});
@@ -486,7 +514,7 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
 }
 
 /// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_lastUpdated=&_count=`: a searchset of the spot
-/// values (devices by their identifier: `Device?identifier=...` on the receiving server), a page
+/// values (devices by their identifiers, a logical reference), a page
 /// of `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total`
 /// when the first page holds them all.
 async fn observations(
@@ -538,12 +566,7 @@ async fn observations(
     let mut entries: Vec<Value> = rows
         .iter()
         .map(|r| {
-            let dev = r.dev.as_deref().unwrap_or("");
-            let refs = Refs {
-                device: format!("Device?identifier={ID_DEVICE}|{}", device_identifier(&r.site, &r.gw, dev)),
-                gateway: format!("Device?identifier={ID_GATEWAY}|{}", gateway_identifier(&r.site, &r.gw)),
-            };
-            let o = numeric(r, &refs);
+            let o = numeric(r, &Refs::logical(&r.site, &r.gw, r.dev.as_deref().unwrap_or("")));
             let id = o["identifier"][0]["value"].as_str().unwrap_or("").to_string();
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
@@ -638,10 +661,7 @@ async fn consult_bundle(
             if devices.insert((site.to_string(), gw.to_string(), dev.to_string())) {
                 put(phd_device(site, gw, dev, prof), ID_DEVICE);
             }
-            Refs {
-                device: urn(&format!("{ID_DEVICE}|{}", device_identifier(site, gw, dev))),
-                gateway: urn(&format!("{ID_GATEWAY}|{}", gateway_identifier(site, gw))),
-            }
+            Refs::entries(site, gw, dev)
         };
     for r in &numbers {
         let refs = refs_for(&r.site, &r.gw, r.dev.as_deref().unwrap_or(""), r.prof.as_deref(), &mut put);
@@ -689,7 +709,7 @@ mod tests {
             clock_fix_us: 0,
             stored_us: 0,
         };
-        let refs = Refs { device: "Device/d".into(), gateway: "Device/g".into() };
+        let refs = Refs::entries("s", "g", "ecg-1");
         let out = rtsa(&row, &refs).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["valueSampledData"]["data"], "-120 15 300 -61");

@@ -49,18 +49,28 @@ except Exception as e:  # pydantic.ValidationError: print it for the test's mess
     print(f"INVALID: {e}")
     sys.exit(1)
 
+
+def reference(ref):
+    """A Reference as the tests compare it: its literal reference, or its type and identifier."""
+    if ref.reference is not None:
+        return {"reference": ref.reference}
+    return {"type": ref.type, "identifier": f"{ref.identifier.system}|{ref.identifier.value}"}
+
+
 out = {"type": bundle.type, "observations": [], "devices": []}
 for entry in bundle.entry or []:
     r = entry.resource
     if r.resource_type == "Device":
-        out["devices"].append({"identifier": r.identifier[0].value, "profile": r.meta.profile[0]})
+        out["devices"].append(
+            {"identifier": r.identifier[0].value, "profile": r.meta.profile[0], "fullUrl": entry.fullUrl}
+        )
     elif r.resource_type == "Observation":
         o = {
             "identifier": r.identifier[0].value,
             "profile": r.meta.profile[0],
             "codings": {c.system: c.code for c in r.code.coding},
-            "device": r.device.reference,
-            "gateway": [e.valueReference.reference for e in r.extension or []],
+            "device": reference(r.device),
+            "gateway": [reference(e.valueReference) for e in r.extension or []],
             "encounter": r.encounter.identifier.value if r.encounter else None,
         }
         if r.valueQuantity is not None:

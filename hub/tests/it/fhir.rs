@@ -229,6 +229,21 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
         .iter()
         .any(|d| d["profile"].as_str().unwrap().ends_with("/PhgDevice") && d["identifier"] == "site-1/gw-f"));
     assert!(devices.iter().any(|d| d["identifier"] == "site-1/gw-f/ecg-1"));
+    // Every observation points at the Device entries of its own device and gateway (by their
+    // fullUrls), and the device is the one that signed it.
+    let dev_of = |identifier: &str| -> String {
+        let seq: u64 = identifier.split('/').nth(2).unwrap().parse().unwrap();
+        let b = bodies.iter().find(|b| b.site == "site-1" && b.gw == "gw-f" && b.seq == seq).expect("signed");
+        b.dev.clone().expect("a device")
+    };
+    let device_at: BTreeMap<&str, &str> =
+        devices.iter().map(|d| (d["fullUrl"].as_str().unwrap(), d["identifier"].as_str().unwrap())).collect();
+    for o in observations {
+        let id = o["identifier"].as_str().unwrap();
+        let at = |r: &serde_json::Value| device_at.get(r["reference"].as_str().unwrap_or("")).copied();
+        assert_eq!(at(&o["device"]), Some(format!("site-1/gw-f/{}", dev_of(id)).as_str()), "{o}");
+        assert_eq!(at(&o["gateway"][0]), Some("site-1/gw-f"), "{o}");
+    }
 
     // The search API, with a code: only the glucose, and it validates too.
     let (status, _, text) = fhir_get(
@@ -245,6 +260,15 @@ async fn a_consults_readings_ecg_and_glucose_as_fhir_r4_validate_and_equal_what_
     assert!(
         !found.is_empty() && found.iter().all(|o| o["codings"]["urn:iso:std:iso:11073:10101"] == glucose_code.as_str())
     );
+    // In a search's results the devices are named by their identifiers (a logical reference).
+    for o in found {
+        let dev = dev_of(o["identifier"].as_str().unwrap());
+        let device =
+            serde_json::json!({"type": "Device", "identifier": format!("urn:spokegate:device|site-1/gw-f/{dev}")});
+        assert_eq!(o["device"], device, "{o}");
+        let gateway = serde_json::json!([{"type": "Device", "identifier": "urn:spokegate:gateway|site-1/gw-f"}]);
+        assert_eq!(o["gateway"], gateway, "{o}");
+    }
     let (status, _, _) = fhir_get(instance.http, "/fhir/r4/Bundle?consult=no-such-consult", "his", PASSWORD).await;
     assert_eq!(status, 404);
     gw.stop().await;
