@@ -35,6 +35,11 @@ const HEADER_EVERY: Duration = Duration::from_millis(250);
 /// Clock steps kept of one gateway (its boots' clocks are stepped once or twice each).
 const STEPS_KEPT: usize = 256;
 
+/// Ended records kept open for a clock step that arrives after them (the newest of them): a
+/// gateway's `clock-stepped` event comes once NTP steps its clock, which can be after a stream
+/// restarted and its first record ended.
+const ENDED_KEPT: usize = 64;
+
 pub struct Recorder {
     dir: PathBuf,
     streams: HashMap<StreamKey, StreamFiles>,
@@ -44,6 +49,16 @@ pub struct Recorder {
     written: Vec<PathBuf>,
     /// When the headers of streams written since must be rewritten.
     headers_due: Option<Instant>,
+    /// The newest [`ENDED_KEPT`] records that ended, for a clock step that covers their start.
+    ended: std::collections::VecDeque<EndedRecord>,
+}
+
+/// A WFDB record no more chunks go to.
+struct EndedRecord {
+    site: String,
+    gw: String,
+    first_seq: u64,
+    wfdb: WfdbWriter,
 }
 
 struct StreamFiles {
@@ -68,6 +83,7 @@ impl Recorder {
             steps: HashMap::new(),
             written: Vec::new(),
             headers_due: None,
+            ended: std::collections::VecDeque::new(),
         })
     }
 
@@ -109,7 +125,13 @@ impl Recorder {
                 wav_possible,
                 dirty: true,
             };
-            self.streams.insert(key.clone(), files);
+            if let Some(old) = self.streams.insert(key.clone(), files) {
+                if self.ended.len() >= ENDED_KEPT {
+                    self.ended.pop_front();
+                }
+                let (site, gw) = (key.site.clone(), key.gw.clone());
+                self.ended.push_back(EndedRecord { site, gw, first_seq: old.first_seq, wfdb: old.wfdb });
+            }
         } else if let Some((_, missing)) = placed.gap {
             let s = self.streams.get_mut(key).expect("stream files exist");
             s.wfdb.append_invalid(missing)?;
@@ -152,11 +174,12 @@ impl Recorder {
         Ok(())
     }
 
-    /// A gateway's clock step (its signed `clock-stepped` event): the open records of its streams
-    /// whose first chunk was signed on the old clock start that much later (or earlier), and so
-    /// do the records it starts after this with a chunk from before the step. The newest
+    /// A gateway's clock step (its signed `clock-stepped` event): the records of its streams
+    /// whose first chunk was signed on the old clock start that much later (or earlier), open
+    /// ones and the newest [`ENDED_KEPT`] that ended (their headers are rewritten at once), and
+    /// so do the records it starts after this with a chunk from before the step. The newest
     /// [`STEPS_KEPT`] steps of each of at most [`MAX_STREAMS`] gateways are kept for that.
-    pub fn clock_stepped(&mut self, site: &str, gw: &str, step: ClockStepClaim) {
+    pub fn clock_stepped(&mut self, site: &str, gw: &str, step: ClockStepClaim) -> std::io::Result<()> {
         for (key, s) in self.streams.iter_mut() {
             if key.site == site && key.gw == gw && step.covers(s.first_seq) {
                 s.wfdb.start = s.wfdb.start.saturating_add(step.step_us);
@@ -164,15 +187,21 @@ impl Recorder {
                 self.headers_due.get_or_insert_with(Instant::now);
             }
         }
+        let mut rewritten = Ok(());
+        for r in self.ended.iter_mut().filter(|r| r.site == site && r.gw == gw && step.covers(r.first_seq)) {
+            r.wfdb.start = r.wfdb.start.saturating_add(step.step_us);
+            rewritten = rewritten.and(r.wfdb.write_header());
+        }
         let gateway = (site.to_string(), gw.to_string());
         if self.steps.len() >= MAX_STREAMS && !self.steps.contains_key(&gateway) {
-            return;
+            return rewritten;
         }
         let steps = self.steps.entry(gateway).or_default();
         if steps.len() >= STEPS_KEPT {
             steps.remove(0);
         }
         steps.push(step);
+        rewritten
     }
 
     /// Writes the headers when they are due (call it now and then: after the last chunk of a
@@ -473,12 +502,12 @@ mod tests {
         assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 14/11/2023");
         // A step of another gateway, and one of this gateway after the record began, change nothing.
         let step = |seq_from, seq_to| ClockStepClaim { step_us: 10 * DAY, seq_from, seq_to };
-        rec.clock_stepped("s", "other-gw", step(1, 5));
-        rec.clock_stepped("s", "gw", step(3, 5));
+        rec.clock_stepped("s", "other-gw", step(1, 5)).unwrap();
+        rec.clock_stepped("s", "gw", step(3, 5)).unwrap();
         rec.write_headers().unwrap();
         assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 14/11/2023");
         // The step that covers its first chunk moves its start ten days on.
-        rec.clock_stepped("s", "gw", step(1, 2));
+        rec.clock_stepped("s", "gw", step(1, 2)).unwrap();
         rec.write_headers().unwrap();
         assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 24/11/2023");
         // A record begun after the step with a chunk signed before it starts on the new clock.
@@ -486,9 +515,16 @@ mod tests {
         restarted.wave.as_mut().unwrap().t0 = 1_700_000_000_000_000;
         write(&mut rec, &mut hub, restarted);
         assert_eq!(start_of(dir.path(), "s_gw_d_ecg_2"), "22:13:20.000 24/11/2023");
+        // A step that arrives after a record ended still moves its start: the first record ended
+        // when the stream changed shape, and another step covering its first chunk arrives now
+        // (it covers the open record's first chunk too).
+        rec.clock_stepped("s", "gw", step(2, 2)).unwrap();
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg"), "22:13:20.000 04/12/2023", "the ended record");
+        rec.write_headers().unwrap();
+        assert_eq!(start_of(dir.path(), "s_gw_d_ecg_2"), "22:13:20.000 04/12/2023", "the open record");
         // A gateway that reports step after step is remembered for its newest steps only.
         for _ in 0..2 * STEPS_KEPT {
-            rec.clock_stepped("s", "gw", step(100, 100));
+            rec.clock_stepped("s", "gw", step(100, 100)).unwrap();
         }
         assert_eq!(rec.steps[&("s".to_string(), "gw".to_string())].len(), STEPS_KEPT);
     }

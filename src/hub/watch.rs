@@ -437,7 +437,9 @@ impl Watcher {
         match super::clock_step(body)? {
             Ok(step) => {
                 if let Some(rec) = self.recorder.as_mut() {
-                    rec.clock_stepped(&body.site, &body.gw, step);
+                    if let Err(e) = rec.clock_stepped(&body.site, &body.gw, step) {
+                        tracing::error!(error = %e, gw = %body.gw, "cannot rewrite an ended recording's header");
+                    }
                 }
                 None
             }
