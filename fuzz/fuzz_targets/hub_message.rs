@@ -94,9 +94,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = hub.recorder.write_headers();
             }
         }
-        // A gateway's clock step moves the open recordings' starts.
+        // A gateway's clock step moves the recordings' starts (open ones, and ended ones at once).
         if let Some(Ok(step)) = spokegate::hub::clock_step(b) {
-            hub.recorder.clock_stepped(&b.site, &b.gw, step);
+            let _ = hub.recorder.clock_stepped(&b.site, &b.gw, step);
             let _ = hub.recorder.write_headers();
         }
         if b.media.is_some() {
