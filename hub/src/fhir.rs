@@ -346,20 +346,36 @@ async fn numeric_rows(
     q: &ObservationQuery,
     grants: &[Grant],
     after: Option<&Position>,
-    stored: &[StoredTerm],
+    stored: &[Vec<StoredTerm>],
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", 10);
+    // $1 to $5 the page; then, numbered in turn, the parameters of each condition.
+    let mut next = 6;
+    let mut tokens = Vec::new();
+    let mut token_params = Vec::new();
+    for (column, value) in [("o.consult", &q.consult), ("o.site", &q.site), ("o.gw", &q.gw), ("o.dev", &q.dev)] {
+        if let Some(v) = value {
+            let (sql, param) = crate::search_values::equals_any(column, v, next);
+            tokens.push(sql);
+            token_params.push(param);
+            next += 1;
+        }
+    }
+    let tokens = if tokens.is_empty() { "TRUE".to_string() } else { tokens.join(" AND ") };
+    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", next);
+    next += stored_params.len();
     let code = q.code.as_deref().map(CodeSearch::parse);
     let (coded, code_params) = match &code {
-        Some(c) => c.condition("o.mdc", "o.loinc", 10 + stored_params.len()),
+        Some(c) => c.condition("o.mdc", "o.loinc", next),
         None => ("TRUE".to_string(), Vec::new()),
     };
-    let (open, grant_params) = granted(grants, "o.", 10 + stored_params.len() + code_params.len());
+    next += code_params.len();
+    let (open, grant_params) = granted(grants, "o.", next);
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        vec![&q.consult, &q.site, &q.gw, &q.dev, &limit, &after_site, &after_gw, &after_seq, &after_idx];
+        vec![&limit, &after_site, &after_gw, &after_seq, &after_idx];
+    params.extend(token_params.iter().map(|p| p.as_sql()));
     params.extend(stored_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
     params.extend(code_params.iter().map(|p| p.as_sql()));
     params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
@@ -369,12 +385,10 @@ async fn numeric_rows(
                 "SELECT o.site, o.gw, o.seq, o.idx, o.dev, o.consult, o.mdc, o.loinc, o.name, o.value, o.ucum, o.unit_mdc,
                         o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
                  FROM observations o JOIN messages m ON m.id = o.message_id
-                 WHERE ($1::text IS NULL OR o.consult = $1) AND ($2::text IS NULL OR o.site = $2)
-                   AND ($3::text IS NULL OR o.gw = $3) AND ($4::text IS NULL OR o.dev = $4)
-                   AND {coded} AND {open}
-                   AND ($6::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($6::text, $7::text, $8::bigint, $9::integer))
+                 WHERE {tokens} AND {coded} AND {open}
+                   AND ($2::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($2::text, $3::text, $4::bigint, $5::integer))
                    AND {within}
-                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $5::bigint"
+                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $1::bigint"
             ),
             &params,
         )
@@ -547,7 +561,7 @@ async fn observations(
     if last_updated.len() > MAX_STORED_TERMS {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most four values");
     }
-    let stored = match last_updated.iter().map(|v| StoredTerm::parse(v)).collect::<Result<Vec<_>, _>>() {
+    let stored = match last_updated.iter().map(|v| StoredTerm::parse_any(v)).collect::<Result<Vec<_>, _>>() {
         Ok(b) => b,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };

@@ -31,7 +31,7 @@ pub struct CodeSearch(Vec<Wanted>);
 
 impl CodeSearch {
     pub fn parse(value: &str) -> CodeSearch {
-        CodeSearch(value.split(',').map(wanted).collect())
+        CodeSearch(crate::search_values::any_of(value).iter().map(|t| wanted(t)).collect())
     }
 
     /// The SQL condition on the MDC column `mdc` and the LOINC column `loinc`, with its

@@ -55,21 +55,33 @@ impl StoredTerm {
     }
 }
 
-/// The SQL condition that keeps rows whose `column` (a timestamptz) meets every term, with its
-/// parameters (text, cast in the SQL) numbered from `$first`; `TRUE` without terms.
-pub fn condition(terms: &[StoredTerm], column: &str, first: usize) -> (String, Vec<String>) {
+impl StoredTerm {
+    /// Reads one `_lastUpdated` parameter: several values separated by commas, any of which holds.
+    pub fn parse_any(value: &str) -> Result<Vec<StoredTerm>, String> {
+        crate::search_values::any_of(value).iter().map(|v| StoredTerm::parse(v)).collect()
+    }
+}
+
+/// The SQL condition that keeps rows whose `column` (a timestamptz) meets every parameter (one
+/// of its terms each), with its parameters (text, cast in the SQL) numbered from `$first`;
+/// `TRUE` without parameters.
+pub fn condition(parameters: &[Vec<StoredTerm>], column: &str, first: usize) -> (String, Vec<String>) {
     let mut params = Vec::new();
     let mut at = |micros: i64| {
         params.push(instant_text(micros));
         format!("${}::text::timestamptz", first + params.len() - 1)
     };
-    let sql: Vec<String> = terms
+    let mut term = |t: &StoredTerm| match *t {
+        StoredTerm::From(a) => format!("{column} >= {}", at(a)),
+        StoredTerm::Before(b) => format!("{column} < {}", at(b)),
+        StoredTerm::Within { from, before } => format!("({column} >= {} AND {column} < {})", at(from), at(before)),
+        StoredTerm::Outside { from, before } => format!("({column} < {} OR {column} >= {})", at(from), at(before)),
+    };
+    let sql: Vec<String> = parameters
         .iter()
-        .map(|t| match *t {
-            StoredTerm::From(a) => format!("{column} >= {}", at(a)),
-            StoredTerm::Before(b) => format!("{column} < {}", at(b)),
-            StoredTerm::Within { from, before } => format!("({column} >= {} AND {column} < {})", at(from), at(before)),
-            StoredTerm::Outside { from, before } => format!("({column} < {} OR {column} >= {})", at(from), at(before)),
+        .map(|any| match any.as_slice() {
+            [one] => term(one),
+            several => format!("({})", several.iter().map(&mut term).collect::<Vec<_>>().join(" OR ")),
         })
         .collect();
     let sql = if sql.is_empty() { "TRUE".to_string() } else { sql.join(" AND ") };
@@ -311,7 +323,7 @@ mod tests {
 
     #[test]
     fn the_condition_numbers_its_parameters_and_keeps_the_edges_of_the_calendar() {
-        let terms = [StoredTerm::From(0), StoredTerm::Outside { from: 1, before: 2 }];
+        let terms = [vec![StoredTerm::From(0)], vec![StoredTerm::Outside { from: 1, before: 2 }]];
         let (sql, params) = condition(&terms, "m.t", 11);
         assert_eq!(
             sql,
@@ -322,6 +334,12 @@ mod tests {
             ["1970-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000001Z", "1970-01-01T00:00:00.000002Z"]
         );
         assert_eq!(condition(&[], "m.t", 1), ("TRUE".to_string(), vec![]));
+        // Values separated by commas: any of them.
+        let any = StoredTerm::parse_any("lt2026-01-01,ge2026-12-07").unwrap();
+        let (sql, params) = condition(&[any], "m.t", 1);
+        assert_eq!(sql, "(m.t < $1::text::timestamptz OR m.t >= $2::text::timestamptz)");
+        assert_eq!(params, ["2026-01-01T00:00:00.000000Z", "2026-12-07T00:00:00.000000Z"]);
+        assert!(StoredTerm::parse_any("ge2026,yesterday").unwrap_err().contains("`yesterday`"));
         // The last day there is: its end is past what a date can say.
         let StoredTerm::From(end) = StoredTerm::parse("gt9999-12-31").unwrap() else { panic!() };
         assert_eq!(instant_text(end), "infinity");
