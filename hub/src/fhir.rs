@@ -623,6 +623,7 @@ async fn consult_bundle(
     State(s): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<BundleQuery>, QueryRejection>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     let v = match client(&s, &headers).await {
         Ok(v) => v,
@@ -632,6 +633,15 @@ async fn consult_bundle(
         Ok(Query(q)) => q,
         Err(e) => return parameters_refused(e),
     };
+    // A transaction has no place to say what was ignored: only a strict client hears of it.
+    let ignored = crate::fhir_capability::outside(
+        crate::fhir_capability::BUNDLE_PARAMETERS,
+        pairs.iter().map(|(k, _)| k.as_str()),
+    );
+    if !ignored.is_empty() && crate::fhir_capability::strict(&headers) {
+        let why = format!("the consult's Bundle does not take {}", ignored.join(", "));
+        return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
+    }
     let oq = ObservationQuery {
         consult: Some(q.consult.clone()),
         site: None,

@@ -34,12 +34,18 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
 /// (it always answers in JSON).
 const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_format"];
 
+/// What the consult's Bundle takes: the consult, and `_format`.
+pub const BUNDLE_PARAMETERS: &[&str] = &["consult", "_format"];
+
 /// The parameters of an Observation search that it does not take, each once, in order.
 pub fn not_taken<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = names
-        .filter(|n| !OBSERVATION_SEARCH.iter().any(|(p, ..)| p == n) && !OBSERVATION_RESULT_PARAMETERS.contains(n))
-        .map(str::to_string)
-        .collect();
+    let taken = OBSERVATION_SEARCH.iter().map(|(p, ..)| *p).chain(OBSERVATION_RESULT_PARAMETERS.iter().copied());
+    outside(&taken.collect::<Vec<_>>(), names)
+}
+
+/// The names not in `taken`, each once, in order.
+pub fn outside<'a>(taken: &[&str], names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = names.filter(|n| !taken.contains(n)).map(str::to_string).collect();
     out.sort();
     out.dedup();
     out

@@ -106,6 +106,12 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
     assert!(body.contains("does not take code:text, date"), "{body}");
     let (status, _, body) = http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=2", &strict, "").await;
     assert_eq!(status, 200, "strict with only what the search takes: {body}");
+    // The consult's Bundle (a transaction: no place for an outcome entry) refuses under strict.
+    let (status, _, body) = http_request(port, "GET", "/fhir/r4/Bundle?consult=C-1&_since=x", &strict, "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not take _since"), "{body}");
+    let (status, _, body) = http_request(port, "GET", "/fhir/r4/Bundle?consult=C-1", &strict, "").await;
+    assert_eq!(status, 200, "{body}");
 
     // A query string the search cannot read is refused with an OperationOutcome saying why,
     // after the credentials are checked (before, axum answered in plain text, and before them).
