@@ -75,9 +75,15 @@ pub fn fhir_json(v: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/fhir+json")], v.to_string()).into_response()
 }
 
-fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
+pub fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]});
     (status, [(header::CONTENT_TYPE, "application/fhir+json")], body.to_string()).into_response()
+}
+
+/// 406 when the client asks for a format other than JSON (`_format`, or `Accept`).
+pub fn not_acceptable(headers: &HeaderMap, pairs: &[(String, String)]) -> Option<Response> {
+    let format = pairs.iter().find(|(k, _)| k == "_format").map(|(_, v)| v.as_str());
+    crate::fhir_format::refused(headers, format).map(|why| outcome(StatusCode::NOT_ACCEPTABLE, "not-supported", &why))
 }
 
 /// A query string the search cannot read (`_count=ten`, a parameter given twice, a missing
@@ -550,6 +556,9 @@ async fn observations(
         Some(Some(p)) => Some(p),
         None => None,
     };
+    if let Some(why) = not_acceptable(&headers, &pairs) {
+        return why;
+    }
     // Parameters the search does not take: ignored and said so (an OperationOutcome entry), or
     // refused when the client asks for strict handling (FHIR search, "handling" preference).
     let ignored = crate::fhir_capability::not_taken(pairs.iter().map(|(k, _)| k.as_str()));
@@ -633,6 +642,9 @@ async fn consult_bundle(
         Ok(Query(q)) => q,
         Err(e) => return parameters_refused(e),
     };
+    if let Some(why) = not_acceptable(&headers, &pairs) {
+        return why;
+    }
     // A transaction has no place to say what was ignored: only a strict client hears of it.
     let ignored = crate::fhir_capability::outside(
         crate::fhir_capability::BUNDLE_PARAMETERS,

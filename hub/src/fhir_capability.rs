@@ -4,7 +4,7 @@
 //! server uses. It holds no patient data, so it is served without credentials, as FHIR servers do.
 
 use crate::http::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -133,7 +133,14 @@ pub fn statement(base: &str, started: &str) -> Value {
 }
 
 /// The handler: the statement with this request's base.
-pub async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn metadata(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(why) = crate::fhir::not_acceptable(&headers, &pairs) {
+        return why;
+    }
     let base = crate::search_page::base(s.public_url.as_deref(), &headers);
     crate::fhir::fhir_json(statement(&base, &s.started))
 }

@@ -7,6 +7,7 @@ mod config;
 mod db;
 mod fhir;
 mod fhir_capability;
+mod fhir_format;
 mod http;
 mod images;
 mod ingest;

@@ -113,6 +113,22 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
     let (status, _, body) = http_request(port, "GET", "/fhir/r4/Bundle?consult=C-1", &strict, "").await;
     assert_eq!(status, 200, "{body}");
 
+    // JSON is the one format: a client asking for another (`_format`, or `Accept`) hears so (406).
+    let xml = format!("Accept: application/fhir+xml\r\n{}", basic("his", PASSWORD));
+    let either = format!("Accept: application/fhir+xml, application/fhir+json;q=0.9\r\n{}", basic("his", PASSWORD));
+    for path in ["/fhir/r4/metadata", "/fhir/r4/Observation?site=site-1", "/fhir/r4/Bundle?consult=C-1"] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, _, body) =
+            http_request(port, "GET", &format!("{path}{sep}_format=xml"), &basic("his", PASSWORD), "").await;
+        assert_eq!(status, 406, "{path} _format=xml: {body}");
+        assert!(body.contains("OperationOutcome") && body.contains("_format"), "{body}");
+        let (status, _, body) = http_request(port, "GET", path, &xml, "").await;
+        assert_eq!(status, 406, "{path} accepting XML only: {body}");
+        assert_eq!(http_request(port, "GET", path, &either, "").await.0, 200, "{path} accepting JSON too");
+        let json = format!("{path}{sep}_format=json");
+        assert_eq!(http_request(port, "GET", &json, &xml, "").await.0, 200, "{path}: _format wins over Accept");
+    }
+
     // A query string the search cannot read is refused with an OperationOutcome saying why,
     // after the credentials are checked (before, axum answered in plain text, and before them).
     for path in ["/fhir/r4/Observation?_count=ten", "/fhir/r4/Observation?site=a&site=b", "/fhir/r4/Bundle"] {
