@@ -195,19 +195,47 @@ impl HubSetup {
     /// The same, with more environment, and `WATCHDOG_PID` its own pid (as systemd sets it: the
     /// shell's pid is the service's after `exec`).
     pub fn serve_with(&self, instance: &str, env: &[(&str, &str)]) -> HubInstance {
-        let port = free_port();
-        let cfg = self.config(instance, port);
-        let log = std::fs::File::create(self.dir.path().join(format!("{instance}.log"))).unwrap();
-        let child = Command::new("sh")
-            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" serve --config \"$1\"", hub_binary(), cfg.to_str().unwrap()])
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .env("RUST_LOG", "info,spokegate_hub=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        HubInstance { proc: KillOnDrop(child), http: port, log: self.dir.path().join(format!("{instance}.log")) }
+        let log_path = self.dir.path().join(format!("{instance}.log"));
+        // A port taken by another process between choosing it and listening on it: the instance
+        // exits saying so, and starts again on another.
+        for _ in 0..5 {
+            let port = free_port();
+            let cfg = self.config(instance, port);
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new("sh")
+                .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" serve --config \"$1\"", hub_binary(), cfg.to_str().unwrap()])
+                .envs(env.iter().map(|(k, v)| (*k, *v)))
+                .env("RUST_LOG", "info,spokegate_hub=debug")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            if port_taken(&mut child, &log_path) {
+                continue;
+            }
+            return HubInstance { proc: KillOnDrop(child), http: port, log: log_path };
+        }
+        panic!("the hub instance {instance} found its HTTP port taken five times");
     }
+}
+
+/// Whether a starting instance exited because its HTTP port was taken: waits until it says it
+/// serves, or exits, or a while has passed (an instance that waits for a service is left to the
+/// test's own readiness wait).
+fn port_taken(child: &mut std::process::Child, log: &Path) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        if said.contains("spokegate-hub serving") {
+            return false;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            let said = std::fs::read_to_string(log).unwrap_or_default();
+            return said.contains("http.listen") && said.contains("in use");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 pub struct HubInstance {
