@@ -9,6 +9,7 @@ mod clock_steps;
 mod code_search;
 mod exactly_once;
 mod fhir;
+mod fhir_client;
 #[path = "../../../tests/support/installed.rs"]
 mod installed;
 mod nul_characters;
