@@ -654,6 +654,10 @@ async fn consult_bundle(
         let why = format!("the consult's Bundle does not take {}", ignored.join(", "));
         return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
     }
+    // A transaction is one consult's (consult ids hold no commas: a list is not one).
+    if q.consult.contains(',') {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", "the consult's Bundle takes one consult");
+    }
     let oq = ObservationQuery {
         consult: Some(q.consult.clone()),
         site: None,

@@ -119,7 +119,7 @@ pub fn statement(base: &str, started: &str) -> Value {
                     "searchParam": [{
                         "name": "consult",
                         "type": "token",
-                        "documentation": "The consult: a transaction Bundle of its spot values, waveforms and devices."
+                        "documentation": "One consult (not a list): a transaction Bundle of its spot values, waveforms and devices."
                     }]
                 },
                 {

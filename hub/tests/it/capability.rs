@@ -140,4 +140,9 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
         assert!(o["issue"][0]["diagnostics"].as_str().unwrap().starts_with("the search's parameters"), "{body}");
         assert_eq!(http_request(port, "GET", path, "", "").await.0, 401, "{path} without credentials");
     }
+    // The consult's Bundle is one consult's: a list is refused, not taken for a consult's id.
+    let (status, _, body) =
+        http_request(port, "GET", "/fhir/r4/Bundle?consult=C-1,C-2", &basic("his", PASSWORD), "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("OperationOutcome") && body.contains("takes one consult"), "{body}");
 }
