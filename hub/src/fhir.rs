@@ -26,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use spokegate::clock::micros_to_rfc3339;
 use spokegate::model::{Channel, Code, Unit, Wave};
 
 pub const MDC_SYSTEM: &str = "urn:iso:std:iso:11073:10101";
@@ -80,6 +81,31 @@ pub fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/fhir+json")], body.to_string()).into_response()
 }
 
+/// What every FHIR read checks before its own work, in this order: the client's credentials, a
+/// query string it can read, a format the hub speaks, and the parameters `what` does not take
+/// (refused when the client asks for strict handling, FHIR search's "handling" preference;
+/// else given back, for a search to report).
+async fn admit<T>(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: Result<Query<T>, QueryRejection>,
+    pairs: &[(String, String)],
+    what: &str,
+    taken: &[&str],
+) -> Result<(Viewer, T, Vec<String>), Response> {
+    let v = client(s, headers).await?;
+    let Query(q) = q.map_err(parameters_refused)?;
+    if let Some(why) = not_acceptable(headers, pairs) {
+        return Err(why);
+    }
+    let ignored = crate::fhir_capability::outside(taken, pairs.iter().map(|(k, _)| k.as_str()));
+    if !ignored.is_empty() && crate::fhir_capability::strict(headers) {
+        let why = format!("{what} does not take {}", ignored.join(", "));
+        return Err(outcome(StatusCode::BAD_REQUEST, "not-supported", &why));
+    }
+    Ok((v, q, ignored))
+}
+
 /// 406 when the client asks for a format other than JSON (`_format`, or `Accept`).
 pub fn not_acceptable(headers: &HeaderMap, pairs: &[(String, String)]) -> Option<Response> {
     let format = pairs.iter().find(|(k, _)| k == "_format").map(|(_, v)| v.as_str());
@@ -100,13 +126,6 @@ fn db_error(e: tokio_postgres::Error) -> Response {
 /// A stable UUID for an identifier (fullUrl of a transaction entry).
 fn urn(identifier: &str) -> String {
     format!("urn:uuid:{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, identifier.as_bytes()))
-}
-
-fn rfc3339(micros: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 fn code_concept(code: &Code) -> Value {
@@ -221,7 +240,7 @@ fn common(identifier: &str, profile: &str, consult: Option<&str>, t: i64, stored
         "meta": {"profile": [format!("{PHD}/{profile}")], "lastUpdated": crate::search_time::instant_text(stored)},
         "identifier": [{"system": ID_OBSERVATION, "value": identifier}],
         "status": "final",
-        "issued": rfc3339(t),
+        "issued": micros_to_rfc3339(t),
         "device": refs.device,
         "extension": [{"url": GATEWAY_EXT, "valueReference": refs.gateway}],
     });
@@ -241,7 +260,7 @@ fn gateway_time(signed: i64, fix: i64) -> (i64, Option<Value>) {
         "Gateway time corrected by {:+} s: the gateway's clock was stepped after it signed this \
          (its clock-stepped event); signed gateway time {}.",
         fix as f64 / 1e6,
-        rfc3339(signed)
+        micros_to_rfc3339(signed)
     );
     (signed.saturating_add(fix), Some(json!([{ "text": text }])))
 }
@@ -250,7 +269,7 @@ fn numeric(r: &NumericRow, refs: &Refs) -> Value {
     let identifier = format!("{}/{}/{}/{}", r.site, r.gw, r.seq, r.idx);
     let (t, note) = gateway_time(r.t_us, r.clock_fix_us);
     let mut o = common(&identifier, "PhdNumericObservation", r.consult.as_deref(), t, r.stored_us, refs);
-    o["effectiveDateTime"] = json!(rfc3339(r.tdev_us.unwrap_or(t)));
+    o["effectiveDateTime"] = json!(micros_to_rfc3339(r.tdev_us.unwrap_or(t)));
     if let Some(note) = note {
         o["note"] = note;
     }
@@ -302,8 +321,8 @@ fn rtsa(r: &WaveRow, refs: &Refs) -> Result<Vec<Value>, String> {
             let mut o = common(&identifier, "PhdRtsaObservation", r.consult.as_deref(), t0, r.stored_us, refs);
             o["code"] = code_concept(&c.code);
             o["effectivePeriod"] = json!({
-                "start": rfc3339(t0),
-                "end": rfc3339(t0.saturating_add((r.wave.n as f64 * 1e6 / r.wave.rate) as i64)),
+                "start": micros_to_rfc3339(t0),
+                "end": micros_to_rfc3339(t0.saturating_add((r.wave.n as f64 * 1e6 / r.wave.rate) as i64)),
             });
             if let Some(note) = note {
                 o["note"] = note;
@@ -543,29 +562,17 @@ async fn observations(
     q: Result<Query<ObservationQuery>, QueryRejection>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let v = match client(&s, &headers).await {
-        Ok(v) => v,
+    // Parameters the search does not take are ignored and said so (an OperationOutcome entry).
+    let taken = crate::fhir_capability::observation_parameters();
+    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Observation search", &taken).await {
+        Ok(admitted) => admitted,
         Err(r) => return r,
-    };
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return parameters_refused(e),
     };
     let after = match q.cursor.as_deref().map(Position::from_cursor) {
         Some(None) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is not a cursor this server made"),
         Some(Some(p)) => Some(p),
         None => None,
     };
-    if let Some(why) = not_acceptable(&headers, &pairs) {
-        return why;
-    }
-    // Parameters the search does not take: ignored and said so (an OperationOutcome entry), or
-    // refused when the client asks for strict handling (FHIR search, "handling" preference).
-    let ignored = crate::fhir_capability::not_taken(pairs.iter().map(|(k, _)| k.as_str()));
-    if !ignored.is_empty() && crate::fhir_capability::strict(&headers) {
-        let why = format!("the Observation search does not take {}", ignored.join(", "));
-        return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
-    }
     let last_updated: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "_lastUpdated").map(|(_, v)| v).collect();
     if last_updated.len() > MAX_STORED_TERMS {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most four values");
@@ -634,26 +641,12 @@ async fn consult_bundle(
     q: Result<Query<BundleQuery>, QueryRejection>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let v = match client(&s, &headers).await {
-        Ok(v) => v,
+    // A transaction has no place to say what was ignored: only a strict client hears of it.
+    let taken = crate::fhir_capability::BUNDLE_PARAMETERS;
+    let (v, q, _) = match admit(&s, &headers, q, &pairs, "the consult's Bundle", taken).await {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return parameters_refused(e),
-    };
-    if let Some(why) = not_acceptable(&headers, &pairs) {
-        return why;
-    }
-    // A transaction has no place to say what was ignored: only a strict client hears of it.
-    let ignored = crate::fhir_capability::outside(
-        crate::fhir_capability::BUNDLE_PARAMETERS,
-        pairs.iter().map(|(k, _)| k.as_str()),
-    );
-    if !ignored.is_empty() && crate::fhir_capability::strict(&headers) {
-        let why = format!("the consult's Bundle does not take {}", ignored.join(", "));
-        return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
-    }
     // A transaction is one consult's (consult ids hold no commas: a list is not one).
     if q.consult.contains(',') {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "the consult's Bundle takes one consult");

@@ -37,10 +37,9 @@ const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_format"]
 /// What the consult's Bundle takes: the consult, and `_format`.
 pub const BUNDLE_PARAMETERS: &[&str] = &["consult", "_format"];
 
-/// The parameters of an Observation search that it does not take, each once, in order.
-pub fn not_taken<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let taken = OBSERVATION_SEARCH.iter().map(|(p, ..)| *p).chain(OBSERVATION_RESULT_PARAMETERS.iter().copied());
-    outside(&taken.collect::<Vec<_>>(), names)
+/// Every parameter an Observation search takes.
+pub fn observation_parameters() -> Vec<&'static str> {
+    OBSERVATION_SEARCH.iter().map(|(p, ..)| *p).chain(OBSERVATION_RESULT_PARAMETERS.iter().copied()).collect()
 }
 
 /// The names not in `taken`, each once, in order.

@@ -7,23 +7,19 @@ use crate::support::*;
 fn a_bad_config_is_refused_with_file_line_column_and_exit_78() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("hub.toml");
-    std::fs::write(
-        &cfg,
-        "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=127.0.0.1\"\n[input.mqtt]\nurl = \"http://x\"\nclient_id = \"a\"\n",
-    )
-    .unwrap();
-    let (code, err) = hub_cli(&["serve", "--config", cfg.to_str().unwrap()]).unwrap_err();
+    let base = "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=127.0.0.1\"\n[input.mqtt]\n";
+    // `serve` with this configuration: its exit code and what it said.
+    let serve = |text: &str| {
+        std::fs::write(&cfg, format!("{base}{text}")).unwrap();
+        hub_cli(&["serve", "--config", cfg.to_str().unwrap()]).unwrap_err()
+    };
+    let (code, err) = serve("url = \"http://x\"\nclient_id = \"a\"\n");
     assert_eq!(code, 78, "{err}");
     assert!(err.contains(&format!("{}:6:1: `input.mqtt.url`", cfg.display())), "{err}");
     let (code, _) = hub_cli(&["serve", "--config", dir.path().join("missing.toml").to_str().unwrap()]).unwrap_err();
     assert_eq!(code, 78);
     // A public address that is not one.
-    std::fs::write(
-        &cfg,
-        "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=127.0.0.1\"\n[input.mqtt]\nurl = \"mqtt://x\"\nclient_id = \"a\"\n[http]\npublic_url = \"hub.example.org\"\n",
-    )
-    .unwrap();
-    let (code, err) = hub_cli(&["serve", "--config", cfg.to_str().unwrap()]).unwrap_err();
+    let (code, err) = serve("url = \"mqtt://x\"\nclient_id = \"a\"\n[http]\npublic_url = \"hub.example.org\"\n");
     assert_eq!(code, 78, "{err}");
     assert!(err.contains(&format!("{}:10:14: `http.public_url`", cfg.display())), "{err}");
 }
