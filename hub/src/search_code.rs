@@ -7,6 +7,7 @@
 //! nothing: a search never returns readings its code does not select.
 
 use crate::fhir::{LOINC_SYSTEM, MDC_SYSTEM};
+use crate::search_values::SqlValue;
 
 /// One of the codes a search accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +37,9 @@ impl CodeSearch {
 
     /// The SQL condition on the MDC column `mdc` and the LOINC column `loinc`, with its
     /// parameters numbered from `$first`.
-    pub fn condition(&self, mdc: &str, loinc: &str, first: usize) -> (String, Vec<CodeParam>) {
+    pub fn condition(&self, mdc: &str, loinc: &str, first: usize) -> (String, Vec<SqlValue>) {
         let mut params = Vec::new();
-        let mut next = |p: CodeParam| {
+        let mut next = |p: SqlValue| {
             params.push(p);
             first + params.len() - 1
         };
@@ -46,10 +47,10 @@ impl CodeSearch {
             .0
             .iter()
             .map(|w| match w {
-                Wanted::Mdc(c) => format!("{mdc} = ${}::bigint", next(CodeParam::Number(Some(*c)))),
-                Wanted::Loinc(c) => format!("{loinc} = ${}::text", next(CodeParam::Text(c.clone()))),
+                Wanted::Mdc(c) => format!("{mdc} = ${}::bigint", next(SqlValue::Number(Some(*c)))),
+                Wanted::Loinc(c) => format!("{loinc} = ${}::text", next(SqlValue::Text(c.clone()))),
                 Wanted::Either { mdc: m, loinc: l } => {
-                    let (m, l) = (next(CodeParam::Number(*m)), next(CodeParam::Text(l.clone())));
+                    let (m, l) = (next(SqlValue::Number(*m)), next(SqlValue::Text(l.clone())));
                     format!("({mdc} = ${m}::bigint OR {loinc} = ${l}::text)")
                 }
                 Wanted::AnyLoinc => format!("{loinc} IS NOT NULL"),
@@ -58,22 +59,6 @@ impl CodeSearch {
             })
             .collect();
         (format!("({})", terms.join(" OR ")), params)
-    }
-}
-
-/// A parameter of the condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeParam {
-    Number(Option<i64>),
-    Text(String),
-}
-
-impl CodeParam {
-    pub fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
-        match self {
-            CodeParam::Number(n) => n,
-            CodeParam::Text(t) => t,
-        }
     }
 }
 
@@ -123,9 +108,6 @@ mod tests {
         let (sql, params) = CodeSearch::parse("8480-6,urn:iso:std:iso:11073:10101|147842,http://loinc.org|")
             .condition("o.mdc", "o.loinc", 5);
         assert_eq!(sql, "((o.mdc = $5::bigint OR o.loinc = $6::text) OR o.mdc = $7::bigint OR o.loinc IS NOT NULL)");
-        assert_eq!(
-            params,
-            [CodeParam::Number(None), CodeParam::Text("8480-6".into()), CodeParam::Number(Some(147842))]
-        );
+        assert_eq!(params, [SqlValue::Number(None), SqlValue::Text("8480-6".into()), SqlValue::Number(Some(147842))]);
     }
 }

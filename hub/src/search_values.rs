@@ -21,30 +21,32 @@ pub fn any_of(value: &str) -> Vec<String> {
     out
 }
 
-/// A parameter's values as one SQL parameter: text, or an array of text for several.
+/// A SQL parameter of a search condition: text, a number (or none), or a list of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Values {
-    One(String),
-    Several(Vec<String>),
+pub enum SqlValue {
+    Text(String),
+    Number(Option<i64>),
+    Texts(Vec<String>),
 }
 
-impl Values {
+impl SqlValue {
     pub fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
         match self {
-            Values::One(v) => v,
-            Values::Several(v) => v,
+            SqlValue::Text(v) => v,
+            SqlValue::Number(v) => v,
+            SqlValue::Texts(v) => v,
         }
     }
 }
 
 /// The SQL condition that `column` holds one of the parameter's values, with its parameter
 /// `$n` (one value is compared as one, so an index on the column serves it as before).
-pub fn equals_any(column: &str, value: &str, n: usize) -> (String, Values) {
+pub fn equals_any(column: &str, value: &str, n: usize) -> (String, SqlValue) {
     let mut values = any_of(value);
     if values.len() == 1 {
-        (format!("{column} = ${n}::text"), Values::One(values.remove(0)))
+        (format!("{column} = ${n}::text"), SqlValue::Text(values.remove(0)))
     } else {
-        (format!("{column} = ANY(${n}::text[])"), Values::Several(values))
+        (format!("{column} = ANY(${n}::text[])"), SqlValue::Texts(values))
     }
 }
 
@@ -54,9 +56,9 @@ mod tests {
 
     #[test]
     fn one_value_is_compared_as_one() {
-        assert_eq!(equals_any("o.site", "a", 7), ("o.site = $7::text".into(), Values::One("a".into())));
+        assert_eq!(equals_any("o.site", "a", 7), ("o.site = $7::text".into(), SqlValue::Text("a".into())));
         let several = equals_any("o.site", "a,b", 7);
-        assert_eq!(several, ("o.site = ANY($7::text[])".into(), Values::Several(vec!["a".into(), "b".into()])));
+        assert_eq!(several, ("o.site = ANY($7::text[])".into(), SqlValue::Texts(vec!["a".into(), "b".into()])));
     }
 
     #[test]
