@@ -62,7 +62,7 @@ dynamic_filters = true
 #[cfg(test)]
 mod tests {
     /// The system hands out a port it handed out a moment ago (2,000 binds to port 0 here gave
-    /// about 140 repeats); two brokers or hubs of one test run must not share one.
+    /// 140 to 250 repeats); two brokers or hubs of one test run must not share one.
     #[test]
     fn a_port_is_given_once() {
         let ports: Vec<u16> = (0..2000).map(|_| super::free_port().unwrap()).collect();
