@@ -1,0 +1,198 @@
+//! Which stored rows a FHIR request reads: the spot values a search selects, a consult's
+//! waveform chunks, both only where the client's grants open them, and the clock steps that move
+//! their gateway times.
+
+use super::resources::{NumericRow, WaveRow};
+use super::ObservationQuery;
+use crate::clock_steps::ClockSteps;
+use crate::search_code::CodeSearch;
+use crate::search_page::Position;
+use crate::search_time::StoredTerm;
+use crate::view::access::Grant;
+use serde::Deserialize;
+use spokegate::model::{Channel, Code, Unit, Wave};
+
+/// The SQL condition that keeps the rows `grants` open (site, gateway, consult columns prefixed
+/// with `of`), with its parameters numbered from `$first`: a client sees what its grants open
+/// and nothing else, as in the view.
+fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<String>>) {
+    let mut params = Vec::new();
+    let terms: Vec<String> = grants
+        .iter()
+        .map(|g| {
+            let n = first + params.len();
+            params.extend([Some(g.site.clone()), g.gw.clone(), g.consult.clone()]);
+            format!(
+                "({of}site = ${n} AND (${}::text IS NULL OR {of}gw = ${}) AND (${}::text IS NULL OR {of}consult = ${}))",
+                n + 1,
+                n + 1,
+                n + 2,
+                n + 2
+            )
+        })
+        .collect();
+    let sql = if terms.is_empty() { "FALSE".to_string() } else { format!("({})", terms.join(" OR ")) };
+    (sql, params)
+}
+
+/// The spot values `q` selects that `grants` open, in the search's order (site, gateway, seq,
+/// value index), after `after` when a page starts there, stored within `stored` when given; at
+/// most `limit` (`None`: all).
+pub async fn numeric_rows(
+    db: &tokio_postgres::Client,
+    q: &ObservationQuery,
+    grants: &[Grant],
+    after: Option<&Position>,
+    stored: &[Vec<StoredTerm>],
+    limit: Option<i64>,
+) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
+    let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
+    let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
+    // $1 to $5 the page; then, numbered in turn, the parameters of each condition.
+    let mut next = 6;
+    let mut tokens = Vec::new();
+    let mut token_params = Vec::new();
+    for (column, value) in [("o.consult", &q.consult), ("o.site", &q.site), ("o.gw", &q.gw), ("o.dev", &q.dev)] {
+        if let Some(v) = value {
+            let (sql, param) = crate::search_values::equals_any(column, v, next);
+            tokens.push(sql);
+            token_params.push(param);
+            next += 1;
+        }
+    }
+    let tokens = if tokens.is_empty() { "TRUE".to_string() } else { tokens.join(" AND ") };
+    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", next);
+    next += stored_params.len();
+    let code = q.code.as_deref().map(CodeSearch::parse);
+    let (coded, code_params) = match &code {
+        Some(c) => c.condition("o.mdc", "o.loinc", next),
+        None => ("TRUE".to_string(), Vec::new()),
+    };
+    next += code_params.len();
+    let (open, grant_params) = granted(grants, "o.", next);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&limit, &after_site, &after_gw, &after_seq, &after_idx];
+    params.extend(token_params.iter().map(|p| p.as_sql()));
+    params.extend(stored_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
+    params.extend(code_params.iter().map(|p| p.as_sql()));
+    params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
+    let rows = db
+        .query(
+            &format!(
+                "SELECT o.site, o.gw, o.seq, o.idx, o.dev, o.consult, o.mdc, o.loinc, o.name, o.value, o.ucum, o.unit_mdc,
+                        o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
+                 FROM observations o JOIN messages m ON m.id = o.message_id
+                 WHERE {tokens} AND {coded} AND {open}
+                   AND ($2::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($2::text, $3::text, $4::bigint, $5::integer))
+                   AND {within}
+                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $1::bigint"
+            ),
+            &params,
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| NumericRow {
+            site: r.get(0),
+            gw: r.get(1),
+            seq: r.get(2),
+            idx: r.get(3),
+            dev: r.get(4),
+            prof: r.get(15),
+            consult: r.get(5),
+            code: Code { mdc: r.get::<_, i64>(6) as u32, loinc: r.get(7), name: r.get(8) },
+            value: r.get(9),
+            unit: Unit { ucum: r.get(10), mdc: r.get::<_, Option<i64>>(11).map(|m| m as u32) },
+            quality: r.get(12),
+            t_us: r.get(13),
+            tdev_us: r.get(14),
+            clock_fix_us: 0,
+            stored_us: r.get(16),
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct StoredChannel {
+    label: String,
+    code: Code,
+    unit: Unit,
+    gain: f64,
+    base: i64,
+    enc: String,
+}
+
+pub async fn wave_rows(
+    db: &tokio_postgres::Client,
+    consult: &str,
+    grants: &[Grant],
+) -> Result<Vec<WaveRow>, tokio_postgres::Error> {
+    let (open, grant_params) = granted(grants, "w.", 2);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&consult];
+    params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
+    let rows = db
+        .query(
+            &format!(
+                "SELECT w.site, w.gw, m.seq, w.dev, w.consult, w.stream, w.rate, w.i0, w.n, w.t0_us, w.channels, w.data, m.prof,
+                        (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
+                 FROM wave_chunks w JOIN messages m ON m.id = w.message_id
+                 WHERE w.consult = $1 AND {open} ORDER BY w.site, w.gw, w.dev, w.stream, w.i0"
+            ),
+            &params,
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let channels: Vec<StoredChannel> = serde_json::from_value(r.get(10)).unwrap_or_default();
+        let data: Vec<Vec<u8>> = r.get(11);
+        let ch = channels
+            .into_iter()
+            .zip(data)
+            .map(|(c, data)| Channel {
+                label: c.label,
+                code: c.code,
+                unit: c.unit,
+                gain: c.gain,
+                base: c.base,
+                enc: c.enc,
+                data,
+            })
+            .collect();
+        out.push(WaveRow {
+            site: r.get(0),
+            gw: r.get(1),
+            seq: r.get(2),
+            dev: r.get(3),
+            prof: r.get(12),
+            consult: r.get(4),
+            wave: Wave {
+                stream: r.get(5),
+                rate: r.get(6),
+                i0: r.get::<_, i64>(7) as u64,
+                t0: r.get(9),
+                n: r.get::<_, i32>(8) as u32,
+                ch,
+            },
+            clock_fix_us: 0,
+            stored_us: r.get(13),
+        });
+    }
+    Ok(out)
+}
+
+/// Sets the rows' `clock_fix_us` from their gateways' clock steps (one read of them for both).
+pub async fn correct_clocks(
+    db: &tokio_postgres::Client,
+    numbers: &mut [NumericRow],
+    waves: &mut [WaveRow],
+) -> Result<(), tokio_postgres::Error> {
+    let gateways = numbers.iter().map(|r| (r.site.as_str(), r.gw.as_str()));
+    let steps = ClockSteps::of(db, gateways.chain(waves.iter().map(|r| (r.site.as_str(), r.gw.as_str())))).await?;
+    for r in numbers {
+        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
+    }
+    for r in waves {
+        r.clock_fix_us = steps.correction(&r.site, &r.gw, r.seq as u64);
+    }
+    Ok(())
+}
