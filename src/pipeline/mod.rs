@@ -6,14 +6,17 @@
 //!
 //! - `signer`: a message becomes a contract body and a signed envelope, numbered and stamped;
 //! - `sealer`: the task that takes what devices hand over, signs it and commits it in batches;
+//! - `round`: one batch numbered, stamped, signed and committed (the sealer runs it);
 //! - `pace`: how fast messages arrive, so that a batch does not wait for one not expected in time;
 //! - here: the messages themselves, as devices hand them over.
 
 mod pace;
+mod round;
 mod sealer;
 mod signer;
 
-pub use sealer::{PipelineTimes, Sealer};
+pub use round::PipelineTimes;
+pub use sealer::Sealer;
 pub use signer::{make_body, SealError, Signer};
 
 use crate::clock::now_micros;

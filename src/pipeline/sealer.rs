@@ -3,35 +3,17 @@
 //! and only then tells the devices, and hands the records to the uplink.
 
 use super::pace::ArrivalPace;
-use super::signer::{SealError, Signer};
-use super::{ConsultNow, Outgoing, Payload, Source, ToSign};
+use super::round::{sign_and_commit, PipelineTimes, Round, INLINE_BATCH};
+use super::signer::Signer;
+use super::{Outgoing, Payload, Source, ToSign};
 use crate::clock::now_rfc3339;
 use crate::model::{Event, Severity};
 use crate::mqtt::status::{DeviceState, LinkState};
 use crate::mqtt::{topics, Publication, QueueHealth};
-use crate::queue::{lock, ClockStep, Queue, QueueError, Record, StoredConsult};
+use crate::queue::{lock, ClockStep, Queue, Record};
 use crate::snapshot::SnapshotTx;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, Notify};
-
-/// What signing and committing cost, summed (for the metrics: sum / count is the mean).
-#[derive(Debug, Default)]
-pub struct PipelineTimes {
-    pub signed: std::sync::atomic::AtomicU64,
-    pub sign_micros: std::sync::atomic::AtomicU64,
-    pub commits: std::sync::atomic::AtomicU64,
-    pub commit_micros: std::sync::atomic::AtomicU64,
-}
-
-impl PipelineTimes {
-    fn add(&self, signed: usize, sign: std::time::Duration, commit: std::time::Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.signed.fetch_add(signed as u64, Relaxed);
-        self.sign_micros.fetch_add(sign.as_micros() as u64, Relaxed);
-        self.commits.fetch_add(1, Relaxed);
-        self.commit_micros.fetch_add(commit.as_micros() as u64, Relaxed);
-    }
-}
+use tokio::sync::{mpsc, Notify};
 
 /// Turns accepted readings into signed, committed queue records.
 pub struct Sealer {
@@ -60,123 +42,6 @@ const TIMER_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1
 const COMMIT_BATCH: usize = 512;
 /// How often eviction (waveform and media caps and TTLs) runs.
 const ENFORCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What one sign-and-commit round did.
-struct Round {
-    committed: Result<(), QueueError>,
-    records: Vec<Record>,
-    accepted: Vec<oneshot::Sender<()>>,
-    /// The consult binding's new signed body, to be re-published (retained) by the uplink.
-    consult: Option<Publication>,
-}
-
-/// Batches at least this long are signed on several cores.
-const PARALLEL_SIGNING: usize = 64;
-
-/// Signs `jobs` numbered from `first`, each stamped with `consults[stamp[i]]`; on several cores
-/// for a large batch (Ed25519 signing is most of the work at high rates).
-fn sign_all(
-    signer: &Signer,
-    jobs: &mut [ToSign],
-    first: u64,
-    consults: &[Option<String>],
-    stamp: &[usize],
-) -> Vec<Result<Record, SealError>> {
-    crate::parallel::map_in_order(jobs, PARALLEL_SIGNING, |i, job| {
-        signer.sign(first + i as u64, job, consults[stamp[i]].as_deref())
-    })
-}
-
-/// Numbers, stamps, signs and commits jobs. A consult change in the batch applies to the jobs
-/// after it, and is committed with them. With `sync`, the commit is on disk before this returns
-/// (someone waits to hear it is stored); otherwise the periodic sync covers it.
-fn sign_and_commit(
-    signer: &Signer,
-    queue: &Mutex<Queue>,
-    mut jobs: Vec<ToSign>,
-    sync: bool,
-    times: &PipelineTimes,
-) -> Round {
-    let first = match lock(queue).reserve_seqs(jobs.len() as u64) {
-        Ok(first) => first,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot number readings; not acknowledged");
-            return Round { committed: Err(e), records: Vec::new(), accepted: Vec::new(), consult: None };
-        }
-    };
-    // Which consult each job is signed with (a change applies to the jobs after it).
-    let mut now = signer.consult();
-    let mut consults = vec![now.consult.clone()];
-    let mut stamp = Vec::with_capacity(jobs.len());
-    let mut change_at = None;
-    for (i, job) in jobs.iter().enumerate() {
-        stamp.push(consults.len() - 1);
-        if let Payload::Consult(c) = &job.payload {
-            now = ConsultNow { consult: c.consult.clone(), since: job.t, by: Some(c.by), cmd: c.cmd.clone() };
-            consults.push(now.consult.clone());
-            change_at = Some(i);
-        }
-    }
-    let started = std::time::Instant::now();
-    let signed = sign_all(signer, &mut jobs, first, &consults, &stamp);
-    let sign_time = started.elapsed();
-    let mut changed: Option<StoredConsult> = None;
-    let mut records = Vec::with_capacity(jobs.len());
-    let mut accepted = Vec::new();
-    let mut memories = Vec::new();
-    // What was signed, with its gateway time, for the look at the clock after the commit.
-    let mut signed_at = Vec::with_capacity(jobs.len());
-    for (i, (job, result)) in jobs.into_iter().zip(signed).enumerate() {
-        match result {
-            Ok(r) => {
-                signed_at.push((r.seq, job.t));
-                if change_at == Some(i) {
-                    changed = Some(StoredConsult {
-                        consult: now.consult.clone(),
-                        since: now.since,
-                        by: now.by.map(|b| b.as_str()).unwrap_or("operator").into(),
-                        cmd: now.cmd.clone(),
-                        envelope: r.payload.clone(),
-                    });
-                }
-                records.push(r);
-                accepted.extend(job.accepted);
-                if let (Some(m), Some(from)) = (job.remember, &job.from) {
-                    memories.push((from.dev.to_string(), m));
-                }
-            }
-            // Dropping `accepted` tells the device task the reading was not taken.
-            Err(e) => tracing::error!(error = %e, "cannot sign a message; not acknowledged"),
-        }
-    }
-    let committing = std::time::Instant::now();
-    let committed = {
-        let mut q = lock(queue);
-        let c = q.commit_unsynced(&records, &memories, changed.as_ref());
-        let c = if sync { c.and_then(|()| q.sync()) } else { c };
-        // A step of the wall clock is seen at the first commit after it, so its range of
-        // messages signed on the old clock is exact (the eviction round reports it).
-        if let Err(e) = q.follow_clock(crate::clock::Now::read(), &signed_at) {
-            tracing::error!(error = %e, "cannot follow the wall clock in the queue");
-        }
-        c
-    };
-    times.add(records.len(), sign_time, committing.elapsed());
-    let retained = changed.map(|c| Publication {
-        topic: topics::consult(&signer.site, &signer.gw),
-        payload: c.envelope,
-        retain: true,
-    });
-    if retained.is_some() {
-        // The binding applies to what is signed from now on, committed or streamed live.
-        *signer.consult.lock().unwrap_or_else(|p| p.into_inner()) = now;
-    }
-    Round { committed, records, accepted, consult: retained }
-}
-
-/// A batch this small that nobody waits on is signed and committed on the runtime thread (no
-/// hand-over to a blocking thread and back).
-const INLINE_BATCH: usize = 16;
 
 impl Sealer {
     fn state(&self, from: &Source, state: LinkState, detail: Option<String>, streaming: Option<bool>) -> Publication {
@@ -479,6 +344,7 @@ mod tests {
     use super::*;
     use crate::model::BodyFormat;
     use crate::model::{Event, Severity};
+    use crate::pipeline::ConsultNow;
     use crate::queue::QueuePolicy;
     use crate::sign::SigningKey;
     use std::time::Duration;
