@@ -110,7 +110,7 @@ pub fn statement(base: &str, started: &str) -> Value {
                     "supportedProfile": phd(OBSERVATION_PROFILES),
                     "interaction": [{"code": "search-type"}],
                     "searchParam": search,
-                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
+                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link; _count=0 gives the total only. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
                 },
                 {
                     "type": "Bundle",

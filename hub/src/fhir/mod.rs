@@ -168,8 +168,15 @@ async fn observations(
         Ok(b) => b,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
-    let count = q.count.unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
     let db = s.db.get().await;
+    let count = match q.count {
+        Some(n) if n < 0 => return outcome(StatusCode::BAD_REQUEST, "invalid", "_count: not a number of resources"),
+        // FHIR search: no more resources than asked for; zero asks how many match (as R5 says,
+        // the same as `_summary=count`): the total and no entries.
+        Some(0) => return count_only(&db, &q, &v.grants, &stored, &ignored).await,
+        Some(n) => n.min(MAX_COUNT),
+        None => MAX_COUNT,
+    };
     // One more than the page: whether there is a next one.
     let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &stored, Some(count + 1)).await {
         Ok(r) => r,
@@ -188,13 +195,7 @@ async fn observations(
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
         .collect();
-    if !ignored.is_empty() {
-        let why = format!("not taken by the Observation search, and ignored: {}", ignored.join(", "));
-        entries.push(json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": why}]},
-            "search": {"mode": "outcome"}
-        }));
-    }
+    entries.extend(ignored_outcome(&ignored));
     let base = search_page::base(s.public_url.as_deref(), &headers);
     let page_url = |cursor: Option<String>| {
         let mut params = vec![
@@ -218,6 +219,38 @@ async fn observations(
         bundle["total"] = json!(rows.len());
     }
     fhir_json(bundle)
+}
+
+/// The searchset of a search with `_count=0`: how many spot values match, and no entries (but
+/// the outcome naming the parameters ignored, as on any page).
+async fn count_only(
+    db: &tokio_postgres::Client,
+    q: &ObservationQuery,
+    grants: &[crate::view::access::Grant],
+    stored: &[Vec<StoredTerm>],
+    ignored: &[String],
+) -> Response {
+    let total = match rows::numeric_count(db, q, grants, stored).await {
+        Ok(n) => n,
+        Err(e) => return db_error(e),
+    };
+    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": total});
+    if let Some(o) = ignored_outcome(ignored) {
+        bundle["entry"] = json!([o]);
+    }
+    fhir_json(bundle)
+}
+
+/// The entry that names the parameters a search ignored (`search.mode` outcome), if any.
+fn ignored_outcome(ignored: &[String]) -> Option<Value> {
+    if ignored.is_empty() {
+        return None;
+    }
+    let why = format!("not taken by the Observation search, and ignored: {}", ignored.join(", "));
+    Some(json!({
+        "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": why}]},
+        "search": {"mode": "outcome"}
+    }))
 }
 
 /// `GET /fhir/r4/Bundle?consult=ID`: everything of a consult as a transaction bundle that a FHIR

@@ -8,6 +8,7 @@ use crate::clock_steps::ClockSteps;
 use crate::search_code::CodeSearch;
 use crate::search_page::Position;
 use crate::search_time::StoredTerm;
+use crate::search_values::SqlValue;
 use crate::view::access::Grant;
 use serde::Deserialize;
 use spokegate::model::{Channel, Code, Unit, Wave};
@@ -35,6 +36,68 @@ fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<Stri
     (sql, params)
 }
 
+/// What a spot-value search selects, as SQL over `observations o JOIN messages m`: the
+/// conditions of its parameters and the client's grants, all of which hold, and their
+/// parameters numbered in turn from `$first`.
+struct Selection {
+    sql: String,
+    tokens: Vec<SqlValue>,
+    stored: Vec<String>,
+    code: Vec<SqlValue>,
+    grants: Vec<Option<String>>,
+}
+
+impl Selection {
+    fn of(q: &ObservationQuery, grants: &[Grant], stored: &[Vec<StoredTerm>], first: usize) -> Selection {
+        let mut next = first;
+        let mut terms = Vec::new();
+        let mut tokens = Vec::new();
+        for (column, value) in [("o.consult", &q.consult), ("o.site", &q.site), ("o.gw", &q.gw), ("o.dev", &q.dev)] {
+            if let Some(v) = value {
+                let (sql, param) = crate::search_values::equals_any(column, v, next);
+                terms.push(sql);
+                tokens.push(param);
+                next += 1;
+            }
+        }
+        let (within, stored) = crate::search_time::condition(stored, "m.received_at", next);
+        terms.push(within);
+        next += stored.len();
+        let (coded, code) = match q.code.as_deref().map(CodeSearch::parse) {
+            Some(c) => c.condition("o.mdc", "o.loinc", next),
+            None => ("TRUE".to_string(), Vec::new()),
+        };
+        terms.push(coded);
+        next += code.len();
+        let (open, grants) = granted(grants, "o.", next);
+        terms.push(open);
+        Selection { sql: terms.join(" AND "), tokens, stored, code, grants }
+    }
+
+    /// The parameters, in the order of their numbers.
+    fn params(&self) -> impl Iterator<Item = &(dyn tokio_postgres::types::ToSql + Sync)> {
+        let tokens = self.tokens.iter().map(SqlValue::as_sql);
+        let stored = self.stored.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync));
+        let code = self.code.iter().map(SqlValue::as_sql);
+        let grants = self.grants.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync));
+        tokens.chain(stored).chain(code).chain(grants)
+    }
+}
+
+/// How many spot values `q` selects that `grants` open, stored within `stored` when given.
+pub async fn numeric_count(
+    db: &tokio_postgres::Client,
+    q: &ObservationQuery,
+    grants: &[Grant],
+    stored: &[Vec<StoredTerm>],
+) -> Result<i64, tokio_postgres::Error> {
+    let selection = Selection::of(q, grants, stored, 1);
+    let params: Vec<_> = selection.params().collect();
+    let sql =
+        format!("SELECT count(*) FROM observations o JOIN messages m ON m.id = o.message_id WHERE {}", selection.sql);
+    Ok(db.query_one(&sql, &params).await?.get(0))
+}
+
 /// The spot values `q` selects that `grants` open, in the search's order (site, gateway, seq,
 /// value index), after `after` when a page starts there, stored within `stored` when given; at
 /// most `limit` (`None`: all).
@@ -48,44 +111,21 @@ pub async fn numeric_rows(
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    // $1 to $5 the page; then, numbered in turn, the parameters of each condition.
-    let mut next = 6;
-    let mut tokens = Vec::new();
-    let mut token_params = Vec::new();
-    for (column, value) in [("o.consult", &q.consult), ("o.site", &q.site), ("o.gw", &q.gw), ("o.dev", &q.dev)] {
-        if let Some(v) = value {
-            let (sql, param) = crate::search_values::equals_any(column, v, next);
-            tokens.push(sql);
-            token_params.push(param);
-            next += 1;
-        }
-    }
-    let tokens = if tokens.is_empty() { "TRUE".to_string() } else { tokens.join(" AND ") };
-    let (within, stored_params) = crate::search_time::condition(stored, "m.received_at", next);
-    next += stored_params.len();
-    let code = q.code.as_deref().map(CodeSearch::parse);
-    let (coded, code_params) = match &code {
-        Some(c) => c.condition("o.mdc", "o.loinc", next),
-        None => ("TRUE".to_string(), Vec::new()),
-    };
-    next += code_params.len();
-    let (open, grant_params) = granted(grants, "o.", next);
+    // $1 to $5 the page; then the selection's.
+    let selection = Selection::of(q, grants, stored, 6);
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         vec![&limit, &after_site, &after_gw, &after_seq, &after_idx];
-    params.extend(token_params.iter().map(|p| p.as_sql()));
-    params.extend(stored_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
-    params.extend(code_params.iter().map(|p| p.as_sql()));
-    params.extend(grant_params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)));
+    params.extend(selection.params());
     let rows = db
         .query(
             &format!(
                 "SELECT o.site, o.gw, o.seq, o.idx, o.dev, o.consult, o.mdc, o.loinc, o.name, o.value, o.ucum, o.unit_mdc,
                         o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
                  FROM observations o JOIN messages m ON m.id = o.message_id
-                 WHERE {tokens} AND {coded} AND {open}
+                 WHERE {}
                    AND ($2::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($2::text, $3::text, $4::bigint, $5::integer))
-                   AND {within}
-                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $1::bigint"
+                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $1::bigint",
+                selection.sql
             ),
             &params,
         )

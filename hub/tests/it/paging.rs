@@ -116,6 +116,25 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     assert_eq!(values, vec![201.0, 202.0, 203.0], "{pages:?}");
     assert_eq!(pages.len(), 2);
 
+    // `_count=0`: how many match, within each user's grants and the search's parameters; no
+    // entries (no resource beyond the zero asked for) and no next page.
+    for (user, query, want) in [
+        ("his", "site=site-1", 29),
+        ("dr-consult", "site=site-1", 3),
+        ("his", "site=site-1&consult=C-B,C-X", 3),
+        ("his", "site=site-2", 0),
+    ] {
+        let counted = get(port, &format!("/fhir/r4/Observation?{query}&_count=0"), user).await;
+        assert_eq!(counted["type"], "searchset", "{counted}");
+        assert_eq!(counted["total"], want, "{user} {query}: {counted}");
+        assert!(counted.get("entry").is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)), "{counted}");
+        assert!(link(&counted, "next").is_none(), "{counted}");
+        assert_eq!(crate::fhir::validate(&counted.to_string())["observations"], serde_json::json!([]));
+    }
+    let (status, _, body) =
+        http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=-1", &basic("his", PASSWORD), "").await;
+    assert_eq!(status, 400, "a negative count: {body}");
+
     // A cursor this server did not make.
     let (status, _, body) = http_request(
         port,
