@@ -151,9 +151,25 @@ async fn observations(
 ) -> Response {
     // Parameters the search does not take are ignored and said so (an OperationOutcome entry).
     let taken = crate::fhir_capability::observation_parameters();
-    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Observation search", &taken).await {
+    let (v, q, mut ignored) = match admit(&s, &headers, q, &pairs, "the Observation search", &taken).await {
         Ok(admitted) => admitted,
         Err(r) => return r,
+    };
+    // `_summary`: `count` asks how many match (as `_count=0`), `false` the whole resources (as
+    // without it); the others (a subset of each resource) are not applied, and said so.
+    let summary: Vec<&str> = pairs.iter().filter(|(k, _)| k == "_summary").map(|(_, v)| v.as_str()).collect();
+    let count_asked = match summary[..] {
+        [] | ["false"] => false,
+        ["count"] => true,
+        [other] if crate::fhir_capability::strict(&headers) => {
+            let why = format!("the Observation search does not apply _summary={other} (count and false only)");
+            return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
+        }
+        [other] => {
+            ignored.push(format!("_summary={other}"));
+            false
+        }
+        _ => return outcome(StatusCode::BAD_REQUEST, "invalid", "_summary: given more than once"),
     };
     let after = match q.cursor.as_deref().map(Position::from_cursor) {
         Some(None) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is not a cursor this server made"),
@@ -174,6 +190,7 @@ async fn observations(
         // FHIR search: no more resources than asked for; zero asks how many match (as R5 says,
         // the same as `_summary=count`): the total and no entries.
         Some(0) => return count_only(&db, &q, &v.grants, &stored, &ignored).await,
+        _ if count_asked => return count_only(&db, &q, &v.grants, &stored, &ignored).await,
         Some(n) => n.min(MAX_COUNT),
         None => MAX_COUNT,
     };
@@ -221,7 +238,7 @@ async fn observations(
     fhir_json(bundle)
 }
 
-/// The searchset of a search with `_count=0`: how many spot values match, and no entries (but
+/// The searchset of a search with `_count=0` or `_summary=count`: how many spot values match, and no entries (but
 /// the outcome naming the parameters ignored, as on any page).
 async fn count_only(
     db: &tokio_postgres::Client,

@@ -112,8 +112,8 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
 
     // A user granted consult C-B only pages through C-B only.
     let (pages, _) = all_pages(port, "/fhir/r4/Observation?site=site-1&_count=2", "dr-consult").await;
-    let values: Vec<f64> = pages.iter().flatten().map(|(_, v)| *v).collect();
-    assert_eq!(values, vec![201.0, 202.0, 203.0], "{pages:?}");
+    let consult_values: Vec<f64> = pages.iter().flatten().map(|(_, v)| *v).collect();
+    assert_eq!(consult_values, vec![201.0, 202.0, 203.0], "{pages:?}");
     assert_eq!(pages.len(), 2);
 
     // `_count=0`: how many match, within each user's grants and the search's parameters; no
@@ -134,6 +134,29 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     let (status, _, body) =
         http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=-1", &basic("his", PASSWORD), "").await;
     assert_eq!(status, 400, "a negative count: {body}");
+    // `_summary=count` asks the same; a summary of each resource is not applied, and said so
+    // (refused under strict handling).
+    let counted = get(port, "/fhir/r4/Observation?site=site-1&consult=C-B&_summary=count", "his").await;
+    assert_eq!(counted["total"], 3, "{counted}");
+    assert!(counted.get("entry").is_none(), "{counted}");
+    let page = get(port, "/fhir/r4/Observation?site=site-1&consult=C-B&_summary=true", "his").await;
+    let matches = page["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "match").count();
+    assert_eq!(matches, 3, "{page}");
+    let said = page["entry"].as_array().unwrap().iter().find(|e| e["search"]["mode"] == "outcome").expect("an outcome");
+    assert!(said.to_string().contains("_summary=true"), "{said}");
+    let strict = format!("Prefer: handling=strict\r\n{}", basic("his", PASSWORD));
+    let (status, _, body) =
+        http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_summary=text", &strict, "").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = http_request(
+        port,
+        "GET",
+        "/fhir/r4/Observation?site=site-1&_summary=count&_summary=false",
+        &basic("his", PASSWORD),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
 
     // A cursor this server did not make.
     let (status, _, body) = http_request(
