@@ -31,8 +31,8 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
 ];
 
 /// What an Observation search takes besides its search parameters: paging, `_summary` (`count`
-/// and `false`) and `_format` (it always answers in JSON).
-const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_summary", "_format"];
+/// and `false`), `_total` and `_format` (it always answers in JSON).
+const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_summary", "_total", "_format"];
 
 /// What the consult's Bundle takes: the consult, and `_format`.
 pub const BUNDLE_PARAMETERS: &[&str] = &["consult", "_format"];
@@ -110,7 +110,7 @@ pub fn statement(base: &str, started: &str) -> Value {
                     "supportedProfile": phd(OBSERVATION_PROFILES),
                     "interaction": [{"code": "search-type"}],
                     "searchParam": search,
-                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link; _count=0 or _summary=count gives the total only. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
+                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link; _count=0 or _summary=count gives the total only; _total=accurate gives it on every page. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
                 },
                 {
                     "type": "Bundle",

@@ -50,7 +50,31 @@ pub struct ObservationQuery {
     /// Where the page starts: the cursor of the previous page's `next` link.
     #[serde(rename = "_cursor")]
     cursor: Option<String>,
+    /// Whether pages say how many match (`Bundle.total`): see [`Total`].
+    #[serde(rename = "_total")]
+    total: Option<Total>,
     // `_lastUpdated` may come twice (a range): read from the query's pairs, see `observations`.
+}
+
+/// FHIR search's `_total`: `none` (no page says how many match), `estimate` (as without it: the
+/// first page says so when it holds them all, which costs nothing) or `accurate` (every page
+/// says so: a count of the matches for each page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Total {
+    None,
+    Estimate,
+    Accurate,
+}
+
+impl Total {
+    fn as_str(self) -> &'static str {
+        match self {
+            Total::None => "none",
+            Total::Estimate => "estimate",
+            Total::Accurate => "accurate",
+        }
+    }
 }
 
 /// A search takes at most this many `_lastUpdated` values (two make a window).
@@ -223,7 +247,11 @@ async fn observations(
             ("code", q.code.clone()),
         ];
         params.extend(last_updated.iter().map(|v| ("_lastUpdated", Some(v.clone()))));
-        params.extend([("_count", Some(count.to_string())), ("_cursor", cursor)]);
+        params.extend([
+            ("_total", q.total.map(|t| t.as_str().to_string())),
+            ("_count", Some(count.to_string())),
+            ("_cursor", cursor),
+        ]);
         search_page::url(&format!("{base}/fhir/r4/Observation"), &params)
     };
     let mut links = vec![json!({"relation": "self", "url": page_url(q.cursor.clone())})];
@@ -232,8 +260,16 @@ async fn observations(
         links.push(json!({"relation": "next", "url": page_url(Some(end.cursor()))}));
     }
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
-    if !more && after.is_none() {
-        bundle["total"] = json!(rows.len());
+    match q.total {
+        Some(Total::None) => {}
+        Some(Total::Accurate) if more || after.is_some() => {
+            match rows::numeric_count(&db, &q, &v.grants, &stored).await {
+                Ok(n) => bundle["total"] = json!(n),
+                Err(e) => return db_error(e),
+            }
+        }
+        _ if !more && after.is_none() => bundle["total"] = json!(rows.len()),
+        _ => {}
     }
     fhir_json(bundle)
 }
@@ -296,6 +332,7 @@ async fn consult_bundle(
         code: None,
         count: None,
         cursor: None,
+        total: None,
     };
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.

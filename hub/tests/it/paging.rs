@@ -134,6 +134,22 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
     let (status, _, body) =
         http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=-1", &basic("his", PASSWORD), "").await;
     assert_eq!(status, 400, "a negative count: {body}");
+    // `_total=accurate`: every page says how many match, and its next link asks the same;
+    // `none`: not even a page that holds them all.
+    let (pages, bundles) = all_pages(port, "/fhir/r4/Observation?site=site-1&_total=accurate&_count=12", "his").await;
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    for b in &bundles {
+        assert_eq!(b["total"], 29, "{b}");
+    }
+    let (_, bundles) = all_pages(port, "/fhir/r4/Observation?site=site-1&_total=accurate&_count=2", "dr-consult").await;
+    assert!(bundles.iter().all(|b| b["total"] == 3), "{bundles:?}");
+    let whole = get(port, "/fhir/r4/Observation?site=site-1&_total=none", "his").await;
+    assert_eq!(values(&whole).len(), 29);
+    assert!(whole.get("total").is_none(), "{whole}");
+    let (status, _, body) =
+        http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_total=exact", &basic("his", PASSWORD), "").await;
+    assert_eq!(status, 400, "{body}");
+
     // `_summary=count` asks the same; a summary of each resource is not applied, and said so
     // (refused under strict handling).
     let counted = get(port, "/fhir/r4/Observation?site=site-1&consult=C-B&_summary=count", "his").await;
