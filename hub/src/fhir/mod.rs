@@ -163,10 +163,11 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
     }
 }
 
-/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_lastUpdated=&_count=`: a searchset of the spot
-/// values (devices by their identifiers, a logical reference), a page
-/// of `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total`
-/// when the first page holds them all.
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_lastUpdated=&_count=&_total=&_summary=`:
+/// a searchset of the spot values (devices by their identifiers, a logical reference), a page of
+/// `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total` when
+/// the first page holds them all or on every page with `_total=accurate`; with `_count=0` or
+/// `_summary=count`, only the total.
 async fn observations(
     State(s): State<AppState>,
     headers: HeaderMap,
