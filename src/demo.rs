@@ -294,7 +294,7 @@ pub async fn run(opts: DemoOptions, out: &mut (dyn std::io::Write + Send)) -> an
     };
     writeln!(
         out,
-        "summary: {} readings and samples decoded, {} bad frames reported, {} messages published / {} acknowledged by the broker, {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}; {} wave chunks reassembled ({} samples, {} gaps); {} images whole at the hub",
+        "summary: {} readings and samples decoded, {} bad frames reported, {} messages published ({} broker acknowledgements, resends included), {} HL7 ACKs sent to the monitor; hub verified {}, rejected {}, duplicates {}; {} wave chunks reassembled ({} samples, {} gaps); {} images whole at the hub",
         report.readings,
         report.rejected_frames,
         report.published,

@@ -85,7 +85,7 @@ impl Collector for GatewayCollector {
         counter(
             &mut e,
             "spokegate_messages_broker_acked",
-            "Messages acknowledged by the broker (PUBACK)",
+            "Broker acknowledgements (PUBACK) of queued messages, resends included",
             link.acked.load(Relaxed),
         )?;
         counter(

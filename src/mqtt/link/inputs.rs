@@ -21,7 +21,8 @@ pub struct Publication {
 pub struct LinkCounters {
     /// Queued messages handed to the client (first sends).
     pub published: AtomicU64,
-    /// Queued messages acknowledged by the broker.
+    /// Broker acknowledgements (PUBACK) of queued messages, resends included: a message sent
+    /// again after a reconnect or for a hub is counted once in `published` and again here.
     pub acked: AtomicU64,
     /// Successful connections (CONNACK).
     pub connects: AtomicU64,
