@@ -29,6 +29,42 @@ async fn screenshot(c: &fantoccini::Client, name: &str) {
     chromium::screenshot(c, "page", name).await
 }
 
+/// A gateway whose operator page listens on a free port (`config_for` writes its configuration
+/// for the port). When another process took the port in between (the daemon then runs without
+/// its page, and the test would talk to that process), it is started again on another.
+async fn with_page(gw: &GatewayDir, config_for: impl Fn(u16) -> std::path::PathBuf) -> (RunningGateway, u16) {
+    for _ in 0..5 {
+        let port = spokegate::sim::broker::free_port().unwrap();
+        let gateway = RunningGateway::start(&config_for(port), gw.key());
+        if serves_the_page(port).await {
+            return (gateway, port);
+        }
+        gateway.stop().await;
+    }
+    panic!("the operator's page found no free port in five tries");
+}
+
+/// Whether the gateway's page answers on `port` within PATIENCE: its state, or its request for a
+/// password; false when another server answers or nothing listens.
+async fn serves_the_page(port: u16) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut s = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return false,
+        }
+    };
+    let asked = s.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    asked.is_ok()
+        && matches!(read, Ok(Ok(_)))
+        && ((text.starts_with("HTTP/1.1 200") && text.contains("\"uplink\""))
+            || (text.starts_with("HTTP/1.1 401") && text.contains("realm=\"spokegate\"")))
+}
+
 /// A raw HTTP/1.1 request: (status, body).
 async fn http(port: u16, request: &str) -> (u16, String) {
     // The page listens once the daemon has started.
@@ -73,15 +109,16 @@ async fn the_operator_page_shows_live_state_starts_a_consult_and_speaks_bengali_
     let broker = Mosquitto::start();
     let gw = GatewayDir::new();
     let mut dev = PtyDevice::create(&gw.path().join("ttyVITALS")).unwrap();
-    let ui_port = spokegate::sim::broker::free_port().unwrap();
-    let config = gw.config_with(
-        broker.port,
-        &[("vitals-1", "vitals-kv", &dev.path)],
-        "",
-        &format!("[ui]\nlisten = \"127.0.0.1:{ui_port}\"\n"),
-    );
     let mut sub = Subscriber::connect(broker.port, "page-test").await;
-    let gateway = RunningGateway::start(&config, gw.key());
+    let (gateway, ui_port) = with_page(&gw, |port| {
+        gw.config_with(
+            broker.port,
+            &[("vitals-1", "vitals-kv", &dev.path)],
+            "",
+            &format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+    })
+    .await;
     let keys = gw.keys();
     let metrics_before = http(ui_port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(metrics_before.0, 200);
@@ -162,15 +199,16 @@ async fn the_operator_page_shows_live_state_starts_a_consult_and_speaks_bengali_
 async fn with_a_password_the_page_and_the_metrics_ask_for_it() {
     let broker = Mosquitto::start();
     let gw = GatewayDir::new();
-    let ui_port = spokegate::sim::broker::free_port().unwrap();
     let hash = spokegate::ui::auth::PasswordHash::hash_of("operator-pass-1");
-    let config = gw.config_with(
-        broker.port,
-        &[],
-        "",
-        &format!("[ui]\nlisten = \"127.0.0.1:{ui_port}\"\npassword_hash = \"{hash}\"\n"),
-    );
-    let gateway = RunningGateway::start(&config, gw.key());
+    let (gateway, ui_port) = with_page(&gw, |port| {
+        gw.config_with(
+            broker.port,
+            &[],
+            "",
+            &format!("[ui]\nlisten = \"127.0.0.1:{port}\"\npassword_hash = \"{hash}\"\n"),
+        )
+    })
+    .await;
     use base64::Engine;
     let good = base64::engine::general_purpose::STANDARD.encode("operator:operator-pass-1");
     let bad = base64::engine::general_purpose::STANDARD.encode("operator:guess");
@@ -203,14 +241,15 @@ async fn the_operator_page_traces_a_waveform_device_live_from_the_exact_samples(
     let profiles = gw.path().join("profiles");
     spokegate::sim::recordings::write_wave_profiles(&profiles).unwrap();
     let mut ecg = PtyDevice::create(&gw.path().join("ttyECG")).unwrap();
-    let ui_port = spokegate::sim::broker::free_port().unwrap();
-    let config = gw.config_with(
-        broker.port,
-        &[("ecg-1", "mitbih-cyton", &ecg.path)],
-        &format!("profiles_dir = \"{}\"", profiles.display()),
-        &format!("[ui]\nlisten = \"127.0.0.1:{ui_port}\"\n"),
-    );
-    let gateway = RunningGateway::start(&config, gw.key());
+    let (gateway, ui_port) = with_page(&gw, |port| {
+        gw.config_with(
+            broker.port,
+            &[("ecg-1", "mitbih-cyton", &ecg.path)],
+            &format!("profiles_dir = \"{}\"", profiles.display()),
+            &format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+    })
+    .await;
     let (_driver, c) = browser().await;
     c.goto(&format!("http://127.0.0.1:{ui_port}/?lang=en")).await.unwrap();
     page_state(&c, "the ECG connected", |s| {
