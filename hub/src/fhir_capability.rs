@@ -42,9 +42,23 @@ pub fn observation_parameters() -> Vec<&'static str> {
     OBSERVATION_SEARCH.iter().map(|(p, ..)| *p).chain(OBSERVATION_RESULT_PARAMETERS.iter().copied()).collect()
 }
 
-/// The names not in `taken`, each once, in order.
-pub fn outside<'a>(taken: &[&str], names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = names.filter(|n| !taken.contains(n)).map(str::to_string).collect();
+/// Parameters taken with some of their values only: `_summary` as `count` (only the total) or
+/// `false` (whole resources), not as a subset of each resource.
+const APPLIED_VALUES: &[(&str, &[&str])] = &[("_summary", &["count", "false"])];
+
+/// What of `pairs` is not applied, each once, in order: a name not in `taken`, or `name=value`
+/// for a value [`APPLIED_VALUES`] does not list.
+pub fn outside<'a>(taken: &[&str], pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let applied = |name: &str, value: &str| {
+        APPLIED_VALUES.iter().find(|(n, _)| *n == name).is_none_or(|(_, values)| values.contains(&value))
+    };
+    let mut out: Vec<String> = pairs
+        .filter_map(|(name, value)| match (taken.contains(&name), applied(name, value)) {
+            (false, _) => Some(name.to_string()),
+            (true, false) => Some(format!("{name}={value}")),
+            (true, true) => None,
+        })
+        .collect();
     out.sort();
     out.dedup();
     out

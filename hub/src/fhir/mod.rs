@@ -15,7 +15,7 @@ pub use resources::{LOINC_SYSTEM, MDC_SYSTEM};
 use crate::http::AppState;
 use crate::search_page::{self, Position};
 use crate::search_time::StoredTerm;
-use crate::view::access::{Refusal, Viewer};
+use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -50,6 +50,10 @@ pub struct ObservationQuery {
     /// Where the page starts: the cursor of the previous page's `next` link.
     #[serde(rename = "_cursor")]
     cursor: Option<String>,
+    /// `count` asks how many match (as `_count=0`); `false` whole resources (as without it);
+    /// another value is not applied (`fhir_capability::outside` names it).
+    #[serde(rename = "_summary")]
+    summary: Option<String>,
     /// Whether pages say how many match (`Bundle.total`): see [`Total`].
     #[serde(rename = "_total")]
     total: Option<Total>,
@@ -111,7 +115,7 @@ async fn admit<T>(
     if let Some(why) = not_acceptable(headers, pairs) {
         return Err(why);
     }
-    let ignored = crate::fhir_capability::outside(taken, pairs.iter().map(|(k, _)| k.as_str()));
+    let ignored = crate::fhir_capability::outside(taken, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if !ignored.is_empty() && crate::fhir_capability::strict(headers) {
         let why = format!("{what} does not take {}", ignored.join(", "));
         return Err(outcome(StatusCode::BAD_REQUEST, "not-supported", &why));
@@ -176,25 +180,9 @@ async fn observations(
 ) -> Response {
     // Parameters the search does not take are ignored and said so (an OperationOutcome entry).
     let taken = crate::fhir_capability::observation_parameters();
-    let (v, q, mut ignored) = match admit(&s, &headers, q, &pairs, "the Observation search", &taken).await {
+    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Observation search", &taken).await {
         Ok(admitted) => admitted,
         Err(r) => return r,
-    };
-    // `_summary`: `count` asks how many match (as `_count=0`), `false` the whole resources (as
-    // without it); the others (a subset of each resource) are not applied, and said so.
-    let summary: Vec<&str> = pairs.iter().filter(|(k, _)| k == "_summary").map(|(_, v)| v.as_str()).collect();
-    let count_asked = match summary[..] {
-        [] | ["false"] => false,
-        ["count"] => true,
-        [other] if crate::fhir_capability::strict(&headers) => {
-            let why = format!("the Observation search does not apply _summary={other} (count and false only)");
-            return outcome(StatusCode::BAD_REQUEST, "not-supported", &why);
-        }
-        [other] => {
-            ignored.push(format!("_summary={other}"));
-            false
-        }
-        _ => return outcome(StatusCode::BAD_REQUEST, "invalid", "_summary: given more than once"),
     };
     let after = match q.cursor.as_deref().map(Position::from_cursor) {
         Some(None) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is not a cursor this server made"),
@@ -210,15 +198,15 @@ async fn observations(
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
     let db = s.db.get().await;
-    let count = match q.count {
-        Some(n) if n < 0 => return outcome(StatusCode::BAD_REQUEST, "invalid", "_count: not a number of resources"),
-        // FHIR search: no more resources than asked for; zero asks how many match (as R5 says,
-        // the same as `_summary=count`): the total and no entries.
-        Some(0) => return count_only(&db, &q, &v.grants, &stored, &ignored).await,
-        _ if count_asked => return count_only(&db, &q, &v.grants, &stored, &ignored).await,
-        Some(n) => n.min(MAX_COUNT),
-        None => MAX_COUNT,
-    };
+    if q.count.is_some_and(|n| n < 0) {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", "_count: not a number of resources");
+    }
+    // FHIR search: no more resources than asked for; zero asks how many match (as R5 says, the
+    // same as `_summary=count`): the total and no entries.
+    if q.count == Some(0) || q.summary.as_deref() == Some("count") {
+        return count_only(&db, &q, &v.grants, &stored, &ignored).await;
+    }
+    let count = q.count.map_or(MAX_COUNT, |n| n.min(MAX_COUNT));
     // One more than the page: whether there is a next one.
     let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &stored, Some(count + 1)).await {
         Ok(r) => r,
@@ -280,7 +268,7 @@ async fn observations(
 async fn count_only(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
-    grants: &[crate::view::access::Grant],
+    grants: &[Grant],
     stored: &[Vec<StoredTerm>],
     ignored: &[String],
 ) -> Response {
@@ -333,6 +321,7 @@ async fn consult_bundle(
         code: None,
         count: None,
         cursor: None,
+        summary: None,
         total: None,
     };
     let db = s.db.get().await;
