@@ -47,44 +47,38 @@ async fn with_page(gw: &GatewayDir, config_for: impl Fn(u16) -> std::path::PathB
 /// Whether the gateway's page answers on `port` within PATIENCE: its state, or its request for a
 /// password; false when another server answers or nothing listens.
 async fn serves_the_page(port: u16) -> bool {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut s = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(s) => break s,
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => return false,
-        }
-    };
-    let asked = s.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(PATIENCE, s.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out);
-    asked.is_ok()
-        && matches!(read, Ok(Ok(_)))
-        && ((text.starts_with("HTTP/1.1 200") && text.contains("\"uplink\""))
-            || (text.starts_with("HTTP/1.1 401") && text.contains("realm=\"spokegate\"")))
+    exchange(port, "GET /api/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.is_ok_and(|text| {
+        (text.starts_with("HTTP/1.1 200") && text.contains("\"uplink\""))
+            || (text.starts_with("HTTP/1.1 401") && text.contains("realm=\"spokegate\""))
+    })
 }
 
 /// A raw HTTP/1.1 request: (status, body).
 async fn http(port: u16, request: &str) -> (u16, String) {
-    // The page listens once the daemon has started.
+    let text = exchange(port, request).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// `request` sent to `port` (waiting up to PATIENCE for it to listen: the page listens once the
+/// daemon has started) and the whole answer, or what went wrong.
+async fn exchange(port: u16, request: &str) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut s = loop {
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             Ok(s) => break s,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "the page does not listen: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(format!("the page does not listen: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    s.write_all(request.as_bytes()).await.unwrap();
+    s.write_all(request.as_bytes()).await.map_err(|e| format!("the request: {e}"))?;
     let mut out = Vec::new();
-    tokio::time::timeout(PATIENCE, s.read_to_end(&mut out)).await.expect("an HTTP answer").unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    match tokio::time::timeout(PATIENCE, s.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Ok(String::from_utf8_lossy(&out).to_string()),
+        Ok(Err(e)) => Err(format!("the answer: {e}")),
+        Err(_) => Err("no HTTP answer in time".to_string()),
+    }
 }
 
 fn readings_metric(text: &str, dev: &str) -> f64 {
