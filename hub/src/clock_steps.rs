@@ -34,6 +34,21 @@ impl ClockSteps {
                 &[&sites, &gws, &MAX_STEPS],
             )
             .await?;
+        Ok(Self::from_rows(&rows))
+    }
+
+    /// The steps of every gateway (a search by measured time may find any gateway's readings).
+    pub async fn everywhere(db: &Client) -> Result<ClockSteps, tokio_postgres::Error> {
+        let rows = db
+            .query(
+                "SELECT site, gw, step_us, seq_from, seq_to FROM clock_steps ORDER BY message_id DESC LIMIT $1",
+                &[&MAX_STEPS],
+            )
+            .await?;
+        Ok(Self::from_rows(&rows))
+    }
+
+    fn from_rows(rows: &[tokio_postgres::Row]) -> ClockSteps {
         let mut steps: HashMap<(String, String), Vec<ClockStepClaim>> = HashMap::new();
         for r in rows {
             let claim = ClockStepClaim {
@@ -43,11 +58,38 @@ impl ClockSteps {
             };
             steps.entry((r.get(0), r.get(1))).or_default().push(claim);
         }
-        Ok(ClockSteps(steps.into_iter().map(|(gateway, claims)| (gateway, Corrections::new(&claims))).collect()))
+        ClockSteps(steps.into_iter().map(|(gateway, claims)| (gateway, Corrections::new(&claims))).collect())
+    }
+
+    /// Every span of seqs whose gateway times move, as columns (site, gw, first seq, last seq,
+    /// how far) for SQL's `unnest`: seqs beyond a database's bigint end at its largest.
+    pub fn spans(&self) -> Spans {
+        let mut out = Spans::default();
+        for ((site, gw), c) in &self.0 {
+            for (from, to, fix) in c.spans() {
+                let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+                out.site.push(site.clone());
+                out.gw.push(gw.clone());
+                out.from.push(seq(from));
+                out.to.push(seq(to));
+                out.fix.push(fix);
+            }
+        }
+        out
     }
 
     /// How far the gateway time of message `seq` of (site, gw) is moved (0: not at all).
     pub fn correction(&self, site: &str, gw: &str, seq: u64) -> i64 {
         self.0.get(&(site.to_string(), gw.to_string())).map_or(0, |c| c.at(seq))
     }
+}
+
+/// Spans of seqs whose gateway times move ([`ClockSteps::spans`]), column by column.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Spans {
+    pub site: Vec<String>,
+    pub gw: Vec<String>,
+    pub from: Vec<i64>,
+    pub to: Vec<i64>,
+    pub fix: Vec<i64>,
 }

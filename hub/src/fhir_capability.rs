@@ -23,6 +23,12 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
         "An IEEE 11073-10101 or LOINC code, with its system (urn:iso:std:iso:11073:10101|, http://loinc.org|) or without; several separated by commas.",
     ),
     (
+        "date",
+        "date",
+        Some("http://hl7.org/fhir/SearchParameter/clinical-date"),
+        "When the value was measured, as effectiveDateTime says: the device's time, else the gateway's, corrected for the clock steps the gateway reported. Prefixes eq, ne, gt, ge, lt, le, sa, eb (not ap); dates are UTC.",
+    ),
+    (
         "_lastUpdated",
         "date",
         Some("http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),

@@ -1,24 +1,25 @@
-//! The `_lastUpdated` search parameter (FHIR R4 search, a "date" parameter): when the hub stored a
-//! reading, so that a hospital's system polls for what is new since its last poll
-//! (`_lastUpdated=gt2026-12-07T10:00:00.123456Z`) or asks for a day (`_lastUpdated=2026-12-07`).
+//! FHIR R4 search's "date" parameters on an instant: `_lastUpdated` (when the hub stored a
+//! reading, so that a hospital's system polls for what is new since its last poll,
+//! `_lastUpdated=gt2026-12-07T10:00:00.123456Z`) and an Observation's `date` (when it was
+//! measured, `date=2026-12-07`).
 //!
 //! A value stands for the range its precision implies: a year, a month, a day (dates without a
 //! time are days in UTC, the hub's time zone), a minute, a second or a fraction of one (a time must
-//! carry its zone). The prefix compares the stored instant with that range as FHIR says for a
-//! point in time: `eq` (the default) within it, `ne` outside it, `gt` and `sa` after its end,
-//! `ge` from its start, `lt` and `eb` before its start, `le` before its end. `ap` (approximately)
-//! is refused, as is anything that is not a FHIR date or dateTime.
+//! carry its zone). The prefix compares the instant with that range as FHIR says for a point in
+//! time: `eq` (the default) within it, `ne` outside it, `gt` and `sa` after its end, `ge` from
+//! its start, `lt` and `eb` before its start, `le` before its end. `ap` (approximately) is
+//! refused, as is anything that is not a FHIR date or dateTime.
 
-/// A condition on the time a reading was stored, in microseconds since the epoch.
+/// A condition on an instant (when a reading was stored, or measured), in microseconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredTerm {
-    /// Stored at or after.
+pub enum TimeTerm {
+    /// At or after.
     From(i64),
-    /// Stored before.
+    /// Before.
     Before(i64),
-    /// Stored within `[from, before)`.
+    /// Within `[from, before)`.
     Within { from: i64, before: i64 },
-    /// Stored outside `[from, before)`.
+    /// Outside `[from, before)`.
     Outside { from: i64, before: i64 },
 }
 
@@ -29,10 +30,10 @@ struct Range {
     before: i64,
 }
 
-impl StoredTerm {
-    /// Reads one `_lastUpdated` value.
-    pub fn parse(value: &str) -> Result<StoredTerm, String> {
-        let refuse = |why: &str| format!("_lastUpdated `{value}`: {why}");
+impl TimeTerm {
+    /// Reads one value of the parameter `name` (named in a refusal).
+    pub fn parse(name: &str, value: &str) -> Result<TimeTerm, String> {
+        let refuse = |why: &str| format!("{name} `{value}`: {why}");
         let (prefix, date) = match value.get(..2) {
             Some(p) if p.bytes().all(|b| b.is_ascii_lowercase()) => (p, &value[2..]),
             _ => ("eq", value),
@@ -43,39 +44,52 @@ impl StoredTerm {
             refuse(&format!("{why}{hint}"))
         })?;
         Ok(match prefix {
-            "eq" => StoredTerm::Within { from: r.from, before: r.before },
-            "ne" => StoredTerm::Outside { from: r.from, before: r.before },
-            "gt" | "sa" => StoredTerm::From(r.before),
-            "ge" => StoredTerm::From(r.from),
-            "lt" | "eb" => StoredTerm::Before(r.from),
-            "le" => StoredTerm::Before(r.before),
+            "eq" => TimeTerm::Within { from: r.from, before: r.before },
+            "ne" => TimeTerm::Outside { from: r.from, before: r.before },
+            "gt" | "sa" => TimeTerm::From(r.before),
+            "ge" => TimeTerm::From(r.from),
+            "lt" | "eb" => TimeTerm::Before(r.from),
+            "le" => TimeTerm::Before(r.before),
             "ap" => return Err(refuse("the prefix `ap` (approximately) is not supported")),
             other => return Err(refuse(&format!("`{other}` is not a prefix (eq, ne, gt, ge, lt, le, sa, eb)"))),
         })
     }
 }
 
-impl StoredTerm {
-    /// Reads one `_lastUpdated` parameter: several values separated by commas, any of which holds.
-    pub fn parse_any(value: &str) -> Result<Vec<StoredTerm>, String> {
-        crate::search_values::any_of(value).iter().map(|v| StoredTerm::parse(v)).collect()
+impl TimeTerm {
+    /// Reads one parameter `name`: several values separated by commas, any of which holds.
+    pub fn parse_any(name: &str, value: &str) -> Result<Vec<TimeTerm>, String> {
+        crate::search_values::any_of(value).iter().map(|v| TimeTerm::parse(name, v)).collect()
     }
 }
 
-/// The SQL condition that keeps rows whose `column` (a timestamptz) meets every parameter (one
-/// of its terms each), with its parameters (text, cast in the SQL) numbered from `$first`;
-/// `TRUE` without parameters.
-pub fn condition(parameters: &[Vec<StoredTerm>], column: &str, first: usize) -> (String, Vec<String>) {
+/// What a condition compares: SQL for an instant, and how it is written.
+#[derive(Debug, Clone, Copy)]
+pub enum Column<'a> {
+    /// A `timestamptz`.
+    Timestamp(&'a str),
+    /// A `bigint` of microseconds since the epoch.
+    Micros(&'a str),
+}
+
+/// The SQL condition that keeps rows whose `column` meets every parameter (one of its terms
+/// each), with its parameters (text, cast in the SQL) numbered from `$first`; `TRUE` without
+/// parameters.
+pub fn condition(parameters: &[Vec<TimeTerm>], column: Column, first: usize) -> (String, Vec<String>) {
     let mut params = Vec::new();
-    let mut at = |micros: i64| {
-        params.push(instant_text(micros));
-        format!("${}::text::timestamptz", first + params.len() - 1)
+    let (column, cast, text): (&str, &str, fn(i64) -> String) = match column {
+        Column::Timestamp(c) => (c, "timestamptz", instant_text),
+        Column::Micros(c) => (c, "bigint", |micros| micros.to_string()),
     };
-    let mut term = |t: &StoredTerm| match *t {
-        StoredTerm::From(a) => format!("{column} >= {}", at(a)),
-        StoredTerm::Before(b) => format!("{column} < {}", at(b)),
-        StoredTerm::Within { from, before } => format!("({column} >= {} AND {column} < {})", at(from), at(before)),
-        StoredTerm::Outside { from, before } => format!("({column} < {} OR {column} >= {})", at(from), at(before)),
+    let mut at = |micros: i64| {
+        params.push(text(micros));
+        format!("${}::text::{cast}", first + params.len() - 1)
+    };
+    let mut term = |t: &TimeTerm| match *t {
+        TimeTerm::From(a) => format!("{column} >= {}", at(a)),
+        TimeTerm::Before(b) => format!("{column} < {}", at(b)),
+        TimeTerm::Within { from, before } => format!("({column} >= {} AND {column} < {})", at(from), at(before)),
+        TimeTerm::Outside { from, before } => format!("({column} < {} OR {column} >= {})", at(from), at(before)),
     };
     let sql: Vec<String> = parameters
         .iter()
@@ -236,20 +250,20 @@ mod tests {
 
     #[test]
     fn prefixes_compare_a_stored_instant_with_the_range() {
-        let t = |s: &str| StoredTerm::parse(s).unwrap();
+        let t = |s: &str| TimeTerm::parse("_lastUpdated", s).unwrap();
         let (from, before) = (micros("2026-12-07T00:00:00Z"), micros("2026-12-08T00:00:00Z"));
-        assert_eq!(t("2026-12-07"), StoredTerm::Within { from, before });
-        assert_eq!(t("eq2026-12-07"), StoredTerm::Within { from, before });
-        assert_eq!(t("ne2026-12-07"), StoredTerm::Outside { from, before });
-        assert_eq!(t("gt2026-12-07"), StoredTerm::From(before));
-        assert_eq!(t("sa2026-12-07"), StoredTerm::From(before));
-        assert_eq!(t("ge2026-12-07"), StoredTerm::From(from));
-        assert_eq!(t("lt2026-12-07"), StoredTerm::Before(from));
-        assert_eq!(t("eb2026-12-07"), StoredTerm::Before(from));
-        assert_eq!(t("le2026-12-07"), StoredTerm::Before(before));
+        assert_eq!(t("2026-12-07"), TimeTerm::Within { from, before });
+        assert_eq!(t("eq2026-12-07"), TimeTerm::Within { from, before });
+        assert_eq!(t("ne2026-12-07"), TimeTerm::Outside { from, before });
+        assert_eq!(t("gt2026-12-07"), TimeTerm::From(before));
+        assert_eq!(t("sa2026-12-07"), TimeTerm::From(before));
+        assert_eq!(t("ge2026-12-07"), TimeTerm::From(from));
+        assert_eq!(t("lt2026-12-07"), TimeTerm::Before(from));
+        assert_eq!(t("eb2026-12-07"), TimeTerm::Before(from));
+        assert_eq!(t("le2026-12-07"), TimeTerm::Before(before));
         // A poll with the last `meta.lastUpdated` seen: strictly after it.
         let last = micros("2026-12-07T10:00:00.250000Z");
-        assert_eq!(t("gt2026-12-07T15:30:00.250000+05:30"), StoredTerm::From(last + 1));
+        assert_eq!(t("gt2026-12-07T15:30:00.250000+05:30"), TimeTerm::From(last + 1));
     }
 
     #[test]
@@ -277,10 +291,10 @@ mod tests {
             ("", "is not a date"),
             ("g", "is not a date"),
         ] {
-            let e = StoredTerm::parse(bad).expect_err(bad);
+            let e = TimeTerm::parse("_lastUpdated", bad).expect_err(bad);
             assert!(e.starts_with(&format!("_lastUpdated `{bad}`")) && e.contains(why), "{bad}: {e}");
         }
-        let spaced = StoredTerm::parse("gt2026-12-07T15:30:00 05:30").unwrap_err();
+        let spaced = TimeTerm::parse("_lastUpdated", "gt2026-12-07T15:30:00 05:30").unwrap_err();
         assert!(spaced.contains("%2B"), "{spaced}");
     }
 
@@ -288,7 +302,7 @@ mod tests {
         /// Whatever a client sends is read or refused, never a panic.
         #[test]
         fn any_text_is_read_or_refused(s in "\\PC{0,40}") {
-            let _ = StoredTerm::parse(&s);
+            let _ = TimeTerm::parse("_lastUpdated", &s);
         }
 
         /// Near misses of a date too; what is read is a range that starts before it ends.
@@ -296,7 +310,7 @@ mod tests {
         fn near_dates_are_read_or_refused(
             s in "(eq|ne|gt|ap|)[0-9]{4}(-[0-9]{1,2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{0,10})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
         ) {
-            let _ = StoredTerm::parse(&s);
+            let _ = TimeTerm::parse("_lastUpdated", &s);
             if let Ok(r) = range(s.trim_start_matches(|c: char| c.is_ascii_lowercase())) {
                 proptest::prop_assert!(r.from <= r.before, "{}", s);
             }
@@ -323,8 +337,8 @@ mod tests {
 
     #[test]
     fn the_condition_numbers_its_parameters_and_keeps_the_edges_of_the_calendar() {
-        let terms = [vec![StoredTerm::From(0)], vec![StoredTerm::Outside { from: 1, before: 2 }]];
-        let (sql, params) = condition(&terms, "m.t", 11);
+        let terms = [vec![TimeTerm::From(0)], vec![TimeTerm::Outside { from: 1, before: 2 }]];
+        let (sql, params) = condition(&terms, Column::Timestamp("m.t"), 11);
         assert_eq!(
             sql,
             "m.t >= $11::text::timestamptz AND (m.t < $12::text::timestamptz OR m.t >= $13::text::timestamptz)"
@@ -333,17 +347,25 @@ mod tests {
             params,
             ["1970-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000001Z", "1970-01-01T00:00:00.000002Z"]
         );
-        assert_eq!(condition(&[], "m.t", 1), ("TRUE".to_string(), vec![]));
+        assert_eq!(condition(&[], Column::Timestamp("m.t"), 1), ("TRUE".to_string(), vec![]));
         // Values separated by commas: any of them.
-        let any = StoredTerm::parse_any("lt2026-01-01,ge2026-12-07").unwrap();
-        let (sql, params) = condition(&[any], "m.t", 1);
+        let any = TimeTerm::parse_any("_lastUpdated", "lt2026-01-01,ge2026-12-07").unwrap();
+        let (sql, params) = condition(&[any], Column::Timestamp("m.t"), 1);
         assert_eq!(sql, "(m.t < $1::text::timestamptz OR m.t >= $2::text::timestamptz)");
         assert_eq!(params, ["2026-01-01T00:00:00.000000Z", "2026-12-07T00:00:00.000000Z"]);
-        assert!(StoredTerm::parse_any("ge2026,yesterday").unwrap_err().contains("`yesterday`"));
+        assert!(TimeTerm::parse_any("_lastUpdated", "ge2026,yesterday").unwrap_err().contains("`yesterday`"));
+        // An instant in microseconds (a measured time): compared as a number.
+        let (sql, params) = condition(&[vec![TimeTerm::Within { from: -5, before: 7 }]], Column::Micros("o.t"), 3);
+        assert_eq!(sql, "(o.t >= $3::text::bigint AND o.t < $4::text::bigint)");
+        assert_eq!(params, ["-5", "7"]);
+        // A refusal names the parameter it was given in.
+        assert!(TimeTerm::parse("date", "yesterday").unwrap_err().starts_with("date `yesterday`"));
         // The last day there is: its end is past what a date can say.
-        let StoredTerm::From(end) = StoredTerm::parse("gt9999-12-31").unwrap() else { panic!() };
+        let TimeTerm::From(end) = TimeTerm::parse("_lastUpdated", "gt9999-12-31").unwrap() else { panic!() };
         assert_eq!(instant_text(end), "infinity");
-        let StoredTerm::Before(start) = StoredTerm::parse("lt0001-01-01T00:00+14:00").unwrap() else { panic!() };
+        let TimeTerm::Before(start) = TimeTerm::parse("_lastUpdated", "lt0001-01-01T00:00+14:00").unwrap() else {
+            panic!()
+        };
         assert_eq!(instant_text(start), "-infinity");
     }
 }

@@ -101,6 +101,15 @@ impl Corrections {
             i => self.0[i - 1].1,
         }
     }
+
+    /// The seq ranges `from..=to` whose gateway times move, each with how far ([`Self::at`] of
+    /// every seq in it), in seq order; the ranges do not overlap.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64, i64)> + '_ {
+        self.0.iter().enumerate().filter(|(_, (_, fix))| *fix != 0).map(|(i, &(from, fix))| {
+            let to = self.0.get(i + 1).map_or(u64::MAX, |next| next.0 - 1);
+            (from, to, fix)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -163,9 +172,15 @@ mod tests {
             })
             .collect();
         let c = Corrections::new(&mixed);
+        let spans: Vec<(u64, u64, i64)> = c.spans().collect();
+        assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "spans in order, apart: {spans:?}");
         for seq in 0..60 {
             let by_hand: i64 = mixed.iter().filter(|s| s.covers(seq)).map(|s| s.step_us).sum();
             assert_eq!(c.at(seq), by_hand, "seq {seq}");
+            // The spans say the same: the one holding seq, or none where nothing moves.
+            let in_span = spans.iter().find(|(from, to, _)| (*from..=*to).contains(&seq)).map_or(0, |s| s.2);
+            assert_eq!(in_span, by_hand, "seq {seq}: {spans:?}");
         }
+        assert_eq!(Corrections::new(&[to_the_end]).spans().collect::<Vec<_>>(), [(3, u64::MAX, 7)]);
     }
 }

@@ -14,7 +14,7 @@ pub use resources::{LOINC_SYSTEM, MDC_SYSTEM};
 
 use crate::http::AppState;
 use crate::search_page::{self, Position};
-use crate::search_time::StoredTerm;
+use crate::search_time::TimeTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use resources::{gateway_device, numeric, phd_device, rtsa, urn, Refs, ID_DEVICE, ID_GATEWAY, ID_OBSERVATION};
-use rows::{correct_clocks, numeric_rows, wave_rows};
+use rows::{correct_clocks, numeric_rows, wave_rows, Times};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -57,7 +57,7 @@ pub struct ObservationQuery {
     /// Whether pages say how many match (`Bundle.total`): see [`Total`].
     #[serde(rename = "_total")]
     total: Option<Total>,
-    // `_lastUpdated` may come twice (a range): read from the query's pairs, see `observations`.
+    // `_lastUpdated` and `date` may come twice (a range): read from the query's pairs, see `times`.
 }
 
 /// FHIR search's `_total`: `none` (no page says how many match), `estimate` (as without it: the
@@ -81,8 +81,32 @@ impl Total {
     }
 }
 
-/// A search takes at most this many `_lastUpdated` values (two make a window).
-const MAX_STORED_TERMS: usize = 4;
+/// The date parameters of the Observation search: `_lastUpdated` (stored) and `date` (measured).
+const TIME_PARAMETERS: [&str; 2] = ["_lastUpdated", "date"];
+
+/// A search takes each date parameter at most this many times (two make a window).
+const MAX_TIME_VALUES: usize = 4;
+
+/// The date parameters of a search (each may come more than once).
+fn times(pairs: &[(String, String)]) -> Result<Times, String> {
+    let given: Vec<(&'static str, String)> =
+        pairs.iter().filter_map(|(k, v)| TIME_PARAMETERS.iter().find(|n| *n == k).map(|n| (*n, v.clone()))).collect();
+    let mut times = Times::default();
+    for name in TIME_PARAMETERS {
+        if given.iter().filter(|(n, _)| *n == name).count() > MAX_TIME_VALUES {
+            return Err(format!("{name}: at most {MAX_TIME_VALUES} values"));
+        }
+    }
+    for (name, value) in &given {
+        let terms = TimeTerm::parse_any(name, value)?;
+        match *name {
+            "date" => times.measured.push(terms),
+            _ => times.stored.push(terms),
+        }
+    }
+    times.given = given;
+    Ok(times)
+}
 
 #[derive(Debug, Deserialize)]
 pub struct BundleQuery {
@@ -167,7 +191,7 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
     }
 }
 
-/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&_lastUpdated=&_count=&_total=&_summary=`:
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&date=&_lastUpdated=&_count=&_total=&_summary=`:
 /// a searchset of the spot values (devices by their identifiers, a logical reference), a page of
 /// `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total` when
 /// the first page holds them all or on every page with `_total=accurate`; with `_count=0` or
@@ -189,12 +213,8 @@ async fn observations(
         Some(Some(p)) => Some(p),
         None => None,
     };
-    let last_updated: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "_lastUpdated").map(|(_, v)| v).collect();
-    if last_updated.len() > MAX_STORED_TERMS {
-        return outcome(StatusCode::BAD_REQUEST, "invalid", "_lastUpdated: at most four values");
-    }
-    let stored = match last_updated.iter().map(|v| StoredTerm::parse_any(v)).collect::<Result<Vec<_>, _>>() {
-        Ok(b) => b,
+    let times = match times(&pairs) {
+        Ok(t) => t,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
     let db = s.db.get().await;
@@ -204,11 +224,11 @@ async fn observations(
     // FHIR search: no more resources than asked for; zero asks how many match (as R5 says, the
     // same as `_summary=count`): the total and no entries.
     if q.count == Some(0) || q.summary.as_deref() == Some("count") {
-        return count_only(&db, &q, &v.grants, &stored, &ignored).await;
+        return count_only(&db, &q, &v.grants, &times, &ignored).await;
     }
     let count = q.count.map_or(MAX_COUNT, |n| n.min(MAX_COUNT));
     // One more than the page: whether there is a next one.
-    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &stored, Some(count + 1)).await {
+    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &times, Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -235,7 +255,7 @@ async fn observations(
             ("dev", q.dev.clone()),
             ("code", q.code.clone()),
         ];
-        params.extend(last_updated.iter().map(|v| ("_lastUpdated", Some(v.clone()))));
+        params.extend(times.given.iter().map(|(name, v)| (*name, Some(v.clone()))));
         params.extend([
             ("_total", q.total.map(|t| t.as_str().to_string())),
             ("_count", Some(count.to_string())),
@@ -252,7 +272,7 @@ async fn observations(
     match q.total {
         Some(Total::None) => {}
         Some(Total::Accurate) if more || after.is_some() => {
-            match rows::numeric_count(&db, &q, &v.grants, &stored).await {
+            match rows::numeric_count(&db, &q, &v.grants, &times).await {
                 Ok(n) => bundle["total"] = json!(n),
                 Err(e) => return db_error(e),
             }
@@ -269,10 +289,10 @@ async fn count_only(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
-    stored: &[Vec<StoredTerm>],
+    times: &Times,
     ignored: &[String],
 ) -> Response {
-    let total = match rows::numeric_count(db, q, grants, stored).await {
+    let total = match rows::numeric_count(db, q, grants, times).await {
         Ok(n) => n,
         Err(e) => return db_error(e),
     };
@@ -326,11 +346,13 @@ async fn consult_bundle(
     };
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
-    let (mut numbers, mut waves) =
-        match (numeric_rows(&db, &oq, &v.grants, None, &[], None).await, wave_rows(&db, &q.consult, &v.grants).await) {
-            (Ok(n), Ok(w)) => (n, w),
-            (Err(e), _) | (_, Err(e)) => return db_error(e),
-        };
+    let (mut numbers, mut waves) = match (
+        numeric_rows(&db, &oq, &v.grants, None, &Times::default(), None).await,
+        wave_rows(&db, &q.consult, &v.grants).await,
+    ) {
+        (Ok(n), Ok(w)) => (n, w),
+        (Err(e), _) | (_, Err(e)) => return db_error(e),
+    };
     if let Err(e) = correct_clocks(&db, &mut numbers, &mut waves).await {
         return db_error(e);
     }

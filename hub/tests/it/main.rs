@@ -7,6 +7,7 @@ mod claims;
 mod cli;
 mod clock_steps;
 mod code_search;
+mod date_search;
 mod exactly_once;
 mod fhir;
 mod fhir_client;
