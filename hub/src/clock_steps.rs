@@ -37,12 +37,14 @@ impl ClockSteps {
         Ok(Self::from_rows(&rows))
     }
 
-    /// The steps of every gateway (a search by measured time may find any gateway's readings).
-    pub async fn everywhere(db: &Client) -> Result<ClockSteps, tokio_postgres::Error> {
+    /// The steps of every gateway of the `sites` (a search by measured time may find the readings
+    /// of any gateway its client's grants open).
+    pub async fn at_sites(db: &Client, sites: &[&str]) -> Result<ClockSteps, tokio_postgres::Error> {
         let rows = db
             .query(
-                "SELECT site, gw, step_us, seq_from, seq_to FROM clock_steps ORDER BY message_id DESC LIMIT $1",
-                &[&MAX_STEPS],
+                "SELECT site, gw, step_us, seq_from, seq_to FROM clock_steps WHERE site = ANY($1::text[])
+                 ORDER BY message_id DESC LIMIT $2",
+                &[&sites, &MAX_STEPS],
             )
             .await?;
         Ok(Self::from_rows(&rows))
