@@ -37,8 +37,8 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
 ];
 
 /// What an Observation search takes besides its search parameters: paging, `_summary` (`count`
-/// and `false`), `_total` and `_format` (it always answers in JSON).
-const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_summary", "_total", "_format"];
+/// and `false`), `_sort` (`date` and `-date`), `_total` and `_format` (it always answers in JSON).
+const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_summary", "_sort", "_total", "_format"];
 
 /// What the consult's Bundle takes: the consult, and `_format`.
 pub const BUNDLE_PARAMETERS: &[&str] = &["consult", "_format"];
@@ -49,8 +49,9 @@ pub fn observation_parameters() -> Vec<&'static str> {
 }
 
 /// Parameters taken with some of their values only: `_summary` as `count` (only the total) or
-/// `false` (whole resources), not as a subset of each resource.
-const APPLIED_VALUES: &[(&str, &[&str])] = &[("_summary", &["count", "false"])];
+/// `false` (whole resources), not as a subset of each resource; `_sort` by when values were
+/// measured, earliest or latest first.
+const APPLIED_VALUES: &[(&str, &[&str])] = &[("_summary", &["count", "false"]), ("_sort", &["date", "-date"])];
 
 /// What of `pairs` is not applied, each once, in order: a name not in `taken`, or `name=value`
 /// for a value [`APPLIED_VALUES`] does not list.
@@ -130,7 +131,7 @@ pub fn statement(base: &str, started: &str) -> Value {
                     "supportedProfile": phd(OBSERVATION_PROFILES),
                     "interaction": [{"code": "search-type"}],
                     "searchParam": search,
-                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link; _count=0 or _summary=count gives the total only; _total=accurate gives it on every page. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
+                    "documentation": "Spot values, a page of _count (at most 1,000) at a time with a next link; _count=0 or _summary=count gives the total only; _total=accurate gives it on every page; _sort=date or -date orders them by when they were measured. Every search parameter takes several values separated by commas (any of them; \\, is a comma in a value), and all parameters given hold."
                 },
                 {
                     "type": "Bundle",

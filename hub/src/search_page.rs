@@ -1,6 +1,7 @@
 //! Paging a FHIR search (RESTful API, "Paging"): a page ends where the next begins, at the
-//! position of its last observation (site, gateway, seq, value index: the order of the search),
-//! which the `next` link carries as an opaque cursor. A page costs the same however deep it is,
+//! position of its last observation (site, gateway, seq, value index: the order of the search;
+//! first when it was measured, for a search sorted by it), which the `next` link carries as an
+//! opaque cursor. A page costs the same however deep it is,
 //! and readings stored meanwhile do not shift the pages a client is reading.
 
 use base64::Engine;
@@ -12,20 +13,36 @@ pub struct Position {
     pub gw: String,
     pub seq: i64,
     pub idx: i32,
+    /// When it was measured (µs), in a search sorted by it.
+    pub measured: Option<i64>,
+}
+
+/// A cursor's JSON: the position, with the measured time or without.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Cursor {
+    Sorted(String, String, i64, i32, i64),
+    Signed(String, String, i64, i32),
 }
 
 impl Position {
     /// The cursor a `next` link carries (base64url of a JSON array).
     pub fn cursor(&self) -> String {
-        let json = serde_json::json!([self.site, self.gw, self.seq, self.idx]).to_string();
+        let json = match self.measured {
+            Some(t) => serde_json::json!([self.site, self.gw, self.seq, self.idx, t]),
+            None => serde_json::json!([self.site, self.gw, self.seq, self.idx]),
+        }
+        .to_string();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
     /// The position a cursor names; `None` for anything this server did not make.
     pub fn from_cursor(cursor: &str) -> Option<Position> {
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let (site, gw, seq, idx): (String, String, i64, i32) = serde_json::from_slice(&json).ok()?;
-        Some(Position { site, gw, seq, idx })
+        Some(match serde_json::from_slice(&json).ok()? {
+            Cursor::Sorted(site, gw, seq, idx, t) => Position { site, gw, seq, idx, measured: Some(t) },
+            Cursor::Signed(site, gw, seq, idx) => Position { site, gw, seq, idx, measured: None },
+        })
     }
 }
 
@@ -74,8 +91,10 @@ mod tests {
 
     #[test]
     fn a_cursor_names_its_position_and_nothing_else_is_taken_for_one() {
-        let p = Position { site: "upazila-01".into(), gw: "gw \"a\"/ü".into(), seq: 1 << 40, idx: 3 };
+        let p = Position { site: "upazila-01".into(), gw: "gw \"a\"/ü".into(), seq: 1 << 40, idx: 3, measured: None };
         assert_eq!(Position::from_cursor(&p.cursor()), Some(p.clone()));
+        let sorted = Position { measured: Some(-1_765_000_000_000_000), ..p.clone() };
+        assert_eq!(Position::from_cursor(&sorted.cursor()), Some(sorted));
         assert!(p.cursor().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         for bad in [
             "",
@@ -83,6 +102,8 @@ mod tests {
             "WzFd",
             "eyJzaXRlIjoxfQ",
             &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("[\"a\",\"b\",1]"),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("[\"a\",\"b\",1,2,\"t\"]"),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("[\"a\",\"b\",1,2,3,4]"),
         ] {
             assert_eq!(Position::from_cursor(bad), None, "{bad}");
         }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use resources::{gateway_device, numeric, phd_device, rtsa, urn, Refs, ID_DEVICE, ID_GATEWAY, ID_OBSERVATION};
-use rows::{correct_clocks, numeric_rows, wave_rows, Times};
+use rows::{correct_clocks, numeric_rows, wave_rows, Order, Times};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -54,6 +54,10 @@ pub struct ObservationQuery {
     /// another value is not applied (`fhir_capability::outside` names it).
     #[serde(rename = "_summary")]
     summary: Option<String>,
+    /// `date` or `-date`: in the order of when values were measured ([`Order`]); another value
+    /// is not applied (`fhir_capability::outside` names it).
+    #[serde(rename = "_sort")]
+    sort: Option<String>,
     /// Whether pages say how many match (`Bundle.total`): see [`Total`].
     #[serde(rename = "_total")]
     total: Option<Total>,
@@ -228,7 +232,12 @@ async fn observations(
     }
     let count = q.count.map_or(MAX_COUNT, |n| n.min(MAX_COUNT));
     // One more than the page: whether there is a next one.
-    let mut rows = match numeric_rows(&db, &q, &v.grants, after.as_ref(), &times, Some(count + 1)).await {
+    let order = Order::of(q.sort.as_deref());
+    // A cursor holds a position in the order of the search that made it.
+    if after.as_ref().is_some_and(|p| p.measured.is_some() != (order != Order::Signed)) {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is from a search in another order (_sort)");
+    }
+    let mut rows = match numeric_rows(&db, &q, &v.grants, (after.as_ref(), order), &times, Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -257,6 +266,7 @@ async fn observations(
         ];
         params.extend(times.given.iter().map(|(name, v)| (*name, Some(v.clone()))));
         params.extend([
+            ("_sort", order.sort().map(str::to_string)),
             ("_total", q.total.map(|t| t.as_str().to_string())),
             ("_count", Some(count.to_string())),
             ("_cursor", cursor),
@@ -265,7 +275,13 @@ async fn observations(
     };
     let mut links = vec![json!({"relation": "self", "url": page_url(q.cursor.clone())})];
     if let (true, Some(last)) = (more, rows.last()) {
-        let end = Position { site: last.site.clone(), gw: last.gw.clone(), seq: last.seq, idx: last.idx };
+        let end = Position {
+            site: last.site.clone(),
+            gw: last.gw.clone(),
+            seq: last.seq,
+            idx: last.idx,
+            measured: last.measured_us,
+        };
         links.push(json!({"relation": "next", "url": page_url(Some(end.cursor()))}));
     }
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
@@ -342,12 +358,13 @@ async fn consult_bundle(
         count: None,
         cursor: None,
         summary: None,
+        sort: None,
         total: None,
     };
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
     let (mut numbers, mut waves) = match (
-        numeric_rows(&db, &oq, &v.grants, None, &Times::default(), None).await,
+        numeric_rows(&db, &oq, &v.grants, (None, Order::Signed), &Times::default(), None).await,
         wave_rows(&db, &q.consult, &v.grants).await,
     ) {
         (Ok(n), Ok(w)) => (n, w),

@@ -130,6 +130,8 @@ pub struct NumericRow {
     pub clock_fix_us: i64,
     /// When the hub stored it (µs since the epoch): the resource's `meta.lastUpdated`.
     pub stored_us: i64,
+    /// When it was measured as the search computed it, in a search sorted by it (its cursor).
+    pub measured_us: Option<i64>,
 }
 
 /// What every observation has; the caller adds its code, value and effective time.

@@ -47,6 +47,39 @@ pub struct Times {
     pub given: Vec<(&'static str, String)>,
 }
 
+/// The order of a search's results (`_sort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Site, gateway, seq and value index: the order of an index, so a page costs the same
+    /// however deep it is.
+    #[default]
+    Signed,
+    /// `_sort=date`: earliest measured first ([`MEASURED`]), then as `Signed`.
+    Measured,
+    /// `_sort=-date`: latest measured first, then as `Signed` backwards.
+    LatestFirst,
+}
+
+impl Order {
+    /// The order `_sort` asks for (another value is not applied: the search's own order).
+    pub fn of(sort: Option<&str>) -> Order {
+        match sort {
+            Some("date") => Order::Measured,
+            Some("-date") => Order::LatestFirst,
+            _ => Order::Signed,
+        }
+    }
+
+    /// The `_sort` value that asks for it.
+    pub fn sort(self) -> Option<&'static str> {
+        match self {
+            Order::Signed => None,
+            Order::Measured => Some("date"),
+            Order::LatestFirst => Some("-date"),
+        }
+    }
+}
+
 /// When a spot value was measured, as its resource's `effectiveDateTime` says: the device's time,
 /// else the gateway's time on the gateway's clock after the steps it reported since it signed it
 /// (`resources::gateway_time`): moved by the span `f` of its gateway's steps that holds its seq
@@ -133,14 +166,15 @@ impl Selection {
     }
 }
 
-/// The clock steps a search by measured time needs: of the sites the client's grants open (none
-/// when the search does not ask).
+/// The clock steps a search by measured time (or in its order) needs: of the sites the client's
+/// grants open (none when the search does not ask).
 async fn spans_for(
     db: &tokio_postgres::Client,
     times: &Times,
+    order: Order,
     grants: &[Grant],
 ) -> Result<Option<Spans>, tokio_postgres::Error> {
-    if times.measured.is_empty() {
+    if times.measured.is_empty() && order == Order::Signed {
         return Ok(None);
     }
     let sites: Vec<&str> = grants.iter().map(|g| g.site.as_str()).collect();
@@ -154,7 +188,7 @@ pub async fn numeric_count(
     grants: &[Grant],
     times: &Times,
 ) -> Result<i64, tokio_postgres::Error> {
-    let selection = Selection::of(q, grants, times, spans_for(db, times, grants).await?, 1);
+    let selection = Selection::of(q, grants, times, spans_for(db, times, Order::Signed, grants).await?, 1);
     let params: Vec<_> = selection.params().collect();
     // The join only when `_lastUpdated` asks when they were stored: a count of a site's 300,000
     // readings took 230 ms with it and 60 ms without (EXPLAIN ANALYZE, 2026-12-07).
@@ -167,33 +201,53 @@ pub async fn numeric_count(
     Ok(db.query_one(&sql, &params).await?.get(0))
 }
 
-/// The spot values `q` selects that `grants` open, in the search's order (site, gateway, seq,
-/// value index), after `after` when a page starts there, stored and measured within `times`; at
-/// most `limit` (`None`: all).
+/// The spot values `q` selects that `grants` open, in `order`, after `after` when a page starts
+/// there (a position in that order), stored and measured within `times`; at most `limit`
+/// (`None`: all).
 pub async fn numeric_rows(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
-    after: Option<&Position>,
+    (after, order): (Option<&Position>, Order),
     times: &Times,
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
     let (after_seq, after_idx) = (after.map(|p| p.seq), after.map(|p| p.idx));
-    // $1 to $5 the page; then the selection's.
-    let selection = Selection::of(q, grants, times, spans_for(db, times, grants).await?, 6);
+    let after_measured = after.and_then(|p| p.measured);
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         vec![&limit, &after_site, &after_gw, &after_seq, &after_idx];
+    // $1 to $5 the page ($6 too in an order by measured time); then the selection's.
+    let signed_key = "o.site, o.gw, o.seq, o.idx";
+    let (after_key, ordered, measured) = match order {
+        Order::Signed => (
+            format!("({signed_key}) > ($2::text, $3::text, $4::bigint, $5::integer)"),
+            signed_key.to_string(),
+            "NULL::bigint",
+        ),
+        Order::Measured | Order::LatestFirst => {
+            params.push(&after_measured);
+            let (after, ordered) = match order {
+                Order::Measured => (">", format!("{MEASURED}, {signed_key}")),
+                _ => ("<", format!("{MEASURED} DESC, o.site DESC, o.gw DESC, o.seq DESC, o.idx DESC")),
+            };
+            let after_key =
+                format!("({MEASURED}, {signed_key}) {after} ($6::bigint, $2::text, $3::text, $4::bigint, $5::integer)");
+            (after_key, ordered, MEASURED)
+        }
+    };
+    let spans = spans_for(db, times, order, grants).await?;
+    let selection = Selection::of(q, grants, times, spans, params.len() + 1);
     params.extend(selection.params());
     let rows = db
         .query(
             &format!(
                 "SELECT o.site, o.gw, o.seq, o.idx, o.dev, o.consult, o.mdc, o.loinc, o.name, o.value, o.ucum, o.unit_mdc,
-                        o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint
+                        o.quality, o.t_us, o.tdev_us, o.prof, (EXTRACT(EPOCH FROM m.received_at) * 1000000)::bigint,
+                        {measured}
                  FROM observations o JOIN messages m ON m.id = o.message_id{}
-                 WHERE {}
-                   AND ($2::text IS NULL OR (o.site, o.gw, o.seq, o.idx) > ($2::text, $3::text, $4::bigint, $5::integer))
-                 ORDER BY o.site, o.gw, o.seq, o.idx LIMIT $1::bigint",
+                 WHERE {} AND ($2::text IS NULL OR {after_key})
+                 ORDER BY {ordered} LIMIT $1::bigint",
                 selection.joins, selection.sql
             ),
             &params,
@@ -217,6 +271,7 @@ pub async fn numeric_rows(
             tdev_us: r.get(14),
             clock_fix_us: 0,
             stored_us: r.get(16),
+            measured_us: r.get(17),
         })
         .collect())
 }

@@ -4,7 +4,8 @@
 //! on the gateway's clock after the steps it reported (a spoke PC that booted ten days behind).
 //! What each window should select is read from the resources the unfiltered search returns; the
 //! windows are chosen so that signed times, device times and corrected times each decide one.
-//! (Before, `date` was ignored: every reading came back, whatever the window.)
+//! `_sort=date` and `-date` page through them in that order. (Before, `date` and `_sort` were
+//! ignored: every reading came back, whatever the window, in the order they were signed.)
 
 use crate::support::*;
 use serde_json::Value;
@@ -71,7 +72,7 @@ async fn found(port: u16, path: &str) -> Vec<(String, i64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn date_finds_readings_by_when_their_resources_say_they_were_measured() {
+async fn date_finds_and_sort_orders_readings_by_when_their_resources_say_they_were_measured() {
     let rig = CraftedRig::start("date-search").await;
     rig.hub.user("his", PASSWORD, &[("site-1", None, None)]);
     let port = rig.instance.http;
@@ -136,6 +137,41 @@ async fn date_finds_readings_by_when_their_resources_say_they_were_measured() {
         let counted = get(port, &format!("/fhir/r4/Observation?site=site-1&{query}&_summary=count")).await;
         assert_eq!(counted["total"], want.len(), "{query}: {counted}");
     }
+
+    // In the order of when they were measured (`_sort`), two a page: earliest first, latest first
+    // (the order and the position in it carried by the next links); ties (1 and 5: a corrected
+    // time and a signed one) in seq order, backwards when latest first.
+    assert_eq!(effective(1), effective(5), "the test wants a tie");
+    let mut by_time: Vec<(i64, String)> = all.iter().map(|(id, t)| (*t, id.clone())).collect();
+    by_time.sort();
+    let earliest_first: Vec<String> = by_time.iter().map(|(_, id)| id.clone()).collect();
+    let ids = |found: Vec<(String, i64)>| found.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(found(port, "/fhir/r4/Observation?site=site-1&_sort=date&_count=2").await), earliest_first);
+    let latest_first: Vec<String> = earliest_first.iter().rev().cloned().collect();
+    assert_eq!(ids(found(port, "/fhir/r4/Observation?site=site-1&_sort=-date&_count=2").await), latest_first);
+    // The latest in the last hour.
+    let recent = format!("/fhir/r4/Observation?site=site-1&date=ge{}&_sort=-date&_count=1", enc(&at(now - HOUR)));
+    let want: Vec<String> = by_time.iter().rev().filter(|(t, _)| *t >= now - HOUR).map(|(_, id)| id.clone()).collect();
+    assert_eq!(ids(found(port, &recent).await), want);
+    // A cursor is a position in the order of its search: refused in another.
+    let page = get(port, "/fhir/r4/Observation?site=site-1&_sort=date&_count=2").await;
+    let next = page["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"].clone();
+    let unsorted = next.as_str().unwrap().replace("_sort=date&", "");
+    let unsorted = unsorted.strip_prefix(&format!("http://127.0.0.1:{port}")).unwrap();
+    assert!(!unsorted.contains("_sort"), "{unsorted}");
+    let (status, _, body) = http_request(port, "GET", unsorted, &basic("his", PASSWORD), "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("another order"), "{body}");
+    // Another sort is not applied, and said so: the search's own order (seq).
+    let other = get(port, "/fhir/r4/Observation?site=site-1&_sort=-value-quantity").await;
+    let said: Vec<&Value> =
+        other["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "outcome").collect();
+    assert!(
+        said[0]["resource"]["issue"][0]["diagnostics"].as_str().unwrap().contains("_sort=-value-quantity"),
+        "{other}"
+    );
+    let in_seq_order: Vec<String> = (1..=5).map(|seq| format!("site-1/gw-a/{seq}/0")).collect();
+    assert_eq!(ids(found(port, "/fhir/r4/Observation?site=site-1&_sort=-value-quantity").await), in_seq_order);
 
     // A value that is not a date is refused, naming the parameter.
     let (status, _, body) =
