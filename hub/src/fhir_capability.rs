@@ -40,6 +40,9 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
 /// and `false`), `_sort` (`date` and `-date`), `_total` and `_format` (it always answers in JSON).
 const OBSERVATION_RESULT_PARAMETERS: &[&str] = &["_count", "_cursor", "_summary", "_sort", "_total", "_format"];
 
+/// What the Device search takes: identifiers, and `_format`.
+pub const DEVICE_PARAMETERS: &[&str] = &["identifier", "_format"];
+
 /// What the consult's Bundle takes: the consult, and `_format`.
 pub const BUNDLE_PARAMETERS: &[&str] = &["consult", "_format"];
 
@@ -145,7 +148,13 @@ pub fn statement(base: &str, started: &str) -> Value {
                 {
                     "type": "Device",
                     "supportedProfile": phd(DEVICE_PROFILES),
-                    "documentation": "Contained in the consult's Bundle; referred to by identifier."
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": [{
+                        "name": "identifier",
+                        "type": "token",
+                        "documentation": "A device's identifier as an Observation refers to it (urn:spokegate:device|site/gw/dev, urn:spokegate:gateway|site/gw; the system may be left out), several separated by commas. Required."
+                    }],
+                    "documentation": "The devices Observations refer to by identifier (also in the consult's Bundle)."
                 }
             ]
         }]

@@ -1,4 +1,5 @@
 //! The hub's FHIR R4 API: `GET /fhir/r4/Observation` (a searchset of the spot values, paged),
+//! `GET /fhir/r4/Device?identifier=` (the devices the observations refer to, [`devices`]),
 //! `GET /fhir/r4/Bundle?consult=` (a consult's readings as a transaction) and
 //! `GET /fhir/r4/metadata` (`fhir_capability`). How a stored reading becomes a resource is in
 //! [`resources`]; which rows a request reads, in [`rows`].
@@ -7,6 +8,7 @@
 //! single sign-on header) and gets only what that user's grants open (401 without credentials;
 //! a consult the grants do not open is not found, as one that does not exist).
 
+mod devices;
 mod resources;
 mod rows;
 
@@ -34,6 +36,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fhir/r4/metadata", get(crate::fhir_capability::metadata))
         .route("/fhir/r4/Observation", get(observations))
+        .route("/fhir/r4/Device", get(device_search))
         .route("/fhir/r4/Bundle", get(consult_bundle))
 }
 
@@ -111,6 +114,15 @@ fn times(pairs: &[(String, String)]) -> Result<Times, String> {
     times.given = given;
     Ok(times)
 }
+
+#[derive(Debug, Deserialize)]
+pub struct DeviceQuery {
+    /// `system|value` or `value`, several separated by commas (see [`devices::named`]).
+    identifier: Option<String>,
+}
+
+/// A Device search names at most this many identifiers.
+const MAX_IDENTIFIERS: usize = 100;
 
 #[derive(Debug, Deserialize)]
 pub struct BundleQuery {
@@ -254,7 +266,7 @@ async fn observations(
             json!({"fullUrl": urn(&format!("{ID_OBSERVATION}|{id}")), "resource": o, "search": {"mode": "match"}})
         })
         .collect();
-    entries.extend(ignored_outcome(&ignored));
+    entries.extend(ignored_outcome("the Observation search", &ignored));
     let base = search_page::base(s.public_url.as_deref(), &headers);
     let page_url = |cursor: Option<String>| {
         let mut params = vec![
@@ -313,21 +325,71 @@ async fn count_only(
         Err(e) => return db_error(e),
     };
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": total});
-    if let Some(o) = ignored_outcome(ignored) {
+    if let Some(o) = ignored_outcome("the Observation search", ignored) {
         bundle["entry"] = json!([o]);
     }
     fhir_json(bundle)
 }
 
 /// The entry that names the parameters a search ignored (`search.mode` outcome), if any.
-fn ignored_outcome(ignored: &[String]) -> Option<Value> {
+fn ignored_outcome(what: &str, ignored: &[String]) -> Option<Value> {
     if ignored.is_empty() {
         return None;
     }
-    let why = format!("not taken by the Observation search, and ignored: {}", ignored.join(", "));
+    let why = format!("not taken by {what}, and ignored: {}", ignored.join(", "));
     Some(json!({
         "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": why}]},
         "search": {"mode": "outcome"}
+    }))
+}
+
+/// `GET /fhir/r4/Device?identifier=`: a searchset of the devices named that the client's grants
+/// open something of (a device an Observation refers to by identifier is found by it).
+async fn device_search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<DeviceQuery>, QueryRejection>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let taken = crate::fhir_capability::DEVICE_PARAMETERS;
+    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Device search", taken).await {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    // Every device the hub has heard of, across every site, is not a search to answer at once.
+    let Some(identifier) = q.identifier else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the Device search takes identifier (as an Observation refers to its device)",
+        );
+    };
+    let named = devices::named(&identifier);
+    if named.len() > MAX_IDENTIFIERS {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", &format!("identifier: at most {MAX_IDENTIFIERS} values"));
+    }
+    // Each device once, however often it is named.
+    let named: Vec<&devices::Named> =
+        named.iter().enumerate().filter(|(i, n)| !named[..*i].contains(n)).map(|(_, n)| n).collect();
+    let db = s.db.get().await;
+    let mut entries = Vec::new();
+    for n in named {
+        match devices::find(&db, n, &v.grants).await {
+            Ok(Some(device)) => entries.push(devices::entry(device)),
+            Ok(None) => {}
+            Err(e) => return db_error(e),
+        }
+    }
+    let total = entries.len();
+    entries.extend(ignored_outcome("the Device search", &ignored));
+    let base = search_page::base(s.public_url.as_deref(), &headers);
+    let own = search_page::url(&format!("{base}/fhir/r4/Device"), &[("identifier", Some(identifier))]);
+    fhir_json(json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": own}],
+        "entry": entries,
     }))
 }
 

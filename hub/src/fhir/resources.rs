@@ -78,8 +78,9 @@ pub fn phd_device(site: &str, gw: &str, dev: &str, profile: Option<&str>) -> Val
 
 /// Where an observation points for its device and gateway (FHIR References): the Device
 /// entries' fullUrls in a transaction, or in a search's results the devices' identifiers (a
-/// logical reference: the hub serves no Device resources, and a conditional reference such as
-/// `Device?identifier=...` is only allowed in a transaction).
+/// logical reference, which a client resolves with `Device?identifier=`: the hub's Devices have
+/// no ids of their own, and a conditional reference such as `Device?identifier=...` is only
+/// allowed in a transaction).
 pub struct Refs {
     pub device: Value,
     pub gateway: Value,

@@ -16,7 +16,7 @@ use spokegate::model::{Channel, Code, Unit, Wave};
 /// The SQL condition that keeps the rows `grants` open (site, gateway, consult columns prefixed
 /// with `of`), with its parameters numbered from `$first`: a client sees what its grants open
 /// and nothing else, as in the view.
-fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<String>>) {
+pub(super) fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<Option<String>>) {
     let mut params = Vec::new();
     let terms: Vec<String> = grants
         .iter()

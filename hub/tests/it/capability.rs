@@ -85,6 +85,7 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
         }
     }
     assert_eq!(said["resources"]["Bundle"]["search"], serde_json::json!({"consult": "token"}), "{said}");
+    assert_eq!(said["resources"]["Device"]["search"], serde_json::json!({"identifier": "token"}), "{said}");
 
     // A parameter the search does not take is ignored and said so: an OperationOutcome entry
     // names it, and the self link leaves it out; with `Prefer: handling=strict` it is refused.

@@ -8,6 +8,7 @@ mod cli;
 mod clock_steps;
 mod code_search;
 mod date_search;
+mod device_search;
 mod exactly_once;
 mod fhir;
 mod fhir_client;
