@@ -97,7 +97,8 @@ const MEASURED: &str = "COALESCE(o.tdev_us, CASE
 /// hold, and their parameters numbered in turn from `$first`.
 struct Selection {
     sql: String,
-    /// The spans of clock steps (`f`) when the search asks when values were measured, joined to
+    /// The spans of clock steps (`f`) when the search asks when values were measured (or is in
+    /// that order), joined to
     /// each value of their gateway and seq (they do not overlap: a value meets one at most).
     joins: String,
     tokens: Vec<SqlValue>,
@@ -108,7 +109,8 @@ struct Selection {
 }
 
 impl Selection {
-    /// `spans`: the gateways' clock steps, read when `times` asks when values were measured.
+    /// `spans`: the gateways' clock steps, read when the search asks when values were measured
+    /// (`times`) or is in that order.
     fn of(q: &ObservationQuery, grants: &[Grant], times: &Times, spans: Option<Spans>, first: usize) -> Selection {
         let mut next = first;
         let mut terms = Vec::new();
