@@ -98,8 +98,8 @@ const MEASURED: &str = "COALESCE(o.tdev_us, CASE
 struct Selection {
     sql: String,
     /// The spans of clock steps (`f`) when the search asks when values were measured (or is in
-    /// that order), joined to
-    /// each value of their gateway and seq (they do not overlap: a value meets one at most).
+    /// that order), joined to each value of their gateway and seq (they do not overlap: a value
+    /// meets one at most).
     joins: String,
     tokens: Vec<SqlValue>,
     times: Vec<String>,
