@@ -29,6 +29,12 @@ pub const OBSERVATION_SEARCH: &[(&str, &str, Option<&str>, &str)] = &[
         "When the value was measured, as effectiveDateTime says: the device's time, else the gateway's, corrected for the clock steps the gateway reported. Prefixes eq, ne, gt, ge, lt, le, sa, eb (not ap); dates are UTC.",
     ),
     (
+        "value-quantity",
+        "quantity",
+        Some("http://hl7.org/fhir/SearchParameter/Observation-value-quantity"),
+        "The value, in a unit: [prefix]number|system|code (gt180|http://unitsofmeasure.org|mm[Hg], ge7||mmol/L, lt95); a UCUM or MDC unit code, not converted; a number stands for the range of its precision. Prefixes eq, ne, gt, ge, lt, le, sa, eb, ap (10 %).",
+    ),
+    (
         "_lastUpdated",
         "date",
         Some("http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),

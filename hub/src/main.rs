@@ -17,6 +17,7 @@ mod metrics;
 mod reads;
 mod search_code;
 mod search_page;
+mod search_quantity;
 mod search_time;
 mod search_values;
 mod storable;

@@ -12,10 +12,11 @@ mod devices;
 mod resources;
 mod rows;
 
-pub use resources::{LOINC_SYSTEM, MDC_SYSTEM};
+pub use resources::{LOINC_SYSTEM, MDC_SYSTEM, UCUM_SYSTEM};
 
 use crate::http::AppState;
 use crate::search_page::{self, Position};
+use crate::search_quantity::QuantityTerm;
 use crate::search_time::TimeTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::rejection::QueryRejection;
@@ -25,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use resources::{gateway_device, numeric, phd_device, rtsa, urn, Refs, ID_DEVICE, ID_GATEWAY, ID_OBSERVATION};
-use rows::{correct_clocks, numeric_rows, wave_rows, Order, Times};
+use rows::{correct_clocks, numeric_rows, wave_rows, Order, Ranges};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -64,7 +65,8 @@ pub struct ObservationQuery {
     /// Whether pages say how many match (`Bundle.total`): see [`Total`].
     #[serde(rename = "_total")]
     total: Option<Total>,
-    // `_lastUpdated` and `date` may come twice (a range): read from the query's pairs, see `times`.
+    // `_lastUpdated`, `date` and `value-quantity` may come twice (a range): read from the
+    // query's pairs, see `ranges`.
 }
 
 /// FHIR search's `_total`: `none` (no page says how many match), `estimate` (as without it: the
@@ -88,31 +90,32 @@ impl Total {
     }
 }
 
-/// The date parameters of the Observation search: `_lastUpdated` (stored) and `date` (measured).
-const TIME_PARAMETERS: [&str; 2] = ["_lastUpdated", "date"];
+/// The parameters of the Observation search that may come more than once to make a range:
+/// `_lastUpdated` (stored), `date` (measured) and `value-quantity`.
+const RANGE_PARAMETERS: [&str; 3] = ["_lastUpdated", "date", "value-quantity"];
 
-/// A search takes each date parameter at most this many times (two make a window).
-const MAX_TIME_VALUES: usize = 4;
+/// A search takes each of them at most this many times (two make a window).
+const MAX_RANGE_VALUES: usize = 4;
 
-/// The date parameters of a search (each may come more than once).
-fn times(pairs: &[(String, String)]) -> Result<Times, String> {
+/// The range parameters of a search.
+fn ranges(pairs: &[(String, String)]) -> Result<Ranges, String> {
     let given: Vec<(&'static str, String)> =
-        pairs.iter().filter_map(|(k, v)| TIME_PARAMETERS.iter().find(|n| *n == k).map(|n| (*n, v.clone()))).collect();
-    let mut times = Times::default();
-    for name in TIME_PARAMETERS {
-        if given.iter().filter(|(n, _)| *n == name).count() > MAX_TIME_VALUES {
-            return Err(format!("{name}: at most {MAX_TIME_VALUES} values"));
+        pairs.iter().filter_map(|(k, v)| RANGE_PARAMETERS.iter().find(|n| *n == k).map(|n| (*n, v.clone()))).collect();
+    let mut ranges = Ranges::default();
+    for name in RANGE_PARAMETERS {
+        if given.iter().filter(|(n, _)| *n == name).count() > MAX_RANGE_VALUES {
+            return Err(format!("{name}: at most {MAX_RANGE_VALUES} values"));
         }
     }
     for (name, value) in &given {
-        let terms = TimeTerm::parse_any(name, value)?;
         match *name {
-            "date" => times.measured.push(terms),
-            _ => times.stored.push(terms),
+            "value-quantity" => ranges.quantity.push(QuantityTerm::parse_any(value)?),
+            "date" => ranges.measured.push(TimeTerm::parse_any(name, value)?),
+            _ => ranges.stored.push(TimeTerm::parse_any(name, value)?),
         }
     }
-    times.given = given;
-    Ok(times)
+    ranges.given = given;
+    Ok(ranges)
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +232,7 @@ async fn observations(
         Some(Some(p)) => Some(p),
         None => None,
     };
-    let times = match times(&pairs) {
+    let ranges = match ranges(&pairs) {
         Ok(t) => t,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
@@ -240,7 +243,7 @@ async fn observations(
     // FHIR search: no more resources than asked for; zero asks how many match (as R5 says, the
     // same as `_summary=count`): the total and no entries.
     if q.count == Some(0) || q.summary.as_deref() == Some("count") {
-        return count_only(&db, &q, &v.grants, &times, &ignored).await;
+        return count_only(&db, &q, &v.grants, &ranges, &ignored).await;
     }
     let count = q.count.map_or(MAX_COUNT, |n| n.min(MAX_COUNT));
     // One more than the page: whether there is a next one.
@@ -249,7 +252,7 @@ async fn observations(
     if after.as_ref().is_some_and(|p| p.measured.is_some() != (order != Order::Signed)) {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is from a search in another order (_sort)");
     }
-    let mut rows = match numeric_rows(&db, &q, &v.grants, (after.as_ref(), order), &times, Some(count + 1)).await {
+    let mut rows = match numeric_rows(&db, &q, &v.grants, (after.as_ref(), order), &ranges, Some(count + 1)).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -276,7 +279,7 @@ async fn observations(
             ("dev", q.dev.clone()),
             ("code", q.code.clone()),
         ];
-        params.extend(times.given.iter().map(|(name, v)| (*name, Some(v.clone()))));
+        params.extend(ranges.given.iter().map(|(name, v)| (*name, Some(v.clone()))));
         params.extend([
             ("_sort", order.sort().map(str::to_string)),
             ("_total", q.total.map(|t| t.as_str().to_string())),
@@ -300,7 +303,7 @@ async fn observations(
     match q.total {
         Some(Total::None) => {}
         Some(Total::Accurate) if more || after.is_some() => {
-            match rows::numeric_count(&db, &q, &v.grants, &times).await {
+            match rows::numeric_count(&db, &q, &v.grants, &ranges).await {
                 Ok(n) => bundle["total"] = json!(n),
                 Err(e) => return db_error(e),
             }
@@ -317,10 +320,10 @@ async fn count_only(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
-    times: &Times,
+    ranges: &Ranges,
     ignored: &[String],
 ) -> Response {
-    let total = match rows::numeric_count(db, q, grants, times).await {
+    let total = match rows::numeric_count(db, q, grants, ranges).await {
         Ok(n) => n,
         Err(e) => return db_error(e),
     };
@@ -426,7 +429,7 @@ async fn consult_bundle(
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
     let (mut numbers, mut waves) = match (
-        numeric_rows(&db, &oq, &v.grants, (None, Order::Signed), &Times::default(), None).await,
+        numeric_rows(&db, &oq, &v.grants, (None, Order::Signed), &Ranges::default(), None).await,
         wave_rows(&db, &q.consult, &v.grants).await,
     ) {
         (Ok(n), Ok(w)) => (n, w),

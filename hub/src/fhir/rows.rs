@@ -1,12 +1,13 @@
 //! Which stored rows a FHIR request reads: the spot values a search selects, a consult's
 //! waveform chunks, both only where the client's grants open them, and the clock steps that move
-//! their gateway times.
+//! their gateway ranges.
 
 use super::resources::{NumericRow, WaveRow};
 use super::ObservationQuery;
 use crate::clock_steps::{ClockSteps, Spans};
 use crate::search_code::CodeSearch;
 use crate::search_page::Position;
+use crate::search_quantity::QuantityTerm;
 use crate::search_time::{Column, TimeTerm};
 use crate::search_values::SqlValue;
 use crate::view::access::Grant;
@@ -36,13 +37,16 @@ pub(super) fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<
     (sql, params)
 }
 
-/// A search's date parameters, each a list of terms any of which holds; all of them hold.
+/// A search's parameters that may come more than once (a range), each a list of terms any of
+/// which holds; all of them hold.
 #[derive(Debug, Default)]
-pub struct Times {
+pub struct Ranges {
     /// `_lastUpdated`: when the hub stored the reading.
     pub stored: Vec<Vec<TimeTerm>>,
     /// `date`: when it was measured ([`MEASURED`]).
     pub measured: Vec<Vec<TimeTerm>>,
+    /// `value-quantity`: its value and unit.
+    pub quantity: Vec<Vec<QuantityTerm>>,
     /// The parameters as given, in order (for the page links).
     pub given: Vec<(&'static str, String)>,
 }
@@ -102,7 +106,7 @@ struct Selection {
     /// meets one at most).
     joins: String,
     tokens: Vec<SqlValue>,
-    times: Vec<String>,
+    ranges: Vec<String>,
     spans: Option<Spans>,
     code: Vec<SqlValue>,
     grants: Vec<Option<String>>,
@@ -110,8 +114,8 @@ struct Selection {
 
 impl Selection {
     /// `spans`: the gateways' clock steps, read when the search asks when values were measured
-    /// (`times`) or is in that order.
-    fn of(q: &ObservationQuery, grants: &[Grant], times: &Times, spans: Option<Spans>, first: usize) -> Selection {
+    /// (`ranges`) or is in that order.
+    fn of(q: &ObservationQuery, grants: &[Grant], ranges: &Ranges, spans: Option<Spans>, first: usize) -> Selection {
         let mut next = first;
         let mut terms = Vec::new();
         let mut tokens = Vec::new();
@@ -124,15 +128,20 @@ impl Selection {
             }
         }
         // TRUE without `_lastUpdated`: then the condition needs no stored message.
-        let (stored, mut times_params) =
-            crate::search_time::condition(&times.stored, Column::Timestamp("m.received_at"), next);
+        let (stored, mut range_params) =
+            crate::search_time::condition(&ranges.stored, Column::Timestamp("m.received_at"), next);
         terms.push(stored);
-        next += times_params.len();
+        next += range_params.len();
         let (measured, measured_params) =
-            crate::search_time::condition(&times.measured, Column::Micros(MEASURED), next);
+            crate::search_time::condition(&ranges.measured, Column::Micros(MEASURED), next);
         terms.push(measured);
         next += measured_params.len();
-        times_params.extend(measured_params);
+        range_params.extend(measured_params);
+        let (valued, quantity_params) =
+            crate::search_quantity::condition(&ranges.quantity, ("o.value", "o.ucum", "o.unit_mdc"), next);
+        terms.push(valued);
+        next += quantity_params.len();
+        range_params.extend(quantity_params);
         let joins = match &spans {
             Some(_) => {
                 let [site, gw, from, to, fix] = [next, next + 1, next + 2, next + 3, next + 4];
@@ -153,18 +162,18 @@ impl Selection {
         next += code.len();
         let (open, grants) = granted(grants, "o.", next);
         terms.push(open);
-        Selection { sql: terms.join(" AND "), joins, tokens, times: times_params, spans, code, grants }
+        Selection { sql: terms.join(" AND "), joins, tokens, ranges: range_params, spans, code, grants }
     }
 
     /// The parameters, in the order of their numbers.
     fn params(&self) -> impl Iterator<Item = &(dyn tokio_postgres::types::ToSql + Sync)> {
         type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
         let tokens = self.tokens.iter().map(SqlValue::as_sql);
-        let times = self.times.iter().map(|p| p as Param);
+        let ranges = self.ranges.iter().map(|p| p as Param);
         let spans = self.spans.iter().flat_map(|s| [&s.site as Param, &s.gw, &s.from, &s.to, &s.fix]);
         let code = self.code.iter().map(SqlValue::as_sql);
         let grants = self.grants.iter().map(|p| p as Param);
-        tokens.chain(times).chain(spans).chain(code).chain(grants)
+        tokens.chain(ranges).chain(spans).chain(code).chain(grants)
     }
 }
 
@@ -172,29 +181,29 @@ impl Selection {
 /// grants open (none when the search does not ask).
 async fn spans_for(
     db: &tokio_postgres::Client,
-    times: &Times,
+    ranges: &Ranges,
     order: Order,
     grants: &[Grant],
 ) -> Result<Option<Spans>, tokio_postgres::Error> {
-    if times.measured.is_empty() && order == Order::Signed {
+    if ranges.measured.is_empty() && order == Order::Signed {
         return Ok(None);
     }
     let sites: Vec<&str> = grants.iter().map(|g| g.site.as_str()).collect();
     Ok(Some(ClockSteps::at_sites(db, &sites).await?.spans()))
 }
 
-/// How many spot values `q` selects that `grants` open, stored and measured within `times`.
+/// How many spot values `q` selects that `grants` open, stored and measured within `ranges`.
 pub async fn numeric_count(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
-    times: &Times,
+    ranges: &Ranges,
 ) -> Result<i64, tokio_postgres::Error> {
-    let selection = Selection::of(q, grants, times, spans_for(db, times, Order::Signed, grants).await?, 1);
+    let selection = Selection::of(q, grants, ranges, spans_for(db, ranges, Order::Signed, grants).await?, 1);
     let params: Vec<_> = selection.params().collect();
     // The join only when `_lastUpdated` asks when they were stored: a count of a site's 300,000
     // readings took 230 ms with it and 60 ms without (EXPLAIN ANALYZE, 2026-12-07).
-    let from = if times.stored.is_empty() {
+    let from = if ranges.stored.is_empty() {
         "observations o"
     } else {
         "observations o JOIN messages m ON m.id = o.message_id"
@@ -204,14 +213,14 @@ pub async fn numeric_count(
 }
 
 /// The spot values `q` selects that `grants` open, in `order`, after `after` when a page starts
-/// there (a position in that order), stored and measured within `times`; at most `limit`
+/// there (a position in that order), stored and measured within `ranges`; at most `limit`
 /// (`None`: all).
 pub async fn numeric_rows(
     db: &tokio_postgres::Client,
     q: &ObservationQuery,
     grants: &[Grant],
     (after, order): (Option<&Position>, Order),
-    times: &Times,
+    ranges: &Ranges,
     limit: Option<i64>,
 ) -> Result<Vec<NumericRow>, tokio_postgres::Error> {
     let (after_site, after_gw) = (after.map(|p| p.site.clone()), after.map(|p| p.gw.clone()));
@@ -238,8 +247,8 @@ pub async fn numeric_rows(
             (after_key, ordered, MEASURED)
         }
     };
-    let spans = spans_for(db, times, order, grants).await?;
-    let selection = Selection::of(q, grants, times, spans, params.len() + 1);
+    let spans = spans_for(db, ranges, order, grants).await?;
+    let selection = Selection::of(q, grants, ranges, spans, params.len() + 1);
     params.extend(selection.params());
     let rows = db
         .query(

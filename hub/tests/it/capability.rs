@@ -64,6 +64,7 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
         ("dev", "vitals-1", "vitals-2"),
         ("code", "urn:iso:std:iso:11073:10101|150021", "150022"),
         ("date", "ge2000", "lt2000"),
+        ("value-quantity", "gt100|http://unitsofmeasure.org|mm[Hg]", "gt100||mmol/L"),
         ("_lastUpdated", "ge2000", "lt2000"),
     ];
     let declared = observation["search"].as_object().unwrap();
@@ -89,7 +90,7 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
 
     // A parameter the search does not take is ignored and said so: an OperationOutcome entry
     // names it, and the self link leaves it out; with `Prefer: handling=strict` it is refused.
-    let path = "/fhir/r4/Observation?site=site-1&value-quantity=gt100&code:text=pressure";
+    let path = "/fhir/r4/Observation?site=site-1&patient=Patient/1&code:text=pressure";
     let (status, _, body) = http_request(port, "GET", path, &basic("his", PASSWORD), "").await;
     assert_eq!(status, 200, "{body}");
     let validated = crate::fhir::validate(&body);
@@ -99,13 +100,13 @@ async fn the_capability_statement_validates_and_every_search_parameter_it_declar
         bundle["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "outcome").collect();
     assert_eq!(outcomes.len(), 1, "{bundle}");
     let said = outcomes[0]["resource"]["issue"][0]["diagnostics"].as_str().unwrap();
-    assert!(said.contains("code:text, value-quantity"), "{said}");
+    assert!(said.contains("code:text, patient"), "{said}");
     let own = bundle["link"][0]["url"].as_str().unwrap();
-    assert!(own.contains("site=site-1") && !own.contains("value-quantity"), "{own}");
+    assert!(own.contains("site=site-1") && !own.contains("patient"), "{own}");
     let strict = format!("Prefer: handling=strict\r\n{}", basic("his", PASSWORD));
     let (status, _, body) = http_request(port, "GET", path, &strict, "").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("does not take code:text, value-quantity"), "{body}");
+    assert!(body.contains("does not take code:text, patient"), "{body}");
     let (status, _, body) = http_request(port, "GET", "/fhir/r4/Observation?site=site-1&_count=2", &strict, "").await;
     assert_eq!(status, 200, "strict with only what the search takes: {body}");
     // The consult's Bundle (a transaction: no place for an outcome entry) refuses under strict.

@@ -18,6 +18,7 @@ mod nul_characters;
 mod package;
 mod paging;
 mod passwords;
+mod quantity_search;
 mod quarantine;
 mod reconnect;
 mod service;
