@@ -1,7 +1,8 @@
 //! An independent FHIR client reads the hub as a hospital's system does: SMART on FHIR's Python
 //! `fhirclient` (its own R4 models, which refuse JSON R4 does not allow) reads the
 //! CapabilityStatement first, then searches Observations by LOINC code a page at a time over
-//! HTTP Basic, following the `next` links; it gets every reading with that code, once, as signed.
+//! HTTP Basic, following the `next` links; it gets every reading with that code, once, as signed,
+//! and resolves their device by its identifier. Then by value, latest first.
 
 use crate::support::*;
 use spokegate::model::{Body, Code, Observation, Unit};
@@ -36,15 +37,19 @@ async fn smart_on_fhirs_client_reads_the_statement_and_pages_through_a_search_by
     }
     until("stored", PATIENCE, || async { rig.db.count("SELECT count(*) FROM observations").await == 8 }).await;
 
-    let out = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fhir_client.py"))
-        .arg(format!("http://127.0.0.1:{}/fhir/r4", rig.instance.http))
-        .args(["his", PASSWORD, "code=http://loinc.org|8480-6", "_count=2"])
-        .output()
-        .expect("python3 runs (.ci/setup installs fhirclient)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "fhirclient failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let client = |params: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fhir_client.py"))
+            .arg(format!("http://127.0.0.1:{}/fhir/r4", rig.instance.http))
+            .args(["his", PASSWORD])
+            .args(params)
+            .output()
+            .expect("python3 runs (.ci/setup installs fhirclient)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "fhirclient failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let got = client(&["code=http://loinc.org|8480-6", "_count=2"]);
     assert_eq!(got["fhirVersion"], "4.0.1");
     let declared: Vec<&str> =
         got["observation_search"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -65,4 +70,24 @@ async fn smart_on_fhirs_client_reads_the_statement_and_pages_through_a_search_by
         );
         assert_eq!(o["device"], "site-1/gw-a/vitals-1", "{o}");
     }
+    // The device reference, resolved by the client.
+    assert_eq!(
+        got["devices"],
+        serde_json::json!([{"identifier": "site-1/gw-a/vitals-1", "names": ["model-name:vitals-kv", "user-friendly-name:vitals-1"]}]),
+        "{got}"
+    );
+    assert!(declared.contains(&"date") && declared.contains(&"value-quantity"), "{got}");
+
+    // Systolic pressures above 113 mmHg, latest first (signed one after another: in seq order).
+    let got = client(&["code=http://loinc.org|8480-6", "value-quantity=gt113||mm[Hg]", "_sort=-date", "_count=2"]);
+    let mut above: Vec<(String, f64)> = systolic.iter().filter(|(_, v)| *v > 113.0).cloned().collect();
+    above.reverse();
+    let seen: Vec<(String, f64)> = got["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["identifier"].as_str().unwrap().to_string(), o["value"].as_f64().unwrap()))
+        .collect();
+    assert!(!above.is_empty() && above.len() < systolic.len(), "the test wants a value that tells them apart");
+    assert_eq!(seen, above, "{got}");
 }
