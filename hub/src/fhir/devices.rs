@@ -5,8 +5,75 @@
 
 use super::resources::{gateway_device, phd_device, urn, ID_DEVICE, ID_GATEWAY};
 use super::rows::granted;
+use super::{admit, db_error, fhir_json, ignored_outcome, outcome};
+use crate::http::AppState;
+use crate::search_page;
 use crate::view::access::Grant;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct DeviceQuery {
+    /// `system|value` or `value`, several separated by commas (see [`named`]).
+    identifier: Option<String>,
+}
+
+/// A Device search names at most this many identifiers.
+const MAX_IDENTIFIERS: usize = 100;
+
+/// `GET /fhir/r4/Device?identifier=`: a searchset of the devices named that the client's grants
+/// open something of (a device an Observation refers to by identifier is found by it).
+pub async fn search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<DeviceQuery>, QueryRejection>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let taken = crate::fhir_capability::DEVICE_PARAMETERS;
+    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Device search", taken).await {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    // Every device the hub has heard of, across every site, is not a search to answer at once.
+    let Some(identifier) = q.identifier else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the Device search takes identifier (as an Observation refers to its device)",
+        );
+    };
+    let named = named(&identifier);
+    if named.len() > MAX_IDENTIFIERS {
+        return outcome(StatusCode::BAD_REQUEST, "invalid", &format!("identifier: at most {MAX_IDENTIFIERS} values"));
+    }
+    // Each device once, however often it is named.
+    let named: Vec<&Named> =
+        named.iter().enumerate().filter(|(i, n)| !named[..*i].contains(n)).map(|(_, n)| n).collect();
+    let db = s.db.get().await;
+    let mut entries = Vec::new();
+    for n in named {
+        match find(&db, n, &v.grants).await {
+            Ok(Some(device)) => entries.push(entry(device)),
+            Ok(None) => {}
+            Err(e) => return db_error(e),
+        }
+    }
+    let total = entries.len();
+    entries.extend(ignored_outcome("the Device search", &ignored));
+    let base = search_page::base(s.public_url.as_deref(), &headers);
+    let own = search_page::url(&format!("{base}/fhir/r4/Device"), &[("identifier", Some(identifier))]);
+    fhir_json(json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": own}],
+        "entry": entries,
+    }))
+}
 
 /// A device the search names: a peripheral at a gateway, or the gateway itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! a consult the grants do not open is not found, as one that does not exist).
 
 mod devices;
+mod ranges;
 mod resources;
 mod rows;
 
@@ -16,8 +17,6 @@ pub use resources::{LOINC_SYSTEM, MDC_SYSTEM, UCUM_SYSTEM};
 
 use crate::http::AppState;
 use crate::search_page::{self, Position};
-use crate::search_quantity::QuantityTerm;
-use crate::search_time::TimeTerm;
 use crate::view::access::{Grant, Refusal, Viewer};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -25,8 +24,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use ranges::{ranges, Ranges};
 use resources::{gateway_device, numeric, phd_device, rtsa, urn, Refs, ID_DEVICE, ID_GATEWAY, ID_OBSERVATION};
-use rows::{correct_clocks, numeric_rows, wave_rows, Order, Ranges};
+use rows::{correct_clocks, numeric_rows, wave_rows, Order};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fhir/r4/metadata", get(crate::fhir_capability::metadata))
         .route("/fhir/r4/Observation", get(observations))
-        .route("/fhir/r4/Device", get(device_search))
+        .route("/fhir/r4/Device", get(devices::search))
         .route("/fhir/r4/Bundle", get(consult_bundle))
 }
 
@@ -89,43 +89,6 @@ impl Total {
         }
     }
 }
-
-/// The parameters of the Observation search that may come more than once to make a range:
-/// `_lastUpdated` (stored), `date` (measured) and `value-quantity`.
-const RANGE_PARAMETERS: [&str; 3] = ["_lastUpdated", "date", "value-quantity"];
-
-/// A search takes each of them at most this many times (two make a window).
-const MAX_RANGE_VALUES: usize = 4;
-
-/// The range parameters of a search.
-fn ranges(pairs: &[(String, String)]) -> Result<Ranges, String> {
-    let given: Vec<(&'static str, String)> =
-        pairs.iter().filter_map(|(k, v)| RANGE_PARAMETERS.iter().find(|n| *n == k).map(|n| (*n, v.clone()))).collect();
-    let mut ranges = Ranges::default();
-    for name in RANGE_PARAMETERS {
-        if given.iter().filter(|(n, _)| *n == name).count() > MAX_RANGE_VALUES {
-            return Err(format!("{name}: at most {MAX_RANGE_VALUES} values"));
-        }
-    }
-    for (name, value) in &given {
-        match *name {
-            "value-quantity" => ranges.quantity.push(QuantityTerm::parse_any(value)?),
-            "date" => ranges.measured.push(TimeTerm::parse_any(name, value)?),
-            _ => ranges.stored.push(TimeTerm::parse_any(name, value)?),
-        }
-    }
-    ranges.given = given;
-    Ok(ranges)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeviceQuery {
-    /// `system|value` or `value`, several separated by commas (see [`devices::named`]).
-    identifier: Option<String>,
-}
-
-/// A Device search names at most this many identifiers.
-const MAX_IDENTIFIERS: usize = 100;
 
 #[derive(Debug, Deserialize)]
 pub struct BundleQuery {
@@ -210,7 +173,7 @@ async fn client(s: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
     }
 }
 
-/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&date=&_lastUpdated=&_count=&_total=&_summary=`:
+/// `GET /fhir/r4/Observation?consult=&site=&gw=&dev=&code=&date=&value-quantity=&_lastUpdated=&_sort=&_count=&_total=&_summary=`:
 /// a searchset of the spot values (devices by their identifiers, a logical reference), a page of
 /// `_count` (at most [`MAX_COUNT`]) at a time: a `next` link while there are more, `total` when
 /// the first page holds them all or on every page with `_total=accurate`; with `_count=0` or
@@ -233,7 +196,7 @@ async fn observations(
         None => None,
     };
     let ranges = match ranges(&pairs) {
-        Ok(t) => t,
+        Ok(r) => r,
         Err(why) => return outcome(StatusCode::BAD_REQUEST, "invalid", &why),
     };
     let db = s.db.get().await;
@@ -343,56 +306,6 @@ fn ignored_outcome(what: &str, ignored: &[String]) -> Option<Value> {
     Some(json!({
         "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": why}]},
         "search": {"mode": "outcome"}
-    }))
-}
-
-/// `GET /fhir/r4/Device?identifier=`: a searchset of the devices named that the client's grants
-/// open something of (a device an Observation refers to by identifier is found by it).
-async fn device_search(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    q: Result<Query<DeviceQuery>, QueryRejection>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    let taken = crate::fhir_capability::DEVICE_PARAMETERS;
-    let (v, q, ignored) = match admit(&s, &headers, q, &pairs, "the Device search", taken).await {
-        Ok(admitted) => admitted,
-        Err(r) => return r,
-    };
-    // Every device the hub has heard of, across every site, is not a search to answer at once.
-    let Some(identifier) = q.identifier else {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "the Device search takes identifier (as an Observation refers to its device)",
-        );
-    };
-    let named = devices::named(&identifier);
-    if named.len() > MAX_IDENTIFIERS {
-        return outcome(StatusCode::BAD_REQUEST, "invalid", &format!("identifier: at most {MAX_IDENTIFIERS} values"));
-    }
-    // Each device once, however often it is named.
-    let named: Vec<&devices::Named> =
-        named.iter().enumerate().filter(|(i, n)| !named[..*i].contains(n)).map(|(_, n)| n).collect();
-    let db = s.db.get().await;
-    let mut entries = Vec::new();
-    for n in named {
-        match devices::find(&db, n, &v.grants).await {
-            Ok(Some(device)) => entries.push(devices::entry(device)),
-            Ok(None) => {}
-            Err(e) => return db_error(e),
-        }
-    }
-    let total = entries.len();
-    entries.extend(ignored_outcome("the Device search", &ignored));
-    let base = search_page::base(s.public_url.as_deref(), &headers);
-    let own = search_page::url(&format!("{base}/fhir/r4/Device"), &[("identifier", Some(identifier))]);
-    fhir_json(json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": [{"relation": "self", "url": own}],
-        "entry": entries,
     }))
 }
 

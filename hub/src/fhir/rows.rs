@@ -2,13 +2,13 @@
 //! waveform chunks, both only where the client's grants open them, and the clock steps that move
 //! their gateway ranges.
 
+use super::ranges::Ranges;
 use super::resources::{NumericRow, WaveRow};
 use super::ObservationQuery;
 use crate::clock_steps::{ClockSteps, Spans};
 use crate::search_code::CodeSearch;
 use crate::search_page::Position;
-use crate::search_quantity::QuantityTerm;
-use crate::search_time::{Column, TimeTerm};
+use crate::search_time::Column;
 use crate::search_values::SqlValue;
 use crate::view::access::Grant;
 use serde::Deserialize;
@@ -35,20 +35,6 @@ pub(super) fn granted(grants: &[Grant], of: &str, first: usize) -> (String, Vec<
         .collect();
     let sql = if terms.is_empty() { "FALSE".to_string() } else { format!("({})", terms.join(" OR ")) };
     (sql, params)
-}
-
-/// A search's parameters that may come more than once (a range), each a list of terms any of
-/// which holds; all of them hold.
-#[derive(Debug, Default)]
-pub struct Ranges {
-    /// `_lastUpdated`: when the hub stored the reading.
-    pub stored: Vec<Vec<TimeTerm>>,
-    /// `date`: when it was measured ([`MEASURED`]).
-    pub measured: Vec<Vec<TimeTerm>>,
-    /// `value-quantity`: its value and unit.
-    pub quantity: Vec<Vec<QuantityTerm>>,
-    /// The parameters as given, in order (for the page links).
-    pub given: Vec<(&'static str, String)>,
 }
 
 /// The order of a search's results (`_sort`).
