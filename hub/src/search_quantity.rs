@@ -45,6 +45,8 @@ enum Unit {
     Ucum(String),
     /// An MDC unit code.
     Mdc(i64),
+    /// Any unit with an MDC code (the MDC system without a code).
+    AnyMdc,
     /// A code no unit the hub stores has.
     Nothing,
 }
@@ -60,7 +62,10 @@ impl QuantityTerm {
             (Some(_), None) => return Err(refuse("a unit is `number|system|code` (the system may be empty)")),
             (Some(""), Some("")) => Unit::Any,
             (Some(""), Some(code)) => Unit::Ucum(code.to_string()),
-            (Some(UCUM_SYSTEM), Some(code)) if !code.is_empty() => Unit::Ucum(code.to_string()),
+            // Every unit the hub stores has its UCUM code.
+            (Some(UCUM_SYSTEM), Some("")) => Unit::Any,
+            (Some(UCUM_SYSTEM), Some(code)) => Unit::Ucum(code.to_string()),
+            (Some(MDC_SYSTEM), Some("")) => Unit::AnyMdc,
             (Some(MDC_SYSTEM), Some(code)) => code.parse::<i64>().map_or(Unit::Nothing, Unit::Mdc),
             (Some(_), Some(_)) => Unit::Nothing,
         };
@@ -137,6 +142,7 @@ pub fn condition(
             Unit::Any => "TRUE".to_string(),
             Unit::Ucum(code) => format!("{ucum} = {}", param(code.clone(), "text")),
             Unit::Mdc(code) => format!("{unit_mdc} = {}", param(code.to_string(), "text::bigint")),
+            Unit::AnyMdc => format!("{unit_mdc} IS NOT NULL"),
             Unit::Nothing => "FALSE".to_string(),
         };
         format!("({compared} AND {unit})")
@@ -185,6 +191,8 @@ mod tests {
         assert_eq!(term("gt180||").unit, Unit::Any);
         assert_eq!(term("gt180|urn:iso:std:iso:11073:10101|3872").unit, Unit::Mdc(3872));
         assert_eq!(term("gt180|urn:iso:std:iso:11073:10101|mmHg").unit, Unit::Nothing);
+        assert_eq!(term("gt180|http://unitsofmeasure.org|").unit, Unit::Any);
+        assert_eq!(term("gt180|urn:iso:std:iso:11073:10101|").unit, Unit::AnyMdc);
         assert_eq!(term("gt180|http://snomed.info/sct|259018001").unit, Unit::Nothing);
     }
 

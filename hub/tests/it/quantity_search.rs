@@ -87,6 +87,9 @@ async fn value_quantity_finds_readings_by_value_and_unit_as_fhir_says() {
         (format!("value-quantity=gt100|{mdc}|3872"), vec![1, 2]),
         (format!("value-quantity=gt0|{mdc}|4722"), vec![3, 4]),
         ("value-quantity=gt0|http://snomed.info/sct|259018001".to_string(), vec![]),
+        // A system without a code: any unit of it.
+        (format!("value-quantity=gt150|{ucum}|"), vec![2]),
+        (format!("value-quantity=gt0|{mdc}|"), vec![1, 2, 3, 4]),
         // A window, and either of two.
         ("value-quantity=ge100&value-quantity=lt150".to_string(), vec![1]),
         ("value-quantity=lt6||mmol/L,gt180||mm[Hg]".to_string(), vec![2, 4]),
