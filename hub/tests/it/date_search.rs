@@ -56,17 +56,11 @@ async fn get(port: u16, path: &str) -> Value {
 /// effectiveDateTime, in the order the pages gave them.
 async fn found(port: u16, path: &str) -> Vec<(String, i64)> {
     let mut out = Vec::new();
-    let mut next = Some(path.to_string());
-    while let Some(path) = next {
-        let bundle = get(port, &path).await;
+    for bundle in fhir_pages(port, path, &basic("his", PASSWORD)).await {
         for e in bundle["entry"].as_array().into_iter().flatten().filter(|e| e["search"]["mode"] == "match") {
             let o = &e["resource"];
             out.push((o["identifier"][0]["value"].as_str().unwrap().to_string(), micros(&o["effectiveDateTime"])));
         }
-        next = bundle["link"].as_array().and_then(|l| l.iter().find(|l| l["relation"] == "next")).map(|l| {
-            let url = l["url"].as_str().unwrap();
-            url.strip_prefix(&format!("http://127.0.0.1:{port}")).unwrap_or(url).to_string()
-        });
     }
     out
 }
@@ -160,11 +154,10 @@ async fn date_finds_and_sort_orders_readings_by_when_their_resources_say_they_we
     assert_eq!(ids(found(port, &recent).await), want);
     // A cursor is a position in the order of its search: refused in another.
     let page = get(port, "/fhir/r4/Observation?site=site-1&_sort=date&_count=2").await;
-    let next = page["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"].clone();
-    let unsorted = next.as_str().unwrap().replace("_sort=date&", "");
-    let unsorted = unsorted.strip_prefix(&format!("http://127.0.0.1:{port}")).unwrap();
+    let next = path_of(port, &link(&page, "next").expect("a next link"));
+    let unsorted = next.replace("_sort=date&", "");
     assert!(!unsorted.contains("_sort"), "{unsorted}");
-    let (status, _, body) = http_request(port, "GET", unsorted, &basic("his", PASSWORD), "").await;
+    let (status, _, body) = http_request(port, "GET", &unsorted, &basic("his", PASSWORD), "").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("another order"), "{body}");
     // Another sort is not applied, and said so: the search's own order (seq).

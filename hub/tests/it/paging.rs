@@ -23,18 +23,6 @@ async fn refused(port: u16, path: &str) -> String {
     body
 }
 
-/// A page link's URL: absolute, at the address the client asked (`http://` and its Host).
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_string)
-}
-
-/// The path and query of a link to this hub on `port`.
-fn path_of(port: u16, url: &str) -> String {
-    url.strip_prefix(&format!("http://127.0.0.1:{port}"))
-        .unwrap_or_else(|| panic!("{url} is not an absolute link to the hub"))
-        .to_string()
-}
-
 /// (identifier, systolic value) of each observation of a page.
 fn values(bundle: &Value) -> Vec<(String, f64)> {
     bundle["entry"]
@@ -53,16 +41,8 @@ fn values(bundle: &Value) -> Vec<(String, f64)> {
 
 /// Every page of a search from `first`, following `next` links: the pages' values in order.
 async fn all_pages(port: u16, first: &str, name: &str) -> (Vec<Vec<(String, f64)>>, Vec<Value>) {
-    let (mut pages, mut bundles) = (Vec::new(), Vec::new());
-    let mut next = Some(first.to_string());
-    while let Some(path) = next {
-        let bundle = get(port, &path, name).await;
-        pages.push(values(&bundle));
-        next = link(&bundle, "next").map(|u| path_of(port, &u));
-        bundles.push(bundle);
-        assert!(pages.len() < 100, "more pages than readings");
-    }
-    (pages, bundles)
+    let bundles = fhir_pages(port, first, &basic(name, PASSWORD)).await;
+    (bundles.iter().map(values).collect(), bundles)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

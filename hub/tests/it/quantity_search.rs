@@ -30,19 +30,11 @@ fn mmol() -> Unit {
 /// The seqs of the readings every page from `path` on finds (following `next` links).
 async fn found(port: u16, path: &str) -> Vec<u64> {
     let mut seqs = Vec::new();
-    let mut next = Some(path.to_string());
-    while let Some(path) = next {
-        let (status, _, body) = http_request(port, "GET", &path, &basic("his", PASSWORD), "").await;
-        assert_eq!(status, 200, "{path}: {body}");
-        let bundle: Value = serde_json::from_str(&body).unwrap();
+    for bundle in fhir_pages(port, path, &basic("his", PASSWORD)).await {
         for e in bundle["entry"].as_array().into_iter().flatten().filter(|e| e["search"]["mode"] == "match") {
             let id = e["resource"]["identifier"][0]["value"].as_str().unwrap();
             seqs.push(id.split('/').nth(2).unwrap().parse().unwrap());
         }
-        next = bundle["link"].as_array().and_then(|l| l.iter().find(|l| l["relation"] == "next")).map(|l| {
-            let url = l["url"].as_str().unwrap();
-            url.strip_prefix(&format!("http://127.0.0.1:{port}")).unwrap_or(url).to_string()
-        });
     }
     seqs.sort();
     seqs

@@ -679,3 +679,32 @@ pub fn basic(name: &str, password: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
     )
 }
+
+/// A FHIR page link's URL (`self`, `next`), if the bundle has one.
+pub fn link(bundle: &serde_json::Value, relation: &str) -> Option<String> {
+    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_string)
+}
+
+/// The path and query of a link to this hub on `port`: absolute, at the address the client
+/// asked (`http://` and its Host).
+pub fn path_of(port: u16, url: &str) -> String {
+    url.strip_prefix(&format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("{url} is not an absolute link to the hub"))
+        .to_string()
+}
+
+/// Every page of a FHIR search from `first` on, following `next` links, with the credentials
+/// in `auth` (header lines): the bundles, each answered 200.
+pub async fn fhir_pages(port: u16, first: &str, auth: &str) -> Vec<serde_json::Value> {
+    let mut bundles = Vec::new();
+    let mut next = Some(first.to_string());
+    while let Some(path) = next {
+        let (status, head, body) = http_request(port, "GET", &path, auth, "").await;
+        assert_eq!(status, 200, "{path}: {head}\n{body}");
+        let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+        next = link(&bundle, "next").map(|u| path_of(port, &u));
+        bundles.push(bundle);
+        assert!(bundles.len() < 100, "more pages than a test stores readings");
+    }
+    bundles
+}
