@@ -215,7 +215,12 @@ async fn observations(
     if after.as_ref().is_some_and(|p| p.measured.is_some() != (order != Order::Signed)) {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "_cursor is from a search in another order (_sort)");
     }
-    let mut rows = match numeric_rows(&db, &q, &v.grants, (after.as_ref(), order), &ranges, Some(count + 1)).await {
+    let spans = match rows::spans_for(&db, &ranges, order, &v.grants).await {
+        Ok(s) => s,
+        Err(e) => return db_error(e),
+    };
+    let page = numeric_rows(&db, &q, &v.grants, (after.as_ref(), order), (&ranges, spans.as_ref()), Some(count + 1));
+    let mut rows = match page.await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
@@ -266,7 +271,7 @@ async fn observations(
     match q.total {
         Some(Total::None) => {}
         Some(Total::Accurate) if more || after.is_some() => {
-            match rows::numeric_count(&db, &q, &v.grants, &ranges).await {
+            match rows::numeric_count(&db, &q, &v.grants, (&ranges, spans.as_ref())).await {
                 Ok(n) => bundle["total"] = json!(n),
                 Err(e) => return db_error(e),
             }
@@ -286,7 +291,11 @@ async fn count_only(
     ranges: &Ranges,
     ignored: &[String],
 ) -> Response {
-    let total = match rows::numeric_count(db, q, grants, ranges).await {
+    let spans = match rows::spans_for(db, ranges, Order::Signed, grants).await {
+        Ok(s) => s,
+        Err(e) => return db_error(e),
+    };
+    let total = match rows::numeric_count(db, q, grants, (ranges, spans.as_ref())).await {
         Ok(n) => n,
         Err(e) => return db_error(e),
     };
@@ -342,7 +351,7 @@ async fn consult_bundle(
     let db = s.db.get().await;
     // A transaction bundle is whole: every spot value of the consult, however many.
     let (mut numbers, mut waves) = match (
-        numeric_rows(&db, &oq, &v.grants, (None, Order::Signed), &Ranges::default(), None).await,
+        numeric_rows(&db, &oq, &v.grants, (None, Order::Signed), (&Ranges::default(), None), None).await,
         wave_rows(&db, &q.consult, &v.grants).await,
     ) {
         (Ok(n), Ok(w)) => (n, w),

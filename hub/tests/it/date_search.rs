@@ -128,8 +128,8 @@ async fn date_finds_and_sort_orders_readings_by_when_their_resources_say_they_we
         let mut want: Vec<&String> = all.iter().filter(|(_, t)| holds(*t)).map(|(id, _)| id).collect();
         want.sort();
         assert!(!want.is_empty() && want.len() < all.len(), "{query}: a window that does not tell readings apart");
-        // One reading a page: the window is carried by the next links.
-        let got = found(port, &format!("/fhir/r4/Observation?site=site-1&{query}&_count=1")).await;
+        // One reading a page: the window is carried by the next links (and counted on each page).
+        let got = found(port, &format!("/fhir/r4/Observation?site=site-1&{query}&_count=1&_total=accurate")).await;
         let mut got: Vec<&String> = got.iter().map(|(id, _)| id).collect();
         got.sort();
         assert_eq!(got, want, "{query}");
