@@ -15,6 +15,7 @@ pub struct HubConfig {
     pub input: Input,
     pub http: Http,
     pub ack: AckPolicy,
+    pub retention: crate::retention::RetentionPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +191,8 @@ struct Raw {
     http: Option<Http>,
     #[serde(default)]
     ack: Option<RawAck>,
+    #[serde(default)]
+    retention: Option<serde_spanned::Spanned<crate::retention::RetentionPolicy>>,
 }
 
 #[derive(Deserialize)]
@@ -258,7 +261,23 @@ impl HubConfig {
                 problems.push(src.at(u.span(), "http.public_url", why));
             }
         }
-        Diagnostics(problems).into_result(HubConfig { hub: raw.hub, database: raw.database, input, http, ack })
+        let retention = match raw.retention {
+            Some(r) => {
+                if let Some((item, why)) = r.get_ref().problem() {
+                    problems.push(src.at(r.span(), item, why));
+                }
+                r.into_inner()
+            }
+            None => Default::default(),
+        };
+        Diagnostics(problems).into_result(HubConfig {
+            hub: raw.hub,
+            database: raw.database,
+            input,
+            http,
+            ack,
+            retention,
+        })
     }
 }
 
@@ -377,6 +396,24 @@ mod tests {
                 .unwrap();
         assert!(matches!(ok.input, Input::Mqtt(ref m) if m.group == "spokegate-hub"));
         assert_eq!(ok.ack.max_delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retention_keeps_quarantine_thirty_days_by_default_and_a_bad_policy_is_refused_with_its_place() {
+        let p = Path::new("hub.toml");
+        let base = "[hub]\nid = \"h\"\nkey = \"k\"\n[database]\nurl = \"host=x\"\n[input.mqtt]\nurl = \"mqtt://b\"\nclient_id = \"a\"\n";
+        let plain = HubConfig::parse(p, base).unwrap();
+        assert_eq!(plain.retention, crate::retention::RetentionPolicy::default());
+        assert_eq!((plain.retention.quarantine_days, plain.retention.waveform_days), (30, 0));
+        let set = HubConfig::parse(p, &format!("{base}[retention]\nwaveform_days = 90\nevery_secs = 600\n")).unwrap();
+        assert_eq!(
+            (set.retention.waveform_days, set.retention.every_secs, set.retention.quarantine_days),
+            (90, 600, 30)
+        );
+        let e = HubConfig::parse(p, &format!("{base}[retention]\nevery_secs = 0\n")).unwrap_err().to_string();
+        assert!(e.starts_with("hub.toml:9:1: `retention.every_secs`"), "{e}");
+        let e = HubConfig::parse(p, &format!("{base}[retention]\nwaveform_day = 9\n")).unwrap_err().to_string();
+        assert!(e.contains("waveform_day"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod input;
 mod keys;
 mod metrics;
 mod reads;
+mod retention;
 mod search_code;
 mod search_page;
 mod search_quantity;
@@ -318,6 +319,7 @@ async fn serve(cfg: config::HubConfig) -> Result<(), i32> {
     let view = Arc::new(view::View::new(key.clone(), access, outbox, passwords));
     let (trigger, shutdown) = spokegate::shutdown::channel();
     tokio::spawn(view.feed.clone().run(cfg.database.url.clone(), reads.clone(), shutdown.clone()));
+    tokio::spawn(retention::run(cfg.database.url.clone(), cfg.retention, metrics.clone(), shutdown.clone()));
     let live = view.feed.live.clone();
     let app = http::router(http::AppState {
         metrics: metrics.clone(),

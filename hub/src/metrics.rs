@@ -27,6 +27,8 @@ pub struct Metrics {
     pub input_connected: Gauge,
     pub password_checks: Counter,
     pub password_throttled: Counter,
+    pub retention_deleted: Family<Labels, Counter>,
+    pub retention_rounds: Counter,
 }
 
 impl Default for Metrics {
@@ -48,9 +50,14 @@ impl Default for Metrics {
             input_connected: Gauge::default(),
             password_checks: Counter::default(),
             password_throttled: Counter::default(),
+            retention_deleted: Family::default(),
+            retention_rounds: Counter::default(),
         };
         for r in crate::batch::REASONS {
             let _ = m.quarantined.get_or_create(&vec![("reason".to_string(), r.to_string())]);
+        }
+        for kind in crate::retention::Pruned::ALL {
+            let _ = m.retention_deleted.get_or_create(&vec![("what".to_string(), kind.label().to_string())]);
         }
         let r = &mut m.registry;
         r.register(
@@ -109,6 +116,16 @@ impl Default for Metrics {
             "Password checks refused unchecked after too many failures for the name",
             m.password_throttled.clone(),
         );
+        r.register(
+            "spokegate_hub_retention_deleted",
+            "Rows deleted past their retention, by what (waveform and image: messages with their chunk or part)",
+            m.retention_deleted.clone(),
+        );
+        r.register(
+            "spokegate_hub_retention_rounds",
+            "Retention rounds this instance ran to the end",
+            m.retention_rounds.clone(),
+        );
         m
     }
 }
@@ -116,6 +133,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn quarantine(&self, reason: &str) {
         self.quarantined.get_or_create(&vec![("reason".to_string(), reason.to_string())]).inc();
+    }
+
+    pub fn retention_deleted(&self, kind: crate::retention::Pruned, rows: u64) {
+        self.retention_deleted.get_or_create(&vec![("what".to_string(), kind.label().to_string())]).inc_by(rows);
     }
 
     pub fn text(&self) -> String {

@@ -64,6 +64,7 @@ async fn migrations_apply_once_and_serve_refuses_an_unmigrated_database() {
         db_url: db.url.clone(),
         input: "[input.mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"a\"\n".into(),
         http: String::new(),
+        sections: String::new(),
     };
     setup.user("dr-a", "a long enough password", &[("s1", None, Some("C-1"))]);
     let list = hub_cli(&["users", "--config", cfg, "list"]).unwrap();

@@ -21,6 +21,7 @@ mod passwords;
 mod quantity_search;
 mod quarantine;
 mod reconnect;
+mod retention;
 mod service;
 mod support;
 mod tls;

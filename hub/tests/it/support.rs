@@ -136,13 +136,21 @@ pub struct HubSetup {
     pub input: String,
     /// More `[http]` keys, one a line.
     pub http: String,
+    /// More sections, after `[http]` (`[retention]`).
+    pub sections: String,
 }
 
 impl HubSetup {
     /// `input` is the `[input.*]` section.
     pub fn new(db: &TestDb, input: &str) -> HubSetup {
         let dir = tempfile::tempdir().unwrap();
-        let s = HubSetup { dir, db_url: db.url.clone(), input: input.to_string(), http: String::new() };
+        let s = HubSetup {
+            dir,
+            db_url: db.url.clone(),
+            input: input.to_string(),
+            http: String::new(),
+            sections: String::new(),
+        };
         let cfg = s.config("setup", free_port());
         hub_cli(&["migrate", "--config", cfg.to_str().unwrap()]).unwrap();
         let jwk = hub_cli(&["identity", "--config", cfg.to_str().unwrap()]).unwrap();
@@ -159,10 +167,11 @@ impl HubSetup {
         let path = self.dir.path().join(format!("hub-{instance}.toml"));
         let input = self.input.replace("{instance}", instance);
         let text = format!(
-            "[hub]\nid = \"hub-test\"\nkey = \"{}/hub.key\"\n[database]\nurl = \"{}\"\n{input}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n",
+            "[hub]\nid = \"hub-test\"\nkey = \"{}/hub.key\"\n[database]\nurl = \"{}\"\n{input}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n{}",
             self.dir.path().display(),
             self.db_url,
-            self.http
+            self.http,
+            self.sections
         );
         std::fs::write(&path, text).unwrap();
         path

@@ -1,0 +1,236 @@
+//! Retention: what the operator chose not to keep for ever is deleted once it is older than they
+//! said, a batch at a time, so that a hub's database stops growing by it. Waveform chunks and
+//! images go with the signed messages that carried them; quarantined messages go alone. Readings,
+//! events, consults, commands and replies are the clinical record and are kept.
+//!
+//! Age is the time a row was stored (`received_at`, the database's clock). Rows are visited in
+//! the order they were stored (their ids), so a round reads the old rows and one batch more: it
+//! stops at the first row that is young enough, never scanning what is kept. Instances of one hub
+//! take turns: a round runs only while it holds an advisory lock.
+
+use crate::metrics::Metrics;
+use serde::Deserialize;
+use spokegate::shutdown::Shutdown;
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// Rows looked at, and at most deleted, in one transaction.
+const BATCH: i64 = 5_000;
+
+/// An arbitrary constant naming the retention lock (one pruning instance at a time).
+const RETENTION_LOCK: i64 = 0x5370_6f6b_6552_6574;
+
+/// `[retention]`: days after which each kind of row is deleted (0: kept for ever), and how often
+/// the hub looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    #[serde(default)]
+    pub waveform_days: u32,
+    #[serde(default)]
+    pub image_days: u32,
+    #[serde(default = "thirty")]
+    pub quarantine_days: u32,
+    #[serde(default = "hourly")]
+    pub every_secs: u64,
+}
+
+fn thirty() -> u32 {
+    30
+}
+fn hourly() -> u64 {
+    3600
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy { waveform_days: 0, image_days: 0, quarantine_days: thirty(), every_secs: hourly() }
+    }
+}
+
+/// A hundred years: more is a typing error, not a policy.
+const MAX_DAYS: u32 = 36_500;
+
+impl RetentionPolicy {
+    /// What is wrong with the policy, if anything: (item, why).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.every_secs == 0 {
+            return Some(("retention.every_secs", "give 1 or more seconds between looks".into()));
+        }
+        self.kinds()
+            .iter()
+            .find(|(_, days)| *days > MAX_DAYS)
+            .map(|(kind, _)| (kind.item(), format!("give 0 (kept for ever) to {MAX_DAYS} days")))
+    }
+
+    fn kinds(&self) -> [(Pruned, u32); 3] {
+        [
+            (Pruned::Waveform, self.waveform_days),
+            (Pruned::Image, self.image_days),
+            (Pruned::Quarantine, self.quarantine_days),
+        ]
+    }
+
+    /// Whether anything is ever deleted.
+    pub fn prunes(&self) -> bool {
+        self.kinds().iter().any(|(_, days)| *days > 0)
+    }
+}
+
+/// A kind of row retention deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    /// A waveform chunk and its message.
+    Waveform,
+    /// An image part and its message, and the joined image.
+    Image,
+    /// A quarantined message.
+    Quarantine,
+}
+
+impl Pruned {
+    pub const ALL: [Pruned; 3] = [Pruned::Waveform, Pruned::Image, Pruned::Quarantine];
+
+    /// The metric's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Pruned::Waveform => "waveform",
+            Pruned::Image => "image",
+            Pruned::Quarantine => "quarantine",
+        }
+    }
+
+    fn item(self) -> &'static str {
+        match self {
+            Pruned::Waveform => "retention.waveform_days",
+            Pruned::Image => "retention.image_days",
+            Pruned::Quarantine => "retention.quarantine_days",
+        }
+    }
+
+    /// The oldest rows in the order they were stored: (id, older than `$1` days).
+    fn oldest(self) -> &'static str {
+        match self {
+            Pruned::Waveform => {
+                "SELECT w.message_id, m.received_at < now() - make_interval(days => $1)
+                 FROM wave_chunks w JOIN messages m ON m.id = w.message_id ORDER BY w.message_id LIMIT $2"
+            }
+            Pruned::Image => {
+                "SELECT p.message_id, m.received_at < now() - make_interval(days => $1)
+                 FROM media_parts p JOIN messages m ON m.id = p.message_id ORDER BY p.message_id LIMIT $2"
+            }
+            Pruned::Quarantine => {
+                "SELECT id, received_at < now() - make_interval(days => $1) FROM quarantine ORDER BY id LIMIT $2"
+            }
+        }
+    }
+
+    /// Deletes the rows `$1` names, in the order a foreign key needs.
+    fn deletes(self) -> &'static [&'static str] {
+        match self {
+            Pruned::Waveform => {
+                &["DELETE FROM wave_chunks WHERE message_id = ANY($1)", "DELETE FROM messages WHERE id = ANY($1)"]
+            }
+            Pruned::Image => &[
+                // An image goes with its first part to go (its parts were stored within moments).
+                "WITH parts AS (DELETE FROM media_parts WHERE message_id = ANY($1) RETURNING site, gw, media_id)
+                 DELETE FROM images i USING (SELECT DISTINCT site, gw, media_id FROM parts) p
+                 WHERE i.site = p.site AND i.gw = p.gw AND i.media_id = p.media_id",
+                "DELETE FROM messages WHERE id = ANY($1)",
+            ],
+            Pruned::Quarantine => &["DELETE FROM quarantine WHERE id = ANY($1)"],
+        }
+    }
+}
+
+/// Looks every `every_secs` (the first time at start) until the hub stops; a round that fails is
+/// logged and tried again at the next look.
+pub async fn run(url: String, policy: RetentionPolicy, metrics: std::sync::Arc<Metrics>, mut shutdown: Shutdown) {
+    if !policy.prunes() {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(policy.every_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.triggered() => return,
+        }
+        match round(&url, &policy, &metrics, &mut shutdown).await {
+            Ok(Some(deleted)) => {
+                metrics.retention_rounds.inc();
+                if deleted.iter().any(|(_, n)| *n > 0) {
+                    let [(_, waveform), (_, image), (_, quarantine)] = deleted;
+                    tracing::info!(waveform, image, quarantine, "retention: deleted what is past its time");
+                }
+            }
+            Ok(None) => tracing::debug!("retention: another instance is at it"),
+            Err(e) => tracing::warn!(error = %e, "retention round failed; trying again at the next look"),
+        }
+    }
+}
+
+/// One round on a connection of its own: for each kind kept for a time, its old rows deleted a
+/// batch at a time. `None` when another instance holds the lock.
+async fn round(
+    url: &str,
+    policy: &RetentionPolicy,
+    metrics: &Metrics,
+    shutdown: &mut Shutdown,
+) -> Result<Option<[(Pruned, u64); 3]>, crate::db::DbError> {
+    let mut db = crate::db::connect(url).await?;
+    let locked: bool = db.query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK]).await?.get(0);
+    if !locked {
+        return Ok(None);
+    }
+    let mut deleted = policy.kinds().map(|(kind, _)| (kind, 0u64));
+    for (i, (kind, days)) in policy.kinds().into_iter().enumerate() {
+        if days == 0 {
+            continue;
+        }
+        loop {
+            let (gone, more) = batch(&mut db, kind, days as i32).await?;
+            deleted[i].1 += gone;
+            metrics.retention_deleted(kind, gone);
+            if !more || shutdown.is_triggered() {
+                break;
+            }
+        }
+    }
+    // The session lock ends with the connection.
+    Ok(Some(deleted))
+}
+
+/// Deletes the oldest rows of `kind` that are older than `days`, up to the first that is not:
+/// (rows deleted, whether older ones may follow).
+async fn batch(db: &mut Client, kind: Pruned, days: i32) -> Result<(u64, bool), tokio_postgres::Error> {
+    let tx = db.transaction().await?;
+    let rows = tx.query(kind.oldest(), &[&days, &BATCH]).await?;
+    let old: Vec<i64> = rows.iter().take_while(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
+    if old.is_empty() {
+        return Ok((0, false));
+    }
+    for sql in kind.deletes() {
+        tx.execute(*sql, &[&old]).await?;
+    }
+    tx.commit().await?;
+    Ok((old.len() as u64, old.len() == rows.len() && rows.len() as i64 == BATCH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_looks_at_least_once_a_second_and_keeps_at_most_a_hundred_years() {
+        assert_eq!(RetentionPolicy::default().problem(), None);
+        let never = RetentionPolicy { every_secs: 0, ..Default::default() };
+        assert_eq!(never.problem().map(|p| p.0), Some("retention.every_secs"));
+        let typo = RetentionPolicy { image_days: MAX_DAYS + 1, ..Default::default() };
+        assert_eq!(typo.problem().map(|p| p.0), Some("retention.image_days"));
+        let century = RetentionPolicy { waveform_days: MAX_DAYS, ..Default::default() };
+        assert_eq!(century.problem(), None);
+        let keep_all = RetentionPolicy { quarantine_days: 0, ..Default::default() };
+        assert!(!keep_all.prunes() && RetentionPolicy::default().prunes());
+    }
+}
