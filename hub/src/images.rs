@@ -1,5 +1,6 @@
 //! An image is stored whole when its last part is: the parts (1..=parts) are joined in order,
-//! their length and SHA-256 must be what every part declared, and only then is the image a row.
+//! their length and SHA-256 must be what every part declared, and only then is the image a row
+//! (and the parts' own copies of their bytes are let go: the signed envelopes keep them).
 
 use tokio_postgres::Transaction;
 
@@ -59,6 +60,13 @@ pub async fn complete(
         "INSERT INTO images (site, gw, media_id, dev, consult, mime, sha256, bytes, meta)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         &[&site, &gw, &media_id, &dev, &consult, &mime, &sha, &bytes, &meta],
+    )
+    .await?;
+    // Joined, the parts' bytes are kept twice elsewhere: in the image, and in the signed envelopes
+    // that prove it. A third copy is not kept.
+    tx.execute(
+        "UPDATE media_parts SET data = ''::bytea WHERE site = $1 AND gw = $2 AND media_id = $3",
+        &[&site, &gw, &media_id],
     )
     .await?;
     Ok(Completion::Stored)

@@ -12,6 +12,7 @@ mod device_search;
 mod exactly_once;
 mod fhir;
 mod fhir_client;
+mod images;
 #[path = "../../../tests/support/installed.rs"]
 mod installed;
 mod nul_characters;

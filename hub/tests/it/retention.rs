@@ -7,21 +7,6 @@ use crate::support::*;
 use spokegate::pipeline::{make_body, Payload, Source};
 use spokegate::sim::mosquitto::Mosquitto;
 
-/// The BCCD blood smear the simulated microscope serves (see src/sim/recordings/SOURCES.md).
-const SMEAR: &[u8] = include_bytes!("../../../src/sim/recordings/bccd_BloodImage_00000.jpg");
-
-/// The smear as the gateway cuts it: 8 KiB parts.
-fn smear_parts(first_seq: u64, captured: i64) -> Vec<spokegate::model::Body> {
-    let still = spokegate::media::Still::check(SMEAR.to_vec(), captured, 1 << 20).unwrap();
-    let plan = spokegate::media::PartPlan { part_bytes: 8 * 1024 };
-    let from = Source { dev: "scope-1".into(), profile: "usb-microscope".into() };
-    spokegate::media::split(&still, "scope-1", &plan, Default::default())
-        .into_iter()
-        .zip(first_seq..)
-        .map(|(m, seq)| make_body("site-1", "gw-a", Some(&from), Payload::Media(m), seq, captured, None))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waveforms_images_and_quarantine_past_their_days_are_deleted_and_readings_are_kept() {
     let db = TestDb::create();

@@ -658,6 +658,22 @@ impl CraftedRig {
     }
 }
 
+/// The BCCD blood smear the simulated microscope serves (see src/sim/recordings/SOURCES.md).
+pub const SMEAR: &[u8] = include_bytes!("../../../src/sim/recordings/bccd_BloodImage_00000.jpg");
+
+/// The smear as gw-a's gateway cuts it (8 KiB parts), numbered from `first_seq`.
+pub fn smear_parts(first_seq: u64, captured: i64) -> Vec<Body> {
+    use spokegate::pipeline::{make_body, Payload, Source};
+    let still = spokegate::media::Still::check(SMEAR.to_vec(), captured, 1 << 20).unwrap();
+    let plan = spokegate::media::PartPlan { part_bytes: 8 * 1024 };
+    let from = Source { dev: "scope-1".into(), profile: "usb-microscope".into() };
+    spokegate::media::split(&still, "scope-1", &plan, Default::default())
+        .into_iter()
+        .zip(first_seq..)
+        .map(|(m, seq)| make_body("site-1", "gw-a", Some(&from), Payload::Media(m), seq, captured, None))
+        .collect()
+}
+
 /// A four-sample lead II chunk of an ECG stream from `i0`, signed now, at `rate` and `gain`.
 pub fn ecg_chunk(i0: u64, rate: f64, gain: f64) -> spokegate::model::Wave {
     use spokegate::model::{Channel, Wave};
