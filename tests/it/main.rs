@@ -23,6 +23,7 @@ mod hub_trust;
 mod installed;
 mod large_still;
 mod media;
+mod media_support;
 mod meters;
 mod package;
 mod page;

@@ -9,13 +9,12 @@
 
 use super::harness::*;
 use super::large_still;
+use super::media_support::*;
 use spokegate::model::Body;
 use spokegate::sim::recordings::BLOOD_SMEAR_JPEG as SMEAR;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 
 /// A gateway with one image device (`transport` is its `folder = ..` or `camera = ..` line) and
 /// extra sections.
@@ -25,13 +24,6 @@ fn scope_config(gw: &GatewayDir, port: u16, transport: &str, extra_gateway: &str
     text.push_str(&format!("\n[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\n{transport}\n"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Caps the gateway's bytes per second to the broker (`[mqtt] max_bytes_per_sec`).
-fn limit_rate(config: &Path, bytes_per_sec: u64) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let text = text.replacen("[mqtt]\nurl", &format!("[mqtt]\nmax_bytes_per_sec = {bytes_per_sec}\nurl"), 1);
-    std::fs::write(config, text).unwrap();
 }
 
 /// `SMEAR` with an Exif APP1 segment after its APP0: GPS position, artist, owner and a comment
@@ -76,65 +68,6 @@ fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
     }
 }
 
-/// The real `spokegate watch --record DIR` (human lines), and its lines once it saw the gateway.
-async fn watch(
-    port: u16,
-    gw: &GatewayDir,
-    record: &Path,
-    hub_key: Option<&HubKey>,
-) -> (tokio::process::Child, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_spokegate"));
-    cmd.args(["watch", "--url", &format!("mqtt://127.0.0.1:{port}"), "--key"]).arg(gw.jwk_file());
-    if let Some(h) = hub_key {
-        cmd.arg("--hub-key").arg(&h.path);
-    }
-    let mut child = cmd.arg("--record").arg(record).stdout(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
-    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// Reads lines until one satisfies `pred`.
-async fn until_line(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    what: &str,
-    patience: Duration,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{what}: not seen in {patience:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("{what}: watch ended"));
-        if pred(&line) {
-            return line;
-        }
-    }
-}
-
-/// The images the hub wrote (path -> bytes), once there are `n`.
-async fn images_at_hub(record: &Path, n: usize, patience: Duration) -> BTreeMap<PathBuf, Vec<u8>> {
-    let dir = record.join("media/test-site/gw-test/scope");
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let found: BTreeMap<PathBuf, Vec<u8>> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-                    .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if found.len() >= n {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{n} images at the hub in {patience:?}; found {}", found.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn sidecar(image: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(image.with_extension("json")).unwrap()).unwrap()
 }
@@ -152,15 +85,6 @@ fn event_codes(bodies: &[Body]) -> Vec<(String, String)> {
             (e.code.clone(), reason.to_string())
         })
         .collect()
-}
-
-/// Waits until the device's retained state says `connected`.
-async fn until_connected(sub: &mut Subscriber) {
-    sub.until("scope connected", |seen| {
-        seen.iter()
-            .any(|(t, p)| t.ends_with("/dev/scope/state") && String::from_utf8_lossy(p).contains("\"connected\""))
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,113 +325,6 @@ async fn an_image_survives_a_broker_outage_and_a_killed_gateway_mid_transfer() {
     assert!(seq_of_part.len() > m / 2, "the subscriber saw the transfer ({} parts)", seq_of_part.len());
     let twice: Vec<_> = seq_of_part.iter().filter(|(_, s)| s.len() > 1).collect();
     assert!(twice.is_empty(), "parts under two seqs: {twice:?}");
-}
-
-/// A message and the time it arrived (µs since the epoch).
-type Arrival = (i64, String, Vec<u8>);
-
-/// Every message on `spokegate/v1/#` with the time it arrived.
-fn timed_subscriber(port: u16) -> (tokio::sync::mpsc::UnboundedReceiver<Arrival>, tokio::task::JoinHandle<()>) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut o = MqttOptions::new("timed-sub", "127.0.0.1", port);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(o, 100);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.try_subscribe("spokegate/v1/#", QoS::AtLeastOnce);
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send((spokegate::clock::now_micros(), p.topic.clone(), p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    (rx, task)
-}
-
-/// The thin-link case: a 12-lead ECG streams while a 5 MB image goes out over a link of
-/// 256 kbit/s (the gateway's own cap, `max_bytes_per_sec = 32000`): the image arrives, and the
-/// ECG's chunks arrive within their window plus one second (p99), as without the image.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_5_mb_image_over_256_kbit_s_leaves_the_ecg_on_time() {
-    use spokegate::sim::{recordings, waves, PtyDevice};
-    let broker = Mosquitto::start();
-    let gw = GatewayDir::new();
-    let folder = gw.path().join("scope-out");
-    std::fs::create_dir(&folder).unwrap();
-    let profiles = gw.path().join("profiles");
-    recordings::write_wave_profiles(&profiles).unwrap();
-    let ecg = PtyDevice::create(&gw.path().join("ttyECG12")).unwrap();
-    let config = gw.config_with(
-        broker.port,
-        &[("ecg-12", "ptbxl-text", &ecg.path)],
-        &format!("profiles_dir = \"{}\"", profiles.display()),
-        "[media]\npart_kb = 8\n",
-    );
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[[device]]\nid = \"scope\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"{}\" }}\n",
-        folder.display()
-    ));
-    std::fs::write(&config, text).unwrap();
-    limit_rate(&config, 32_000);
-    let record = gw.path().join("record");
-    let (mut hub, mut lines) = watch(broker.port, &gw, &record, None).await;
-    let (mut arrivals, sub_task) = timed_subscriber(broker.port);
-    let mut sub = Subscriber::connect(broker.port, "interleave-test").await;
-    let gateway = RunningGateway::start(&config, gw.key());
-    until_line(&mut lines, "watch sees the gateway", PATIENCE, |l| l.contains("gateway online")).await;
-    let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    until_connected(&mut sub).await;
-    drop(sub);
-
-    // The ECG at its real rate (PTB-XL 00001 looped), then the image.
-    let ecg_task = waves::spawn_looped(ecg.peer, waves::ptbxl_00001(), waves::WireProtocol::TextRows);
-    let image = large_still::blood_smear_of_at_least(5 << 20);
-    std::fs::write(folder.join("whole-slide.jpg"), &image).unwrap();
-    let images = images_at_hub(&record, 1, Duration::from_secs(600)).await;
-    ecg_task.abort();
-    gateway.stop().await;
-    unsafe { libc::kill(hub.id().unwrap() as i32, libc::SIGTERM) };
-    let _ = hub.wait().await;
-    drain.await.unwrap();
-    sub_task.abort();
-
-    let got = images.values().next().unwrap();
-    assert_eq!(spokegate::media::parts::sha256_hex(got), spokegate::media::parts::sha256_hex(&image));
-    let keys = gw.keys();
-    let mut media_span: Option<(i64, i64)> = None;
-    let mut chunks = Vec::new();
-    while let Ok((at, topic, payload)) = arrivals.try_recv() {
-        let Ok(spokegate::hub::HubMessage::Signed(b)) = spokegate::hub::check(&topic, &payload, &keys) else {
-            continue;
-        };
-        if b.media.is_some() {
-            media_span = Some(media_span.map_or((at, at), |(a, _)| (a, at)));
-        }
-        if let Some(w) = &b.wave {
-            chunks.push((at, w.t0, w.n as f64 / w.rate));
-        }
-    }
-    let (first, last) = media_span.expect("media parts seen");
-    assert!(last - first > 60_000_000, "the image took the link for a while ({} s)", (last - first) / 1_000_000);
-    // Each chunk's delay past its own window: arrival - first sample - window.
-    let mut late: Vec<f64> = chunks
-        .iter()
-        .filter(|(at, _, _)| (first..=last).contains(at))
-        .map(|(at, t0, window)| (at - t0) as f64 / 1e6 - window)
-        .collect();
-    assert!(late.len() > 100, "ECG chunks during the transfer: {}", late.len());
-    late.sort_by(f64::total_cmp);
-    let p99 = late[(late.len() * 99 / 100).min(late.len() - 1)];
-    eprintln!("ECG chunk delay past its window while 5 MB went out at 256 kbit/s: p50 {:.3} s, p99 {p99:.3} s, max {:.3} s ({} chunks, image {} s)",
-        late[late.len() / 2], late[late.len() - 1], late.len(), (last - first) / 1_000_000);
-    assert!(p99 <= 1.0, "ECG p99 {p99:.3} s past its window");
 }
 
 /// A camera that is not there: the operator's capture fails with `camera-failed`, as a reply and
