@@ -48,6 +48,13 @@ impl Default for RetentionPolicy {
     }
 }
 
+/// How many days a gateway keeps an image queued by default (its `[queue] media_ttl_hours`),
+/// rounded up.
+fn gateway_media_days() -> u32 {
+    let ttl = spokegate::queue::QueuePolicy::default().media_ttl.unwrap_or_default();
+    ttl.as_secs().div_ceil(86_400) as u32
+}
+
 /// A hundred years: more is a typing error, not a policy.
 const MAX_DAYS: u32 = 36_500;
 
@@ -69,6 +76,20 @@ impl RetentionPolicy {
             (Pruned::Image, self.image_days),
             (Pruned::Quarantine, self.quarantine_days),
         ]
+    }
+
+    /// A warning when images are deleted sooner than a gateway keeps them queued by default
+    /// (`media_ttl_hours`, 7 days; waveforms are kept 6 hours, under any retention): a part a
+    /// gateway resends after its image was deleted is a new message to the hub, and stored again.
+    pub fn shorter_than_gateways_keep(&self) -> Option<String> {
+        let gateway_days = gateway_media_days();
+        (1..=gateway_days).contains(&self.image_days).then(|| {
+            format!(
+                "retention.image_days = {} is within the {gateway_days} days a gateway keeps an image queued by default: \
+                 an image a gateway sends again after it was deleted is stored again",
+                self.image_days
+            )
+        })
     }
 
     /// Whether anything is ever deleted.
@@ -148,6 +169,9 @@ impl Pruned {
 pub async fn run(url: String, policy: RetentionPolicy, metrics: std::sync::Arc<Metrics>, mut shutdown: Shutdown) {
     if !policy.prunes() {
         return;
+    }
+    if let Some(w) = policy.shorter_than_gateways_keep() {
+        tracing::warn!("{w}");
     }
     let mut every = tokio::time::interval(Duration::from_secs(policy.every_secs));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,5 +256,10 @@ mod tests {
         assert_eq!(century.problem(), None);
         let keep_all = RetentionPolicy { quarantine_days: 0, ..Default::default() };
         assert!(!keep_all.prunes() && RetentionPolicy::default().prunes());
+        let week = RetentionPolicy { image_days: 7, ..Default::default() };
+        assert!(week.shorter_than_gateways_keep().is_some_and(|w| w.contains("image_days = 7")));
+        for days in [0, 8] {
+            assert_eq!(RetentionPolicy { image_days: days, ..Default::default() }.shorter_than_gateways_keep(), None);
+        }
     }
 }
