@@ -55,14 +55,20 @@ fn gateway_media_days() -> u32 {
     ttl.as_secs().div_ceil(86_400) as u32
 }
 
+/// A week between looks at most.
+const MAX_EVERY_SECS: u64 = 7 * 86_400;
+
 /// A hundred years: more is a typing error, not a policy.
 const MAX_DAYS: u32 = 36_500;
 
 impl RetentionPolicy {
     /// What is wrong with the policy, if anything: (item, why).
     pub fn problem(&self) -> Option<(&'static str, String)> {
-        if self.every_secs == 0 {
-            return Some(("retention.every_secs", "give 1 or more seconds between looks".into()));
+        if !(1..=MAX_EVERY_SECS).contains(&self.every_secs) {
+            return Some((
+                "retention.every_secs",
+                format!("give 1 to {MAX_EVERY_SECS} seconds (a week) between looks"),
+            ));
         }
         self.kinds()
             .iter()
@@ -246,10 +252,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_policy_looks_at_least_once_a_second_and_keeps_at_most_a_hundred_years() {
+    fn a_policy_looks_between_once_a_second_and_once_a_week_and_keeps_at_most_a_hundred_years() {
         assert_eq!(RetentionPolicy::default().problem(), None);
-        let never = RetentionPolicy { every_secs: 0, ..Default::default() };
-        assert_eq!(never.problem().map(|p| p.0), Some("retention.every_secs"));
+        for every_secs in [0, MAX_EVERY_SECS + 1, u64::MAX] {
+            let never = RetentionPolicy { every_secs, ..Default::default() };
+            assert_eq!(never.problem().map(|p| p.0), Some("retention.every_secs"), "{every_secs}");
+        }
+        assert_eq!(RetentionPolicy { every_secs: MAX_EVERY_SECS, ..Default::default() }.problem(), None);
         let typo = RetentionPolicy { image_days: MAX_DAYS + 1, ..Default::default() };
         assert_eq!(typo.problem().map(|p| p.0), Some("retention.image_days"));
         let century = RetentionPolicy { waveform_days: MAX_DAYS, ..Default::default() };
