@@ -67,6 +67,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// What `[retention]` would delete now (nothing is deleted): rows past their days, by kind.
+    Retention {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// The consult view's users and what each may see.
     Users {
         #[arg(long)]
@@ -196,6 +201,21 @@ async fn try_run(cli: Cli) -> Result<(), i32> {
         Command::Serve { config } => {
             let cfg = load_config(&config)?;
             serve(cfg).await
+        }
+        Command::Retention { config } => {
+            let cfg = load_config(&config)?;
+            let client = connect_current(&cfg).await?;
+            let preview = retention::preview(&client, &cfg.retention).await.map_err(|e| {
+                eprintln!("PostgreSQL: {e}");
+                exit::UNAVAILABLE
+            })?;
+            for (kind, days, rows) in preview {
+                match days {
+                    0 => println!("{}: kept for ever", kind.label()),
+                    d => println!("{}: {rows} past {d} days", kind.label()),
+                }
+            }
+            Ok(())
         }
         Command::Users { config, action } => {
             let cfg = load_config(&config)?;

@@ -135,19 +135,22 @@ impl Pruned {
         }
     }
 
-    /// The oldest rows in the order they were stored: (id, older than `$1` days).
+    /// The oldest rows after id `$3` in the order they were stored: (id, older than `$1` days).
     fn oldest(self) -> &'static str {
         match self {
             Pruned::Waveform => {
                 "SELECT w.message_id, m.received_at < now() - make_interval(days => $1)
-                 FROM wave_chunks w JOIN messages m ON m.id = w.message_id ORDER BY w.message_id LIMIT $2"
+                 FROM wave_chunks w JOIN messages m ON m.id = w.message_id
+                 WHERE w.message_id > $3 ORDER BY w.message_id LIMIT $2"
             }
             Pruned::Image => {
                 "SELECT p.message_id, m.received_at < now() - make_interval(days => $1)
-                 FROM media_parts p JOIN messages m ON m.id = p.message_id ORDER BY p.message_id LIMIT $2"
+                 FROM media_parts p JOIN messages m ON m.id = p.message_id
+                 WHERE p.message_id > $3 ORDER BY p.message_id LIMIT $2"
             }
             Pruned::Quarantine => {
-                "SELECT id, received_at < now() - make_interval(days => $1) FROM quarantine ORDER BY id LIMIT $2"
+                "SELECT id, received_at < now() - make_interval(days => $1) FROM quarantine
+                 WHERE id > $3 ORDER BY id LIMIT $2"
             }
         }
     }
@@ -235,8 +238,7 @@ async fn round(
 /// (rows deleted, whether older ones may follow).
 async fn batch(db: &mut Client, kind: Pruned, days: i32) -> Result<(u64, bool), tokio_postgres::Error> {
     let tx = db.transaction().await?;
-    let rows = tx.query(kind.oldest(), &[&days, &BATCH]).await?;
-    let old: Vec<i64> = rows.iter().take_while(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
+    let (old, more) = past_their_days(&tx, kind, days, i64::MIN).await?;
     if old.is_empty() {
         return Ok((0, false));
     }
@@ -244,7 +246,38 @@ async fn batch(db: &mut Client, kind: Pruned, days: i32) -> Result<(u64, bool), 
         tx.execute(*sql, &[&old]).await?;
     }
     tx.commit().await?;
-    Ok((old.len() as u64, old.len() == rows.len() && rows.len() as i64 == BATCH))
+    Ok((old.len() as u64, more))
+}
+
+/// The ids of up to a batch of rows of `kind` after id `after`, older than `days`, up to the first
+/// that is not, and whether older ones may follow.
+async fn past_their_days(
+    db: &impl tokio_postgres::GenericClient,
+    kind: Pruned,
+    days: i32,
+    after: i64,
+) -> Result<(Vec<i64>, bool), tokio_postgres::Error> {
+    let rows = db.query(kind.oldest(), &[&days, &BATCH, &after]).await?;
+    let old: Vec<i64> = rows.iter().take_while(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
+    let more = old.len() == rows.len() && rows.len() as i64 == BATCH;
+    Ok((old, more))
+}
+
+/// What a round would delete now, without deleting: each kind with its days (0: kept) and the
+/// rows past them. Read as a round reads them, a batch at a time.
+pub async fn preview(db: &Client, policy: &RetentionPolicy) -> Result<Vec<(Pruned, u32, u64)>, tokio_postgres::Error> {
+    let mut out = Vec::new();
+    for (kind, days) in policy.kinds() {
+        let mut rows = 0u64;
+        let mut after = Some(i64::MIN).filter(|_| days > 0);
+        while let Some(from) = after {
+            let (old, more) = past_their_days(db, kind, days as i32, from).await?;
+            rows += old.len() as u64;
+            after = old.last().copied().filter(|_| more);
+        }
+        out.push((kind, days, rows));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -112,3 +112,71 @@ async fn waveforms_images_and_quarantine_past_their_days_are_deleted_and_reading
     }
     assert!(instance.log().contains("retention: deleted what is past its time"), "{}", instance.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_command_says_what_a_round_would_delete_and_deletes_nothing() {
+    let db = TestDb::create();
+    let broker = Mosquitto::start();
+    let mut hub = HubSetup::new(&db, &mqtt_input(broker.port));
+    // A look a week apart: the instance's round at start finds nothing, and none follows.
+    hub.sections = "[retention]\nwaveform_days = 7\nquarantine_days = 2\nevery_secs = 604800\n".into();
+    let dir = tempfile::tempdir().unwrap();
+    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
+    let stranger = spokegate::sign::SigningKey::generate(&dir.path().join("x.key")).unwrap();
+    let instance = hub.serve("p");
+    instance.ready().await;
+    until("the round at start ran", PATIENCE, || async {
+        instance.metric("spokegate_hub_retention_rounds_total").await >= 1.0
+    })
+    .await;
+    let publisher = spokegate_publisher(broker.port).await;
+    let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
+    for seq in 1..=6u64 {
+        let w = ecg_chunk((seq - 1) * 4, 360.0, 0.005);
+        let t = w.t0;
+        let body = make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(w), seq, t, None);
+        let topic = spokegate::mqtt::topics::for_body(&body);
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
+    }
+    let strange = reading("site-1", "gw-a", 100, 99.0);
+    for _ in 0..2 {
+        let topic = spokegate::mqtt::topics::for_body(&strange);
+        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&stranger, &strange)).await.unwrap();
+    }
+    until("the chunks stored and the strangers quarantined", PATIENCE, || async {
+        db.count("SELECT count(*) FROM wave_chunks").await == 6
+            && db.count("SELECT count(*) FROM quarantine").await == 2
+    })
+    .await;
+    let c = db.client().await;
+    c.batch_execute(
+        "UPDATE messages SET received_at = now() - interval '8 days' WHERE seq <= 4;
+         UPDATE quarantine SET received_at = now() - interval '3 days' WHERE id = (SELECT min(id) FROM quarantine);",
+    )
+    .await
+    .unwrap();
+    // More old chunks than one batch reads (5,000), stored before the gateway's: copies of its
+    // first chunk under ids below any the database gave, so that the command reads three batches.
+    c.batch_execute(
+        "INSERT INTO messages (id, site, gw, seq, kind, dev, prof, t_us, topic, kid, envelope, body, received_at)
+         SELECT -g, site, gw, 1000000 + g, kind, dev, prof, t_us, topic, kid, envelope, body, received_at
+         FROM messages, generate_series(1, 11000) g WHERE seq = 1;
+         INSERT INTO wave_chunks (message_id, site, gw, dev, stream, consult, rate, i0, n, t0_us, channels, data)
+         SELECT -g, site, gw, dev, stream, consult, rate, i0, n, t0_us, channels, data
+         FROM wave_chunks, generate_series(1, 11000) g WHERE i0 = 0;",
+    )
+    .await
+    .unwrap();
+    let want = db.count("SELECT count(*) FROM wave_chunks w JOIN messages m ON m.id = w.message_id WHERE m.received_at < now() - interval '7 days'").await;
+    assert_eq!(want, 11_004);
+
+    let cfg = hub.config("cli", free_port());
+    let out = hub_cli(&["retention", "--config", cfg.to_str().unwrap()]).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [&format!("waveform: {want} past 7 days") as &str, "image: kept for ever", "quarantine: 1 past 2 days"]
+    );
+    assert_eq!(db.count("SELECT count(*) FROM wave_chunks").await, 11_006, "nothing deleted");
+    assert_eq!(db.count("SELECT count(*) FROM quarantine").await, 2, "nothing deleted");
+}
