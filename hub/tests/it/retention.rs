@@ -4,37 +4,66 @@
 //! reading, however old. Rows are aged by moving their `received_at` back, as the days would.
 
 use crate::support::*;
+use spokegate::model::Body;
 use spokegate::pipeline::{make_body, Payload, Source};
+use spokegate::sign::SigningKey;
 use spokegate::sim::mosquitto::Mosquitto;
+
+/// A hub with `[retention]` `policy` that trusts gw-a, and a publisher that signs as gw-a or as a
+/// stranger whose key nobody trusts.
+struct Rig {
+    db: TestDb,
+    hub: HubSetup,
+    instance: HubInstance,
+    publisher: rumqttc::AsyncClient,
+    key: SigningKey,
+    stranger: SigningKey,
+    _broker: Mosquitto,
+    _keys: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(instance: &str, policy: &str) -> Rig {
+        let db = TestDb::create();
+        let broker = Mosquitto::start();
+        let mut hub = HubSetup::new(&db, &mqtt_input(broker.port));
+        hub.sections = format!("[retention]\n{policy}");
+        let keys = tempfile::tempdir().unwrap();
+        let key = hub.trusted_gateway(keys.path(), "site-1", "gw-a");
+        let stranger = SigningKey::generate(&keys.path().join("x.key")).unwrap();
+        let instance = hub.serve(instance);
+        instance.ready().await;
+        let publisher = spokegate_publisher(broker.port).await;
+        Rig { db, hub, instance, publisher, key, stranger, _broker: broker, _keys: keys }
+    }
+
+    /// `body` signed with `key`, on its topic.
+    async fn send(&self, body: &Body, key: &SigningKey) {
+        let topic = spokegate::mqtt::topics::for_body(body);
+        self.publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(key, body)).await.unwrap();
+    }
+
+    /// gw-a's ECG chunks numbered `seqs`, four samples each from 0.
+    async fn send_ecg(&self, seqs: std::ops::RangeInclusive<u64>) {
+        let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
+        for seq in seqs {
+            let w = ecg_chunk((seq - 1) * 4, 360.0, 0.005);
+            let t = w.t0;
+            self.send(&make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(w), seq, t, None), &self.key).await;
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waveforms_images_and_quarantine_past_their_days_are_deleted_and_readings_are_kept() {
-    let db = TestDb::create();
-    let broker = Mosquitto::start();
-    let mut hub = HubSetup::new(&db, &mqtt_input(broker.port));
-    hub.sections = "[retention]\nwaveform_days = 7\nimage_days = 30\nquarantine_days = 2\nevery_secs = 1\n".into();
-    let dir = tempfile::tempdir().unwrap();
-    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
-    let stranger = spokegate::sign::SigningKey::generate(&dir.path().join("x.key")).unwrap();
-    let instance = hub.serve("r");
-    instance.ready().await;
-    let publisher = spokegate_publisher(broker.port).await;
-    let send = |body: spokegate::model::Body, key: &spokegate::sign::SigningKey| {
-        let (topic, payload) = (spokegate::mqtt::topics::for_body(&body), sealed(key, &body));
-        let publisher = publisher.clone();
-        async move { publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap() }
-    };
+    let rig = Rig::start("r", "waveform_days = 7\nimage_days = 30\nquarantine_days = 2\nevery_secs = 1\n").await;
+    let (db, instance) = (&rig.db, &rig.instance);
 
     // seq 1-6: ECG chunks; 7-9: readings; two images (seq 10 on, then after them); two messages
     // signed by a key nobody trusts.
-    let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
-    for seq in 1..=6u64 {
-        let w = ecg_chunk((seq - 1) * 4, 360.0, 0.005);
-        let t = w.t0;
-        send(make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(w), seq, t, None), &key).await;
-    }
+    rig.send_ecg(1..=6).await;
     for seq in 7..=9 {
-        send(reading("site-1", "gw-a", seq, 110.0 + seq as f64), &key).await;
+        rig.send(&reading("site-1", "gw-a", seq, 110.0 + seq as f64), &rig.key).await;
     }
     let now = spokegate::clock::now_micros();
     let first = smear_parts(10, now);
@@ -42,11 +71,11 @@ async fn waveforms_images_and_quarantine_past_their_days_are_deleted_and_reading
     let second = smear_parts(second_seq, now + 1);
     let parts = first.len() as i64;
     assert!(parts >= 2, "the smear is cut into several parts");
-    for body in first.into_iter().chain(second) {
-        send(body, &key).await;
+    for body in first.iter().chain(&second) {
+        rig.send(body, &rig.key).await;
     }
     for seq in [100, 101] {
-        send(reading("site-1", "gw-a", seq, 99.0), &stranger).await;
+        rig.send(&reading("site-1", "gw-a", seq, 99.0), &rig.stranger).await;
     }
     until("everything is stored and the strangers quarantined", PATIENCE, || async {
         db.count("SELECT count(*) FROM wave_chunks").await == 6
@@ -115,33 +144,16 @@ async fn waveforms_images_and_quarantine_past_their_days_are_deleted_and_reading
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retention_command_says_what_a_round_would_delete_and_deletes_nothing() {
-    let db = TestDb::create();
-    let broker = Mosquitto::start();
-    let mut hub = HubSetup::new(&db, &mqtt_input(broker.port));
     // A look a week apart: the instance's round at start finds nothing, and none follows.
-    hub.sections = "[retention]\nwaveform_days = 7\nquarantine_days = 2\nevery_secs = 604800\n".into();
-    let dir = tempfile::tempdir().unwrap();
-    let key = hub.trusted_gateway(dir.path(), "site-1", "gw-a");
-    let stranger = spokegate::sign::SigningKey::generate(&dir.path().join("x.key")).unwrap();
-    let instance = hub.serve("p");
-    instance.ready().await;
+    let rig = Rig::start("p", "waveform_days = 7\nquarantine_days = 2\nevery_secs = 604800\n").await;
+    let (db, instance, hub) = (&rig.db, &rig.instance, &rig.hub);
     until("the round at start ran", PATIENCE, || async {
         instance.metric("spokegate_hub_retention_rounds_total").await >= 1.0
     })
     .await;
-    let publisher = spokegate_publisher(broker.port).await;
-    let ecg = Source { dev: "ecg-1".into(), profile: "ecg-text-single".into() };
-    for seq in 1..=6u64 {
-        let w = ecg_chunk((seq - 1) * 4, 360.0, 0.005);
-        let t = w.t0;
-        let body = make_body("site-1", "gw-a", Some(&ecg), Payload::Wave(w), seq, t, None);
-        let topic = spokegate::mqtt::topics::for_body(&body);
-        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&key, &body)).await.unwrap();
-    }
-    let strange = reading("site-1", "gw-a", 100, 99.0);
+    rig.send_ecg(1..=6).await;
     for _ in 0..2 {
-        let topic = spokegate::mqtt::topics::for_body(&strange);
-        publisher.publish(topic, rumqttc::QoS::AtLeastOnce, false, sealed(&stranger, &strange)).await.unwrap();
+        rig.send(&reading("site-1", "gw-a", 100, 99.0), &rig.stranger).await;
     }
     until("the chunks stored and the strangers quarantined", PATIENCE, || async {
         db.count("SELECT count(*) FROM wave_chunks").await == 6
