@@ -192,8 +192,8 @@ pub async fn run(url: String, policy: RetentionPolicy, metrics: std::sync::Arc<M
         match round(&url, &policy, &metrics, &mut shutdown).await {
             Ok(Some(deleted)) => {
                 metrics.retention_rounds.inc();
-                if deleted.iter().any(|(_, n)| *n > 0) {
-                    let [(_, waveform), (_, image), (_, quarantine)] = deleted;
+                if deleted.iter().any(|n| *n > 0) {
+                    let [waveform, image, quarantine] = deleted;
                     tracing::info!(waveform, image, quarantine, "retention: deleted what is past its time");
                 }
             }
@@ -204,26 +204,27 @@ pub async fn run(url: String, policy: RetentionPolicy, metrics: std::sync::Arc<M
 }
 
 /// One round on a connection of its own: for each kind kept for a time, its old rows deleted a
-/// batch at a time. `None` when another instance holds the lock.
+/// batch at a time; the rows deleted, in the order of [`RetentionPolicy::kinds`]. `None` when
+/// another instance holds the lock.
 async fn round(
     url: &str,
     policy: &RetentionPolicy,
     metrics: &Metrics,
     shutdown: &mut Shutdown,
-) -> Result<Option<[(Pruned, u64); 3]>, crate::db::DbError> {
+) -> Result<Option<[u64; 3]>, crate::db::DbError> {
     let mut db = crate::db::connect(url).await?;
     let locked: bool = db.query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK]).await?.get(0);
     if !locked {
         return Ok(None);
     }
-    let mut deleted = policy.kinds().map(|(kind, _)| (kind, 0u64));
+    let mut deleted = [0u64; 3];
     for (i, (kind, days)) in policy.kinds().into_iter().enumerate() {
         if days == 0 {
             continue;
         }
         loop {
             let (gone, more) = batch(&mut db, kind, days as i32).await?;
-            deleted[i].1 += gone;
+            deleted[i] += gone;
             metrics.retention_deleted(kind, gone);
             if !more || shutdown.is_triggered() {
                 break;
