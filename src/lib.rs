@@ -64,6 +64,7 @@ pub mod formats;
 pub mod framing;
 pub mod hub;
 pub mod ids;
+pub mod log_output;
 pub mod media;
 pub mod model;
 pub mod mqtt;

@@ -14,7 +14,7 @@ fn main() {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},rumqttd=off,rumqttc=warn,bluez_async=warn,btleplug=warn", cli.log)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    spokegate::log_output::init(filter, false);
     // One thread: the gateway's work per reading is small, and a single-threaded runtime spares
     // every reading the cross-thread wake-ups between pipeline stages (see benches/pipeline.rs).
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

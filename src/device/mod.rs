@@ -64,6 +64,8 @@ pub struct DeviceTask {
     streaming: bool,
     /// BLE: values the profile does not forward, reported once per connection.
     not_forwarded: crate::decode::ble::NotForwarded,
+    /// Why the last attempt to open the link failed, since it was last open.
+    failing: Option<String>,
 }
 
 impl DeviceTask {
@@ -95,6 +97,7 @@ impl DeviceTask {
             control,
             streaming,
             not_forwarded: Default::default(),
+            failing: None,
         }
     }
 
@@ -167,6 +170,7 @@ impl DeviceTask {
 
     /// The link is up: counted, published, backoff reset.
     async fn link_up(&mut self, backoff: &mut Backoff) {
+        self.failing = None;
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
         self.state(LinkState::Connected, None).await;
         backoff.reset();
@@ -183,9 +187,15 @@ impl DeviceTask {
         backoff.next_delay()
     }
 
-    /// The link could not be opened; how long to wait before the next attempt.
+    /// The link could not be opened; how long to wait before the next attempt. The journal says
+    /// why once, and again when the reason changes (the attempts repeat with backoff).
     async fn link_failed(&mut self, why: String, backoff: &mut Backoff) -> Duration {
-        tracing::debug!(error = %why, "cannot reach the device");
+        if self.failing.as_deref() == Some(why.as_str()) {
+            tracing::debug!(error = %why, "cannot reach the device");
+        } else {
+            tracing::warn!(error = %why, "cannot reach the device; trying again with backoff");
+            self.failing = Some(why.clone());
+        }
         self.state(LinkState::Error, Some(why)).await;
         backoff.next_delay()
     }

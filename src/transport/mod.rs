@@ -37,9 +37,9 @@ pub async fn write_to(link: &mut (impl Link + ?Sized), bytes: &[u8]) -> std::io:
 /// Opens the device's link.
 pub fn open(transport: &DeviceTransport, settings: &SerialSettings) -> std::io::Result<Box<dyn Link>> {
     match transport {
-        DeviceTransport::Serial { path, baud } => {
-            serial::open(path, *baud, settings).map(|s| Box::new(s) as Box<dyn Link>)
-        }
+        DeviceTransport::Serial { path, baud } => serial::open(path, *baud, settings)
+            .map(|s| Box::new(s) as Box<dyn Link>)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         DeviceTransport::Ble { .. } => Err(std::io::Error::other("a BLE device has no byte link")),
         DeviceTransport::Folder { .. } | DeviceTransport::Camera { .. } => {
             Err(std::io::Error::other("an image device has no byte link"))

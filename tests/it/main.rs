@@ -22,6 +22,8 @@ mod hub_trust;
 #[path = "../support/installed.rs"]
 mod installed;
 mod large_still;
+#[path = "../support/machine.rs"]
+mod machine;
 mod media;
 mod media_support;
 mod meters;
@@ -33,6 +35,7 @@ mod service;
 mod tls;
 #[path = "../support/tls_broker.rs"]
 mod tls_broker;
+mod under_systemd;
 mod units;
 mod unplug;
 mod waves;

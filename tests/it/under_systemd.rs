@@ -1,0 +1,260 @@
+//! The Debian package installed on a machine where systemd is PID 1 (`tests/support/machine.rs`:
+//! this host's own system booted under `systemd-nspawn`), and the daemon run by its sandboxed unit
+//! as a spoke PC runs it: an HL7 monitor on a serial line, the machine's mosquitto, and
+//! `spokegate watch` verifying what arrives. What systemd decides is read from systemd itself
+//! (`systemctl show`), what the sandbox does from the running daemon's `/proc`.
+
+use crate::e2e::{fixture, stated_observations, MESSAGES};
+use crate::installed::Package;
+use crate::machine::{Lines, Machine};
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Child, ChildStdin, Stdio};
+
+const DEVICE: &str = "/run/spokegate-test/monitor";
+/// A configured device whose adapter is not plugged in.
+const UNPLUGGED: &str = "/dev/ttyUSB-unplugged";
+const CONFIG: &str = "/etc/spokegate/spokegate.toml";
+
+fn config(extra: &str) -> String {
+    format!(
+        "[gateway]\nsite = \"test-site\"\nid = \"gw-systemd\"\nstate_dir = \"/var/lib/spokegate\"\n{extra}\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n\
+         [[device]]\nid = \"monitor-1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"{DEVICE}\" }}\n\n\
+         [[device]]\nid = \"unplugged-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{UNPLUGGED}\" }}\n"
+    )
+}
+
+/// The HL7 monitor, inside the machine (its PTY must be in the machine's /dev/pts).
+struct Monitor {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines,
+}
+
+impl Monitor {
+    fn start(m: &Machine) -> Monitor {
+        let dir = m.path("/root/test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/under_systemd/hl7_device.py");
+        std::fs::copy(script, dir.join("hl7_device.py")).unwrap();
+        for name in MESSAGES {
+            std::fs::write(dir.join(format!("{name}.hl7")), fixture(name)).unwrap();
+        }
+        let mut child = m
+            .command(&["python3", "/root/test/hl7_device.py", DEVICE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = Lines::of(child.stdout.take().unwrap());
+        lines.next("the device's PTY", |l| l == "ready");
+        Monitor { child, stdin, lines }
+    }
+
+    /// Clears the line's exclusive mode, as the kernel does for an adapter nobody holds any more.
+    fn release(&mut self) {
+        writeln!(self.stdin, "release").unwrap();
+        self.lines.next("the line released", |l| l == "released");
+    }
+
+    /// Sends a fixture and waits for its acknowledgement's code.
+    fn send(&mut self, name: &str) -> String {
+        writeln!(self.stdin, "send /root/test/{name}.hl7").unwrap();
+        let line = self.lines.next("an acknowledgement", |l| l.contains(&format!("/{name}.hl7")));
+        line.rsplit(' ').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Numeric values of verified observation messages `watch --json` printed: (seq, [(mdc, value)]).
+fn verified_readings(lines: &[String]) -> Vec<(u64, Vec<(u64, f64)>)> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["verdict"] == "verified" && v["topic"].as_str().is_some_and(|t| t.ends_with("/obs")))
+        .map(|v| {
+            let body = &v["body"];
+            let obs = body["obs"]
+                .as_array()
+                .map(|o| {
+                    o.iter().filter_map(|x| Some((x["code"]["mdc"].as_u64()?, x["val"].as_f64()?))).collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            (body["seq"].as_u64().unwrap(), obs)
+        })
+        .collect()
+}
+
+/// AA once committed; AE for a message without an MDC-coded reading (the lab result), as in `e2e`.
+fn expected_ack(name: &str) -> &'static str {
+    if stated_observations(&fixture(name)).is_empty() {
+        "AE"
+    } else {
+        "AA"
+    }
+}
+
+/// The values the fixtures state, in the order they are sent: (mdc, value).
+fn stated(names: &[&str]) -> Vec<(u64, f64)> {
+    names.iter().flat_map(|n| stated_observations(&fixture(n))).map(|s| (s.mdc as u64, s.value)).collect()
+}
+
+#[test]
+fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = Package::build(dir.path(), env!("CARGO_MANIFEST_DIR"), &[]);
+    let m = Machine::boot();
+
+    // Installed as an operator installs it: the postinst makes the user, the state directory and
+    // the signing key, and prints the key's public JWK.
+    std::fs::copy(&package.deb, m.path("/root/spokegate.deb")).unwrap();
+    let installed = m.sh_ok("dpkg -i /root/spokegate.deb 2>&1");
+    assert!(installed.contains("\"kty\":\"OKP\""), "the postinst prints the public JWK:\n{installed}");
+    let groups = m.sh_ok("id -nG spokegate");
+    assert!(groups.contains("dialout") && groups.contains("bluetooth"), "{groups}");
+    assert_eq!(
+        m.sh_ok("stat -c '%U %a' /var/lib/spokegate /var/lib/spokegate/gateway.key"),
+        "spokegate 700\nspokegate 600\n"
+    );
+    assert_eq!(
+        m.sh_ok("systemctl is-enabled spokegate || true").trim(),
+        "disabled",
+        "not enabled before it is configured"
+    );
+
+    std::fs::write(m.path(CONFIG), config("")).unwrap();
+    assert_eq!(m.sh_ok(&format!("stat -c '%U:%G %a' {CONFIG}")), "root:spokegate 640\n", "the conffile keeps its mode");
+    m.sh_ok("systemctl start mosquitto");
+    let mut monitor = Monitor::start(&m);
+    m.sh_ok(&format!("spokegate key show --config {CONFIG} > /root/gw.jwk"));
+    let mut watch_child = m
+        .command(&["spokegate", "watch", "--url", "mqtt://127.0.0.1:1883", "--key", "/root/gw.jwk", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watch = Lines::of(watch_child.stdout.take().unwrap());
+    let _watch = crate::harness::KillOnDrop(watch_child);
+
+    // Type=notify: `systemctl start` returns once the daemon said READY. It does not wait for the
+    // network to be online: a spoke whose link is down at boot reads its devices at once (this
+    // machine's network never comes online; the unit waited two minutes for it before).
+    m.sh_ok("systemctl enable --now spokegate 2>&1");
+    assert_eq!(m.unit_property("spokegate", "ActiveState"), "active");
+    assert_eq!(m.unit_property("spokegate", "SubState"), "running");
+    assert_eq!(m.unit_property("network-online.target", "ActiveState"), "inactive", "started without the network");
+    let first_pid = m.unit_property("spokegate", "MainPID");
+
+    let (before, after) = MESSAGES.split_at(3);
+    for name in before {
+        assert_eq!(monitor.send(name), expected_ack(name), "{name} acknowledged once committed");
+    }
+    let want = stated(before);
+    watch.until("the first readings, verified", |seen| values_of(seen) == want);
+
+    // The sandbox, as the running daemon has it.
+    let status = m.sh_ok(&format!("cat /proc/{first_pid}/status"));
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).map(|l| l[name.len()..].trim().to_string()).unwrap_or_default()
+    };
+    let uid = m.sh_ok("id -u spokegate");
+    assert!(field("Uid:").starts_with(uid.trim()), "runs as spokegate: {}", field("Uid:"));
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "the system-call filter is on");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("CapBnd:"), "0000000000000000");
+    let mounts = m.sh_ok(&format!("cat /proc/{first_pid}/mountinfo"));
+    let options_of = |target: &str| {
+        mounts
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(target))
+            .map(|l| l.split(' ').nth(5).unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no mount at {target}:\n{mounts}"))
+    };
+    assert!(options_of("/").starts_with("ro"), "ProtectSystem=strict: the file system read-only");
+    assert!(options_of("/var/lib/spokegate").starts_with("rw"), "the state directory writable");
+    assert!(options_of("/home").starts_with("ro"), "ProtectHome=yes");
+    // What the daemon logged is in the journal under its unit.
+    // The unplugged adapter is named once, with why, though it is tried again and again (each try
+    // publishes its state); as a warning, without colours or times of its own (the journal keeps
+    // the priority and the time).
+    watch.until("the unplugged adapter tried three times", |seen| {
+        seen.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["topic"].as_str().is_some_and(|t| t.ends_with("/dev/unplugged-1/state"))
+                    && v["body"]["state"] == "error"
+            })
+            .count()
+            >= 3
+    });
+    let journal = m.sh_ok("journalctl -u spokegate --no-pager -o cat");
+    assert!(journal.contains("device link open"), "the daemon's log in the journal:\n{journal}");
+    assert!(!journal.contains('\u{1b}'), "no terminal colours in the journal:\n{journal}");
+    let warnings = m.sh_ok("journalctl -u spokegate --no-pager -o cat -p warning");
+    let unplugged = format!("{UNPLUGGED}: No such file or directory");
+    assert_eq!(warnings.matches(&unplugged).count(), 1, "`{unplugged}` once, as a warning:\n{warnings}");
+    assert!(!warnings.contains("device link open"), "information is not a warning:\n{warnings}");
+
+    // A crash: systemd restarts it (Restart=on-failure), and the readings carry on.
+    m.sh_ok("systemctl kill -s KILL spokegate");
+    monitor.release();
+    m.wait_for("the restart after SIGKILL", || {
+        let (restarts, state, pid) = (
+            m.unit_property("spokegate", "NRestarts"),
+            m.unit_property("spokegate", "SubState"),
+            m.unit_property("spokegate", "MainPID"),
+        );
+        (restarts == "1" && state == "running" && pid != first_pid && pid != "0").then_some(())
+    });
+    for name in after {
+        assert_eq!(monitor.send(name), expected_ack(name), "{name} acknowledged after the restart");
+    }
+    let want = stated(MESSAGES);
+    watch.until("every reading, verified", |seen| values_of(seen).len() >= want.len());
+
+    // Stopped by systemd: the drain ends with exit 0, and the hub is told the gateway is offline.
+    m.sh_ok("systemctl stop spokegate");
+    assert_eq!(m.unit_property("spokegate", "Result"), "success");
+    assert_eq!(m.unit_property("spokegate", "ExecMainStatus"), "0");
+    watch.next("the offline status", |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| {
+            v["topic"].as_str().is_some_and(|t| t.ends_with("/status")) && v["body"]["state"] == "offline"
+        })
+    });
+
+    // Every seq once, in order across the restart, each carrying what its device sent.
+    let readings = verified_readings(&watch.seen);
+    let seqs: Vec<u64> = readings.iter().map(|(s, _)| *s).collect();
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(seqs, unique, "seqs strictly increasing, none twice");
+    assert_eq!(values_of(&watch.seen), stated(MESSAGES), "every stated value, once, in order");
+
+    // A configuration with a mistake: refused with its place, and not restarted over and over.
+    std::fs::write(m.path(CONFIG), config("unknown_key = 1")).unwrap();
+    let start = m.sh("systemctl start spokegate");
+    assert!(!start.status.success(), "a bad configuration does not start");
+    let settled = m.wait_for("the unit to settle", || {
+        let sub = m.unit_property("spokegate", "SubState");
+        (sub == "failed" || sub == "auto-restart").then_some(sub)
+    });
+    assert_eq!(settled, "failed", "exit 78 stops restarts");
+    assert_eq!(m.unit_property("spokegate", "ExecMainStatus"), "78");
+    let journal = m.sh_ok("journalctl -u spokegate --no-pager -o cat");
+    assert!(journal.contains("spokegate.toml:5:1: `gateway.unknown_key`"), "the place and the item:\n{journal}");
+}
+
+/// The values of every verified observation, in the order they arrived: (mdc, value).
+fn values_of(lines: &[String]) -> Vec<(u64, f64)> {
+    verified_readings(lines).into_iter().flat_map(|(_, o)| o).collect()
+}

@@ -1,0 +1,219 @@
+//! A machine with systemd as PID 1, for what only systemd can show: a unit's sandbox applied to the
+//! running daemon, `Type=notify`, restarts, exit codes and the journal. `systemd-nspawn` boots this
+//! machine's own root file system seen through an overlay whose changes live in a tmpfs and go
+//! with it, in a network namespace of its own (loopback only), to a target that starts nothing but
+//! systemd's early units (the journal, sysusers, tmpfiles). Needs root, overlayfs and
+//! `systemd-nspawn` (Debian's `systemd-container`, installed by `.ci/setup`).
+//!
+//! One limit, said where it matters: this VM's cgroups are the hybrid layout without the devices
+//! controller handed to containers, so `DevicePolicy=`/`DeviceAllow=` are not enforced inside
+//! (checked: a unit with `DevicePolicy=strict` still opens /dev/null). Everything per process is:
+//! users, capabilities, `NoNewPrivileges`, the system-call filter, the mount namespace.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a booted machine may take to do what a step asks.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A booted machine; powered off (killed) and its overlay unmounted when dropped.
+pub struct Machine {
+    nspawn: Child,
+    /// The machine's PID 1 as this host sees it.
+    leader: u32,
+    root: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// The target the machine boots to: systemd's early units and nothing of the host's services.
+const TARGET: &str = "[Unit]\nDescription=spokegate test machine\nRequires=sysinit.target\n\
+After=sysinit.target\nAllowIsolate=yes\n";
+
+impl Machine {
+    /// Boots a machine and waits until systemd says it is running.
+    pub fn boot() -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        let (layers, root) = (dir.path().join("layers"), dir.path().join("root"));
+        std::fs::create_dir_all(&layers).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        // The upper layer must not be inside the lower one's file system: a tmpfs of its own.
+        must(Command::new("mount").args(["-t", "tmpfs", "-o", "mode=0755", "machine-layers"]).arg(&layers));
+        let (upper, work) = (layers.join("upper"), layers.join("work"));
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let opts = format!("lowerdir=/,upperdir={},workdir={}", upper.display(), work.display());
+        must(Command::new("mount").args(["-t", "overlay", "machine-root", "-o", &opts]).arg(&root));
+        let name = format!("spokegate-test-{}", std::process::id());
+        let target = root.join("etc/systemd/system/spokegate-test.target");
+        std::fs::write(&target, TARGET).unwrap();
+        // The host's machine id would make nspawn refuse: a new one is made at boot.
+        let _ = std::fs::remove_file(root.join("etc/machine-id"));
+        let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
+        let nspawn = Command::new("systemd-nspawn")
+            .arg("-D")
+            .arg(&root)
+            .args(["-M", &name, "--private-network", "--register=no", "--link-journal=no", "--keep-unit", "-b"])
+            .arg("systemd.unit=spokegate-test.target")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("systemd-nspawn (systemd-container) is installed");
+        let mut machine = Machine { nspawn, leader: 0, root, dir };
+        let started = Instant::now();
+        machine.leader = loop {
+            if let Some(pid) = init_under(machine.nspawn.id()) {
+                break pid;
+            }
+            if let Ok(Some(status)) = machine.nspawn.try_wait() {
+                panic!("systemd-nspawn ended ({status}):\n{}", machine.console());
+            }
+            assert!(started.elapsed() < PATIENCE, "no systemd under nspawn:\n{}", machine.console());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        machine.wait_for("the machine to boot", || {
+            let state = machine.sh("systemctl is-system-running").stdout;
+            let state = String::from_utf8_lossy(&state).trim().to_string();
+            (state == "running" || state == "degraded").then_some(())
+        });
+        machine
+    }
+
+    /// Where a path inside the machine is seen from the host (its files can be written there).
+    pub fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    /// Runs a shell script inside the machine: its namespaces, as root.
+    pub fn sh(&self, script: &str) -> Output {
+        self.command(&["sh", "-c", script]).output().unwrap()
+    }
+
+    /// Runs a shell script inside the machine to success; its stdout (stderr with it on failure).
+    pub fn sh_ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "`{script}` failed ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// A command inside the machine, to spawn with pipes.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.leader.to_string(), "-a", "--"])
+            .args(argv)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        cmd
+    }
+
+    /// One property of a unit (`systemctl show -p NAME --value`).
+    pub fn unit_property(&self, unit: &str, name: &str) -> String {
+        self.sh_ok(&format!("systemctl show -p {name} --value {unit}")).trim().to_string()
+    }
+
+    /// Waits until `ready` gives something, polling; fails with what the machine's journal says.
+    pub fn wait_for<T>(&self, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = ready() {
+                return v;
+            }
+            if started.elapsed() > PATIENCE {
+                let journal = self.sh("journalctl --no-pager -n 60").stdout;
+                panic!("waited {PATIENCE:?} for {what}; the journal's end:\n{}", String::from_utf8_lossy(&journal));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        // Killing PID 1 of the machine ends every process in its PID namespace, then nspawn.
+        if self.leader != 0 {
+            let _ = Command::new("kill").args(["-KILL", &self.leader.to_string()]).status();
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+        let _ = Command::new("umount").arg("-l").arg(&self.root).status();
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path().join("layers")).status();
+    }
+}
+
+/// The process named `systemd` among the descendants of `pid` (nspawn forks before it execs init).
+fn init_under(pid: u32) -> Option<u32> {
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for child in children(p) {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.trim() == "systemd" {
+                return Some(child);
+            }
+            frontier.push(child);
+        }
+    }
+    None
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
+
+fn must(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Lines a child prints, read on a thread: `next` waits for one that `wanted` accepts.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn of(out: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// The next line `wanted` accepts, within `PATIENCE`; every line read is kept in `seen`.
+    pub fn next(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        self.until(what, |seen| seen.last().is_some_and(|l| wanted(l)));
+        self.seen.last().cloned().unwrap_or_default()
+    }
+
+    /// Reads lines until `done` holds for all read so far, within `PATIENCE`.
+    pub fn until(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line for {what} within {PATIENCE:?}; read:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
