@@ -10,6 +10,9 @@
 //! (checked: a unit with `DevicePolicy=strict` still opens /dev/null). Everything per process is:
 //! users, capabilities, `NoNewPrivileges`, the system-call filter, the mount namespace.
 
+// Both crates' test binaries include this file, each using part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -15,6 +15,8 @@ mod fhir_client;
 mod images;
 #[path = "../../../tests/support/installed.rs"]
 mod installed;
+#[path = "../../../tests/support/machine.rs"]
+mod machine;
 mod nul_characters;
 mod package;
 mod paging;
@@ -28,4 +30,5 @@ mod support;
 mod tls;
 #[path = "../../../tests/support/tls_broker.rs"]
 mod tls_broker;
+mod under_systemd;
 mod view;
