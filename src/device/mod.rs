@@ -6,6 +6,7 @@
 mod asking;
 mod ble;
 mod control;
+mod failing;
 mod images;
 mod limiter;
 
@@ -64,8 +65,8 @@ pub struct DeviceTask {
     streaming: bool,
     /// BLE: values the profile does not forward, reported once per connection.
     not_forwarded: crate::decode::ble::NotForwarded,
-    /// Why the last attempt to open the link failed, since it was last open.
-    failing: Option<String>,
+    /// Attempts to open the link that failed since it was last open, and what the journal was told.
+    failing: failing::Failing,
 }
 
 impl DeviceTask {
@@ -97,7 +98,7 @@ impl DeviceTask {
             control,
             streaming,
             not_forwarded: Default::default(),
-            failing: None,
+            failing: Default::default(),
         }
     }
 
@@ -170,7 +171,7 @@ impl DeviceTask {
 
     /// The link is up: counted, published, backoff reset.
     async fn link_up(&mut self, backoff: &mut Backoff) {
-        self.failing = None;
+        self.failing.opened();
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
         self.state(LinkState::Connected, None).await;
         backoff.reset();
@@ -190,11 +191,10 @@ impl DeviceTask {
     /// The link could not be opened; how long to wait before the next attempt. The journal says
     /// why once, and again when the reason changes (the attempts repeat with backoff).
     async fn link_failed(&mut self, why: String, backoff: &mut Backoff) -> Duration {
-        if self.failing.as_deref() == Some(why.as_str()) {
-            tracing::debug!(error = %why, "cannot reach the device");
-        } else {
-            tracing::warn!(error = %why, "cannot reach the device; trying again with backoff");
-            self.failing = Some(why.clone());
+        match self.failing.failed(&why, Instant::now()) {
+            Some(1) => tracing::warn!(error = %why, "cannot reach the device; trying again with backoff"),
+            Some(attempts) => tracing::warn!(error = %why, attempts, "still cannot reach the device"),
+            None => tracing::debug!(error = %why, "cannot reach the device"),
         }
         self.state(LinkState::Error, Some(why)).await;
         backoff.next_delay()

@@ -107,16 +107,35 @@ fn stated(names: &[&str]) -> Vec<(u64, f64)> {
     names.iter().flat_map(|n| stated_observations(&fixture(n))).map(|s| (s.mdc as u64, s.value)).collect()
 }
 
-#[test]
-fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_and_stops_cleanly() {
+/// A booted machine with the package built from this test build installed (`dpkg -i`), and what
+/// the installation printed.
+fn installed_machine() -> (Machine, String) {
     let dir = tempfile::tempdir().unwrap();
     let package = Package::build(dir.path(), env!("CARGO_MANIFEST_DIR"), &[]);
     let m = Machine::boot();
-
-    // Installed as an operator installs it: the postinst makes the user, the state directory and
-    // the signing key, and prints the key's public JWK.
     std::fs::copy(&package.deb, m.path("/root/spokegate.deb")).unwrap();
     let installed = m.sh_ok("dpkg -i /root/spokegate.deb 2>&1");
+    (m, installed)
+}
+
+/// `spokegate watch --json` in the machine, on its mosquitto, with the gateway's public key.
+fn watch(m: &Machine) -> (Lines, crate::harness::KillOnDrop) {
+    m.sh_ok(&format!("spokegate key show --config {CONFIG} > /root/gw.jwk"));
+    let mut child = m
+        .command(&["spokegate", "watch", "--url", "mqtt://127.0.0.1:1883", "--key", "/root/gw.jwk", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(child.stdout.take().unwrap());
+    (lines, crate::harness::KillOnDrop(child))
+}
+
+#[test]
+fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_and_stops_cleanly() {
+    // Installed as an operator installs it: the postinst makes the user, the state directory and
+    // the signing key, and prints the key's public JWK.
+    let (m, installed) = installed_machine();
     assert!(installed.contains("\"kty\":\"OKP\""), "the postinst prints the public JWK:\n{installed}");
     let groups = m.sh_ok("id -nG spokegate");
     assert!(groups.contains("dialout") && groups.contains("bluetooth"), "{groups}");
@@ -134,24 +153,13 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     assert_eq!(m.sh_ok(&format!("stat -c '%U:%G %a' {CONFIG}")), "root:spokegate 640\n", "the conffile keeps its mode");
     m.sh_ok("systemctl start mosquitto");
     let mut monitor = Monitor::start(&m);
-    m.sh_ok(&format!("spokegate key show --config {CONFIG} > /root/gw.jwk"));
-    let mut watch_child = m
-        .command(&["spokegate", "watch", "--url", "mqtt://127.0.0.1:1883", "--key", "/root/gw.jwk", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut watch = Lines::of(watch_child.stdout.take().unwrap());
-    let _watch = crate::harness::KillOnDrop(watch_child);
+    let (mut watch, _watch) = watch(&m);
 
     // Type=notify: `systemctl start` returns once the daemon said READY. It does not wait for the
     // network to be online: a spoke whose link is down at boot reads its devices at once (this
     // machine's network never comes online; the unit waited two minutes for it before).
-    m.sh_ok("systemctl enable --now spokegate 2>&1");
-    assert_eq!(m.unit_property("spokegate", "ActiveState"), "active");
-    assert_eq!(m.unit_property("spokegate", "SubState"), "running");
+    let first_pid = m.start_unit("spokegate");
     assert_eq!(m.unit_property("network-online.target", "ActiveState"), "inactive", "started without the network");
-    let first_pid = m.unit_property("spokegate", "MainPID");
 
     let (before, after) = MESSAGES.split_at(3);
     for name in before {
@@ -161,28 +169,11 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     watch.until("the first readings, verified", |seen| values_of(seen) == want);
 
     // The sandbox, as the running daemon has it.
-    let status = m.sh_ok(&format!("cat /proc/{first_pid}/status"));
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).map(|l| l[name.len()..].trim().to_string()).unwrap_or_default()
-    };
+    let sandbox = m.sandbox_of(&first_pid);
+    sandbox.assert_confined("/var/lib/spokegate");
     let uid = m.sh_ok("id -u spokegate");
-    assert!(field("Uid:").starts_with(uid.trim()), "runs as spokegate: {}", field("Uid:"));
-    assert_eq!(field("NoNewPrivs:"), "1");
-    assert_eq!(field("Seccomp:"), "2", "the system-call filter is on");
-    assert_eq!(field("CapEff:"), "0000000000000000");
-    assert_eq!(field("CapBnd:"), "0000000000000000");
-    let mounts = m.sh_ok(&format!("cat /proc/{first_pid}/mountinfo"));
-    let options_of = |target: &str| {
-        mounts
-            .lines()
-            .rfind(|l| l.split(' ').nth(4) == Some(target))
-            .map(|l| l.split(' ').nth(5).unwrap_or_default().to_string())
-            .unwrap_or_else(|| panic!("no mount at {target}:\n{mounts}"))
-    };
-    assert!(options_of("/").starts_with("ro"), "ProtectSystem=strict: the file system read-only");
-    assert!(options_of("/var/lib/spokegate").starts_with("rw"), "the state directory writable");
-    assert!(options_of("/home").starts_with("ro"), "ProtectHome=yes");
-    // What the daemon logged is in the journal under its unit.
+    assert!(sandbox.field("Uid:").starts_with(uid.trim()), "runs as spokegate: {}", sandbox.field("Uid:"));
+    assert!(sandbox.mount_options("/home").starts_with("ro"), "ProtectHome=yes");
     // The unplugged adapter is named once, with why, though it is tried again and again (each try
     // publishes its state); as a warning, without colours or times of its own (the journal keeps
     // the priority and the time).
@@ -205,16 +196,7 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     assert!(!warnings.contains("device link open"), "information is not a warning:\n{warnings}");
 
     // A crash: systemd restarts it (Restart=on-failure), and the readings carry on.
-    m.sh_ok("systemctl kill -s KILL spokegate");
-    monitor.release();
-    m.wait_for("the restart after SIGKILL", || {
-        let (restarts, state, pid) = (
-            m.unit_property("spokegate", "NRestarts"),
-            m.unit_property("spokegate", "SubState"),
-            m.unit_property("spokegate", "MainPID"),
-        );
-        (restarts == "1" && state == "running" && pid != first_pid && pid != "0").then_some(())
-    });
+    m.crash_and_restart("spokegate", &first_pid, || monitor.release());
     for name in after {
         assert_eq!(monitor.send(name), expected_ack(name), "{name} acknowledged after the restart");
     }
@@ -222,9 +204,7 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     watch.until("every reading, verified", |seen| values_of(seen).len() >= want.len());
 
     // Stopped by systemd: the drain ends with exit 0, and the hub is told the gateway is offline.
-    m.sh_ok("systemctl stop spokegate");
-    assert_eq!(m.unit_property("spokegate", "Result"), "success");
-    assert_eq!(m.unit_property("spokegate", "ExecMainStatus"), "0");
+    m.stop_unit("spokegate");
     watch.next("the offline status", |l| {
         serde_json::from_str::<Value>(l).is_ok_and(|v| {
             v["topic"].as_str().is_some_and(|t| t.ends_with("/status")) && v["body"]["state"] == "offline"
@@ -242,19 +222,99 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
 
     // A configuration with a mistake: refused with its place, and not restarted over and over.
     std::fs::write(m.path(CONFIG), config("unknown_key = 1")).unwrap();
-    let start = m.sh("systemctl start spokegate");
-    assert!(!start.status.success(), "a bad configuration does not start");
-    let settled = m.wait_for("the unit to settle", || {
-        let sub = m.unit_property("spokegate", "SubState");
-        (sub == "failed" || sub == "auto-restart").then_some(sub)
-    });
-    assert_eq!(settled, "failed", "exit 78 stops restarts");
-    assert_eq!(m.unit_property("spokegate", "ExecMainStatus"), "78");
-    let journal = m.sh_ok("journalctl -u spokegate --no-pager -o cat");
-    assert!(journal.contains("spokegate.toml:5:1: `gateway.unknown_key`"), "the place and the item:\n{journal}");
+    m.assert_config_refused("spokegate", "spokegate.toml:5:1: `gateway.unknown_key`");
 }
 
 /// The values of every verified observation, in the order they arrived: (mdc, value).
 fn values_of(lines: &[String]) -> Vec<(u64, f64)> {
     verified_readings(lines).into_iter().flat_map(|(_, o)| o).collect()
+}
+
+/// The D-Bus policy the bluez package installs for org.bluez (Debian's `bluetooth.conf`, the parts
+/// a client meets): root owns the name, the `bluetooth` group may talk to it, nobody else may.
+const BLUEZ_POLICY: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root">
+    <allow own="org.bluez"/>
+    <allow send_destination="org.bluez"/>
+  </policy>
+  <policy group="bluetooth">
+    <allow send_destination="org.bluez"/>
+  </policy>
+  <policy context="default">
+    <deny send_destination="org.bluez"/>
+  </policy>
+</busconfig>
+"#;
+
+/// The heart-rate notifications of the sourced GATT vectors that are valid, and the rates they state.
+fn heart_rate_vectors() -> (Vec<String>, Vec<f64>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ble/gatt_vectors.json");
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["characteristic_uuid"] == "0x2A37" && v["expected"]["valid"] == true)
+        .map(|v| (v["hex"].as_str().unwrap().to_string(), v["expected"]["heart_rate_bpm"].as_f64().unwrap()))
+        .unzip()
+}
+
+/// BLE from inside the sandbox: the daemon, as user `spokegate` in group `bluetooth` and confined
+/// to AF_UNIX and IP sockets, reaches BlueZ on the machine's system bus under the policy the bluez
+/// package installs. BlueZ is the mock of `tests/ble_mock/` (this VM has no Bluetooth adapter),
+/// owning `org.bluez` on the real system bus as root, as bluetoothd does.
+#[test]
+fn the_packaged_daemon_reaches_bluez_on_the_system_bus_from_its_sandbox() {
+    let (m, _) = installed_machine();
+    std::fs::write(m.path("/etc/dbus-1/system.d/spokegate-test-bluez.conf"), BLUEZ_POLICY).unwrap();
+    m.sh_ok("systemctl start dbus");
+    let (notifications, rates) = heart_rate_vectors();
+    assert!(rates.len() >= 3, "the fixture's heart-rate vectors: {rates:?}");
+    let scenario = serde_json::json!({"devices": [
+        {"kind": "heart_rate", "address": "AA:BB:CC:DD:EE:02", "name": "Mock HR",
+         "service": "0000180d-0000-1000-8000-00805f9b34fb", "notifications": notifications, "interval_ms": 50},
+    ]});
+    let test_dir = m.path("/root/test");
+    std::fs::create_dir_all(&test_dir).unwrap();
+    std::fs::write(test_dir.join("scenario.json"), scenario.to_string()).unwrap();
+    let mock_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ble_mock/mock_bluez.py");
+    std::fs::copy(mock_script, test_dir.join("mock_bluez.py")).unwrap();
+    // The python3 that has dbus-next (.ci/setup installs it), by its own path: the machine sees
+    // this host's files.
+    let out = std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let bus = "unix:path=/run/dbus/system_bus_socket";
+    let mut mock_child = m
+        .command(&[&python, "/root/test/mock_bluez.py", bus, "/root/test/scenario.json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut mock = Lines::of(mock_child.stdout.take().unwrap());
+    let _mock = crate::harness::KillOnDrop(mock_child);
+    mock.next("the mock BlueZ on the system bus", |l| l == "READY");
+
+    std::fs::write(
+        m.path(CONFIG),
+        "[gateway]\nsite = \"test-site\"\nid = \"gw-systemd\"\nstate_dir = \"/var/lib/spokegate\"\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n\
+         [[device]]\nid = \"hr-1\"\nprofile = \"ble-heart-rate\"\nble = { name = \"Mock HR\", allow_unbonded = true }\n",
+    )
+    .unwrap();
+    m.sh_ok("systemctl start mosquitto");
+    let (mut watch, _watch) = watch(&m);
+    m.start_unit("spokegate");
+
+    let heart_rates = |lines: &[String]| -> Vec<f64> {
+        verified_readings(lines)
+            .into_iter()
+            .flat_map(|(_, o)| o)
+            .filter(|(mdc, _)| *mdc == 147842)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    watch.until("every vector's heart rate, verified", |seen| heart_rates(seen).len() >= rates.len());
+    assert_eq!(heart_rates(&watch.seen), rates, "the rates the vectors state, in order");
+    mock.until("nothing sent unasked", |seen| seen.iter().any(|l| l.contains("stream-complete")));
+    assert!(!mock.seen.iter().any(|l| l.contains("refused-unsubscribed")), "{:?}", mock.seen);
 }

@@ -137,6 +137,59 @@ impl Machine {
         }
     }
 
+    /// Enables and starts `unit` and checks that systemd says it runs (for `Type=notify`,
+    /// `systemctl start` returns once the service said READY). Returns its main PID.
+    pub fn start_unit(&self, unit: &str) -> String {
+        self.sh_ok(&format!("systemctl enable --now {unit} 2>&1"));
+        assert_eq!(self.unit_property(unit, "ActiveState"), "active");
+        assert_eq!(self.unit_property(unit, "SubState"), "running");
+        self.unit_property(unit, "MainPID")
+    }
+
+    /// What the sandbox gave a running process, read from its `/proc` in the machine.
+    pub fn sandbox_of(&self, pid: &str) -> Sandboxed {
+        Sandboxed {
+            status: self.sh_ok(&format!("cat /proc/{pid}/status")),
+            mounts: self.sh_ok(&format!("cat /proc/{pid}/mountinfo")),
+        }
+    }
+
+    /// SIGKILLs `unit`'s main process (`pid`), runs `meanwhile`, and waits until systemd has
+    /// restarted it (`Restart=on-failure`) and it runs again. Returns the new main PID.
+    pub fn crash_and_restart(&self, unit: &str, pid: &str, meanwhile: impl FnOnce()) -> String {
+        self.sh_ok(&format!("systemctl kill -s KILL {unit}"));
+        meanwhile();
+        self.wait_for("the restart after SIGKILL", || {
+            let (restarts, state, now) = (
+                self.unit_property(unit, "NRestarts"),
+                self.unit_property(unit, "SubState"),
+                self.unit_property(unit, "MainPID"),
+            );
+            (restarts == "1" && state == "running" && now != pid && now != "0").then_some(now)
+        })
+    }
+
+    /// Stops `unit`; it ended as a clean stop does, with exit 0.
+    pub fn stop_unit(&self, unit: &str) {
+        self.sh_ok(&format!("systemctl stop {unit}"));
+        assert_eq!(self.unit_property(unit, "Result"), "success");
+        assert_eq!(self.unit_property(unit, "ExecMainStatus"), "0");
+    }
+
+    /// Starts `unit`, whose configuration has a mistake: the start fails with exit 78, systemd does
+    /// not restart it, and the journal names the mistake's `place` (`file:line:column: `item``).
+    pub fn assert_config_refused(&self, unit: &str, place: &str) {
+        assert!(!self.sh(&format!("systemctl start {unit}")).status.success(), "a bad configuration does not start");
+        let settled = self.wait_for("the unit to settle", || {
+            let sub = self.unit_property(unit, "SubState");
+            (sub == "failed" || sub == "auto-restart").then_some(sub)
+        });
+        assert_eq!(settled, "failed", "exit 78 stops restarts");
+        assert_eq!(self.unit_property(unit, "ExecMainStatus"), "78");
+        let journal = self.sh_ok(&format!("journalctl -u {unit} --no-pager -o cat"));
+        assert!(journal.contains(place), "the place and the item ({place}):\n{journal}");
+    }
+
     fn console(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
     }
@@ -152,6 +205,40 @@ impl Drop for Machine {
         let _ = self.nspawn.wait();
         let _ = Command::new("umount").arg("-l").arg(&self.root).status();
         let _ = Command::new("umount").arg("-l").arg(self.dir.path().join("layers")).status();
+    }
+}
+
+/// A running process's sandbox: its `/proc/PID/status` and mount table.
+pub struct Sandboxed {
+    status: String,
+    mounts: String,
+}
+
+impl Sandboxed {
+    /// A field of `status` (`NoNewPrivs:`), trimmed.
+    pub fn field(&self, name: &str) -> String {
+        let line = self.status.lines().find(|l| l.starts_with(name));
+        line.map(|l| l[name.len()..].trim().to_string()).unwrap_or_default()
+    }
+
+    /// The mount options (`ro,nosuid,...`) of the mount the process sees at `target`.
+    pub fn mount_options(&self, target: &str) -> String {
+        self.mounts
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(target))
+            .map(|l| l.split(' ').nth(5).unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no mount at {target}:\n{}", self.mounts))
+    }
+
+    /// Asserts what both services' units ask for: no new privileges, the system-call filter, no
+    /// capabilities, a read-only file system but for `state_dir`.
+    pub fn assert_confined(&self, state_dir: &str) {
+        assert_eq!(self.field("NoNewPrivs:"), "1");
+        assert_eq!(self.field("Seccomp:"), "2", "the system-call filter is on");
+        assert_eq!(self.field("CapEff:"), "0000000000000000");
+        assert_eq!(self.field("CapBnd:"), "0000000000000000");
+        assert!(self.mount_options("/").starts_with("ro"), "ProtectSystem=strict: the file system read-only");
+        assert!(self.mount_options(state_dir).starts_with("rw"), "the state directory writable");
     }
 }
 

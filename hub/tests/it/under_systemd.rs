@@ -97,10 +97,7 @@ fn the_packaged_hub_runs_under_systemd_in_its_sandbox_stores_restarts_and_stops_
     let _acks = spokegate::sim::KillOnDrop(acks_child);
 
     // Type=notify: `systemctl start` returns once the service said READY.
-    m.sh_ok("systemctl enable --now spokegate-hub 2>&1");
-    assert_eq!(m.unit_property("spokegate-hub", "ActiveState"), "active");
-    assert_eq!(m.unit_property("spokegate-hub", "SubState"), "running");
-    let first_pid = m.unit_property("spokegate-hub", "MainPID");
+    let first_pid = m.start_unit("spokegate-hub");
 
     publish(&m, &key, 1..=3);
     m.wait_for("three readings over FHIR", || (fhir_values(&m) == [101.0, 102.0, 103.0]).then_some(()));
@@ -128,27 +125,10 @@ fn the_packaged_hub_runs_under_systemd_in_its_sandbox_stores_restarts_and_stops_
         (1..=3).all(|s| acked(seen).iter().any(|(a, b)| (*a..=*b).contains(&s)))
     });
 
-    // The sandbox, as the running service has it.
-    let status = m.sh_ok(&format!("cat /proc/{first_pid}/status"));
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).map(|l| l[name.len()..].trim().to_string()).unwrap_or_default()
-    };
-    assert_eq!(field("NoNewPrivs:"), "1");
-    assert_eq!(field("Seccomp:"), "2", "the system-call filter is on");
-    assert_eq!(field("CapEff:"), "0000000000000000");
-    // PrivateUsers=yes: a user namespace of its own, mapping only itself and root.
+    // The sandbox, as the running service has it; PrivateUsers=yes: a user namespace of its own.
+    m.sandbox_of(&first_pid).assert_confined("/var/lib/spokegate-hub");
     let uid_map = m.sh_ok(&format!("cat /proc/{first_pid}/uid_map"));
     assert_ne!(uid_map, m.sh_ok("cat /proc/1/uid_map"), "a user namespace of its own: {uid_map}");
-    let mounts = m.sh_ok(&format!("cat /proc/{first_pid}/mountinfo"));
-    let options_of = |target: &str| {
-        mounts
-            .lines()
-            .rfind(|l| l.split(' ').nth(4) == Some(target))
-            .map(|l| l.split(' ').nth(5).unwrap_or_default().to_string())
-            .unwrap_or_else(|| panic!("no mount at {target}:\n{mounts}"))
-    };
-    assert!(options_of("/").starts_with("ro"), "ProtectSystem=strict: the file system read-only");
-    assert!(options_of("/var/lib/spokegate-hub").starts_with("rw"), "the state directory writable");
     // The journal: plain lines, information not taken for a warning.
     let journal = m.sh_ok("journalctl -u spokegate-hub --no-pager -o cat");
     assert!(journal.contains("spokegate-hub serving"), "the service's log in the journal:\n{journal}");
@@ -157,32 +137,14 @@ fn the_packaged_hub_runs_under_systemd_in_its_sandbox_stores_restarts_and_stops_
     assert!(!warnings.contains("spokegate-hub serving"), "information is not a warning:\n{warnings}");
 
     // A crash: systemd restarts it, and it stores what comes next.
-    m.sh_ok("systemctl kill -s KILL spokegate-hub");
-    m.wait_for("the restart after SIGKILL", || {
-        let (restarts, state, pid) = (
-            m.unit_property("spokegate-hub", "NRestarts"),
-            m.unit_property("spokegate-hub", "SubState"),
-            m.unit_property("spokegate-hub", "MainPID"),
-        );
-        (restarts == "1" && state == "running" && pid != first_pid && pid != "0").then_some(())
-    });
+    m.crash_and_restart("spokegate-hub", &first_pid, || {});
     publish(&m, &key, 4..=5);
     m.wait_for("five readings over FHIR", || (fhir_values(&m) == [101.0, 102.0, 103.0, 104.0, 105.0]).then_some(()));
 
     // Stopped by systemd: exit 0.
-    m.sh_ok("systemctl stop spokegate-hub");
-    assert_eq!(m.unit_property("spokegate-hub", "Result"), "success");
-    assert_eq!(m.unit_property("spokegate-hub", "ExecMainStatus"), "0");
+    m.stop_unit("spokegate-hub");
 
     // A configuration with a mistake: refused with its place, and not restarted over and over.
     std::fs::write(m.path(CONFIG), config("unknown_key = 1")).unwrap();
-    assert!(!m.sh("systemctl start spokegate-hub").status.success(), "a bad configuration does not start");
-    let settled = m.wait_for("the unit to settle", || {
-        let sub = m.unit_property("spokegate-hub", "SubState");
-        (sub == "failed" || sub == "auto-restart").then_some(sub)
-    });
-    assert_eq!(settled, "failed", "exit 78 stops restarts");
-    assert_eq!(m.unit_property("spokegate-hub", "ExecMainStatus"), "78");
-    let journal = m.sh_ok("journalctl -u spokegate-hub --no-pager -o cat");
-    assert!(journal.contains("hub.toml:4:1: `hub.unknown_key`"), "the place and the item:\n{journal}");
+    m.assert_config_refused("spokegate-hub", "hub.toml:4:1: `hub.unknown_key`");
 }
