@@ -6,8 +6,10 @@
 
 use crate::e2e::{fixture, stated_observations, MESSAGES};
 use crate::installed::Package;
-use crate::machine::{Lines, Machine};
+use crate::machine::{published, Lines, Machine};
 use serde_json::Value;
+use spokegate::hub::HubMessage;
+use spokegate::sign::{read_bound_keys, KeyRing};
 use std::io::Write;
 use std::process::{Child, ChildStdin, Stdio};
 
@@ -317,4 +319,85 @@ fn the_packaged_daemon_reaches_bluez_on_the_system_bus_from_its_sandbox() {
     assert_eq!(heart_rates(&watch.seen), rates, "the rates the vectors state, in order");
     mock.until("nothing sent unasked", |seen| seen.iter().any(|l| l.contains("stream-complete")));
     assert!(!mock.seen.iter().any(|l| l.contains("refused-unsubscribed")), "{:?}", mock.seen);
+}
+
+/// What an operator does to a running gateway over its life: readings queued while the broker is
+/// away, the package upgraded in place (the postinst restarts the running service), the broker
+/// back, then the package removed and purged. Nothing queued is lost across the upgrade, the key
+/// stays the same, and the state directory (the key, anything undelivered) outlives the purge.
+#[test]
+fn an_upgrade_in_place_loses_no_queued_reading_and_a_purge_keeps_the_key() {
+    let (m, _) = installed_machine();
+    // This VM's own policy-rc.d forbids maintainer scripts to start or restart services (it is
+    // built as a container image); a spoke PC has none.
+    m.sh_ok("rm -f /usr/sbin/policy-rc.d");
+    std::fs::write(m.path(CONFIG), config("")).unwrap();
+    // The hub's subscription is a persistent session at QoS 1, made while the broker ran: what the
+    // gateway delivers once the broker is back is kept for it, whoever connects first.
+    let readings = "spokegate/v1/test-site/gw-systemd/dev/+/obs";
+    m.sh_ok("systemctl start mosquitto");
+    m.sh_ok(&format!("mosquitto_sub -c -i hub-1 -q 1 -t '{readings}' -E"));
+    m.sh_ok("systemctl stop mosquitto");
+    let mut monitor = Monitor::start(&m);
+    let kid = |m: &Machine| {
+        let jwk: Value = serde_json::from_str(&m.sh_ok(&format!("spokegate key show --config {CONFIG}"))).unwrap();
+        jwk["kid"].as_str().unwrap().to_string()
+    };
+    let first_kid = kid(&m);
+    let first_pid = m.start_unit("spokegate");
+    // The broker is away: the readings are committed, acknowledged, and wait in the queue.
+    for name in MESSAGES {
+        assert_eq!(monitor.send(name), expected_ack(name), "{name} acknowledged with the broker away");
+    }
+    let depth = |m: &Machine| {
+        let status = m.sh_ok(&format!("spokegate status --config {CONFIG}"));
+        let status: Value = serde_json::from_str(status.lines().next().unwrap_or_default()).unwrap();
+        status["queue"]["depth"].as_u64().unwrap()
+    };
+    let queued = depth(&m);
+    assert!(queued >= 5, "the five messages with readings queued: {queued}");
+
+    // Upgraded in place (the same version again: dpkg runs every maintainer script an upgrade runs).
+    m.sh_ok("dpkg -i /root/spokegate.deb 2>&1");
+    let pid = m.unit_property("spokegate", "MainPID");
+    assert!(pid != first_pid && pid != "0", "the postinst restarted the running service");
+    assert_eq!(m.unit_property("spokegate", "SubState"), "running");
+    assert_eq!(kid(&m), first_kid, "the upgrade keeps the signing key");
+    monitor.release();
+
+    // The broker comes back: everything queued before the upgrade arrives, verified.
+    m.sh_ok(&format!("spokegate key show --config {CONFIG} > /root/gw.jwk"));
+    let ring = KeyRing::new(read_bound_keys(&m.path("/root/gw.jwk")).unwrap());
+    m.sh_ok("systemctl start mosquitto");
+    let mut hub_child = m
+        .command(&["mosquitto_sub", "-c", "-i", "hub-1", "-q", "1", "-t", readings, "-F", "%t %x"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hub = Lines::of(hub_child.stdout.take().unwrap());
+    let _hub = crate::harness::KillOnDrop(hub_child);
+    let values = |lines: &[String]| -> Vec<(u64, f64)> {
+        published(lines)
+            .into_iter()
+            .filter_map(|(topic, bytes)| match spokegate::hub::check(&topic, &bytes, &ring) {
+                Ok(HubMessage::Signed(b)) => b.obs,
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|o| Some((o.code.mdc as u64, o.val?)))
+            .collect()
+    };
+    let want = stated(MESSAGES);
+    hub.until("every queued reading, verified", |seen| values(seen).len() >= want.len());
+    assert_eq!(values(&hub.seen), want, "every reading once, in order");
+    m.wait_for("the queue drained", || (depth(&m) == 0).then_some(()));
+
+    // Removed: the service is stopped first (a drain). Purged: the configuration goes, the state
+    // directory with the key stays.
+    m.sh_ok("dpkg --remove spokegate 2>&1");
+    assert_eq!(m.unit_property("spokegate", "ActiveState"), "inactive");
+    assert_eq!(m.unit_property("spokegate", "ExecMainStatus"), "0", "stopped by a clean drain");
+    m.sh_ok("dpkg --purge spokegate 2>&1");
+    assert!(!m.path(CONFIG).exists(), "the configuration is purged");
+    assert!(m.path("/var/lib/spokegate/gateway.key").exists(), "the key outlives the purge");
 }

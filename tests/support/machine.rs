@@ -242,6 +242,21 @@ impl Sandboxed {
     }
 }
 
+/// The messages in lines `mosquitto_sub -F '%t %x'` printed: (topic, payload).
+pub fn published(lines: &[String]) -> Vec<(String, Vec<u8>)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (topic, hex) = l.split_once(' ')?;
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Some((topic.to_string(), bytes))
+        })
+        .collect()
+}
+
 /// The process named `systemd` among the descendants of `pid` (nspawn forks before it execs init).
 fn init_under(pid: u32) -> Option<u32> {
     let mut frontier = vec![pid];

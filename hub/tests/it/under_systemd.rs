@@ -6,7 +6,7 @@
 //! (`systemctl show`), what the sandbox does from the running service's `/proc`.
 
 use crate::installed::Package;
-use crate::machine::{Lines, Machine};
+use crate::machine::{published, Lines, Machine};
 use crate::support::{reading, sealed};
 use serde_json::Value;
 use spokegate::hub::HubMessage;
@@ -105,18 +105,11 @@ fn the_packaged_hub_runs_under_systemd_in_its_sandbox_stores_restarts_and_stops_
     std::fs::write(dir.path().join("hub.jwk"), &hub_jwk).unwrap();
     let hub_ring = KeyRing::new(read_bound_keys(&dir.path().join("hub.jwk")).unwrap());
     let acked = |lines: &[String]| -> Vec<(u64, u64)> {
-        lines
-            .iter()
-            .filter_map(|l| {
-                let (topic, hex) = l.split_once(' ')?;
-                let bytes: Vec<u8> = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                    .collect::<Option<_>>()?;
-                match spokegate::hub::check(topic, &bytes, &hub_ring) {
-                    Ok(HubMessage::Ack(a)) => Some(a.ranges().collect::<Vec<_>>()),
-                    _ => None,
-                }
+        published(lines)
+            .into_iter()
+            .filter_map(|(topic, bytes)| match spokegate::hub::check(&topic, &bytes, &hub_ring) {
+                Ok(HubMessage::Ack(a)) => Some(a.ranges().collect::<Vec<_>>()),
+                _ => None,
             })
             .flatten()
             .collect()
