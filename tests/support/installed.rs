@@ -26,6 +26,10 @@ impl Package {
     /// `cargo deb --no-build --profile dev --fast` with `args` (`-p NAME` for a workspace
     /// member), run in `workspace`, into `dir`.
     pub fn build(dir: &Path, workspace: &str, args: &[&str]) -> Package {
+        // One build at a time: cargo-deb stages the package's files in the shared target
+        // directory, and two at once gave a truncated binary (`Exec format error` once installed).
+        static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         run(Command::new(cargo)
             .arg("deb")

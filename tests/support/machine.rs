@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,17 @@ pub struct Machine {
     leader: u32,
     root: PathBuf,
     dir: tempfile::TempDir,
+    /// The machine's own cgroups, removed with it.
+    cgroups: Vec<PathBuf>,
+}
+
+/// The cgroup hierarchies systemd uses here: the unified one alone, or in the hybrid layout this
+/// VM has, its own named hierarchy and the unified one beside it.
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return vec![PathBuf::from("/sys/fs/cgroup")];
+    }
+    ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"].into_iter().map(PathBuf::from).filter(|h| h.exists()).collect()
 }
 
 /// The target the machine boots to: systemd's early units and nothing of the host's services.
@@ -48,13 +59,25 @@ impl Machine {
         std::fs::create_dir_all(&work).unwrap();
         let opts = format!("lowerdir=/,upperdir={},workdir={}", upper.display(), work.display());
         must(Command::new("mount").args(["-t", "overlay", "machine-root", "-o", &opts]).arg(&root));
-        let name = format!("spokegate-test-{}", std::process::id());
+        static BOOTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("spokegate-test-{}-{n}", std::process::id());
         let target = root.join("etc/systemd/system/spokegate-test.target");
         std::fs::write(&target, TARGET).unwrap();
         // The host's machine id would make nspawn refuse: a new one is made at boot.
         let _ = std::fs::remove_file(root.join("etc/machine-id"));
         let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let nspawn = Command::new("systemd-nspawn")
+        // A cgroup of its own in each hierarchy the machine's systemd uses, so that machines booted
+        // side by side do not manage each other's units (this host runs no systemd to do it).
+        let cgroups: Vec<PathBuf> = cgroup_hierarchies().into_iter().map(|h| h.join(&name)).collect();
+        for c in &cgroups {
+            std::fs::create_dir_all(c).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
+        }
+        let join = cgroups.iter().map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display())).collect::<String>();
+        let nspawn = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{join}exec systemd-nspawn \"$@\""))
+            .arg("sh")
             .arg("-D")
             .arg(&root)
             .args(["-M", &name, "--private-network", "--register=no", "--link-journal=no", "--keep-unit", "-b"])
@@ -64,7 +87,7 @@ impl Machine {
             .stderr(log)
             .spawn()
             .expect("systemd-nspawn (systemd-container) is installed");
-        let mut machine = Machine { nspawn, leader: 0, root, dir };
+        let mut machine = Machine { nspawn, leader: 0, root, dir, cgroups };
         let started = Instant::now();
         machine.leader = loop {
             if let Some(pid) = init_under(machine.nspawn.id()) {
@@ -205,6 +228,18 @@ impl Drop for Machine {
         let _ = self.nspawn.wait();
         let _ = Command::new("umount").arg("-l").arg(&self.root).status();
         let _ = Command::new("umount").arg("-l").arg(self.dir.path().join("layers")).status();
+        // Removable once every process of the machine is gone (they die with its PID 1, not at
+        // once): the deepest first, tried again for a while.
+        let started = Instant::now();
+        for c in &self.cgroups {
+            while c.exists() && started.elapsed() < Duration::from_secs(10) {
+                let _ =
+                    Command::new("find").arg(c).args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).status();
+                if c.exists() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
     }
 }
 
