@@ -401,3 +401,34 @@ fn an_upgrade_in_place_loses_no_queued_reading_and_a_purge_keeps_the_key() {
     assert!(!m.path(CONFIG).exists(), "the configuration is purged");
     assert!(m.path("/var/lib/spokegate/gateway.key").exists(), "the key outlives the purge");
 }
+
+/// The watchdog, as systemd runs it: a daemon that stops answering (here stopped outright with
+/// SIGSTOP) is killed once `WatchdogSec` passes without a ping, and restarted. The unit's 30 s are
+/// shortened to 2 s by a drop-in, and the abort's grace (`TimeoutAbortSec`, which a stopped
+/// process cannot use) to 1 s, so the test takes seconds.
+#[test]
+fn a_daemon_that_stops_answering_is_killed_by_the_watchdog_and_restarted() {
+    let (m, _) = installed_machine();
+    std::fs::write(m.path(CONFIG), config("")).unwrap();
+    let dropin = m.path("/etc/systemd/system/spokegate.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("watchdog.conf"), "[Service]\nWatchdogSec=2\nTimeoutAbortSec=1\n").unwrap();
+    m.sh_ok("systemctl daemon-reload && systemctl start mosquitto");
+    let _monitor = Monitor::start(&m);
+    let pid = m.start_unit("spokegate");
+    assert_eq!(m.unit_property("spokegate", "WatchdogUSec"), "2s");
+    // Answering: systemd hears its pings (the time of the last one moves on, three times over
+    // three periods and more), and leaves it alone.
+    let mut heard = std::collections::BTreeSet::new();
+    m.wait_for("three pings heard by systemd", || {
+        heard.insert(m.unit_property("spokegate", "WatchdogTimestampMonotonic"));
+        (heard.len() >= 4).then_some(())
+    });
+    assert_eq!(m.unit_property("spokegate", "NRestarts"), "0", "a daemon that pings is left alone");
+    assert_eq!(m.unit_property("spokegate", "MainPID"), pid);
+    // Not answering: killed and restarted.
+    m.sh_ok(&format!("kill -STOP {pid}"));
+    m.wait_restarted("spokegate", &pid);
+    let journal = m.sh_ok("journalctl -u spokegate --no-pager -o cat");
+    assert!(journal.contains("Watchdog timeout"), "systemd says why:\n{journal}");
+}

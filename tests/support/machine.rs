@@ -178,11 +178,17 @@ impl Machine {
     }
 
     /// SIGKILLs `unit`'s main process (`pid`), runs `meanwhile`, and waits until systemd has
-    /// restarted it (`Restart=on-failure`) and it runs again. Returns the new main PID.
+    /// restarted it (`Restart=on-failure`). Returns the new main PID.
     pub fn crash_and_restart(&self, unit: &str, pid: &str, meanwhile: impl FnOnce()) -> String {
         self.sh_ok(&format!("systemctl kill -s KILL {unit}"));
         meanwhile();
-        self.wait_for("the restart after SIGKILL", || {
+        self.wait_restarted(unit, pid)
+    }
+
+    /// Waits until systemd has restarted `unit` once, in place of main process `pid`, and it runs
+    /// again. Returns the new main PID.
+    pub fn wait_restarted(&self, unit: &str, pid: &str) -> String {
+        self.wait_for("the restart", || {
             let (restarts, state, now) = (
                 self.unit_property(unit, "NRestarts"),
                 self.unit_property(unit, "SubState"),
