@@ -197,6 +197,17 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     assert_eq!(warnings.matches(&unplugged).count(), 1, "`{unplugged}` once, as a warning:\n{warnings}");
     assert!(!warnings.contains("device link open"), "information is not a warning:\n{warnings}");
 
+    // The operator's page and its metrics are served from inside the sandbox.
+    let page = m.sh_ok("curl -sf http://127.0.0.1:8480/");
+    assert!(page.contains("<html"), "the operator's page:\n{page}");
+    let metrics = m.sh_ok("curl -sf http://127.0.0.1:8480/metrics");
+    for line in [
+        "spokegate_device_up{device=\"monitor-1\",profile=\"hl7-pcd01\"} 1",
+        "spokegate_device_up{device=\"unplugged-1\",profile=\"vitals-kv\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "`{line}` in the metrics:\n{metrics}");
+    }
+
     // A crash: systemd restarts it (Restart=on-failure), and the readings carry on.
     m.crash_and_restart("spokegate", &first_pid, || monitor.release());
     for name in after {
