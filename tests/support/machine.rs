@@ -5,10 +5,10 @@
 //! systemd's early units (the journal, sysusers, tmpfiles). Needs root, overlayfs and
 //! `systemd-nspawn` (Debian's `systemd-container`, installed by `.ci/setup`).
 //!
-//! One limit, said where it matters: this VM's cgroups are the hybrid layout without the devices
-//! controller handed to containers, so `DevicePolicy=`/`DeviceAllow=` are not enforced inside
-//! (checked: a unit with `DevicePolicy=strict` still opens /dev/null). Everything per process is:
-//! users, capabilities, `NoNewPrivileges`, the system-call filter, the mount namespace.
+//! This VM's cgroups are the hybrid layout, and nspawn hands the machine the devices controller
+//! read-only; the machine mounts it writable so that `DevicePolicy=`/`DeviceAllow=` are enforced
+//! (`boot`). Everything per process is too: users, capabilities, `NoNewPrivileges`, the
+//! system-call filter, the mount namespace.
 
 // Both crates' test binaries include this file, each using part of it.
 #![allow(dead_code)]
@@ -33,12 +33,17 @@ pub struct Machine {
 }
 
 /// The cgroup hierarchies systemd uses here: the unified one alone, or in the hybrid layout this
-/// VM has, its own named hierarchy and the unified one beside it.
+/// VM has, its own named hierarchy, the unified one beside it, and the devices controller (for
+/// `DevicePolicy=`).
 fn cgroup_hierarchies() -> Vec<PathBuf> {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         return vec![PathBuf::from("/sys/fs/cgroup")];
     }
-    ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"].into_iter().map(PathBuf::from).filter(|h| h.exists()).collect()
+    ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/devices"]
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|h| h.exists())
+        .collect()
 }
 
 /// The target the machine boots to: systemd's early units and nothing of the host's services.
@@ -99,12 +104,25 @@ impl Machine {
             assert!(started.elapsed() < PATIENCE, "no systemd under nspawn:\n{}", machine.console());
             std::thread::sleep(Duration::from_millis(50));
         };
-        machine.wait_for("the machine to boot", || {
-            let state = machine.sh("systemctl is-system-running").stdout;
+        machine.wait_until_running();
+        // nspawn gives the machine the devices controller read-only, so systemd cannot apply a
+        // unit's DevicePolicy= (a unit with DevicePolicy=strict still opened /dev/null). Mounted
+        // writable (the machine's own cgroup of it is the root it sees) and systemd started again
+        // on it, the policies hold: that same unit is refused /dev/null.
+        machine.sh_ok(
+            "if [ -d /sys/fs/cgroup/devices ]; then umount -l /sys/fs/cgroup/devices && \
+             mount -t cgroup -o rw,devices cgroup /sys/fs/cgroup/devices && systemctl daemon-reexec; fi",
+        );
+        machine.wait_until_running();
+        machine
+    }
+
+    fn wait_until_running(&self) {
+        self.wait_for("the machine to boot", || {
+            let state = self.sh("systemctl is-system-running").stdout;
             let state = String::from_utf8_lossy(&state).trim().to_string();
             (state == "running" || state == "degraded").then_some(())
         });
-        machine
     }
 
     /// Where a path inside the machine is seen from the host (its files can be written there).
