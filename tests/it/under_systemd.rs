@@ -140,7 +140,7 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     let (m, installed) = installed_machine();
     assert!(installed.contains("\"kty\":\"OKP\""), "the postinst prints the public JWK:\n{installed}");
     let groups = m.sh_ok("id -nG spokegate");
-    assert!(groups.contains("dialout") && groups.contains("bluetooth"), "{groups}");
+    assert!(groups.contains("dialout") && groups.contains("bluetooth") && groups.contains("video"), "{groups}");
     assert_eq!(
         m.sh_ok("stat -c '%U %a' /var/lib/spokegate /var/lib/spokegate/gateway.key"),
         "spokegate 700\nspokegate 600\n"
@@ -445,20 +445,23 @@ fn a_daemon_that_stops_answering_is_killed_by_the_watchdog_and_restarted() {
 }
 
 /// The device allow-list, enforced (the machine's devices controller is writable): the unit admits
-/// USB-serial (major 188) and CDC-ACM (major 166) ports whether or not their driver was loaded
-/// when it started, and not another class of port (a Bluetooth RFCOMM port, major 216, without the
-/// drop-in the unit's comment gives). This VM has none of these drivers (no `ttyUSB`, `ttyACM` or
-/// `rfcomm` in /proc/devices), as a spoke PC has not before its first adapter is plugged in; the
-/// nodes are made as udev makes an adapter's. Admitted, they answer "No such device or address"
-/// (no driver behind them); refused, "Operation not permitted". With `char-ttyUSB` (the unit
-/// before) the USB node was refused too: an adapter plugged in after the start never opened.
-/// (The test's PTYs need nothing: `DevicePolicy=closed` admits them with /dev/null and the like.)
+/// USB-serial (major 188) and CDC-ACM (major 166) ports and V4L2 cameras (81) whether or not
+/// their driver was loaded when it started, and not another class of port (a Bluetooth RFCOMM
+/// port, major 216, without the drop-in the unit's comment gives). This VM has none of these
+/// drivers (none of them in /proc/devices), as a spoke PC has not before its first adapter or
+/// camera is plugged in; the nodes are made as udev makes them (group dialout, or video for the
+/// camera). Admitted, they answer "No such device or address" (no driver behind them); refused,
+/// "Operation not permitted". With `char-ttyUSB` (the unit before) the USB node was refused too:
+/// an adapter plugged in after the start never opened; and the camera, for want of the `video`
+/// group and its major, could never be opened by the service. (The test's PTYs need nothing:
+/// `DevicePolicy=closed` admits them with /dev/null and the like.)
 #[test]
-fn the_device_allow_list_admits_usb_serial_ports_plugged_after_the_start_and_not_others() {
+fn the_device_allow_list_admits_adapters_and_cameras_plugged_after_the_start_and_not_others() {
     let (m, _) = installed_machine();
     m.sh_ok(
         "mknod -m 0660 /dev/ttyUSB-late c 188 0 && mknod -m 0660 /dev/ttyACM-late c 166 0 && \
-         mknod -m 0660 /dev/rfcomm-late c 216 0 && chgrp dialout /dev/ttyUSB-late /dev/ttyACM-late /dev/rfcomm-late",
+         mknod -m 0660 /dev/rfcomm-late c 216 0 && chgrp dialout /dev/ttyUSB-late /dev/ttyACM-late /dev/rfcomm-late && \
+         mknod -m 0660 /dev/video-late c 81 0 && chgrp video /dev/video-late",
     );
     let mut config = String::from(
         "[gateway]\nsite = \"test-site\"\nid = \"gw-systemd\"\nstate_dir = \"/var/lib/spokegate\"\n\
@@ -469,8 +472,18 @@ fn the_device_allow_list_admits_usb_serial_ports_plugged_after_the_start_and_not
             "\n[[device]]\nid = \"{id}\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{path}\" }}\n"
         ));
     }
+    config.push_str(
+        "\n[[device]]\nid = \"scope-1\"\nprofile = \"usb-microscope\"\ncamera = { path = \"/dev/video-late\" }\n",
+    );
     std::fs::write(m.path(CONFIG), config).unwrap();
     m.start_unit("spokegate");
+    // A camera is opened when a still is asked for.
+    let capture = m.sh(&format!("spokegate capture scope-1 --config {CONFIG} 2>&1"));
+    let capture = String::from_utf8_lossy(&capture.stdout);
+    assert!(
+        capture.contains("/dev/video-late: No such device or address"),
+        "the camera admitted, with no driver behind it:\n{capture}"
+    );
     let expected = [
         "/dev/ttyUSB-late: No such device or address".to_string(),
         "/dev/ttyACM-late: No such device or address".to_string(),
