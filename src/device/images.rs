@@ -179,6 +179,7 @@ impl ImageDevice {
 
     async fn run_folder(&mut self, dir: PathBuf, pattern: Option<String>) {
         let mut backoff = crate::transport::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut failing = super::failing::Failing::default();
         while !self.shutdown.is_triggered() {
             self.state(LinkState::Connecting, None).await;
             let watched = folder::watch(&dir);
@@ -189,7 +190,12 @@ impl ImageDevice {
                         Err(e) => e.to_string(),
                         Ok(_) => "not a folder".into(),
                     };
-                    tracing::warn!(folder = %dir.display(), error = %why, "image folder not available; retrying");
+                    // Said once, and again as the attempts policy says (`failing`), not at every try.
+                    if failing.failed(&why, Instant::now()).is_some() {
+                        tracing::warn!(folder = %dir.display(), error = %why, "image folder not available; retrying");
+                    } else {
+                        tracing::debug!(folder = %dir.display(), error = %why, "image folder not available");
+                    }
                     self.state(LinkState::Disconnected, Some(format!("{}: {why}", dir.display()))).await;
                     if !self.idle(backoff.next_delay()).await {
                         return;
@@ -198,6 +204,7 @@ impl ImageDevice {
                 }
             };
             backoff.reset();
+            failing.opened();
             let mark = match self.memory.as_deref().and_then(Mark::from_memory) {
                 Some(m) => m,
                 None => {

@@ -16,6 +16,8 @@ use std::process::{Child, ChildStdin, Stdio};
 const DEVICE: &str = "/run/spokegate-test/monitor";
 /// A configured device whose adapter is not plugged in.
 const UNPLUGGED: &str = "/dev/ttyUSB-unplugged";
+/// An image folder the vendor software has not made yet.
+const ABSENT_FOLDER: &str = "/srv/microscope/out";
 const CONFIG: &str = "/etc/spokegate/spokegate.toml";
 
 fn config(extra: &str) -> String {
@@ -23,7 +25,8 @@ fn config(extra: &str) -> String {
         "[gateway]\nsite = \"test-site\"\nid = \"gw-systemd\"\nstate_dir = \"/var/lib/spokegate\"\n{extra}\n\
          [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n\
          [[device]]\nid = \"monitor-1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"{DEVICE}\" }}\n\n\
-         [[device]]\nid = \"unplugged-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{UNPLUGGED}\" }}\n"
+         [[device]]\nid = \"unplugged-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{UNPLUGGED}\" }}\n\n\
+         [[device]]\nid = \"scope-2\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"{ABSENT_FOLDER}\" }}\n"
     )
 }
 
@@ -179,15 +182,17 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     // The unplugged adapter is named once, with why, though it is tried again and again (each try
     // publishes its state); as a warning, without colours or times of its own (the journal keeps
     // the priority and the time).
-    watch.until("the unplugged adapter tried three times", |seen| {
+    let tries = |seen: &[String], dev: &str, state: &str| {
         seen.iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| {
-                v["topic"].as_str().is_some_and(|t| t.ends_with("/dev/unplugged-1/state"))
-                    && v["body"]["state"] == "error"
+                v["topic"].as_str().is_some_and(|t| t.ends_with(&format!("/dev/{dev}/state")))
+                    && v["body"]["state"] == state
             })
             .count()
-            >= 3
+    };
+    watch.until("the unplugged adapter and the absent folder tried three times", |seen| {
+        tries(seen, "unplugged-1", "error") >= 3 && tries(seen, "scope-2", "disconnected") >= 3
     });
     let journal = m.sh_ok("journalctl -u spokegate --no-pager -o cat");
     assert!(journal.contains("device link open"), "the daemon's log in the journal:\n{journal}");
@@ -196,6 +201,8 @@ fn the_packaged_daemon_runs_under_systemd_in_its_sandbox_restarts_after_a_crash_
     let unplugged = format!("{UNPLUGGED}: No such file or directory");
     assert_eq!(warnings.matches(&unplugged).count(), 1, "`{unplugged}` once, as a warning:\n{warnings}");
     assert!(!warnings.contains("device link open"), "information is not a warning:\n{warnings}");
+    let absent = format!("folder={ABSENT_FOLDER}");
+    assert_eq!(warnings.matches(&absent).count(), 1, "the absent folder once, as a warning:\n{warnings}");
 
     // The operator's page and its metrics are served from inside the sandbox.
     let page = m.sh_ok("curl -sf http://127.0.0.1:8480/");
