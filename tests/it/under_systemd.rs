@@ -20,10 +20,11 @@ const UNPLUGGED: &str = "/dev/ttyUSB-unplugged";
 const ABSENT_FOLDER: &str = "/srv/microscope/out";
 const CONFIG: &str = "/etc/spokegate/spokegate.toml";
 
+/// The broker by name, as a spoke names its hub's: resolved inside the sandbox.
 fn config(extra: &str) -> String {
     format!(
         "[gateway]\nsite = \"test-site\"\nid = \"gw-systemd\"\nstate_dir = \"/var/lib/spokegate\"\n{extra}\n\
-         [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n\
+         [mqtt]\nurl = \"mqtt://localhost:1883\"\n\n\
          [[device]]\nid = \"monitor-1\"\nprofile = \"hl7-pcd01\"\nserial = {{ path = \"{DEVICE}\" }}\n\n\
          [[device]]\nid = \"unplugged-1\"\nprofile = \"vitals-kv\"\nserial = {{ path = \"{UNPLUGGED}\" }}\n\n\
          [[device]]\nid = \"scope-2\"\nprofile = \"usb-microscope\"\nfolder = {{ path = \"{ABSENT_FOLDER}\" }}\n"
