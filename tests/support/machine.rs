@@ -160,7 +160,18 @@ impl Machine {
 
     /// One property of a unit (`systemctl show -p NAME --value`).
     pub fn unit_property(&self, unit: &str, name: &str) -> String {
-        self.sh_ok(&format!("systemctl show -p {name} --value {unit}")).trim().to_string()
+        let [value] = self.unit_properties(unit, [name]);
+        value
+    }
+
+    /// Several properties of a unit from one `systemctl show`, in the order asked.
+    pub fn unit_properties<const N: usize>(&self, unit: &str, names: [&str; N]) -> [String; N] {
+        let args: String = names.iter().map(|n| format!(" -p {n}")).collect();
+        let shown = self.sh_ok(&format!("systemctl show{args} {unit}"));
+        names.map(|name| {
+            let prefix = format!("{name}=");
+            shown.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().trim().to_string()
+        })
     }
 
     /// Waits until `ready` gives something, polling; fails with what the machine's journal says.
@@ -182,9 +193,10 @@ impl Machine {
     /// `systemctl start` returns once the service said READY). Returns its main PID.
     pub fn start_unit(&self, unit: &str) -> String {
         self.sh_ok(&format!("systemctl enable --now {unit} 2>&1"));
-        assert_eq!(self.unit_property(unit, "ActiveState"), "active");
-        assert_eq!(self.unit_property(unit, "SubState"), "running");
-        self.unit_property(unit, "MainPID")
+        let [active, sub, pid] = self.unit_properties(unit, ["ActiveState", "SubState", "MainPID"]);
+        assert_eq!(active, "active");
+        assert_eq!(sub, "running");
+        pid
     }
 
     /// What the sandbox gave a running process, read from its `/proc` in the machine.
@@ -207,11 +219,7 @@ impl Machine {
     /// again. Returns the new main PID.
     pub fn wait_restarted(&self, unit: &str, pid: &str) -> String {
         self.wait_for("the restart", || {
-            let (restarts, state, now) = (
-                self.unit_property(unit, "NRestarts"),
-                self.unit_property(unit, "SubState"),
-                self.unit_property(unit, "MainPID"),
-            );
+            let [restarts, state, now] = self.unit_properties(unit, ["NRestarts", "SubState", "MainPID"]);
             (restarts == "1" && state == "running" && now != pid && now != "0").then_some(now)
         })
     }
@@ -219,8 +227,9 @@ impl Machine {
     /// Stops `unit`; it ended as a clean stop does, with exit 0.
     pub fn stop_unit(&self, unit: &str) {
         self.sh_ok(&format!("systemctl stop {unit}"));
-        assert_eq!(self.unit_property(unit, "Result"), "success");
-        assert_eq!(self.unit_property(unit, "ExecMainStatus"), "0");
+        let [result, status] = self.unit_properties(unit, ["Result", "ExecMainStatus"]);
+        assert_eq!(result, "success");
+        assert_eq!(status, "0");
     }
 
     /// Starts `unit`, whose configuration has a mistake: the start fails with exit 78, systemd does
